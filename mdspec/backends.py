@@ -1,0 +1,116 @@
+"""The command backend: an external agent CLI run in the worktree, and its presets (DESIGN §4).
+
+The prompt goes to the command on stdin and in the file named by MDSPEC_PROMPT_FILE. The command may
+write its final answer (first line the commit subject) to MDSPEC_SUMMARY_FILE. Presets read the CLI's own
+JSON output for the answer, turns and cost where it gives them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mdspec.procs import run_shell
+from mdspec.session import BackendResult, RunContext, Usage
+
+PRESETS = {
+    "claude-code": "claude -p --output-format json --dangerously-skip-permissions",
+    "codex": 'codex exec --full-auto --skip-git-repo-check --output-last-message "$MDSPEC_SUMMARY_FILE" -',
+}
+
+
+def command_for(ctx: RunContext) -> str:
+    return ctx.agent.command or PRESETS[ctx.agent.preset]
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    text: str
+    turns: int
+    usage: Usage
+
+
+def _parse_output(stdout_tail: str) -> _Parsed | None:
+    """Claude Code's `--output-format json`: one JSON object with result, num_turns, usage, cost."""
+    for line in reversed(stdout_tail.strip().splitlines()):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            data: Any = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(data, dict) or "result" not in data:
+            continue
+        u = data.get("usage") or {}
+        usage = Usage(
+            int(u.get("input_tokens", 0) or 0),
+            int(u.get("output_tokens", 0) or 0),
+            int(u.get("cache_creation_input_tokens", 0) or 0),
+            int(u.get("cache_read_input_tokens", 0) or 0),
+            float(data.get("total_cost_usd", 0.0) or 0.0),
+        )
+        return _Parsed(str(data.get("result") or ""), int(data.get("num_turns", 1) or 1), usage)
+    return None
+
+
+class CommandSession:
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.turns = 0
+        self.usage = Usage()
+        self.started = time.monotonic()
+        self.prompt_file = ctx.run_dir / "prompt.md"
+        self.summary_file = ctx.run_dir / "summary.txt"
+
+    def start(self) -> BackendResult:
+        return self._run(self.ctx.task_prompt)
+
+    def fix(self, check_output: str) -> BackendResult:
+        prompt = (
+            self.ctx.task_prompt
+            + "\n\n## The check failed after your previous attempt\n\nFix the code so that it passes. "
+            + "Its output:\n\n```\n"
+            + check_output
+            + "\n```\n"
+        )
+        return self._run(prompt)
+
+    def _run(self, prompt: str) -> BackendResult:
+        ctx = self.ctx
+        full = ctx.system_prompt + "\n\n" + prompt
+        self.prompt_file.write_text(full, encoding="utf-8")
+        self.summary_file.unlink(missing_ok=True)
+        env = {**ctx.env, "MDSPEC_PROMPT_FILE": str(self.prompt_file), "MDSPEC_SUMMARY_FILE": str(self.summary_file)}
+        remaining = ctx.agent.max_minutes * 60 - (time.monotonic() - self.started)
+        command = command_for(ctx)
+        ctx.on_progress({"event": "tool", "name": "command", "summary": command, "is_error": False})
+        if remaining <= 0:
+            return self._result("", "max_minutes", None)
+        res = run_shell(command, ctx.worktree, env, ctx.run_dir / "output.log", remaining, stdin_text=full)
+        self.turns += 1
+        parsed = _parse_output(res.output_tail) if ctx.agent.preset == "claude-code" or not ctx.agent.preset else None
+        if parsed:
+            self.usage = self.usage + parsed.usage
+        text = ""
+        if self.summary_file.is_file():
+            text = self.summary_file.read_text(encoding="utf-8", errors="replace")
+        elif parsed:
+            text = parsed.text
+        ctx.on_progress({"event": "turn", "turn": self.turns, "cost_usd": self.usage.cost_usd})
+        if res.timed_out:
+            return self._result(text, "max_minutes", None)
+        if res.returncode == 127:
+            first = command.split()[0] if command.split() else command
+            return self._result(text, "error", f"agent command not found: {first!r} (exit 127); see output.log")
+        if res.returncode != 0:
+            last = res.output_tail.strip().splitlines()[-1:] or [""]
+            return self._result(text, "error", f"agent command exited with status {res.returncode}: {last[0][:200]}")
+        if self.usage.cost_usd > ctx.agent.max_cost_usd:
+            return self._result(text, "max_cost_usd", None)
+        return self._result(text, None, None)
+
+    def _result(self, text: str, stopped_by: str | None, error: str | None) -> BackendResult:
+        return BackendResult(text, self.turns, self.usage, stopped_by, error, (), self.ctx.agent.model)

@@ -1,0 +1,177 @@
+"""The command line. Commands only parse arguments and call plain functions returning an exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from mdspec import __version__
+from mdspec.errors import run_guarded
+
+
+def _out(line: str) -> None:
+    click.echo(line)
+
+
+def _call(fn: object, *args: object) -> None:
+    code = run_guarded(lambda: fn(*args))  # type: ignore[operator]
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mdspec")
+def cli() -> None:
+    """mdspec: programming in markdown.
+
+    Write the application as a spec under spec/ (or a TASK.md for a bug or a one-off job) and commit it.
+    A post-commit hook starts an agent that implements the change in an isolated worktree; mdspec commits
+    the result as a follow-up commit on your branch. Undo one with `git revert`.
+
+    \b
+    Start:   mdspec init            (in your repository)
+    Watch:   mdspec status, mdspec log -f
+    By hand: mdspec run, mdspec apply
+    """
+
+
+@cli.command()
+@click.option("--git-hook", is_flag=True, help="Install a plain git post-commit hook instead of using pre-commit.")
+@click.option("--pre-commit-repo", "remote", metavar="URL", help="Pin mdspec as a remote pre-commit hook repository.")
+@click.option("--rev", metavar="REV", help="The tag or commit of --pre-commit-repo to pin.")
+def init(git_hook: bool, remote: str | None, rev: str | None) -> None:
+    """Set up mdspec in the current repository.
+
+    Creates (only where absent) spec/README.md, notes/README.md, AGENTS.md, CLAUDE.md and .mdspec.toml,
+    adds the mdspec hook to .pre-commit-config.yaml and runs `pre-commit install --hook-type post-commit`.
+    Commits nothing. Safe to run again.
+    """
+    from mdspec import install
+
+    _call(install.init, Path.cwd(), git_hook, remote, rev, _out)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json: bool) -> None:
+    """Show the running run, queued and pending spec commits, and the last runs."""
+    from mdspec import report
+
+    _call(report.status, Path.cwd(), as_json, _out)
+
+
+@cli.command()
+@click.argument("run", required=False)
+@click.option("-f", "--follow", is_flag=True, help="Follow the live run until it ends.")
+def log(run: str | None, follow: bool) -> None:
+    """Print a run's record and its transcript or output (default: the newest run).
+
+    RUN is a run id or a unique prefix of one, as `mdspec status` shows them.
+    """
+    from mdspec import report
+
+    _call(report.log, Path.cwd(), run, follow, _out)
+
+
+@cli.command()
+@click.argument("revs", nargs=-1)
+@click.option("--foreground", is_flag=True, help="Run here and wait, printing progress, instead of in the background.")
+def run(revs: tuple[str, ...], foreground: bool) -> None:
+    """Start a run by hand.
+
+    Without REVs it implements every pending spec commit on the current branch, including those whose
+    generated commit was reverted. With REVs, exactly those spec commits.
+    """
+    from mdspec import runner
+
+    if foreground or os.environ.get("MDSPEC_FOREGROUND"):
+        _call(runner.run_now, Path.cwd(), revs, _out)
+    _call(_background_run, revs)
+
+
+def _background_run(revs: tuple[str, ...]) -> int:
+    from mdspec import hook, paths, runner, triggers
+    from mdspec.git import Repo
+
+    repo = Repo(Path.cwd())
+    if revs:
+        # Explicit commits: run them now in the foreground; a detached worker has no way to be told which.
+        return runner.run_now(Path.cwd(), revs, _out)
+    branch = repo.head_branch()
+    tip = repo.resolve_ref(branch) if branch else None
+    if tip is None:
+        return runner.run_now(Path.cwd(), revs, _out)  # reports detached/unborn clearly
+    dirs = paths.discover(str(repo.top))
+    assert dirs is not None
+    from mdspec import config, pending
+
+    ps = pending.find(repo, tip, config.load(repo.top))
+    todo = ps.all_pending
+    if not todo:
+        _out("mdspec: nothing pending: every spec commit on this branch is implemented")
+        return 0
+    for s in todo:
+        triggers.enqueue(dirs.state_dir, s.sha, branch or "")
+    hook.spawn_worker(dirs.top, dirs.state_dir, None)
+    _out(f"mdspec: run started in the background for {len(todo)} spec commit(s); follow it with `mdspec log -f`")
+    return 0
+
+
+@cli.command()
+@click.argument("run", required=False)
+def apply(run: str | None) -> None:
+    """Land a held result (default: the newest), with the same safety as a run."""
+    from mdspec import runner
+
+    _call(runner.apply, Path.cwd(), run, _out)
+
+
+@cli.command("validate-config")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def validate_config(file: Path | None) -> None:
+    """Check .mdspec.toml (or [tool.mdspec] in pyproject.toml, or FILE)."""
+    from mdspec import config
+
+    def check() -> int:
+        if file is not None:
+            cfg = config.load_file(file)
+        else:
+            from mdspec.git import Repo
+
+            cfg = config.load(Repo(Path.cwd()).top)
+        _out(f"{cfg.config_name}: OK (backend {cfg.agent.backend}, watching {', '.join(cfg.watch)})")
+        return 0
+
+    _call(check)
+
+
+@cli.group()
+def hook() -> None:
+    """Git hook entry points (installed by `mdspec init`)."""
+
+
+@hook.command("post-commit")
+def hook_post_commit() -> None:
+    """The post-commit fast path: queue a spec commit and start the worker."""
+    from mdspec.hook import post_commit
+
+    sys.exit(post_commit())
+
+
+@cli.command(hidden=True)
+@click.option("--wait-pid", type=int, default=None)
+def worker(wait_pid: int | None) -> None:
+    """Drain the queue (started by the hook)."""
+    from mdspec import runner
+
+    _call(runner.work, Path.cwd(), wait_pid, _out)
+
+
+def main() -> int:
+    try:
+        cli.main(standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0

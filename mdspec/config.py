@@ -1,0 +1,273 @@
+"""Load and validate `.mdspec.toml` (or `[tool.mdspec]` in pyproject.toml) into one frozen Config.
+
+Every error names the file and the key (`.mdspec.toml: agent.max_turns: expected an integer, got "ten"`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from mdspec.errors import ConfigError
+from mdspec.globs import GlobError, check_glob
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+CONFIG_FILE = ".mdspec.toml"
+PYPROJECT = "pyproject.toml"
+ALWAYS_PROTECTED = ("AGENTS.md", "CLAUDE.md")
+BACKENDS = ("anthropic", "command")
+PRESETS = ("", "claude-code", "codex")
+SANDBOX_MODES = ("auto", "bwrap", "off")
+
+
+@dataclass(frozen=True)
+class Price:
+    """US dollars per million tokens."""
+
+    input: float
+    output: float
+    cache_write: float
+    cache_read: float
+
+
+# Published list prices (USD per million tokens) for current models; `[agent.prices.<model>]` overrides.
+# Cache writes are the 5-minute tier (1.25 x input), cache reads 0.1 x input.
+DEFAULT_PRICES: Mapping[str, Price] = {
+    "claude-opus-4-5": Price(5.0, 25.0, 6.25, 0.50),
+    "claude-opus-4-1": Price(15.0, 75.0, 18.75, 1.50),
+    "claude-sonnet-4-5": Price(3.0, 15.0, 3.75, 0.30),
+    "claude-sonnet-4-0": Price(3.0, 15.0, 3.75, 0.30),
+    "claude-haiku-4-5": Price(1.0, 5.0, 1.25, 0.10),
+}
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    backend: str = "anthropic"
+    model: str = "claude-sonnet-4-5"
+    max_turns: int = 60
+    max_cost_usd: float = 5.0
+    max_minutes: float = 30.0
+    max_tokens: int = 16000
+    command: str = ""
+    preset: str = ""
+    prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+
+    def price(self, model: str | None = None) -> Price | None:
+        """The price of `model` (default: the configured one); dated ids fall back to their family."""
+        name = model or self.model
+        if name in self.prices:
+            return self.prices[name]
+        for known in sorted(self.prices, key=len, reverse=True):
+            if name.startswith(known):
+                return self.prices[known]
+        return None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None  # the file it came from; None means built-in defaults
+    watch: tuple[str, ...] = ("spec/**", "TASK.md")
+    protected: tuple[str, ...] = ()
+    notes_dir: str = "notes"
+    check: str = ""
+    check_rounds: int = 2
+    check_minutes: float = 10.0
+    land_failing: bool = True
+    background: bool = True
+    sandbox: str = "auto"
+    network: bool = False
+    agent: AgentConfig = field(default_factory=AgentConfig)
+
+    @property
+    def config_name(self) -> str:
+        return self.path.name if self.path else CONFIG_FILE
+
+    @property
+    def protected_globs(self) -> tuple[str, ...]:
+        """Everything the agent may read but never change."""
+        seen: dict[str, None] = {}
+        for g in (*self.watch, *ALWAYS_PROTECTED, self.config_name, *self.protected):
+            seen.setdefault(g, None)
+        return tuple(seen)
+
+
+# --- validation -------------------------------------------------------------------------------------
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
+        type(value), type(value).__name__
+    )
+
+
+class _Checker:
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    def fail(self, key: str, msg: str) -> ConfigError:
+        return ConfigError(f"{self.file}: {key}: {msg}")
+
+    def string(self, key: str, v: Any, choices: tuple[str, ...] | None = None) -> str:
+        if not isinstance(v, str):
+            raise self.fail(key, f"expected a string, got {_type_name(v)} {v!r}")
+        if choices is not None and v not in choices:
+            raise self.fail(key, f"expected one of {', '.join(repr(c) for c in choices)}; got {v!r}")
+        return v
+
+    def boolean(self, key: str, v: Any) -> bool:
+        if not isinstance(v, bool):
+            raise self.fail(key, f"expected true or false, got {_type_name(v)} {v!r}")
+        return v
+
+    def integer(self, key: str, v: Any, minimum: int = 0) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.fail(key, f"expected an integer, got {_type_name(v)} {v!r}")
+        if v < minimum:
+            raise self.fail(key, f"must be at least {minimum}, got {v}")
+        return v
+
+    def number(self, key: str, v: Any, positive: bool = True) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise self.fail(key, f"expected a number, got {_type_name(v)} {v!r}")
+        if positive and v <= 0:
+            raise self.fail(key, f"must be greater than 0, got {v}")
+        return float(v)
+
+    def globs(self, key: str, v: Any) -> tuple[str, ...]:
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list) or not all(isinstance(g, str) for g in v):
+            raise self.fail(key, f"expected a list of glob strings, got {v!r}")
+        for g in v:
+            try:
+                check_glob(g)
+            except GlobError as exc:
+                raise self.fail(key, f"bad glob {g!r}: {exc}") from None
+        return tuple(v)
+
+    def table(self, key: str, v: Any) -> dict[str, Any]:
+        if not isinstance(v, dict):
+            raise self.fail(key, f"expected a table, got {_type_name(v)} {v!r}")
+        return v
+
+    def unknown(self, prefix: str, data: Mapping[str, Any], known: set[str]) -> None:
+        for k in data:
+            if k not in known:
+                hint = ", ".join(sorted(known))
+                raise self.fail(prefix + k, f"unknown key (known keys: {hint})")
+
+
+def _validate_prices(c: _Checker, raw: dict[str, Any]) -> dict[str, Price]:
+    prices = dict(DEFAULT_PRICES)
+    names = [f.name for f in fields(Price)]
+    for model, table in raw.items():
+        key = f"agent.prices.{model}"
+        t = c.table(key, table)
+        c.unknown(key + ".", t, set(names))
+        missing = [n for n in names if n not in t]
+        base = prices.get(model)
+        if missing and base is None:
+            raise c.fail(key, f"missing {', '.join(missing)} (USD per million tokens)")
+        values = {n: c.number(f"{key}.{n}", t[n], positive=False) if n in t else getattr(base, n) for n in names}
+        prices[model] = Price(**values)
+    return prices
+
+
+def _validate_agent(c: _Checker, raw: dict[str, Any]) -> AgentConfig:
+    d = AgentConfig()
+    c.unknown("agent.", raw, {f.name for f in fields(AgentConfig)})
+    get: Callable[[str, Any], Any] = lambda k, default: raw.get(k, default)  # noqa: E731
+    agent = AgentConfig(
+        backend=c.string("agent.backend", get("backend", d.backend), BACKENDS),
+        model=c.string("agent.model", get("model", d.model)),
+        max_turns=c.integer("agent.max_turns", get("max_turns", d.max_turns), minimum=1),
+        max_cost_usd=c.number("agent.max_cost_usd", get("max_cost_usd", d.max_cost_usd)),
+        max_minutes=c.number("agent.max_minutes", get("max_minutes", d.max_minutes)),
+        max_tokens=c.integer("agent.max_tokens", get("max_tokens", d.max_tokens), minimum=1),
+        command=c.string("agent.command", get("command", d.command)),
+        preset=c.string("agent.preset", get("preset", d.preset), PRESETS),
+        prices=_validate_prices(c, c.table("agent.prices", get("prices", {}))),
+    )
+    if agent.command and agent.preset:
+        raise c.fail("agent.command", "set either command or preset, not both")
+    if "backend" not in raw and (agent.command or agent.preset):
+        agent = AgentConfig(**{**{f.name: getattr(agent, f.name) for f in fields(agent)}, "backend": "command"})
+    if agent.backend == "command" and not (agent.command or agent.preset):
+        raise c.fail("agent.command", 'the command backend needs `command = "..."` or `preset = "claude-code"`')
+    return agent
+
+
+def from_mapping(raw: Mapping[str, Any], path: Path | None, file_label: str) -> Config:
+    c = _Checker(file_label)
+    d = Config(path=None)
+    known = {f.name for f in fields(Config)} - {"path"}
+    c.unknown("", raw, known)
+    get = raw.get
+    notes_dir = c.string("notes_dir", get("notes_dir", d.notes_dir)).strip("/")
+    if not notes_dir or notes_dir.startswith(".") or ".." in notes_dir.split("/"):
+        raise c.fail("notes_dir", f"expected a relative directory inside the repository, got {notes_dir!r}")
+    return Config(
+        path=path,
+        watch=c.globs("watch", get("watch", list(d.watch))),
+        protected=c.globs("protected", get("protected", [])),
+        notes_dir=notes_dir,
+        check=c.string("check", get("check", d.check)),
+        check_rounds=c.integer("check_rounds", get("check_rounds", d.check_rounds)),
+        check_minutes=c.number("check_minutes", get("check_minutes", d.check_minutes)),
+        land_failing=c.boolean("land_failing", get("land_failing", d.land_failing)),
+        background=c.boolean("background", get("background", d.background)),
+        sandbox=c.string("sandbox", get("sandbox", d.sandbox), SANDBOX_MODES),
+        network=c.boolean("network", get("network", d.network)),
+        agent=_validate_agent(c, c.table("agent", get("agent", {}))),
+    )
+
+
+def find(top: Path) -> Path | None:
+    """The config file of the repository at `top`: `.mdspec.toml`, else a pyproject with [tool.mdspec]."""
+    own = top / CONFIG_FILE
+    if own.is_file():
+        return own
+    py = top / PYPROJECT
+    try:
+        if py.is_file() and "[tool.mdspec" in py.read_text(encoding="utf-8"):
+            return py
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def load_file(path: Path) -> Config:
+    label = path.name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{label}: cannot read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{label}: not valid TOML: {exc}") from None
+    if path.name == PYPROJECT:
+        tool = data.get("tool", {})
+        data = tool.get("mdspec", {}) if isinstance(tool, dict) else {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{label}: tool.mdspec: expected a table")
+        label = f"{label} [tool.mdspec]"
+    return from_mapping(data, path, label)
+
+
+def load(top: Path, required: bool = True) -> Config:
+    """The repository's config; with `required`, a missing one is an error telling to run `mdspec init`."""
+    path = find(top)
+    if path is None:
+        if required:
+            raise ConfigError(f"no {CONFIG_FILE} in {top}: run `mdspec init` there first")
+        return Config(path=None)
+    return load_file(path)

@@ -1,0 +1,79 @@
+"""FatalError and the top-level error handler.
+
+Expected failures raise a FatalError subclass: one line on stderr, exit 1. Anything else is a bug: one
+line pointing at a log file that keeps the traceback. `MDSPEC_RAISE=1` re-raises instead (for debugging).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+
+class FatalError(Exception):
+    """An expected failure with a message meant for the user."""
+
+    exit_code = 1
+
+
+class NotARepository(FatalError):
+    pass
+
+
+class ConfigError(FatalError):
+    pass
+
+
+class GitError(FatalError):
+    pass
+
+
+class BackendError(FatalError):
+    pass
+
+
+def error_log_path() -> Path:
+    """Where tracebacks go: the repository's state dir when there is one, else the temp dir."""
+    from mdspec import paths  # late: paths is cheap but not needed on the happy path
+
+    state = paths.find_state_dir(os.getcwd())
+    if state is not None and os.path.isdir(os.path.dirname(state)):
+        return Path(state) / "error.log"
+    return Path(tempfile.gettempdir()) / f"mdspec-error-{os.getuid()}.log"
+
+
+def write_traceback(exc: BaseException) -> Path:
+    path = error_log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            f.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} pid {os.getpid()} argv {sys.argv!r}\n")
+            f.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    except OSError:
+        pass
+    return path
+
+
+def run_guarded(fn: Callable[[], int]) -> int:
+    """Call `fn`, turning exceptions into one-line messages and exit codes."""
+    try:
+        return fn()
+    except FatalError as exc:
+        if os.environ.get("MDSPEC_RAISE"):
+            raise
+        print(f"mdspec: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mdspec: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if os.environ.get("MDSPEC_RAISE"):
+            raise
+        log = write_traceback(exc)
+        print(f"mdspec: internal error: {type(exc).__name__}: {exc} (traceback in {log})", file=sys.stderr)
+        return 2

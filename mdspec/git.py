@@ -1,0 +1,273 @@
+"""Everything mdspec does with git. The only module that imports pygit2.
+
+pygit2 reads objects, walks history and writes commits; the git CLI is used where git's own safety is
+wanted (worktrees, updating a checkout without clobbering edits, compare-and-swap ref updates), always
+with the `GIT_*` variables a hook inherits cleared, so no command aims at the wrong repository or index.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+
+from mdspec.errors import GitError, NotARepository
+
+ZERO = "0" * 40
+
+
+def clean_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment without git's hook variables (GIT_DIR, GIT_INDEX_FILE, GIT_AUTHOR_* …)."""
+    src = os.environ if base is None else base
+    return {k: v for k, v in src.items() if not k.startswith("GIT_")}
+
+
+def run(
+    args: list[str],
+    cwd: Path,
+    *,
+    check: bool = True,
+    input: str | bytes | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run git with a clean environment; on failure with `check`, a GitError naming the command."""
+    e = clean_env()
+    if env:
+        e.update(env)
+    proc = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env=e,
+        input=input.decode() if isinstance(input, bytes) else input,
+        capture_output=True,
+        text=True,
+        errors="replace",
+    )
+    if check and proc.returncode != 0:
+        msg = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+        raise GitError(f"git {' '.join(args[:3])} failed: {msg[-1] if msg else f'exit {proc.returncode}'}")
+    return proc
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    parents: tuple[str, ...]
+    message: str
+    author_name: str
+    author_email: str
+    tree: str
+
+    @property
+    def subject(self) -> str:
+        return self.message.split("\n", 1)[0]
+
+    @property
+    def short(self) -> str:
+        return self.sha[:10]
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    email: str
+
+
+class Repo:
+    """A non-bare repository with a working tree."""
+
+    def __init__(self, start: Path) -> None:
+        path = pygit2.discover_repository(str(start))
+        if path is None:
+            raise NotARepository(f"{start} is not inside a git repository: run mdspec inside one")
+        self.pg = pygit2.Repository(path)
+        if self.pg.is_bare or self.pg.workdir is None:
+            raise NotARepository(f"{path} is a bare repository: mdspec needs a working tree")
+        self.top = Path(self.pg.workdir).resolve()
+        self.git_dir = Path(self.pg.path).resolve()
+        common = self.git_dir
+        if (self.git_dir / "commondir").is_file():
+            common = (self.git_dir / (self.git_dir / "commondir").read_text().strip()).resolve()
+        self.common_dir = common
+
+    # --- refs ---------------------------------------------------------------------------------------
+
+    def head_branch(self) -> str | None:
+        """`refs/heads/x` HEAD points at (born or unborn), or None when detached."""
+        if self.pg.head_is_detached:
+            return None
+        try:
+            return str(self.pg.lookup_reference("HEAD").target)
+        except KeyError:
+            return None
+
+    def resolve_ref(self, ref: str) -> str | None:
+        try:
+            return str(self.pg.lookup_reference(ref).resolve().target)
+        except (KeyError, pygit2.InvalidSpecError):
+            return None
+
+    def rev_parse(self, rev: str) -> str:
+        try:
+            obj = self.pg.revparse_single(rev)
+            commit = obj.peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.InvalidSpecError, pygit2.GitError):
+            raise GitError(f"{rev!r} does not name a commit in {self.top}") from None
+        return str(commit.id)
+
+    def update_ref(self, ref: str, new: str, old: str | None, message: str) -> bool:
+        """Compare-and-swap `ref` from `old` (None: must not exist) to `new`; False when it had moved."""
+        proc = run(["update-ref", "-m", message, ref, new, old or ZERO], self.top, check=False)
+        return proc.returncode == 0
+
+    def delete_ref(self, ref: str) -> None:
+        run(["update-ref", "-d", ref], self.top, check=False)
+
+    def refs(self, prefix: str) -> list[str]:
+        return [r for r in self.pg.listall_references() if r.startswith(prefix)]
+
+    # --- objects ------------------------------------------------------------------------------------
+
+    def commit(self, sha: str) -> CommitInfo:
+        c = self.pg.get(sha)
+        if c is None or not isinstance(c, pygit2.Commit):
+            raise GitError(f"{sha[:12]} is not a commit in {self.top}")
+        return CommitInfo(
+            sha=str(c.id),
+            parents=tuple(str(p) for p in c.parent_ids),
+            message=c.message,
+            author_name=c.author.name,
+            author_email=c.author.email,
+            tree=str(c.tree_id),
+        )
+
+    def has_commit(self, sha: str) -> bool:
+        try:
+            return isinstance(self.pg.get(sha), pygit2.Commit)
+        except ValueError:
+            return False
+
+    def first_parent_walk(self, tip: str, limit: int) -> Iterator[CommitInfo]:
+        """Commits from `tip` back along first parents, newest first, at most `limit`."""
+        walker = self.pg.walk(tip, pygit2.enums.SortMode.TOPOLOGICAL)
+        walker.simplify_first_parent()
+        for n, c in enumerate(walker):
+            if n >= limit:
+                return
+            yield CommitInfo(
+                sha=str(c.id),
+                parents=tuple(str(p) for p in c.parent_ids),
+                message=c.message,
+                author_name=c.author.name,
+                author_email=c.author.email,
+                tree=str(c.tree_id),
+            )
+
+    def changed_paths(self, info: CommitInfo) -> list[str]:
+        """Paths changed by a commit against its first parent (all paths for a root commit)."""
+        new = self.pg.get(info.tree)
+        if info.parents:
+            old = self.pg.get(self.pg.get(info.parents[0]).tree_id)
+            diff = old.diff_to_tree(new)
+        else:
+            diff = new.diff_to_tree(swap=True)
+        out: list[str] = []
+        for d in diff.deltas:
+            out.append(d.new_file.path)
+            if d.old_file.path != d.new_file.path:
+                out.append(d.old_file.path)
+        return out
+
+    def diff_text(self, old_sha: str | None, new_sha: str, paths: list[str], limit: int) -> str:
+        """A unified diff from `old_sha` (None: empty tree) to `new_sha` for `paths`, capped at `limit` chars."""
+        if not paths:
+            return ""
+        args = ["diff", "--no-color", "--no-ext-diff", "-M"]
+        if old_sha is None:
+            args += ["4b825dc642cb6eb9a060e54bf8d69288fbee4904", new_sha]
+        else:
+            args += [old_sha, new_sha]
+        proc = run([*args, "--", *paths], self.top, check=False)
+        text = proc.stdout
+        if len(text) > limit:
+            cut = len(text) - limit
+            text = text[:limit] + f"\n[… {cut} more characters of this diff cut …]\n"
+        return text
+
+    def blob_at(self, sha: str, path: str) -> bytes | None:
+        try:
+            entry = self.pg.get(sha).peel(pygit2.Tree)[path]
+        except (KeyError, ValueError):
+            return None
+        obj = self.pg.get(entry.id)
+        return obj.data if isinstance(obj, pygit2.Blob) else None
+
+    def tree_has(self, sha: str, path: str) -> bool:
+        try:
+            self.pg.get(sha).peel(pygit2.Tree)[path]
+        except KeyError:
+            return False
+        return True
+
+    def tracked_files(self, sha: str) -> list[str]:
+        tree = self.pg.get(sha).peel(pygit2.Tree)
+        out: list[str] = []
+
+        def walk(t: pygit2.Tree, prefix: str) -> None:
+            for e in t:
+                if e.type_str == "tree":
+                    walk(self.pg.get(e.id), prefix + e.name + "/")
+                else:
+                    out.append(prefix + e.name)
+
+        walk(tree, "")
+        return out
+
+    def tree_of(self, sha: str) -> str:
+        return str(self.pg.get(sha).peel(pygit2.Commit).tree_id)
+
+    # --- writing ------------------------------------------------------------------------------------
+
+    def identity(self) -> Identity:
+        cfg = self.pg.config
+        try:
+            name = cfg["user.name"]
+            email = cfg["user.email"]
+        except KeyError:
+            raise GitError(
+                "git has no user.name/user.email here: set them with `git config user.name …` and "
+                "`git config user.email …`, then `mdspec run`"
+            ) from None
+        return Identity(str(name), str(email))
+
+    def create_commit(self, tree: str, parent: str, message: str, author: Identity, committer: Identity) -> str:
+        a = pygit2.Signature(author.name, author.email)
+        c = pygit2.Signature(committer.name, committer.email)
+        oid = self.pg.create_commit(None, a, c, message, pygit2.Oid(hex=tree), [pygit2.Oid(hex=parent)])
+        return str(oid)
+
+    def rebase_commit(self, sha: str, onto: str, committer: Identity) -> str | None:
+        """Replay commit `sha` (one parent) onto `onto` in memory; None when it conflicts."""
+        c = self.pg.get(sha)
+        base_tree = self.pg.get(c.parent_ids[0]).tree
+        onto_commit = self.pg.get(onto)
+        index = self.pg.merge_trees(base_tree, onto_commit.tree, c.tree)
+        if index.conflicts is not None:
+            return None
+        tree = index.write_tree(self.pg)
+        sig = pygit2.Signature(committer.name, committer.email)
+        return str(self.pg.create_commit(None, c.author, sig, c.message, tree, [onto_commit.id]))
+
+    def add_note(self, sha: str, text: str, ref: str, who: Identity) -> None:
+        sig = pygit2.Signature(who.name, who.email)
+        self.pg.create_note(text, sig, sig, sha, ref, True)
+
+    def note(self, sha: str, ref: str) -> str | None:
+        try:
+            return str(self.pg.lookup_note(sha, ref).message)
+        except KeyError:
+            return None

@@ -1,0 +1,181 @@
+"""The post-commit fast path (DESIGN §3.1): decide in a few milliseconds, enqueue, start a worker.
+
+Runs on every commit, so it imports only `os`/`sys` and mdspec's import-free helpers: no click, pygit2,
+anthropic, subprocess, re or tomllib on the common path. The watched globs come from a small cache file
+keyed by the config file's size and mtime; only a cache miss loads the full config.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from mdspec import paths, trailers, triggers
+from mdspec.globs import Globs
+
+CACHE_NAME = "hook-cache"
+CONFIG_NAMES = (".mdspec.toml", "pyproject.toml")
+
+
+def _config_file(top: str) -> str | None:
+    own = os.path.join(top, ".mdspec.toml")
+    if os.path.isfile(own):
+        return own
+    py = os.path.join(top, "pyproject.toml")
+    try:
+        with open(py, encoding="utf-8") as f:
+            if "[tool.mdspec" in f.read():
+                return py
+    except (OSError, UnicodeDecodeError):
+        pass
+    return None
+
+
+def _settings(state_dir: str, cfg_path: str) -> tuple[list[str], bool]:
+    """(watch globs, background) from the cache, or from the config (then cached). Raises ConfigError."""
+    st = os.stat(cfg_path)
+    key = f"{cfg_path}\t{st.st_size}\t{st.st_mtime_ns}"
+    cache = os.path.join(state_dir, CACHE_NAME)
+    try:
+        with open(cache, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+        if lines[0] == key:
+            return [g for g in lines[2:] if g], lines[1] == "1"
+    except (OSError, IndexError):
+        pass
+    from mdspec import config  # the slow path: tomllib and validation
+
+    from pathlib import Path
+
+    cfg = config.load_file(Path(cfg_path))
+    os.makedirs(state_dir, exist_ok=True)
+    tmp = f"{cache}.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join([key, "1" if cfg.background else "0", *cfg.watch]) + "\n")
+    os.replace(tmp, cache)
+    return list(cfg.watch), cfg.background
+
+
+def _git(args: list[str], cwd: str) -> bytes:
+    """Run git and return stdout, without importing subprocess (posix_spawn and a pipe)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    r, w = os.pipe()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        pid = os.posix_spawnp(
+            "git",
+            ["git", "-C", cwd, *args],
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, devnull, 0),
+                (os.POSIX_SPAWN_DUP2, w, 1),
+                (os.POSIX_SPAWN_DUP2, devnull, 2),
+            ],
+        )
+    finally:
+        os.close(w)
+        os.close(devnull)
+    chunks = []
+    while True:
+        b = os.read(r, 65536)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise OSError(f"git {' '.join(args)} failed")
+    return b"".join(chunks)
+
+
+def _committing_git_pid() -> int | None:
+    """The `git` process that ran this hook (our parent, or pre-commit's parent), found through /proc."""
+    pid = os.getppid()
+    for _ in range(5):
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+                stat = f.read()
+        except OSError:
+            return None
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if comm == "git":
+            return pid
+        pid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if pid <= 1:
+            return None
+    return None
+
+
+def spawn_worker(top: str, state_dir: str, wait_pid: int | None) -> int:
+    """A detached worker: new session, no inherited stdio (pre-commit waits for its output pipe to close)."""
+    os.makedirs(state_dir, exist_ok=True)
+    log = os.open(os.path.join(state_dir, "worker.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    argv = [sys.executable, "-m", "mdspec", "worker"]
+    if wait_pid:
+        argv += ["--wait-pid", str(wait_pid)]
+    try:
+        return os.posix_spawn(
+            sys.executable,
+            argv,
+            env,
+            file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, log, 1), (os.POSIX_SPAWN_DUP2, log, 2)],
+            setsid=True,
+        )
+    finally:
+        os.close(log)
+        os.close(devnull)
+
+
+def post_commit() -> int:
+    """`mdspec hook post-commit`. Exit status 0 unless the user must act (no config, bad config)."""
+    if os.environ.get("MDSPEC_RUNNING"):
+        return 0  # a commit made by a run, or by something a run started
+    dirs = paths.discover(os.getcwd())
+    if dirs is None:
+        print("mdspec: error: the post-commit hook ran outside a git repository", file=sys.stderr)
+        return 1
+    if paths.operation_in_progress(dirs.git_dir):
+        return 0
+    branch = paths.head_ref(dirs.git_dir)
+    if branch is None:
+        return 0  # detached HEAD: no branch to land on
+    cfg_path = _config_file(dirs.top)
+    if cfg_path is None:
+        print(
+            f"mdspec: error: no .mdspec.toml in {dirs.top}: run `mdspec init` (or remove the mdspec hook)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        watch, background = _settings(dirs.state_dir, cfg_path)
+    except Exception as exc:  # noqa: BLE001 - ConfigError and OSError alike: one line, never a traceback
+        print(f"mdspec: error: {exc}", file=sys.stderr)
+        return 1
+    # One git process: parents, message and changed paths of HEAD against its first parent.
+    try:
+        out = _git(["diff-tree", "-r", "-z", "--root", "--no-renames", "--name-only", "--format=%H%x00%P%x00%B%x00",
+                    "HEAD"], dirs.top)
+    except OSError:
+        return 0  # unborn branch or unreadable HEAD: nothing was committed that we could read
+    fields = out.decode("utf-8", "replace").split("\0")
+    sha, parents, message = fields[0].strip(), fields[1].split(), fields[2]
+    changed = [p.strip("\n") for p in fields[3:] if p.strip("\n")]
+    if len(parents) > 1 or trailers.is_generated(message):
+        return 0
+    if not Globs(watch).any_match(changed):
+        return 0
+    triggers.enqueue(dirs.state_dir, sha, branch)
+    short = sha[:10]
+    if not background or os.environ.get("MDSPEC_FOREGROUND"):
+        print(f"mdspec: spec commit {short}: running the agent now (foreground)", flush=True)
+        from mdspec import runner  # heavy imports only for a foreground run
+        from mdspec.errors import run_guarded
+
+        top = runner.Path(dirs.top)
+        return run_guarded(lambda: runner.work(top, None, lambda s: print(s, flush=True)))
+    spawn_worker(dirs.top, dirs.state_dir, _committing_git_pid())
+    print(f"mdspec: spec commit {short} queued; the agent runs in the background. "
+          "Follow it: `mdspec status` or `mdspec log -f`")
+    return 0

@@ -1,0 +1,66 @@
+"""Run records under `<state>/runs/<run-id>/`: run.json (rewritten atomically as the run goes) and the
+transcript/output files beside it. Reading tolerates a truncated or corrupted run.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+RUNNING, LANDED, HELD, EMPTY, FAILED, INTERRUPTED, CANCELLED = (
+    "running",
+    "landed",
+    "held",
+    "empty",
+    "failed",
+    "interrupted",
+    "cancelled",
+)
+
+
+def runs_dir(state_dir: Path) -> Path:
+    return state_dir / "runs"
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def write(run_dir: Path, record: dict[str, Any]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / f".run.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, run_dir / "run.json")
+
+
+def read(run_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            return data
+        raise ValueError("not an object")
+    except (OSError, ValueError) as exc:
+        return {"id": run_dir.name, "status": "unreadable", "reason": f"run.json unreadable: {exc}"}
+
+
+def all_runs(state_dir: Path) -> list[dict[str, Any]]:
+    """Every run record, newest first."""
+    d = runs_dir(state_dir)
+    if not d.is_dir():
+        return []
+    return [read(p) for p in sorted(d.iterdir(), reverse=True) if p.is_dir()]
+
+
+def find_run(state_dir: Path, prefix: str | None) -> Path | None:
+    """The run directory whose id starts with `prefix` (None: the newest), if exactly one matches."""
+    d = runs_dir(state_dir)
+    if not d.is_dir():
+        return None
+    names = sorted((p.name for p in d.iterdir() if p.is_dir()), reverse=True)
+    if prefix is None:
+        return d / names[0] if names else None
+    hits = [n for n in names if n.startswith(prefix)]
+    return d / hits[0] if len(hits) == 1 else None

@@ -1,0 +1,495 @@
+"""One run end to end, and the worker that drains the queue (DESIGN §3).
+
+worker: take the per-repository lock (a second worker leaves its trigger in the queue and exits; the
+running one picks it up), wait for the committing git process to finish, then for each queued branch:
+pending set → persistent worktree at the tip → backend → protected paths restored → check and fix rounds
+→ generated commit → land or hold → record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mdspec import config, land, pending, prompt, records, trailers, triggers, worktree
+from mdspec.check import run_check
+from mdspec.config import Config
+from mdspec.errors import FatalError
+from mdspec.git import Identity, Repo, clean_env
+from mdspec.globs import Globs
+from mdspec.pending import SpecCommit
+from mdspec.session import BackendResult, RunContext, Session
+
+NOTES_REF = "refs/notes/mdspec"
+SUBJECT_MAX = 72
+Printer = Callable[[str], None]
+
+# Variables that carry credentials: the agent's own commands never see them.
+_SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
+_SECRET_PREFIXES = ("ANTHROPIC_", "AWS_", "OPENAI_", "GOOGLE_", "AZURE_", "SSH_AUTH")
+
+
+def agent_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What the agent's commands and the check run with: no git hook variables, no credentials."""
+    env = clean_env(base)
+    for k in list(env):
+        up = k.upper()
+        if up.startswith(_SECRET_PREFIXES) or any(h in up for h in _SECRET_HINTS):
+            del env[k]
+    env["MDSPEC_RUNNING"] = "1"
+    return env
+
+
+def backend_env() -> dict[str, str]:
+    """What an external agent CLI runs with: it needs its own credentials, but no git hook variables."""
+    env = clean_env()
+    env["MDSPEC_RUNNING"] = "1"
+    return env
+
+
+# --- locking ---------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def worker_lock(state_dir: Path) -> Iterator[bool]:
+    """Hold the repository's worker lock; yields False when another worker has it.
+
+    flock is released by the kernel when its holder dies, even by SIGKILL, so a lock never goes stale.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {time.time():.0f}\n".encode())
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def lock_holder(state_dir: Path) -> int | None:
+    """The pid of the running worker, or None when no worker holds the lock."""
+    path = state_dir / "lock"
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                return int(path.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                return -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def wait_for_pid(pid: int | None, git_dir: Path, limit: float = 30.0) -> None:
+    """Wait until the committing git process has exited and released the index."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        alive = False
+        if pid:
+            try:
+                os.kill(pid, 0)
+                alive = True
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                alive = True
+        if not alive and not (git_dir / "index.lock").exists():
+            return
+        time.sleep(0.05)
+
+
+# --- guards ----------------------------------------------------------------------------------------
+
+
+def _git_dir_files(common: Path) -> dict[str, bytes]:
+    """The parts of the repository's git dir an escaped command could use against the user."""
+    out: dict[str, bytes] = {}
+    for rel in ("config", "info/attributes", "info/exclude"):
+        p = common / rel
+        if p.is_file():
+            out[rel] = p.read_bytes()
+    hooks = common / "hooks"
+    if hooks.is_dir():
+        for p in hooks.iterdir():
+            if p.is_file():
+                out[f"hooks/{p.name}"] = p.read_bytes()
+    return out
+
+
+def _restore_git_dir(common: Path, before: dict[str, bytes]) -> list[str]:
+    after = _git_dir_files(common)
+    changed = []
+    for rel in sorted(set(before) | set(after)):
+        if before.get(rel) == after.get(rel):
+            continue
+        changed.append(f".git/{rel}")
+        p = common / rel
+        if rel in before:
+            p.write_bytes(before[rel])
+            if rel.startswith("hooks/"):
+                p.chmod(0o755)
+        else:
+            p.unlink(missing_ok=True)
+    return changed
+
+
+def enforce_protected(wt: Path, base: str, protected: Globs) -> list[str]:
+    """Undo every change to a protected path and every symlink leading out of the worktree."""
+    tree = worktree.snapshot_tree(wt)
+    changes = worktree.changed_between(wt, base, tree)
+    bad = [(s, p) for s, p in changes if protected.matches(p)]
+    for status, p in changes:
+        link = wt / p
+        if status != "D" and link.is_symlink():
+            target = (link.parent / os.readlink(link)).resolve()
+            if not target.is_relative_to(wt.resolve()) or ".git" in target.relative_to(wt.resolve()).parts:
+                bad.append((status, p))
+    if bad:
+        worktree.restore(wt, base, bad)
+    return [f"{p} ({'symlink out of the worktree' if (wt / p).is_symlink() else 'protected'})" for _, p in bad]
+
+
+# --- one run ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    branch: str  # refs/heads/x
+    specs: tuple[SpecCommit, ...]  # oldest first
+
+
+def make_session(ctx: RunContext) -> Session:
+    if ctx.agent.backend == "anthropic":
+        from mdspec import agent  # late: imports the SDK only for runs that use it
+
+        return agent.AnthropicSession(ctx)
+    from mdspec.backends import CommandSession
+
+    return CommandSession(ctx)
+
+
+def check_backend_ready(cfg: Config) -> None:
+    if cfg.agent.backend == "anthropic":
+        from mdspec import agent
+
+        agent.check_ready(os.environ)
+
+
+def commit_message(result: BackendResult | None, specs: Sequence[SpecCommit], run_id: str, check: str,
+                   notes: Sequence[str]) -> str:
+    text = (result.final_text if result else "").strip()
+    lines = text.splitlines()
+    subject = lines[0].strip() if lines else ""
+    subject = subject.removeprefix("mdspec:").strip().strip("#").strip()
+    if not subject:
+        subject = "implement " + specs[-1].info.subject
+    if len(subject) > SUBJECT_MAX:
+        subject = subject[: SUBJECT_MAX - 1].rstrip() + "…"
+    body = "\n".join(lines[1:]).strip()[:6000]
+    extra = "\n".join(f"- {n}" for n in notes)
+    parts = [f"mdspec: {subject}"]
+    if body:
+        parts.append(body)
+    if extra:
+        parts.append("mdspec notes:\n" + extra)
+    parts.append(trailers.render([s.sha for s in specs], run_id, check))
+    return "\n\n".join(parts) + "\n"
+
+
+class Runner:
+    def __init__(self, repo: Repo, out: Printer) -> None:
+        self.repo = repo
+        self.state = repo.common_dir / "mdspec"
+        self.out = out
+
+    def run(self, req: RunRequest, cfg: Config) -> dict[str, Any]:
+        """Implement `req.specs` on `req.branch`; returns the final run record (never raises FatalError)."""
+        repo = self.repo
+        run_id = records.new_run_id()
+        rdir = records.runs_dir(self.state) / run_id
+        base = repo.resolve_ref(req.branch) or ""
+        rec: dict[str, Any] = {
+            "id": run_id,
+            "status": records.RUNNING,
+            "branch": req.branch,
+            "base": base,
+            "spec_commits": [s.sha for s in req.specs],
+            "spec_subjects": [s.info.subject for s in req.specs],
+            "backend": cfg.agent.backend if cfg.agent.backend == "anthropic" else (cfg.agent.preset or "command"),
+            "model": cfg.agent.model if cfg.agent.backend == "anthropic" else "",
+            "pid": os.getpid(),
+            "started": time.time(),
+            "turns": 0,
+            "usage": {},
+            "cost_usd": 0.0,
+            "check": "skipped",
+            "check_rounds": [],
+            "violations": [],
+            "refusals": [],
+        }
+        records.write(rdir, rec)
+        events = (rdir / "events.jsonl").open("a", encoding="utf-8")
+
+        def progress(event: Mapping[str, Any]) -> None:
+            line = {"t": round(time.time(), 3), **event}
+            events.write(json.dumps(line, default=str) + "\n")
+            events.flush()
+            if event.get("event") == "turn":
+                rec["turns"] = event.get("turn", rec["turns"])
+                rec["usage"] = event.get("usage", rec["usage"])
+                rec["cost_usd"] = event.get("cost_usd", rec["cost_usd"])
+                records.write(rdir, rec)
+            elif event.get("event") == "tool":
+                self.out(f"mdspec: [{run_id}] {event.get('name')}: {str(event.get('summary', ''))[:100]}")
+
+        n = len(req.specs)
+        self.out(f"mdspec: run {run_id} started: {n} spec commit{'s' * (n != 1)} on "
+                 f"{req.branch.removeprefix('refs/heads/')} with the {rec['backend']} backend")
+        try:
+            self._run(req, cfg, rec, rdir, progress)
+        except FatalError as exc:
+            rec.update(status=records.FAILED, reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug must not lose the record or kill the queue
+            rec.update(status=records.FAILED, reason=f"internal error: {type(exc).__name__}: {exc}")
+            (rdir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+        finally:
+            events.close()
+            rec["ended"] = time.time()
+            rec["seconds"] = round(rec["ended"] - rec["started"], 1)
+            records.write(rdir, rec)
+        self.out(f"mdspec: run {run_id} {rec['status']}: {rec.get('reason', '')}".rstrip(": "))
+        return rec
+
+    def _run(self, req: RunRequest, cfg: Config, rec: dict[str, Any], rdir: Path,
+             progress: Callable[[Mapping[str, Any]], None]) -> None:
+        repo, base = self.repo, rec["base"]
+        user = repo.identity()
+        check_backend_ready(cfg)
+        wt = worktree.prepare(repo, self.state, base)
+        p = prompt.render(repo, cfg, base, req.specs)
+        protected = Globs(cfg.protected_globs)
+        env = agent_env() if cfg.agent.backend == "anthropic" else backend_env()
+        ctx = RunContext(wt, rdir, p.system, p.task, cfg.agent, cfg.protected_globs, env, progress)
+        gitdir_before = _git_dir_files(repo.common_dir)
+        session = make_session(ctx)
+        result = session.start()
+        violations = self._guard(wt, base, protected, gitdir_before)
+        check = "skipped"
+        if cfg.check and result.stopped_by is None:
+            for round_no in range(cfg.check_rounds + 1):
+                cr = run_check(cfg.check, wt, agent_env(), rdir / "check.log", cfg.check_minutes)
+                rec["check_rounds"].append(cr.summary)
+                progress({"event": "check", "round": round_no + 1, "passed": cr.passed, "summary": cr.summary})
+                check = "passed" if cr.passed else "failed"
+                if cr.passed or round_no == cfg.check_rounds:
+                    break
+                result = session.fix(cr.output)
+                violations += self._guard(wt, base, protected, gitdir_before)
+                if result.stopped_by is not None:
+                    break
+        rec.update(
+            turns=result.turns,
+            usage=result.usage.__dict__,
+            cost_usd=round(result.usage.cost_usd, 6),
+            check=check,
+            violations=violations,
+            refusals=list(result.refusals),
+            model=result.model or rec["model"],
+            stopped_by=result.stopped_by,
+        )
+        tree = worktree.snapshot_tree(wt)
+        notes = [f"restored {v}" for v in violations]
+        if result.stopped_by:
+            notes.append(f"the run stopped early: {result.stopped_by}" + (f" ({result.error})" if result.error else ""))
+        if tree == repo.tree_of(base):
+            status = records.EMPTY if result.stopped_by is None else records.FAILED
+            reason = "the agent changed nothing" if status == records.EMPTY else _stop_reason(result)
+            rec.update(status=status, reason=reason)
+            return
+        msg = commit_message(result, req.specs, rec["id"], check, notes)
+        author = Identity(f"{user.name} (mdspec)", user.email)
+        commit = repo.create_commit(tree, base, msg, author, user)
+        rec["result"] = commit
+        if result.stopped_by is not None:
+            land.hold(repo, rec["id"], commit)
+            rec.update(status=records.FAILED if result.stopped_by not in ("max_turns", "max_minutes", "max_cost_usd")
+                       else records.HELD,
+                       reason=_stop_reason(result) + f"; partial work held as {land.result_ref(rec['id'])}")
+            return
+        if check == "failed" and not cfg.land_failing:
+            land.hold(repo, rec["id"], commit)
+            rec.update(status=records.HELD, reason="the check failed and land_failing = false")
+            return
+        self.land_result(rec, commit)
+
+    def land_result(self, rec: dict[str, Any], commit: str) -> None:
+        repo = self.repo
+        landing = land.land(repo, rec["branch"], commit, rec["id"])
+        if landing.landed:
+            rec.update(status=records.LANDED, landed_as=landing.commit, reason=landing.reason)
+            self._note(rec, landing.commit)
+            land_ref = land.result_ref(rec["id"])
+            if repo.resolve_ref(land_ref):
+                repo.delete_ref(land_ref)
+        else:
+            if not repo.resolve_ref(land.result_ref(rec["id"])):
+                land.hold(repo, rec["id"], commit)
+            rec.update(status=records.HELD, reason=f"held: {landing.reason}; `mdspec apply {rec['id']}` lands it")
+
+    def _note(self, rec: dict[str, Any], sha: str) -> None:
+        u = rec.get("usage") or {}
+        text = (
+            f"mdspec run {rec['id']}\nbackend: {rec['backend']}\nmodel: {rec.get('model') or '-'}\n"
+            f"turns: {rec.get('turns', 0)}\ninput tokens: {u.get('input_tokens', 0)}\n"
+            f"output tokens: {u.get('output_tokens', 0)}\ncache read tokens: {u.get('cache_read_input_tokens', 0)}\n"
+            f"cost: ${rec.get('cost_usd', 0.0):.4f}\ncheck: {rec.get('check')}\n"
+            f"duration: {time.time() - rec['started']:.0f}s\n"
+        )
+        with contextlib.suppress(Exception):
+            self.repo.add_note(sha, text, NOTES_REF, self.repo.identity())
+
+    def _guard(self, wt: Path, base: str, protected: Globs, gitdir_before: dict[str, bytes]) -> list[str]:
+        found = enforce_protected(wt, base, protected)
+        found += [f"{p} (git dir)" for p in _restore_git_dir(self.repo.common_dir, gitdir_before)]
+        return found
+
+
+def _stop_reason(result: BackendResult) -> str:
+    if result.stopped_by in ("max_turns", "max_minutes", "max_cost_usd"):
+        return f"stopped at the {result.stopped_by} limit"
+    if result.error:
+        return result.error
+    return f"stopped: {result.stopped_by}"
+
+
+# --- the worker ------------------------------------------------------------------------------------
+
+
+def mark_interrupted(state: Path) -> None:
+    """Runs left `running` by a worker that died (we hold the lock, so none is really running)."""
+    for rec in records.all_runs(state):
+        if rec.get("status") == records.RUNNING:
+            rec.update(status=records.INTERRUPTED, reason="the worker stopped before the run finished")
+            records.write(records.runs_dir(state) / rec["id"], rec)
+
+
+def drain(repo: Repo, out: Printer) -> list[dict[str, Any]]:
+    """Run every queued trigger; the caller holds the lock."""
+    state = repo.common_dir / "mdspec"
+    done: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    while True:
+        queued = [e for e in triggers.entries(str(state)) if e[0] not in seen]
+        if not queued:
+            return done
+        branch = queued[0][1] or repo.head_branch() or ""
+        batch = [sha for sha, ref, _ in queued if (ref or branch) == branch]
+        seen.update(batch)
+        try:
+            cfg = config.load(repo.top)
+            tip = repo.resolve_ref(branch) if branch else None
+            if tip is not None:
+                ps = pending.find(repo, tip, cfg)
+                if any(s.sha in batch for s in ps.pending):
+                    done.append(Runner(repo, out).run(RunRequest(branch, ps.pending), cfg))
+        except FatalError as exc:
+            out(f"mdspec: error: {exc}")
+            done.append({"status": records.FAILED, "reason": str(exc)})
+        finally:
+            for sha in batch:
+                triggers.remove(str(state), sha)
+
+
+def work(start: Path, wait_pid: int | None, out: Printer) -> int:
+    """The worker: drain the queue under the lock; exit at once if another worker has it."""
+    repo = Repo(start)
+    state = repo.common_dir / "mdspec"
+    while True:
+        with worker_lock(state) as got:
+            if not got:
+                return 0  # the running worker will see our trigger
+            mark_interrupted(state)
+            wait_for_pid(wait_pid, repo.git_dir)
+            results = drain(repo, out)
+        # A trigger queued between our last look and the unlock found the lock taken: look once more.
+        if not triggers.entries(str(state)):
+            return 1 if any(r.get("status") == records.FAILED for r in results) else 0
+
+
+def run_now(start: Path, revs: Sequence[str], out: Printer) -> int:
+    """`mdspec run [REV…] --foreground`: implement the given spec commits (default: all pending) now."""
+    repo = Repo(start)
+    cfg = config.load(repo.top)
+    branch = repo.head_branch()
+    if branch is None:
+        raise FatalError("HEAD is detached: check out the branch to implement the spec on, then `mdspec run`")
+    tip = repo.resolve_ref(branch)
+    if tip is None:
+        raise FatalError(f"{branch.removeprefix('refs/heads/')} has no commits yet: commit a spec first")
+    ps = pending.find(repo, tip, cfg)
+    specs = list(ps.all_pending)
+    if revs:
+        watch = Globs(cfg.watch)
+        specs = []
+        for rev in revs:
+            info = repo.commit(repo.rev_parse(rev))
+            paths = pending.spec_paths(repo, info, watch)
+            if not paths:
+                raise FatalError(f"{rev} ({info.short}) is not a spec commit: it changes no watched path")
+            specs.append(SpecCommit(info, paths))
+    if not specs:
+        out("mdspec: nothing pending: every spec commit on this branch is implemented")
+        return 0
+    state = repo.common_dir / "mdspec"
+    with worker_lock(state) as got:
+        if not got:
+            raise FatalError("a run is in progress: wait for it (`mdspec status`), then try again")
+        mark_interrupted(state)
+        rec = Runner(repo, out).run(RunRequest(branch, tuple(specs)), cfg)
+    return 1 if rec["status"] == records.FAILED else 0
+
+
+def apply(start: Path, run_prefix: str | None, out: Printer) -> int:
+    """`mdspec apply [RUN]`: land a held result with the same safety as a run."""
+    repo = Repo(start)
+    state = repo.common_dir / "mdspec"
+    held = [r for r in records.all_runs(state) if r.get("status") == records.HELD and r.get("result")]
+    if run_prefix:
+        held = [r for r in held if str(r.get("id", "")).startswith(run_prefix)]
+    if not held:
+        what = f"matching {run_prefix!r}" if run_prefix else "at all"
+        raise FatalError(f"no held result {what}: `mdspec status` lists runs and their results")
+    rec = held[0]
+    result = repo.resolve_ref(land.result_ref(rec["id"])) or rec["result"]
+    if not repo.has_commit(result):
+        raise FatalError(f"the result of run {rec['id']} is gone (was refs/mdspec/results/{rec['id']} deleted?)")
+    with worker_lock(state) as got:
+        if not got:
+            raise FatalError("a run is in progress: wait for it (`mdspec status`), then try again")
+        Runner(repo, out).land_result(rec, result)
+        records.write(records.runs_dir(state) / rec["id"], rec)
+    out(f"mdspec: run {rec['id']} {rec['status']}: {rec.get('reason', '')}")
+    return 0 if rec["status"] == records.LANDED else 1
+

@@ -1,0 +1,52 @@
+"""The trigger queue: one small file per queued spec commit under `<state>/queue/`.
+
+The hook fast path writes here with nothing but `os`; the worker reads and removes entries. A file per
+commit needs no lock: writers never touch each other's files and a rename makes each write atomic.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def queue_dir(state_dir: str) -> str:
+    return os.path.join(state_dir, "queue")
+
+
+def enqueue(state_dir: str, sha: str, ref: str) -> None:
+    d = queue_dir(state_dir)
+    os.makedirs(d, exist_ok=True)
+    tmp = os.path.join(d, f".{sha}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(f"{ref}\n{time.time():.3f}\n")
+    os.replace(tmp, os.path.join(d, sha))
+
+
+def entries(state_dir: str) -> list[tuple[str, str, float]]:
+    """(sha, ref, queued_at) oldest first; unreadable or malformed entries are skipped."""
+    d = queue_dir(state_dir)
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        if len(name) != 40 or name.startswith("."):
+            continue
+        try:
+            with open(os.path.join(d, name), encoding="utf-8") as f:
+                lines = f.read().splitlines()
+            ref, at = lines[0], float(lines[1])
+        except (OSError, IndexError, ValueError):
+            ref, at = "", 0.0  # a truncated entry still names its commit; the worker checks the rest
+        out.append((name, ref, at))
+    out.sort(key=lambda e: e[2])
+    return out
+
+
+def remove(state_dir: str, sha: str) -> None:
+    try:
+        os.unlink(os.path.join(queue_dir(state_dir), sha))
+    except FileNotFoundError:
+        pass

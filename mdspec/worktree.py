@@ -1,0 +1,85 @@
+"""The persistent worktree (DESIGN §3.3): one linked worktree per repository under the state dir.
+
+For each run it is reset to the run's base commit: tracked files reset, untracked files removed, ignored
+files (build caches) kept so incremental builds stay warm. The agent never works in the user's checkout.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from mdspec import git
+from mdspec.git import Repo
+
+
+def path_for(state_dir: Path) -> Path:
+    return state_dir / "worktree"
+
+
+def prepare(repo: Repo, state_dir: Path, base: str) -> Path:
+    """A clean checkout of `base` (detached) in the persistent worktree, created on first use."""
+    wt = path_for(state_dir)
+    if not _healthy(repo, wt):
+        _remove(repo, wt)
+        git.run(["worktree", "add", "--force", "--detach", str(wt), base], repo.top)
+        return wt
+    # A run may have left git state behind (a half-done rebase, commits, a staged mess): start over.
+    git.run(["checkout", "--force", "--detach", base], wt)
+    git.run(["reset", "--hard", "--quiet", base], wt)
+    git.run(["clean", "-d", "--force", "--quiet"], wt)  # not -x: ignored build caches stay
+    return wt
+
+
+def _healthy(repo: Repo, wt: Path) -> bool:
+    if not (wt / ".git").is_file():
+        return False
+    proc = git.run(["rev-parse", "--git-common-dir"], wt, check=False)
+    if proc.returncode != 0:
+        return False
+    common = Path(proc.stdout.strip())
+    if not common.is_absolute():
+        common = (wt / common).resolve()
+    return common == repo.common_dir
+
+
+def _remove(repo: Repo, wt: Path) -> None:
+    if wt.exists() or wt.is_symlink():
+        git.run(["worktree", "remove", "--force", str(wt)], repo.top, check=False)
+        if wt.exists() or wt.is_symlink():
+            if wt.is_symlink() or wt.is_file():
+                wt.unlink()
+            else:
+                shutil.rmtree(wt, ignore_errors=True)
+    git.run(["worktree", "prune"], repo.top, check=False)
+
+
+def snapshot_tree(wt: Path) -> str:
+    """Stage everything in the worktree (honouring .gitignore) and return the tree id.
+
+    Whatever the agent did with git in the worktree (commits, resets) does not matter: the tree is the
+    files as they are now.
+    """
+    git.run(["add", "--all"], wt)
+    return git.run(["write-tree"], wt).stdout.strip()
+
+
+def changed_between(wt: Path, base: str, tree: str) -> list[tuple[str, str]]:
+    """(status letter, path) for every path differing between `base`'s tree and `tree`."""
+    out = git.run(["diff-tree", "-r", "-z", "--no-renames", "--name-status", base, tree], wt).stdout
+    parts = out.split("\0")
+    return [(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+
+
+def restore(wt: Path, base: str, changes: list[tuple[str, str]]) -> None:
+    """Put the listed paths back as they are in `base` (delete the ones `base` does not have)."""
+    for status, path in changes:
+        target = wt / path
+        if status == "A":
+            git.run(["rm", "--cached", "--quiet", "--force", "--", path], wt, check=False)
+            if target.is_symlink() or target.is_file():
+                target.unlink()
+        else:
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            git.run(["checkout", base, "--", path], wt)
