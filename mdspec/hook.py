@@ -155,16 +155,21 @@ def post_commit() -> int:
         return 1
     # One git process: parents, message and changed paths of HEAD against its first parent.
     try:
-        out = _git(["diff-tree", "-r", "-z", "--root", "--no-renames", "--name-only", "--format=%H%x00%P%x00%B%x00",
-                    "HEAD"], dirs.top)
+        out = _git(["diff-tree", "-r", "-z", "--root", "--no-renames", "--name-status",
+                    "--format=%H%x00%P%x00%B%x00", "HEAD"], dirs.top)
     except OSError:
         return 0  # unborn branch or unreadable HEAD: nothing was committed that we could read
     fields = out.decode("utf-8", "replace").split("\0")
     sha, parents, message = fields[0].strip(), fields[1].split(), fields[2]
-    changed = [p.strip("\n") for p in fields[3:] if p.strip("\n")]
+    rest = [f.strip("\n") for f in fields[3:] if f.strip("\n")]
+    changes = dict(zip(rest[1::2], rest[0::2]))  # path -> status letter
     if len(parents) > 1 or trailers.is_generated(message):
         return 0
-    if not Globs(watch).any_match(changed):
+    if not Globs(watch).any_match(list(changes)):
+        return 0
+    if changes.get(os.path.relpath(cfg_path, dirs.top)) == "A":
+        print(f"mdspec: {sha[:10]} sets mdspec up; spec commits from now on are implemented "
+              "(`mdspec run HEAD` implements this one too)")
         return 0
     triggers.enqueue(dirs.state_dir, sha, branch)
     short = sha[:10]

@@ -1,7 +1,7 @@
 """Spec commits and the pending set (DESIGN §3.2).
 
-Walk first-parent history from the tip back to the commit that introduced the mdspec config (or the
-history bound), collect spec commits, and subtract every commit a generated commit in that window says
+Walk first-parent history from the tip back to (not including) the commit that introduced the mdspec
+config, or the history bound; collect spec commits, and subtract every commit a generated commit in that window says
 it implements. Spec commits whose generated commit was later reverted with plain git are reported apart:
 they are pending again, but only an explicit `mdspec run` implements them.
 """
@@ -66,12 +66,13 @@ def find(repo: Repo, tip: str, cfg: Config, limit: int = HISTORY_LIMIT) -> Pendi
             continue
         for m in _REVERTS.finditer(info.message):
             reverted_generated.add(m.group(1))
+        # The commit that introduced the config is the set-up commit: it and what came before it bound the
+        # window (its starter spec/README.md is no change to implement; `mdspec run REV` can still do it).
+        if config_path and (not info.parents or not repo.tree_has(info.parents[0], config_path)):
+            break
         paths = spec_paths(repo, info, watch)
         if paths:
             specs.append(SpecCommit(info, paths))
-        # The commit that introduced the config bounds the window: nothing before it was meant for mdspec.
-        if config_path and info.parents and not repo.tree_has(info.parents[0], config_path):
-            break
     reverted_specs = _reverted_specs(repo, reverted_generated)
     pending, reverted = [], []
     for s in reversed(specs):

@@ -1,0 +1,146 @@
+"""Shared fixtures: real git repositories in tmp dirs with a deterministic git environment.
+
+Every test gets its own HOME (no user git config), no system git config, fixed identity, and `mdspec`
+subprocesses that import this checkout's code.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "home"
+    home.mkdir()
+    for k in list(os.environ):
+        if k.startswith(("GIT_", "MDSPEC_", "PRE_COMMIT")) or k.startswith("ANTHROPIC_"):
+            monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_TEMPLATE_DIR", str(tmp_path / "no-template"))
+    (tmp_path / "no-template").mkdir()
+    bindir = str(Path(sys.executable).parent)
+    monkeypatch.setenv("PATH", bindir + os.pathsep + os.environ.get("PATH", ""))
+    monkeypatch.setenv("PYTHONPATH", str(PROJECT))
+    monkeypatch.setenv("PRE_COMMIT_HOME", str(tmp_path / "pre-commit-home"))
+    monkeypatch.setenv("MDSPEC_RAISE", "")
+    yield home
+
+
+@dataclass
+class Repo:
+    top: Path
+
+    def git(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
+        proc = subprocess.run(
+            ["git", *args], cwd=self.top, capture_output=True, text=True, env={**os.environ, **(env or {})}
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"git {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc.stdout + proc.stderr
+
+    def write(self, path: str, text: str) -> Path:
+        p = self.top / path
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(textwrap.dedent(text), encoding="utf-8")
+        return p
+
+    def commit(self, message: str, files: dict[str, str] | None = None, env: dict[str, str] | None = None) -> str:
+        for path, text in (files or {}).items():
+            self.write(path, text)
+        self.git("add", "-A")
+        out = self.git("commit", "-m", message, env=env)
+        self.last_output = out
+        # The sha of the commit made here; HEAD may already be a generated commit after a foreground run.
+        short = out.split("]", 1)[0].split()[-1]
+        return self.head(short)
+
+    def head(self, rev: str = "HEAD") -> str:
+        return self.git("rev-parse", rev).strip()
+
+    def message(self, rev: str = "HEAD") -> str:
+        return self.git("log", "-1", "--format=%B", rev)
+
+    def log(self, n: int = 10) -> list[str]:
+        return self.git("log", f"-{n}", "--format=%s").splitlines()
+
+    def status(self) -> str:
+        return self.git("status", "--porcelain")
+
+    def mdspec(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
+               input: str | None = None) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mdspec", *args],
+            cwd=self.top,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            input=input,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"mdspec {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def configure(self, text: str) -> None:
+        """Replace .mdspec.toml with `text` (dedented)."""
+        self.write(".mdspec.toml", text)
+
+    @property
+    def state(self) -> Path:
+        return self.top / ".git" / "mdspec"
+
+
+def make_repo(path: Path) -> Repo:
+    path.mkdir(parents=True, exist_ok=True)
+    r = Repo(path)
+    r.git("init", "-q", "-b", "main")
+    r.git("config", "user.name", "Ada Lovelace")
+    r.git("config", "user.email", "ada@example.com")
+    r.git("config", "commit.gpgsign", "false")
+    r.commit("initial", {"README.md": "# project\n"})
+    return r
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    """A repository with one commit and no mdspec set-up."""
+    return make_repo(tmp_path / "repo")
+
+
+def agent_script(tmp_path: Path, body: str, name: str = "agent.py") -> str:
+    """A command-backend agent: a Python script run in the worktree; returns the `command` value."""
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(body), encoding="utf-8")
+    return f"{sys.executable} {p}"
+
+
+@pytest.fixture
+def mdrepo(repo: Repo, tmp_path: Path) -> Repo:
+    """A repository after `mdspec init --git-hook`, with a command backend that writes out.txt, committed."""
+    repo.mdspec("init", "--git-hook")
+    cmd = agent_script(
+        tmp_path,
+        """
+        import os, pathlib
+        pathlib.Path("out.txt").write_text("implemented\\n")
+        pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Add out.txt\\n\\nWrote out.txt.\\n")
+        """,
+    )
+    repo.configure(f'[agent]\nbackend = "command"\ncommand = "{cmd}"\n')
+    repo.commit("set up mdspec", env={"MDSPEC_RUNNING": "1"})
+    return repo
+
+
+FOREGROUND = {"MDSPEC_FOREGROUND": "1"}

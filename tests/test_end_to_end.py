@@ -1,0 +1,40 @@
+"""A spec commit becomes a generated commit through the plain git hook, in the foreground."""
+
+from __future__ import annotations
+
+from conftest import FOREGROUND, Repo
+
+from mdspec import trailers
+
+
+def test_spec_commit_gets_a_generated_commit(mdrepo: Repo) -> None:
+    spec = mdrepo.commit("spec: greet", {"spec/app.md": "# App\nSay hello.\n"}, env=FOREGROUND)
+    assert mdrepo.head() != spec
+    msg = mdrepo.message()
+    assert msg.startswith("mdspec: Add out.txt")
+    assert trailers.values(msg, trailers.IMPLEMENTS) == [spec]
+    assert trailers.values(msg, trailers.CHECK) == ["skipped"]
+    assert mdrepo.head("HEAD~1") == spec
+    assert (mdrepo.top / "out.txt").read_text() == "implemented\n"
+    assert mdrepo.status() == ""
+    author = mdrepo.git("log", "-1", "--format=%an <%ae> / %cn").strip()
+    assert author == "Ada Lovelace (mdspec) <ada@example.com> / Ada Lovelace"
+
+
+def test_non_spec_commit_starts_nothing(mdrepo: Repo) -> None:
+    before = mdrepo.head()
+    code = mdrepo.commit("code", {"src/x.py": "x = 1\n"}, env=FOREGROUND)
+    assert mdrepo.head() == code
+    assert mdrepo.head("HEAD~1") == before
+    assert not (mdrepo.state / "runs").exists()
+
+
+def test_revert_of_generated_commit_starts_no_run(mdrepo: Repo) -> None:
+    mdrepo.commit("spec: greet", {"spec/app.md": "# App\n"}, env=FOREGROUND)
+    runs = len(list((mdrepo.state / "runs").iterdir()))
+    mdrepo.git("revert", "--no-edit", "HEAD", env=FOREGROUND)
+    assert mdrepo.log(1) == ['Revert "mdspec: Add out.txt"']
+    assert not (mdrepo.top / "out.txt").exists()
+    assert len(list((mdrepo.state / "runs").iterdir())) == runs
+    status = mdrepo.mdspec("status").stdout
+    assert "generated commit reverted" in status
