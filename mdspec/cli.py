@@ -147,6 +147,23 @@ def validate_config(file: Path | None) -> None:
     _call(check)
 
 
+@cli.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to create the demo repository (default: a new temp dir).")
+@click.option("--preset", type=click.Choice(["claude-code", "codex"]),
+              help="Use an installed agent CLI instead of the built-in agent (which needs ANTHROPIC_API_KEY).")
+@click.option("--timeout", "timeout_min", type=float, default=15.0, show_default=True, help="Minutes to wait.")
+def demo(directory: Path | None, preset: str | None, timeout_min: float) -> None:
+    """Try mdspec on a throwaway repository.
+
+    Creates a repository with a small spec (a word-frequency command), installs the hook, commits the
+    spec and follows the agent's run to its generated commit, printing turns, tool calls, tokens and cost.
+    """
+    from mdspec import demo as demo_mod
+
+    _call(demo_mod.demo, directory, preset, timeout_min, _out)
+
+
 @cli.group()
 def hook() -> None:
     """Git hook entry points (installed by `mdspec init`)."""
