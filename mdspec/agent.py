@@ -1,0 +1,342 @@
+"""The built-in backend: mdspec's own agent loop on the Anthropic Messages API (DESIGN §4).
+
+The loop is send → run the tools the model asked for → append their results → repeat, until the model
+ends its turn, a limit (turns, minutes, dollars; cumulative over start() and fix()) is reached, or the API
+fails after the SDK's own retries. Nothing but KeyboardInterrupt escapes start()/fix(): every other way of
+stopping is a BackendResult with `stopped_by` set.
+
+Prompt caching: the tools and the system prompt are byte-identical on every request and the system block
+carries a breakpoint; the newest message's last block carries the only other one, so each request reads
+the previous request's prefix from cache and writes one turn more.
+
+This is the only module that imports `anthropic`, and only inside functions: the SDK takes over a second
+to import and the hook's fast path must not pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from mdspec.config import Price
+from mdspec.errors import BackendError
+from mdspec.session import BackendResult, RunContext, Usage
+from mdspec.tools import BASH, EDITOR, Toolbox, summary
+
+# The Anthropic-defined client tools; constant so that the cached prefix never changes.
+TOOLS: list[dict[str, Any]] = [
+    {"type": "text_editor_20250728", "name": EDITOR},
+    {"type": "bash_20250124", "name": BASH},
+]
+EPHEMERAL = {"type": "ephemeral"}
+KEY_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+DEFAULT_RETRIES = 2
+REQUEST_TIMEOUT = 600.0  # seconds per request; a streamed response keeps the connection busy throughout
+UNCACHEABLE = ("thinking", "redacted_thinking")  # blocks that cannot carry cache_control
+
+CONTINUE = "Your last response was cut off by the output token limit. Continue exactly where it stopped."
+CUT_TOOL = (" Its last {name} call was cut off before it was complete and was not run: make it again, and if it"
+            " carried a large file_text, write the file in smaller pieces (create, then insert or str_replace).")
+FIX = ("The check command failed on your changes. Fix the code (never the spec) so that it passes, then end "
+       "your turn with a final answer in the same form as before: a one-line summary, then a short body.\n\n"
+       "The check's output:\n\n```\n")
+
+ClientFactory = Callable[[], Any]
+
+
+def check_ready(env: Mapping[str, str]) -> None:
+    """Fail early, in one line, when the SDK would have no credentials."""
+    if not any(env.get(k) for k in KEY_VARS):
+        raise BackendError(
+            'ANTHROPIC_API_KEY is not set: export it, or set [agent] preset = "claude-code" in .mdspec.toml'
+        )
+
+
+def make_client(max_retries: int = DEFAULT_RETRIES, timeout: float = REQUEST_TIMEOUT) -> Any:
+    """An SDK client reading ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL from the environment."""
+    import anthropic  # late: see the module docstring
+
+    return anthropic.Anthropic(max_retries=max_retries, timeout=timeout)
+
+
+def cost_of(usage: Usage, price: Price | None) -> float:
+    """Dollars for one response; an unknown price counts as 0 (the progress events say so)."""
+    if price is None:
+        return 0.0
+    return (usage.input_tokens * price.input + usage.output_tokens * price.output
+            + usage.cache_creation_input_tokens * price.cache_write
+            + usage.cache_read_input_tokens * price.cache_read) / 1_000_000
+
+
+def usage_dict(u: Usage) -> dict[str, int]:
+    return {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
+            "cache_creation_input_tokens": u.cache_creation_input_tokens,
+            "cache_read_input_tokens": u.cache_read_input_tokens}
+
+
+class Transcript:
+    """transcript.jsonl: one JSON object per line, appended and flushed as things happen.
+
+    Credentials never reach it: they travel in request headers, which are not logged, and any line that
+    still contains a key's value (a command that printed its environment) has it replaced.
+    """
+
+    def __init__(self, path: Path, secrets: list[str]) -> None:
+        self.path = path
+        self.secrets = [s for s in secrets if len(s) >= 8]
+
+    def write(self, kind: str, **data: Any) -> None:
+        line = json.dumps({"t": round(time.time(), 3), "kind": kind, **data}, ensure_ascii=False, default=str)
+        for s in self.secrets:
+            line = line.replace(s, "[redacted]")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+
+
+def _as_param(block: Any) -> dict[str, Any] | None:
+    """A response content block as a request block (response-only fields dropped; empty text dropped)."""
+    d: dict[str, Any] = block.model_dump(mode="json", exclude_none=True)
+    kind = d.get("type")
+    if kind == "text":
+        return {"type": "text", "text": d["text"]} if d.get("text", "").strip() else None
+    if kind == "tool_use":
+        return {"type": "tool_use", "id": d["id"], "name": d["name"], "input": d.get("input", {})}
+    if kind == "thinking":
+        return {"type": "thinking", "thinking": d.get("thinking", ""), "signature": d.get("signature", "")}
+    return d  # redacted thinking and server-side blocks go back as received
+
+
+def _text_of(blocks: list[dict[str, Any]]) -> str:
+    return "\n\n".join(b["text"] for b in blocks if b["type"] == "text").strip()
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def describe_failure(exc: Exception) -> tuple[str, str]:
+    """(stopped_by, one line for the record) for an exception from the API call."""
+    import anthropic
+
+    name = type(exc).__name__
+    if isinstance(exc, anthropic.APIStatusError):
+        rid = exc.request_id or "none"
+        msg = getattr(exc, "api_message", None) or exc.message
+        if isinstance(exc, anthropic.AuthenticationError):
+            return "error", _one_line(f"the API key was refused ({name}, status 401, request id {rid}): "
+                                      f"check ANTHROPIC_API_KEY; the API said: {msg}")
+        low = str(msg).lower()
+        if exc.status_code in (400, 413) and ("prompt is too long" in low or "context window" in low):
+            return "context", _one_line(f"{name}: status {exc.status_code}, request id {rid}: {msg}")
+        return "error", _one_line(f"{name}: status {exc.status_code}, request id {rid}: {msg}")
+    if isinstance(exc, anthropic.APIConnectionError):
+        return "error", _one_line(f"{name}: {exc} (no response; request id none)")
+    return "error", _one_line(f"{name}: {exc}")
+
+
+class AnthropicSession:
+    """A `Session` (mdspec.session) holding one conversation across start() and fix()."""
+
+    def __init__(self, ctx: RunContext, client_factory: ClientFactory | None = None, *,
+                 clock: Callable[[], float] = time.monotonic, bash_timeout: float = 120.0,
+                 shell_prefix: Sequence[str] = ()) -> None:
+        self.ctx = ctx
+        self.client_factory = client_factory or make_client
+        self.client: Any = None
+        self.clock = clock
+        self.system = [{"type": "text", "text": ctx.system_prompt, "cache_control": EPHEMERAL}]
+        self.messages: list[dict[str, Any]] = []  # as sent, minus the moving cache breakpoint
+        self.logged = 0  # messages[:logged] are already in the transcript
+        self.turns = 0
+        self.usage = Usage()
+        self.spent = 0.0  # seconds spent inside earlier start()/fix() calls (not in the runner's checks)
+        self.final_text = ""
+        self.model = ctx.agent.model
+        self.price_known = True
+        self.refusals: list[str] = []
+        self.tools = Toolbox(ctx.worktree, ctx.protected, ctx.env, bash_timeout, shell_prefix)
+        secrets = [v for k in KEY_VARS for v in (os.environ.get(k), ctx.env.get(k)) if v]
+        self.transcript = Transcript(ctx.run_dir / "transcript.jsonl", secrets)
+
+    # --- the Session interface ------------------------------------------------------------------------
+
+    def start(self) -> BackendResult:
+        return self._session(self.ctx.task_prompt)
+
+    def fix(self, check_output: str) -> BackendResult:
+        return self._session(FIX + check_output + "\n```\n")
+
+    def _session(self, prompt: str) -> BackendResult:
+        began = self.clock()
+        self._add_user([{"type": "text", "text": prompt}])
+        try:
+            return self._loop(began)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # a bug here or in a callback: record it and end this session cleanly
+            self.transcript.write("error", traceback=traceback.format_exc())
+            return self._result("error", _one_line(f"internal error: {type(exc).__name__}: {exc}"))
+        finally:
+            self.spent += self.clock() - began
+            self.tools.close()  # no shell outlives a call: the runner gives no other chance to stop it
+
+    # --- the loop -------------------------------------------------------------------------------------
+
+    def _loop(self, began: float) -> BackendResult:
+        while True:
+            limit = self._limit_reached(began)
+            if limit:
+                return self._result(limit)
+            try:
+                response = self._send(began)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # every API failure ends the session cleanly, with a record
+                return self._failed(exc, began)
+            content = self._account(response)
+            reason = response.stop_reason
+            if reason == "tool_use":
+                self._answer_tools(content, cut=False)
+            elif reason == "max_tokens":
+                self._answer_tools(content, cut=True)
+            elif reason == "pause_turn":
+                if content:  # sent back as it is, the model carries on with its turn
+                    self._add_assistant(content)
+            elif reason == "refusal":
+                return self._result("refusal")
+            elif reason == "model_context_window_exceeded":
+                return self._result("context")
+            else:  # end_turn, stop_sequence
+                if content:
+                    self._add_assistant(content)
+                self.final_text = _text_of(content)
+                return self._result(None)
+
+    def _answer_tools(self, content: list[dict[str, Any]], cut: bool) -> None:
+        """Run the complete tool calls of `content` and append the results (and, if cut, a request to go on)."""
+        dropped = content.pop() if cut and content and content[-1]["type"] == "tool_use" else None
+        self._add_assistant(content or [{"type": "text", "text": "(cut off)"}])
+        answer = [self._run_tool(b) for b in content if b["type"] == "tool_use"]
+        if cut:
+            note = CONTINUE + (CUT_TOOL.format(name=dropped["name"]) if dropped else "")
+            answer.append({"type": "text", "text": note})
+        elif not answer:
+            answer.append({"type": "text", "text": "No tool call was found in your response; continue."})
+        self._add_user(answer)
+
+    def _limit_reached(self, began: float) -> str | None:
+        a = self.ctx.agent
+        if self.turns >= a.max_turns:
+            return "max_turns"
+        if self._elapsed(began) >= a.max_minutes * 60:
+            return "max_minutes"
+        if self.usage.cost_usd >= a.max_cost_usd:
+            return "max_cost_usd"
+        return None
+
+    def _elapsed(self, began: float) -> float:
+        return self.spent + self.clock() - began
+
+    # --- one request ----------------------------------------------------------------------------------
+
+    def _send(self, began: float) -> Any:
+        params: dict[str, Any] = {
+            "model": self.ctx.agent.model,
+            "max_tokens": self.ctx.agent.max_tokens,
+            "system": self.system,
+            "tools": TOOLS,
+            "messages": self._with_breakpoint(),
+        }
+        self.transcript.write(
+            "request", turn=self.turns + 1, params={k: v for k, v in params.items() if k != "messages"},
+            first_message=self.logged, messages=params["messages"][self.logged :],
+        )
+        self.logged = len(self.messages)
+        if self.client is None:
+            self.client = self.client_factory()
+        remaining = self.ctx.agent.max_minutes * 60 - self._elapsed(began)
+        timeout = max(10.0, min(REQUEST_TIMEOUT, remaining))
+        with self.client.messages.stream(**params, timeout=timeout) as stream:
+            return stream.get_final_message()
+
+    def _with_breakpoint(self) -> list[dict[str, Any]]:
+        """The messages with one cache breakpoint, on the newest message's last cacheable block."""
+        out = list(self.messages)
+        last = out[-1]
+        blocks = list(last["content"])
+        for i in range(len(blocks) - 1, -1, -1):
+            if blocks[i].get("type") not in UNCACHEABLE:
+                blocks[i] = {**blocks[i], "cache_control": EPHEMERAL}
+                out[-1] = {**last, "content": blocks}
+                break
+        return out
+
+    def _account(self, response: Any) -> list[dict[str, Any]]:
+        """Count the turn's usage and cost, log it, report progress; the content as request blocks."""
+        self.turns += 1
+        self.model = getattr(response, "model", None) or self.model
+        u = response.usage
+        turn = Usage(u.input_tokens or 0, u.output_tokens or 0,
+                     u.cache_creation_input_tokens or 0, u.cache_read_input_tokens or 0)
+        price = self.ctx.agent.price(self.model)
+        self.price_known = self.price_known and price is not None
+        turn = replace(turn, cost_usd=cost_of(turn, price))
+        self.usage = self.usage + turn
+        self.transcript.write("response", turn=self.turns, message=response.model_dump(mode="json", exclude_none=True),
+                              usage=usage_dict(turn), cost_usd=turn.cost_usd, price_known=price is not None)
+        self.ctx.on_progress({
+            "event": "turn", "turn": self.turns, "stop_reason": response.stop_reason,
+            "usage": usage_dict(self.usage), "cost_usd": round(self.usage.cost_usd, 6),
+            "price_known": self.price_known,
+        })
+        return [p for p in (_as_param(b) for b in response.content) if p is not None]
+
+    # --- tools and message bookkeeping ----------------------------------------------------------------
+
+    def _run_tool(self, block: dict[str, Any]) -> dict[str, Any]:
+        name, args = block["name"], block.get("input")
+        self.transcript.write("tool_call", id=block["id"], name=name, input=args)
+        result = self.tools.call(name, args)
+        self.transcript.write("tool_result", id=block["id"], is_error=result.is_error, content=result.text)
+        what = summary(name, args) if isinstance(args, Mapping) else ""
+        if result.refused:
+            self.refusals.append(_one_line(f"{name} {what}: {result.text}", 200))
+        self.ctx.on_progress({"event": "tool", "name": name, "summary": what, "is_error": result.is_error})
+        out = {"type": "tool_result", "tool_use_id": block["id"], "content": result.text or "(no output)"}
+        return {**out, "is_error": True} if result.is_error else out
+
+    def _add_assistant(self, content: list[dict[str, Any]]) -> None:
+        self.messages.append({"role": "assistant", "content": content})
+
+    def _add_user(self, content: list[dict[str, Any]]) -> None:
+        """Append a user message, or extend the last one when it is already the user's (keeps roles alternating)."""
+        if self.messages and self.messages[-1]["role"] == "user":
+            self.messages[-1] = {"role": "user", "content": [*self.messages[-1]["content"], *content]}
+            self.logged = min(self.logged, len(self.messages) - 1)  # log the changed message again
+        else:
+            self.messages.append({"role": "user", "content": content})
+
+    # --- endings --------------------------------------------------------------------------------------
+
+    def _failed(self, exc: Exception, began: float) -> BackendResult:
+        stopped_by, line = describe_failure(exc)
+        self.transcript.write("error", error=line, stopped_by=stopped_by)
+        if self._elapsed(began) >= self.ctx.agent.max_minutes * 60:
+            return self._result("max_minutes", line)  # a request cut short by the time limit
+        return self._result(stopped_by, line)
+
+    def _result(self, stopped_by: str | None, error: str | None = None) -> BackendResult:
+        self.transcript.write("result", stopped_by=stopped_by, error=error, turns=self.turns,
+                              usage=usage_dict(self.usage), cost_usd=self.usage.cost_usd,
+                              price_known=self.price_known, final_text=self.final_text)
+        return BackendResult(self.final_text, self.turns, self.usage, stopped_by, error, tuple(self.refusals),
+                             self.model)

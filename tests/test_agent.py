@@ -1,0 +1,399 @@
+"""The Anthropic agent loop (mdspec/agent.py), driving the real SDK against the fake Messages API."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakeapi import FAKE_KEY, FakeAPI, PromptCache, fake_api  # noqa: F401
+
+from mdspec.agent import TOOLS, AnthropicSession, check_ready, make_client
+from mdspec.config import AgentConfig, Price
+from mdspec.errors import BackendError
+from mdspec.session import BackendResult, RunContext
+
+EDITOR = "str_replace_based_edit_tool"
+pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+SYSTEM = "You implement specs. " * 50
+TASK = "Implement the change in spec/a.md."
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, api: FakeAPI) -> None:
+        self.api = api
+        self.wt = tmp_path / "wt"
+        self.run_dir = tmp_path / "run"
+        self.wt.mkdir()
+        self.run_dir.mkdir()
+        (self.wt / "spec").mkdir()
+        (self.wt / "spec" / "a.md").write_text("# A\n\nGreet the world.\n")
+        (self.wt / ".git").write_text("gitdir: /elsewhere\n")
+        self.events: list[Mapping[str, Any]] = []
+        self.outside = tmp_path / "outside"
+        self.outside.mkdir()
+
+    def session(self, agent: AgentConfig | None = None, retries: int = 2, clock: Callable[[], float] | None = None,
+                env: Mapping[str, str] | None = None) -> AnthropicSession:
+        ctx = RunContext(
+            worktree=self.wt,
+            run_dir=self.run_dir,
+            system_prompt=SYSTEM,
+            task_prompt=TASK,
+            agent=agent or AgentConfig(),
+            protected=("spec/**", "AGENTS.md", ".mdspec.toml"),
+            env=env or {"PATH": os.environ["PATH"], "HOME": str(self.wt.parent)},
+            on_progress=self.events.append,
+        )
+        extra: dict[str, Any] = {"clock": clock} if clock else {}
+        return AnthropicSession(ctx, lambda: make_client(max_retries=retries, timeout=10), bash_timeout=10, **extra)
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [r.body for r in self.api.requests]
+
+    def last_user_blocks(self, n: int = -1) -> list[dict[str, Any]]:
+        msg = self.api.requests[n].body["messages"][-1]
+        assert msg["role"] == "user"
+        return list(msg["content"])
+
+    def transcript(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in (self.run_dir / "transcript.jsonl").read_text().splitlines()]
+
+    def tools_events(self) -> list[Mapping[str, Any]]:
+        return [e for e in self.events if e["event"] == "tool"]
+
+
+@pytest.fixture
+def h(tmp_path: Path, fake_api: FakeAPI) -> Harness:  # noqa: F811 - the fixture imported above
+    return Harness(tmp_path, fake_api)
+
+
+def results_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [b for b in body["messages"][-1]["content"] if b["type"] == "tool_result"]
+
+
+# --- readiness --------------------------------------------------------------------------------------------
+
+
+def test_check_ready_needs_a_credential_and_does_not_import_the_sdk() -> None:
+    with pytest.raises(BackendError) as info:
+        check_ready({"PATH": "/bin"})
+    assert "ANTHROPIC_API_KEY is not set" in str(info.value) and "\n" not in str(info.value)
+    check_ready({"ANTHROPIC_API_KEY": "k"})
+    check_ready({"ANTHROPIC_AUTH_TOKEN": "t"})
+    code = ("import sys, mdspec.agent as a; a.check_ready({'ANTHROPIC_API_KEY': 'x'}); "
+            "assert 'anthropic' not in sys.modules, 'imported the SDK'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+# --- a whole run ------------------------------------------------------------------------------------------
+
+
+def test_multi_turn_run_edits_files_and_ends_with_final_text(h: Harness) -> None:
+    api = h.api
+    api.edit("view", "spec/a.md")
+    api.edit("create", "hello.py", file_text="def greet():\n    return 'hello'\n")
+    api.edit("str_replace", "hello.py", old_str="'hello'", new_str="'hello world'")
+    api.edit("insert", "hello.py", insert_line=0, insert_text='"""Greetings."""')
+    api.bash("python3 -c 'import hello; print(hello.greet())'")
+    api.edit("view", ".")
+    api.text("Add hello.greet\n\nImplements the greeting from spec/a.md.")
+    r = h.session().start()
+    assert r.stopped_by is None and r.error is None
+    assert r.final_text == "Add hello.greet\n\nImplements the greeting from spec/a.md."
+    assert r.turns == 7 and len(api.requests) == 7
+    assert (h.wt / "hello.py").read_text() == '"""Greetings."""\ndef greet():\n    return \'hello world\'\n'
+    bodies = h.bodies()
+    assert results_of(bodies[1])[0]["content"] == "     1\t# A\n     2\t\n     3\tGreet the world."
+    assert results_of(bodies[5])[0]["content"] == "hello world"
+    listing = results_of(bodies[6])[0]["content"]
+    assert "hello.py" in listing and "spec/a.md" in listing and ".git" not in listing
+    assert all("is_error" not in res for b in bodies[1:] for res in results_of(b))
+    # the whole conversation goes back each time, roles alternating, tool_use answered by tool_result
+    last = bodies[-1]["messages"]
+    assert [m["role"] for m in last] == ["user", "assistant"] * 6 + ["user"]
+    assert last[0]["content"][0]["text"] == TASK
+    assert bodies[0]["model"] == "claude-sonnet-4-5" and bodies[0]["max_tokens"] == 16000
+    assert bodies[0]["stream"] is True
+    # progress: a turn event per response, a tool event per call, cumulative usage
+    turns = [e for e in h.events if e["event"] == "turn"]
+    assert [e["turn"] for e in turns] == list(range(1, 8))
+    assert turns[-1]["usage"]["output_tokens"] == r.usage.output_tokens
+    assert turns[-1]["cost_usd"] == pytest.approx(r.usage.cost_usd, abs=1e-6) and r.usage.cost_usd > 0
+    assert [e["summary"] for e in h.tools_events()] == [
+        "view spec/a.md", "create hello.py", "str_replace hello.py", "insert hello.py",
+        "python3 -c 'import hello; print(hello.greet())'", "view .",
+    ]
+    kinds = [line["kind"] for line in h.transcript()]
+    assert kinds.count("request") == 7 and kinds.count("response") == 7
+    assert kinds.count("tool_call") == 6 and kinds.count("tool_result") == 6 and kinds[-1] == "result"
+
+
+def test_cache_breakpoints_and_byte_stable_prefix(h: Harness) -> None:
+    for i in range(4):
+        h.api.bash(f"echo turn {i}")
+    h.api.text("Done\n\nNothing to add.")
+    r = h.session().start()
+    assert r.stopped_by is None
+    bodies = h.bodies()
+    tools = {json.dumps(b["tools"], sort_keys=False) for b in bodies}
+    assert tools == {json.dumps(TOOLS)}
+    assert TOOLS == [{"type": "text_editor_20250728", "name": EDITOR}, {"type": "bash_20250124", "name": "bash"}]
+    assert {json.dumps(b["system"]) for b in bodies} == {
+        json.dumps([{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}])
+    }
+    for body in bodies:
+        marked = [(i, j) for i, m in enumerate(body["messages"]) for j, blk in enumerate(m["content"])
+                  if "cache_control" in blk]
+        newest = len(body["messages"]) - 1
+        assert marked == [(newest, len(body["messages"][newest]["content"]) - 1)]
+        assert marked and body["messages"][newest]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+    usages = [req.usage for req in h.api.requests]
+    assert usages[0]["cache_read_input_tokens"] == 0
+    assert all(u["cache_read_input_tokens"] > 0 for u in usages[1:])
+    assert r.usage.cache_read_input_tokens > r.usage.cache_creation_input_tokens
+
+
+def test_fake_cache_reads_the_longest_written_prefix() -> None:
+    cache = PromptCache()
+    bp = {"type": "ephemeral"}
+    first = {"system": [{"type": "text", "text": "s" * 400, "cache_control": bp}],
+             "messages": [{"role": "user", "content": [{"type": "text", "text": "u" * 400, "cache_control": bp}]}]}
+    u1 = cache.bill(first)
+    assert u1 == {"input_tokens": 0, "cache_creation_input_tokens": u1["cache_creation_input_tokens"],
+                  "cache_read_input_tokens": 0}
+    second = json.loads(json.dumps(first))
+    del second["messages"][0]["content"][0]["cache_control"]
+    second["messages"] += [{"role": "assistant", "content": [{"type": "text", "text": "a" * 400}]},
+                           {"role": "user", "content": [{"type": "text", "text": "v" * 400, "cache_control": bp}]}]
+    u2 = cache.bill(second)
+    assert u2["cache_read_input_tokens"] == u1["cache_creation_input_tokens"]
+    assert u2["input_tokens"] == 0 and 200 <= u2["cache_creation_input_tokens"] <= 250  # two blocks of 400 chars
+    no_bp = json.loads(json.dumps(second))
+    del no_bp["messages"][-1]["content"][0]["cache_control"]
+    u3 = cache.bill(no_bp)  # only the system breakpoint: reads the system prefix, the rest is plain input
+    assert 0 < u3["cache_read_input_tokens"] < u1["cache_creation_input_tokens"] and u3["input_tokens"] > 300
+
+
+# --- limits -----------------------------------------------------------------------------------------------
+
+
+def test_max_turns_stops_cleanly(h: Harness) -> None:
+    for _ in range(5):
+        h.api.bash("true")
+    r = h.session(AgentConfig(max_turns=3)).start()
+    assert (r.stopped_by, r.turns, r.error) == ("max_turns", 3, None)
+    assert len(h.api.requests) == 3 and len(h.tools_events()) == 3
+
+
+def test_max_cost_stops_cleanly(h: Harness) -> None:
+    for _ in range(5):
+        h.api.bash("true")
+    dear = Price(input=1000.0, output=1000.0, cache_write=1000.0, cache_read=1000.0)
+    r = h.session(AgentConfig(max_cost_usd=0.1, prices={"claude-sonnet-4-5": dear})).start()
+    assert r.stopped_by == "max_cost_usd"
+    assert r.turns == 1 and r.usage.cost_usd >= 0.1  # one response (~300 tokens) already costs more
+
+
+def test_max_minutes_with_an_injected_clock(h: Harness) -> None:
+    for _ in range(5):
+        h.api.bash("true")
+    ticks = itertools.count(0.0, 25.0)  # every reading of the clock is 25 s later
+    r = h.session(AgentConfig(max_minutes=1.0), clock=lambda: next(ticks)).start()
+    assert r.stopped_by == "max_minutes" and 1 <= r.turns < 5
+
+
+def test_unknown_price_counts_zero_and_says_so(h: Harness) -> None:
+    h.api.text("Done\n\nbody")
+    r = h.session(AgentConfig(model="claude-future-9")).start()
+    assert r.stopped_by is None and r.usage.cost_usd == 0.0 and r.usage.output_tokens > 0
+    turn = [e for e in h.events if e["event"] == "turn"][-1]
+    assert turn["price_known"] is False
+    assert h.transcript()[-1]["price_known"] is False
+
+
+# --- stop reasons -----------------------------------------------------------------------------------------
+
+
+def test_max_tokens_text_is_continued(h: Harness) -> None:
+    h.api.text("The first half of a long", stop_reason="max_tokens")
+    h.api.text("Finish it\n\nsecond half.")
+    r = h.session().start()
+    assert r.stopped_by is None and r.final_text == "Finish it\n\nsecond half."
+    msgs = h.bodies()[1]["messages"]
+    assert msgs[1] == {"role": "assistant", "content": [{"type": "text", "text": "The first half of a long"}]}
+    assert "cut off by the output token limit" in msgs[2]["content"][0]["text"]
+
+
+def test_max_tokens_inside_a_tool_call_drops_it(h: Harness) -> None:
+    complete = {"type": "tool_use", "name": "bash", "input": {"command": "echo first"}}
+    cut = {"type": "tool_use", "name": EDITOR, "partial_json": '{"command": "create", "path": "big.py", "file_te'}
+    h.api.reply("Writing it.", complete, cut, stop_reason="max_tokens")
+    h.api.text("Gave up\n\nToo big.")
+    r = h.session().start()
+    assert r.stopped_by is None and not (h.wt / "big.py").exists()
+    msgs = h.bodies()[1]["messages"]
+    assert [b["type"] for b in msgs[1]["content"]] == ["text", "tool_use"]  # the cut call is gone
+    answer = msgs[2]["content"]
+    assert answer[0]["type"] == "tool_result" and answer[0]["content"] == "first"
+    assert answer[1]["type"] == "text" and f"last {EDITOR} call was cut off" in answer[1]["text"]
+
+
+def test_pause_turn_sends_the_conversation_back(h: Harness) -> None:
+    h.api.text("Searching, still going", stop_reason="pause_turn")
+    h.api.text("Finished\n\nafter a pause.")
+    r = h.session().start()
+    assert r.stopped_by is None and r.turns == 2 and r.final_text == "Finished\n\nafter a pause."
+    msgs = h.bodies()[1]["messages"]
+    assert [m["role"] for m in msgs] == ["user", "assistant"]
+    assert msgs[-1]["content"] == [{"type": "text", "text": "Searching, still going",
+                                    "cache_control": {"type": "ephemeral"}}]
+
+
+@pytest.mark.parametrize(("reason", "stopped"), [("refusal", "refusal"), ("model_context_window_exceeded", "context")])
+def test_refusal_and_context_stop(h: Harness, reason: str, stopped: str) -> None:
+    h.api.bash("true")
+    h.api.text("I won't", stop_reason=reason)
+    r = h.session().start()
+    assert (r.stopped_by, r.turns, r.error) == (stopped, 2, None)
+
+
+def test_prompt_too_long_is_context(h: Harness) -> None:
+    h.api.error(400, "prompt is too long: 212345 tokens > 200000 maximum")
+    r = h.session().start()
+    assert r.stopped_by == "context" and "prompt is too long" in (r.error or "")
+
+
+# --- API errors -------------------------------------------------------------------------------------------
+
+
+def test_rate_limit_and_overload_are_retried_by_the_sdk(h: Harness) -> None:
+    h.api.error(429, "slow down", retry_after_ms=20)
+    h.api.error(529, "overloaded", retry_after_ms=20)
+    h.api.text("Done\n\nafter retries.")
+    r = h.session(retries=2).start()
+    assert r.stopped_by is None and r.turns == 1 and r.final_text == "Done\n\nafter retries."
+    assert [req.status for req in h.api.requests] == [429, 529, 200]
+
+
+def test_retries_exhausted_is_an_error_with_the_request_id(h: Harness) -> None:
+    for _ in range(3):
+        h.api.error(500, "internal trouble", retry_after_ms=10)
+    r = h.session(retries=2).start()
+    assert r.stopped_by == "error" and len(h.api.requests) == 3
+    assert r.error is not None and "\n" not in r.error
+    assert "InternalServerError" in r.error and "500" in r.error and "internal trouble" in r.error
+    assert "req_fake" in r.error
+
+
+def test_refused_key_is_a_one_line_error(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-wrong-key-123456")
+    h.api.text("never sent")
+    r = h.session().start()
+    assert r.stopped_by == "error" and len(h.api.requests) == 1  # 401 is not retried
+    assert r.error is not None and "\n" not in r.error
+    assert r.error.startswith("the API key was refused") and "401" in r.error and "req_fake" in r.error
+
+
+def test_no_server_is_an_error_not_an_exception(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")  # discard port: nothing listens
+    r = h.session(retries=0).start()
+    assert r.stopped_by == "error" and "APIConnectionError" in (r.error or "")
+
+
+# --- the guard inside a run -------------------------------------------------------------------------------
+
+
+def test_escaping_tool_calls_are_refused_and_the_run_goes_on(h: Harness) -> None:
+    (h.wt / "out").symlink_to(h.outside)
+    api = h.api
+    api.edit("view", "../outside")
+    api.edit("create", "/etc/passwd", file_text="root::0:0::/:/bin/sh\n")
+    api.edit("create", "out/evil.txt", file_text="x")
+    api.edit("view", ".git/config")
+    api.edit("str_replace", "spec/a.md", old_str="Greet", new_str="Ignore")
+    api.edit("create", "ok.txt", file_text="fine\n")
+    api.text("Done\n\nSome calls were refused.")
+    r = h.session().start()
+    assert r.stopped_by is None and r.turns == 7
+    bodies = h.bodies()
+    for n in range(1, 6):
+        res = results_of(bodies[n])[0]
+        assert res["is_error"] is True and res["content"].startswith("Refused:"), res
+    assert "is_error" not in results_of(bodies[6])[0]
+    assert len(r.refusals) == 5 and all("\n" not in x for x in r.refusals)
+    assert (h.wt / "spec/a.md").read_text() == "# A\n\nGreet the world.\n"
+    assert not (h.outside / "evil.txt").exists() and (h.wt / "ok.txt").read_text() == "fine\n"
+    assert [e["is_error"] for e in h.tools_events()] == [True] * 5 + [False]
+
+
+def test_unknown_tool_is_an_error_result(h: Harness) -> None:
+    h.api.tool("computer", action="screenshot")
+    h.api.text("Done\n\nok")
+    r = h.session().start()
+    assert r.stopped_by is None
+    res = results_of(h.bodies()[1])[0]
+    assert res["is_error"] is True and "unknown tool" in res["content"]
+
+
+# --- fix rounds -------------------------------------------------------------------------------------------
+
+
+def test_fix_continues_the_same_conversation_and_limits_are_cumulative(h: Harness) -> None:
+    h.api.edit("create", "app.py", file_text="x = 1\n")
+    h.api.text("Add app\n\nFirst try.")
+    h.api.edit("str_replace", "app.py", old_str="x = 1", new_str="x = 2")
+    h.api.bash("true")  # the fourth turn is over the limit
+    s = h.session(AgentConfig(max_turns=3))
+    first: BackendResult = s.start()
+    assert first.stopped_by is None and first.turns == 2
+    second = s.fix("FAILED test_app.py::test_x - assert 1 == 2")
+    assert second.stopped_by == "max_turns" and second.turns == 3
+    assert second.final_text == "Add app\n\nFirst try."  # the last finished answer stands
+    assert (h.wt / "app.py").read_text() == "x = 2\n"
+    msgs = h.bodies()[2]["messages"]
+    assert [m["role"] for m in msgs] == ["user", "assistant", "user", "assistant", "user"]
+    assert msgs[:3] == [*h.bodies()[1]["messages"][:2], msgs[2]] and msgs[0]["content"][0]["text"] == TASK
+    assert "FAILED test_app.py::test_x" in msgs[4]["content"][0]["text"]
+    assert second.usage.output_tokens > first.usage.output_tokens
+
+
+# --- the transcript ---------------------------------------------------------------------------------------
+
+
+def test_the_key_never_reaches_the_run_dir(h: Harness) -> None:
+    h.api.bash("echo key=$ANTHROPIC_API_KEY")
+    h.api.text("Done\n\nok")
+    leaky_env = {"PATH": os.environ["PATH"], "ANTHROPIC_API_KEY": FAKE_KEY}  # as if the scrubbing failed
+    r = h.session(env=leaky_env).start()
+    assert r.stopped_by is None
+    sent = h.api.requests[0].headers
+    assert FAKE_KEY in sent.get("x-api-key", sent.get("authorization", ""))  # the key did travel, in a header
+    files = [p for p in h.run_dir.rglob("*") if p.is_file()]
+    assert files
+    for p in files:
+        assert FAKE_KEY not in p.read_text(errors="replace"), p
+    lines = h.transcript()
+    assert any(line["kind"] == "tool_result" and "key=[redacted]" in line["content"] for line in lines)
+    req = next(line for line in lines if line["kind"] == "request")
+    assert req["params"]["system"][0]["text"] == SYSTEM and req["messages"][0]["content"][0]["text"] == TASK
+
+
+def test_a_failing_progress_callback_ends_the_session_cleanly(h: Harness) -> None:
+    h.api.bash("true")
+    s = h.session()
+
+    def boom(event: Mapping[str, Any]) -> None:
+        raise RuntimeError("progress sink broke")
+
+    s.ctx = RunContext(**{**s.ctx.__dict__, "on_progress": boom})
+    r = s.start()
+    assert r.stopped_by == "error" and r.error == "internal error: RuntimeError: progress sink broke"
+    assert any("Traceback" in line.get("traceback", "") for line in h.transcript())
