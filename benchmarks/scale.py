@@ -63,7 +63,7 @@ def fast_import(path: Path, files: int, commits: int) -> None:
         ops.append(blob_op(f"src/d{i // per_dir:04d}/f{i % per_dir:03d}.txt", b"line %d\n" % i))
     commit(1, "set up", ops)
     for n in range(2, commits + 1):
-        if n % 50 == 0:  # a spec commit, implemented by the next (generated) commit
+        if n % 50 == 0 and n < commits - 1:  # a spec commit, implemented by the next (generated) commit
             commit(n, f"spec: change {n}", [blob_op("spec/app.md", b"# app v%d\n" % n)])
         elif n % 50 == 1 and n > 50:
             spec_msg = f"mdspec: implement {n - 1}\n\nMdspec-Implements: {'0' * 40}\nMdspec-Run: r{n}\n"
@@ -136,7 +136,8 @@ def main() -> None:
     for i in range(rounds):
         worktree.prepare(repo, state, prev if i % 2 else head)
         (worktree.path_for(state) / "scratch.txt").write_text("left by the last run\n")
-        tp.append(timed(lambda: worktree.prepare(repo, state, head if i % 2 else prev)))
+        target = head if i % 2 else prev
+        tp.append(timed(lambda target=target: worktree.prepare(repo, state, target)))
         shutil.rmtree(fresh, ignore_errors=True)
         subprocess.run(["git", "worktree", "prune"], cwd=big, env=ENV, check=True)
         tf.append(timed(lambda: subprocess.run(["git", "worktree", "add", "-q", "--detach", str(fresh), head],

@@ -128,6 +128,22 @@ def apply(run: str | None) -> None:
     _call(runner.apply, Path.cwd(), run, _out)
 
 
+@cli.command()
+@click.argument("target", required=False, metavar="[SPEC-REV | RUN]")
+@click.option("--with-spec", is_flag=True, help="Revert the spec commit(s) too, in the same commit.")
+def revert(target: str | None, with_spec: bool) -> None:
+    """Revert the generated commit(s) of a spec commit or run, as one commit that starts no run.
+
+    TARGET is a spec commit (every generated commit implementing it is reverted), a generated commit,
+    or a run id (prefix). Default: the newest generated commit on the branch. Without --with-spec the
+    spec commit shows as pending again and `mdspec run` implements it anew; with it, spec and code go
+    back together. A plain `git revert` of a generated commit works too.
+    """
+    from mdspec import revert as revert_mod
+
+    _call(revert_mod.revert, Path.cwd(), target, with_spec, _out)
+
+
 @cli.command("validate-config")
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def validate_config(file: Path | None) -> None:

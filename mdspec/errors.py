@@ -71,7 +71,7 @@ def run_guarded(fn: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("mdspec: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the last line of defence
+    except Exception as exc:  # the last line of defence
         if os.environ.get("MDSPEC_RAISE"):
             raise
         log = write_traceback(exc)

@@ -12,12 +12,23 @@ import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pygit2
 
 from mdspec.errors import GitError, NotARepository
+from mdspec.globs import Globs
 
 ZERO = "0" * 40
+
+
+def _entry(tree: Any, name: str) -> Any:
+    if tree is None:
+        return None
+    try:
+        return tree[name]
+    except KeyError:
+        return None
 
 
 def clean_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -182,6 +193,40 @@ class Repo:
                 out.append(d.old_file.path)
         return out
 
+    def changed_matching(self, info: CommitInfo, globs: Globs) -> list[str]:
+        """Paths matching `globs` that a commit changes against its first parent.
+
+        Walks both trees at once, skipping subtrees whose ids are equal or that no glob can reach, and
+        looking up only the names a glob can name where it can: cost follows what the globs watch, not
+        the size of the repository (a libgit2 tree diff costs milliseconds per commit on 50,000 files).
+        """
+        new = self.pg.get(info.tree)
+        old = self.pg.get(self.pg.get(info.parents[0]).tree_id) if info.parents else None
+        out: list[str] = []
+        self._walk_changes(old, new, "", globs, out)
+        return out
+
+    def _walk_changes(self, old: Any, new: Any, prefix: str, globs: Globs, out: list[str]) -> None:
+        names = globs.child_names(prefix)
+        if names is None:
+            names = {e.name for e in old} if old is not None else set()
+            names |= {e.name for e in new} if new is not None else set()
+        for name in sorted(names):
+            a = _entry(old, name)
+            b = _entry(new, name)
+            if a is None and b is None:
+                continue
+            if a is not None and b is not None and a.id == b.id and a.filemode == b.filemode:
+                continue
+            path = prefix + name
+            a_tree = a is not None and a.type_str == "tree"
+            b_tree = b is not None and b.type_str == "tree"
+            if (a_tree or b_tree) and globs.could_contain(path):
+                self._walk_changes(self.pg.get(a.id) if a_tree else None, self.pg.get(b.id) if b_tree else None,
+                                   path + "/", globs, out)
+            if (not a_tree or not b_tree) and globs.matches(path):
+                out.append(path)
+
     def diff_text(self, old_sha: str | None, new_sha: str, paths: list[str], limit: int) -> str:
         """A unified diff from `old_sha` (None: empty tree) to `new_sha` for `paths`, capped at `limit` chars."""
         if not paths:
@@ -261,6 +306,17 @@ class Repo:
         tree = index.write_tree(self.pg)
         sig = pygit2.Signature(committer.name, committer.email)
         return str(self.pg.create_commit(None, c.author, sig, c.message, tree, [onto_commit.id]))
+
+    def revert_tree(self, shas: list[str], onto: str) -> str | None:
+        """The tree of `onto` with each commit in `shas` undone in turn (in memory); None on conflict."""
+        current = self.pg.get(onto).peel(pygit2.Tree)
+        for sha in shas:
+            c = self.pg.get(sha)
+            index = self.pg.merge_trees(c.tree, current, self.pg.get(c.parent_ids[0]).tree)
+            if index.conflicts is not None:
+                return None
+            current = self.pg.get(index.write_tree(self.pg))
+        return str(current.id)
 
     def add_note(self, sha: str, text: str, ref: str, who: Identity) -> None:
         sig = pygit2.Signature(who.name, who.email)

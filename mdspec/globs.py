@@ -85,10 +85,26 @@ def _match(segs: list[str], parts: list[str]) -> bool:
     return bool(parts) and _seg_match(head, parts[0]) and _match(segs[1:], parts[1:])
 
 
+def _could_contain(segs: list[str], parts: list[str]) -> bool:
+    """True when some path under the directory `parts` could match `segs`."""
+    if not parts:
+        return True
+    if not segs:
+        return False
+    head = segs[0]
+    if head in ("**", "**?"):
+        return True
+    return _seg_match(head, parts[0]) and _could_contain(segs[1:], parts[1:])
+
+
+def _is_literal(seg: str) -> bool:
+    return not any(c in seg for c in "*?[")
+
+
 class Globs:
     """A compiled set of globs; `matches(path)` is true when any of them matches."""
 
-    __slots__ = ("patterns", "_compiled")
+    __slots__ = ("_compiled", "patterns")
 
     def __init__(self, patterns: tuple[str, ...] | list[str]) -> None:
         self.patterns = tuple(patterns)
@@ -100,6 +116,31 @@ class Globs:
 
     def any_match(self, paths: list[str] | tuple[str, ...]) -> bool:
         return any(self.matches(p) for p in paths)
+
+    def could_contain(self, directory: str) -> bool:
+        """Whether anything under `directory` could match: lets a tree walk skip whole subtrees."""
+        parts = [p for p in directory.strip("/").split("/") if p]
+        return any(_could_contain(segs, parts) for segs in self._compiled)
+
+    def child_names(self, directory: str) -> set[str] | None:
+        """The only entry names directly under `directory` that could lead to a match, or None for any.
+
+        With `spec/**` and `TASK.md`, the root's candidates are just {"spec", "TASK.md"}: a tree walk looks
+        those up instead of scanning every entry of a wide directory.
+        """
+        parts = [p for p in directory.strip("/").split("/") if p]
+        names: set[str] = set()
+        for segs in self._compiled:
+            if not _could_contain(segs, parts):
+                continue
+            # Position of the next segment after consuming `parts`; only literal-only prefixes qualify.
+            if any(s in ("**", "**?") for s in segs[: len(parts) + 1]):
+                return None
+            nxt = segs[len(parts)] if len(parts) < len(segs) else None
+            if nxt is None or not _is_literal(nxt) or not all(_is_literal(s) for s in segs[: len(parts)]):
+                return None
+            names.add(nxt)
+        return names
 
 
 def check_glob(glob: str) -> None:

@@ -7,6 +7,7 @@ verified by parsing the result.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -81,7 +82,9 @@ def _add_repo(lines: list[str], snippet: str) -> list[str]:
     if rest == "[]":
         return [*lines[:at], "repos:\n", snippet, *lines[at + 1 :]]
     if rest:
-        raise InstallError(f"{PRE_COMMIT_CONFIG}: repos: written in flow style; add the mdspec hook by hand:\n{snippet}")
+        raise InstallError(
+            f"{PRE_COMMIT_CONFIG}: repos: written in flow style; add the mdspec hook by hand:\n{snippet}"
+        )
     first_item = next(
         (ln for ln in lines[at + 1 :] if ln.strip() and not ln.lstrip().startswith("#")), ""
     )
@@ -131,7 +134,9 @@ def edit_pre_commit_config(text: str | None, snippet: str) -> str | None:
     try:
         data = yaml.safe_load(text) if text else {}
     except yaml.YAMLError as exc:
-        raise InstallError(f"{PRE_COMMIT_CONFIG}: not valid YAML ({exc}); fix it, then run `mdspec init` again") from None
+        why = " ".join(str(exc).split())  # PyYAML's messages span lines; errors are one line
+        msg = f"{PRE_COMMIT_CONFIG}: not valid YAML ({why}); fix it, then run `mdspec init` again"
+        raise InstallError(msg) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -160,9 +165,21 @@ def edit_pre_commit_config(text: str | None, snippet: str) -> str | None:
     return new
 
 
+def _yaml_string(value: str) -> str:
+    """`value` as a YAML scalar that reads back as that string: a tag like `1.10` must not become a float."""
+    try:
+        if value and value.strip() == value and "#" not in value and yaml.safe_load(value) == value:
+            return value
+    except yaml.YAMLError:
+        pass
+    return json.dumps(value)  # a JSON string is a valid double-quoted YAML scalar
+
+
 def hook_snippet(remote_url: str | None, rev: str | None) -> str:
     if remote_url:
-        return templates.render(templates.read("pre-commit-remote.yaml"), url=remote_url, rev=rev or "")
+        return templates.render(
+            templates.read("pre-commit-remote.yaml"), url=_yaml_string(remote_url), rev=_yaml_string(rev or "")
+        )
     return templates.read("pre-commit-local.yaml")
 
 
@@ -181,8 +198,8 @@ def install_pre_commit(repo: Repo, remote_url: str | None, rev: str | None, out:
         text=True,
     )
     if proc.returncode != 0:
-        msg = (proc.stdout + proc.stderr).strip().splitlines()
-        raise InstallError(f"pre-commit install failed: {msg[-1] if msg else proc.returncode}")
+        msg = " ".join(ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip())
+        raise InstallError(f"pre-commit install failed: {msg or f'exit status {proc.returncode}'}")
     out("  installed the post-commit hook with pre-commit")
     if not remote_url and shutil.which("mdspec") is None:
         out("  warning: `mdspec` is not on PATH; the local hook calls it by name, so commit from a shell where it is")
@@ -191,13 +208,24 @@ def install_pre_commit(repo: Repo, remote_url: str | None, rev: str | None, out:
 # --- plain git hook ---------------------------------------------------------------------------------
 
 
-def install_git_hook(repo: Repo, out: Printer) -> None:
+def refuse_hooks_path(repo: Repo, git_hook: bool) -> None:
+    """core.hooksPath moves git's hooks elsewhere (and pre-commit refuses to install then): say so first."""
     hooks_path = git.run(["config", "--get", "core.hooksPath"], repo.top, check=False).stdout.strip()
-    if hooks_path:
+    if not hooks_path:
+        return
+    if git_hook:
         raise InstallError(
             f"core.hooksPath is set to {hooks_path}: git runs hooks from there, not .git/hooks; add "
             f"`mdspec hook post-commit` to {hooks_path}/post-commit yourself, or unset core.hooksPath"
         )
+    raise InstallError(
+        f"core.hooksPath is set to {hooks_path}: pre-commit will not install hooks while it is; unset it "
+        f"(`git config --unset-all core.hooksPath`), or add `mdspec hook post-commit` to {hooks_path}/post-commit"
+    )
+
+
+def install_git_hook(repo: Repo, out: Printer) -> None:
+    refuse_hooks_path(repo, git_hook=True)
     hooks = repo.common_dir / "hooks"
     hooks.mkdir(exist_ok=True)
     target, legacy = hooks / "post-commit", hooks / "post-commit.legacy"
@@ -223,6 +251,7 @@ def init(start: Path, git_hook: bool, remote_url: str | None, rev: str | None, o
     if git_hook and remote_url:
         raise InstallError("--git-hook and --pre-commit-repo exclude each other: choose one way to install")
     repo = Repo(start)
+    refuse_hooks_path(repo, git_hook)  # before anything is written: a refused init leaves no trace
     out(f"mdspec init in {repo.top}")
     write_starters(repo.top, out)
     if git_hook:

@@ -7,12 +7,14 @@ overwritten and leaves unrelated edits alone), and the branch moves with a compa
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from mdspec import git, paths
 from mdspec.git import Repo
 
 RESULTS = "refs/mdspec/results/"
+_QUOTED = re.compile(r"'(.+)'")
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,11 @@ def _checkout_update(repo: Repo, old: str, new: str, dry_run: bool) -> str | Non
     if proc.returncode == 0:
         return None
     lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-    files = [ln for ln in lines if not ln.startswith(("error:", "fatal:", "Please", "Aborting"))]
+    # read-tree names each file in an error line ("error: Entry 'app.py' not uptodate. Cannot merge.",
+    # "error: Untracked working tree file 'x' would be overwritten by merge."); checkout-style output
+    # lists them on lines of their own.
+    files = [m.group(1) for ln in lines if ln.startswith("error:") and (m := _QUOTED.search(ln))]
+    files += [ln for ln in lines if not ln.startswith(("error:", "fatal:", "Please", "Aborting"))]
     if files:
         return "your uncommitted changes touch files the run changed: " + ", ".join(files[:5])
     return lines[0] if lines else "git refused to update the checkout"
@@ -49,7 +55,7 @@ def land(repo: Repo, branch: str, result: str, run_id: str) -> Landing:
         if paths.operation_in_progress(str(repo.git_dir)):
             return Landing(False, result, "a merge, rebase, cherry-pick, revert or bisect is in progress")
         if repo.head_branch() != branch:
-            now = repo.head_branch() or "a detached HEAD"
+            now = (repo.head_branch() or "a detached HEAD").removeprefix("refs/heads/")
             return Landing(False, result, f"{branch.removeprefix('refs/heads/')} is not checked out (now {now})")
         tip = repo.resolve_ref(branch)
         if tip is None:

@@ -51,7 +51,14 @@ def all_runs(state_dir: Path) -> list[dict[str, Any]]:
     d = runs_dir(state_dir)
     if not d.is_dir():
         return []
-    return [read(p) for p in sorted(d.iterdir(), reverse=True) if p.is_dir()]
+    recs = [read(p) for p in d.iterdir() if p.is_dir()]
+    # Ids only have second resolution: two runs in one second are told apart by their start time.
+    return sorted(recs, key=lambda r: (str(r.get("id", ""))[:15], _started(r), str(r.get("id", ""))), reverse=True)
+
+
+def _started(rec: dict[str, Any]) -> float:
+    v = rec.get("started")
+    return float(v) if isinstance(v, (int, float)) else 0.0
 
 
 def find_run(state_dir: Path, prefix: str | None) -> Path | None:
@@ -59,8 +66,9 @@ def find_run(state_dir: Path, prefix: str | None) -> Path | None:
     d = runs_dir(state_dir)
     if not d.is_dir():
         return None
-    names = sorted((p.name for p in d.iterdir() if p.is_dir()), reverse=True)
     if prefix is None:
-        return d / names[0] if names else None
+        newest = all_runs(state_dir)
+        return d / str(newest[0]["id"]) if newest else None
+    names = sorted((p.name for p in d.iterdir() if p.is_dir()), reverse=True)
     hits = [n for n in names if n.startswith(prefix)]
     return d / hits[0] if len(hits) == 1 else None

@@ -33,7 +33,9 @@ def gather(repo: Repo) -> dict[str, Any]:
         "branch": branch.removeprefix("refs/heads/") if branch else None,
         "worker_pid": holder,
         "running": running,
-        "queued": [{"commit": sha, "branch": ref, "queued_at": at} for sha, ref, at in triggers.entries(str(state))],
+        # A trigger stays queued until its run ends: the one being implemented now is not waiting.
+        "queued": [{"commit": sha, "branch": ref, "queued_at": at} for sha, ref, at in triggers.entries(str(state))
+                   if not running or sha not in running.get("spec_commits", [])],
         "pending": [],
         "reverted": [],
         "runs": runs[:LAST_RUNS],
@@ -73,8 +75,9 @@ def status(start: Path, as_json: bool, out: Printer) -> int:
         out("running: nothing")
     if info["queued"]:
         out(f"queued: {len(info['queued'])} spec commit(s): " + ", ".join(q["commit"][:10] for q in info["queued"]))
+    now = set(r.get("spec_commits", [])) if r else set()
     for p in info["pending"]:
-        out(f"pending: {p['commit'][:10]} {p['subject']}")
+        out(f"pending{' (running now)' if p['commit'] in now else ''}: {p['commit'][:10]} {p['subject']}")
     for p in info["reverted"]:
         out(f"pending (generated commit reverted; `mdspec run` implements it again): {p['commit'][:10]} {p['subject']}")
     if not info["pending"] and not info["reverted"] and not info["config_error"]:
@@ -102,7 +105,7 @@ def _print_run(rdir: Path, out: Printer) -> dict[str, Any]:
     for key in ("branch", "base", "backend", "model", "turns", "cost_usd", "check", "result", "landed_as", "seconds"):
         if rec.get(key) not in (None, ""):
             out(f"  {key}: {rec[key]}")
-    for sha, subj in zip(rec.get("spec_commits", []), rec.get("spec_subjects", [])):
+    for sha, subj in zip(rec.get("spec_commits", []), rec.get("spec_subjects", []), strict=False):
         out(f"  implements: {sha[:10]} {subj}")
     for v in rec.get("violations", []):
         out(f"  restored: {v}")

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -123,35 +124,48 @@ def wait_for_pid(pid: int | None, git_dir: Path, limit: float = 30.0) -> None:
 # --- guards ----------------------------------------------------------------------------------------
 
 
-def _git_dir_files(common: Path) -> dict[str, bytes]:
-    """The parts of the repository's git dir an escaped command could use against the user."""
-    out: dict[str, bytes] = {}
-    for rel in ("config", "info/attributes", "info/exclude"):
-        p = common / rel
-        if p.is_file():
-            out[rel] = p.read_bytes()
+def _git_dir_files(common: Path) -> dict[str, tuple[bytes, int]]:
+    """The parts of the repository's git dir an escaped command could use against the user: content and mode."""
+    out: dict[str, tuple[bytes, int]] = {}
+    candidates = [common / rel for rel in ("config", "info/attributes", "info/exclude")]
     hooks = common / "hooks"
     if hooks.is_dir():
-        for p in hooks.iterdir():
-            if p.is_file():
-                out[f"hooks/{p.name}"] = p.read_bytes()
+        candidates += sorted(hooks.iterdir())
+    for p in candidates:
+        rel = str(p.relative_to(common))
+        if p.is_symlink():
+            out[rel] = (os.fsencode(os.readlink(p)), -1)  # -1: a symlink to this target
+        elif p.is_file():
+            out[rel] = (p.read_bytes(), p.stat().st_mode & 0o7777)
     return out
 
 
-def _restore_git_dir(common: Path, before: dict[str, bytes]) -> list[str]:
-    after = _git_dir_files(common)
+def _restore_git_dir(common: Path, before: dict[str, tuple[bytes, int]]) -> list[str]:
     changed = []
+    for sub in ("hooks", "info"):
+        d = common / sub
+        if d.is_symlink():  # a directory swapped for a link: restoring into it would write elsewhere
+            d.unlink()
+            d.mkdir()
+            changed.append(f".git/{sub}")
+    after = _git_dir_files(common)
     for rel in sorted(set(before) | set(after)):
         if before.get(rel) == after.get(rel):
             continue
         changed.append(f".git/{rel}")
         p = common / rel
+        # Unlink first: writing to a symlink the command put there would write through it.
+        if p.is_symlink() or p.is_file():
+            p.unlink()
+        elif p.is_dir():
+            shutil.rmtree(p)
         if rel in before:
-            p.write_bytes(before[rel])
-            if rel.startswith("hooks/"):
-                p.chmod(0o755)
-        else:
-            p.unlink(missing_ok=True)
+            data, mode = before[rel]
+            if mode == -1:
+                os.symlink(os.fsdecode(data), p)
+            else:
+                p.write_bytes(data)
+                p.chmod(mode)
     return changed
 
 
@@ -159,16 +173,23 @@ def enforce_protected(wt: Path, base: str, protected: Globs) -> list[str]:
     """Undo every change to a protected path and every symlink leading out of the worktree."""
     tree = worktree.snapshot_tree(wt)
     changes = worktree.changed_between(wt, base, tree)
-    bad = [(s, p) for s, p in changes if protected.matches(p)]
+    bad: list[tuple[str, str]] = []
+    labels: list[str] = []
+    root = wt.resolve()
     for status, p in changes:
         link = wt / p
         if status != "D" and link.is_symlink():
             target = (link.parent / os.readlink(link)).resolve()
-            if not target.is_relative_to(wt.resolve()) or ".git" in target.relative_to(wt.resolve()).parts:
+            if not target.is_relative_to(root) or ".git" in target.relative_to(root).parts:
                 bad.append((status, p))
+                labels.append(f"{p} (symlink out of the worktree)")
+                continue
+        if protected.matches(p):
+            bad.append((status, p))
+            labels.append(f"{p} (protected)")
     if bad:
         worktree.restore(wt, base, bad)
-    return [f"{p} ({'symlink out of the worktree' if (wt / p).is_symlink() else 'protected'})" for _, p in bad]
+    return labels
 
 
 # --- one run ---------------------------------------------------------------------------------------
@@ -202,7 +223,7 @@ def commit_message(result: BackendResult | None, specs: Sequence[SpecCommit], ru
     text = (result.final_text if result else "").strip()
     lines = text.splitlines()
     subject = lines[0].strip() if lines else ""
-    subject = subject.removeprefix("mdspec:").strip().strip("#").strip()
+    subject = subject.lstrip("#").strip().removeprefix("mdspec:").strip()
     if not subject:
         subject = "implement " + specs[-1].info.subject
     if len(subject) > SUBJECT_MAX:
@@ -271,7 +292,7 @@ class Runner:
             self._run(req, cfg, rec, rdir, progress)
         except FatalError as exc:
             rec.update(status=records.FAILED, reason=str(exc))
-        except Exception as exc:  # noqa: BLE001 - a bug must not lose the record or kill the queue
+        except Exception as exc:  # a bug must not lose the record or kill the queue
             rec.update(status=records.FAILED, reason=f"internal error: {type(exc).__name__}: {exc}")
             (rdir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
         finally:
@@ -356,7 +377,7 @@ class Runner:
         else:
             if not repo.resolve_ref(land.result_ref(rec["id"])):
                 land.hold(repo, rec["id"], commit)
-            rec.update(status=records.HELD, reason=f"held: {landing.reason}; `mdspec apply {rec['id']}` lands it")
+            rec.update(status=records.HELD, reason=f"{landing.reason}; `mdspec apply {rec['id']}` lands it")
 
     def _note(self, rec: dict[str, Any], sha: str) -> None:
         u = rec.get("usage") or {}
@@ -370,7 +391,7 @@ class Runner:
         with contextlib.suppress(Exception):
             self.repo.add_note(sha, text, NOTES_REF, self.repo.identity())
 
-    def _guard(self, wt: Path, base: str, protected: Globs, gitdir_before: dict[str, bytes]) -> list[str]:
+    def _guard(self, wt: Path, base: str, protected: Globs, gitdir_before: dict[str, tuple[bytes, int]]) -> list[str]:
         found = enforce_protected(wt, base, protected)
         found += [f"{p} (git dir)" for p in _restore_git_dir(self.repo.common_dir, gitdir_before)]
         return found
@@ -412,8 +433,10 @@ def drain(repo: Repo, out: Printer) -> list[dict[str, Any]]:
             tip = repo.resolve_ref(branch) if branch else None
             if tip is not None:
                 ps = pending.find(repo, tip, cfg)
-                if any(s.sha in batch for s in ps.pending):
-                    done.append(Runner(repo, out).run(RunRequest(branch, ps.pending), cfg))
+                # A reverted spec commit runs only when queued by hand (`mdspec run`), never along by itself.
+                specs = tuple(s for s in ps.all_pending if s in ps.pending or s.sha in batch)
+                if any(s.sha in batch for s in specs):
+                    done.append(Runner(repo, out).run(RunRequest(branch, specs), cfg))
         except FatalError as exc:
             out(f"mdspec: error: {exc}")
             done.append({"status": records.FAILED, "reason": str(exc)})

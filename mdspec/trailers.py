@@ -10,6 +10,7 @@ from __future__ import annotations
 IMPLEMENTS = "Mdspec-Implements"
 RUN = "Mdspec-Run"
 CHECK = "Mdspec-Check"
+REVERTS = "Mdspec-Reverts"  # on commits made by `mdspec revert`
 
 
 def parse(message: str) -> list[tuple[str, str]]:
@@ -35,8 +36,8 @@ def values(message: str, key: str) -> list[str]:
 
 
 def is_generated(message: str) -> bool:
-    """True for a commit made by an mdspec run."""
-    return bool(values(message, RUN))
+    """True for a commit made by mdspec (a run's result, or `mdspec revert`): it never starts a run."""
+    return any(k.lower() in (RUN.lower(), REVERTS.lower()) for k, _ in parse(message))
 
 
 def render(implements: list[str], run_id: str, check: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mdspec import git
+from mdspec import git, paths
 from mdspec.git import Repo
 
 
@@ -25,6 +25,11 @@ def prepare(repo: Repo, state_dir: Path, base: str) -> Path:
         git.run(["worktree", "add", "--force", "--detach", str(wt), base], repo.top)
         return wt
     # A run may have left git state behind (a half-done rebase, commits, a staged mess): start over.
+    gitdir = git.run(["rev-parse", "--absolute-git-dir"], wt).stdout.strip()
+    if paths.operation_in_progress(gitdir):
+        for op in (["rebase", "--quit"], ["am", "--quit"], ["cherry-pick", "--quit"], ["revert", "--quit"],
+                   ["merge", "--quit"], ["bisect", "reset"]):
+            git.run(op, wt, check=False)
     git.run(["checkout", "--force", "--detach", base], wt)
     git.run(["reset", "--hard", "--quiet", base], wt)
     git.run(["clean", "-d", "--force", "--quiet"], wt)  # not -x: ignored build caches stay

@@ -38,3 +38,15 @@ def test_revert_of_generated_commit_starts_no_run(mdrepo: Repo) -> None:
     assert len(list((mdrepo.state / "runs").iterdir())) == runs
     status = mdrepo.mdspec("status").stdout
     assert "generated commit reverted" in status
+
+
+def test_task_md_is_the_task_and_deleting_it_starts_nothing(mdrepo: Repo) -> None:
+    task = mdrepo.commit("task: fix", {"TASK.md": "Fix the thing.\n"}, env=FOREGROUND)
+    assert trailers.values(mdrepo.message(), trailers.IMPLEMENTS) == [task]
+    prompt = next((mdrepo.state / "runs").iterdir()) / "prompt.md"
+    assert "Fix the thing." in prompt.read_text()
+    head = mdrepo.head()
+    mdrepo.git("rm", "-q", "TASK.md")
+    done = mdrepo.commit("task done", env=FOREGROUND)
+    assert mdrepo.head() == done and mdrepo.head("HEAD~1") == head
+    assert "pending: nothing" in mdrepo.mdspec("status").stdout

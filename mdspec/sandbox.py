@@ -1,0 +1,144 @@
+"""The sandbox for every command a run executes (agent shell, command backend, check): bubblewrap.
+
+Inside: the whole filesystem read-only; the worktree writable except its protected paths; a private
+/tmp; the repository's git dir read-only apart from the worktree's own admin dir (its HEAD and index);
+home-directory secrets hidden; no network unless `network = true`; a new PID namespace so the process
+tree dies with the run. Without bwrap, `auto` runs unsandboxed (and the run record says so), `bwrap`
+refuses to start.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mdspec.errors import FatalError
+from mdspec.globs import Globs
+
+# Relative to $HOME: credentials and tokens a command has no business reading.
+HOME_SECRETS = (
+    ".ssh",
+    ".aws",
+    ".config",
+    ".netrc",
+    ".git-credentials",
+    ".gnupg",
+    ".docker",
+    ".kube",
+    ".pypirc",
+    ".npmrc",
+    ".gitconfig",
+    ".anthropic",
+)
+
+
+class SandboxUnavailable(FatalError):
+    pass
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_path() -> str | None:
+    """bwrap's path when it is installed and can actually create a sandbox here (user namespaces)."""
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return None
+    try:
+        probe = subprocess.run(
+            [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-net", "--die-with-parent", "true"],
+            capture_output=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return exe if probe.returncode == 0 else None
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How to wrap a command; `prefix` is empty when running unsandboxed."""
+
+    prefix: tuple[str, ...]
+    mode: str  # "bwrap" or "off"
+    warning: str | None = None  # set when `auto` found no bwrap
+
+    def wrap(self, argv: Sequence[str]) -> list[str]:
+        return [*self.prefix, *argv]
+
+
+def _protected_mounts(worktree: Path, protected: Globs) -> list[Path]:
+    """Existing paths in the worktree to mount read-only: whole directories where a glob covers them."""
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(worktree):
+        rel_dir = os.path.relpath(dirpath, worktree)
+        rel_dir = "" if rel_dir == "." else rel_dir + "/"
+        if rel_dir == "" and ".git" in dirnames:
+            dirnames.remove(".git")
+        keep = []
+        for d in dirnames:
+            rel = rel_dir + d
+            if protected.matches(rel + "/\0probe") and protected.matches(rel):
+                out.append(Path(dirpath) / d)  # everything under it is protected
+            elif protected.could_contain(rel):
+                keep.append(d)
+        dirnames[:] = keep
+        out.extend(Path(dirpath) / f for f in filenames if protected.matches(rel_dir + f))
+    return out
+
+
+def build(
+    mode: str,
+    worktree: Path,
+    common_dir: Path,
+    protected: Globs,
+    network: bool,
+    home: str | None = None,
+) -> Sandbox:
+    """The sandbox for one run (`mode` is the config's `sandbox`: auto, bwrap or off)."""
+    if mode == "off":
+        return Sandbox((), "off")
+    exe = bwrap_path()
+    if exe is None:
+        if mode == "bwrap":
+            raise SandboxUnavailable(
+                "sandbox = \"bwrap\" but bubblewrap is not usable here: install it (Debian: apt-get install "
+                "bubblewrap) or set sandbox = \"auto\" in .mdspec.toml"
+            )
+        return Sandbox((), "off", "bubblewrap (bwrap) is not installed: commands ran without a sandbox")
+    wt = worktree.resolve()
+    common = common_dir.resolve()
+    args = [exe, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    if not network:
+        args.append("--unshare-net")
+    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    home = home if home is not None else os.environ.get("HOME")
+    if home and os.path.isdir(home):
+        for name in HOME_SECRETS:
+            p = os.path.join(home, name)
+            if os.path.isdir(p) and not wt.is_relative_to(Path(p).resolve()):
+                args += ["--tmpfs", p]
+            elif os.path.isfile(p):
+                args += ["--ro-bind", "/dev/null", p]
+    # The repository's git dir is read-only (hooks, config, refs, objects), then the worktree writable,
+    # then its own admin dir writable (git status refreshes its index), then protected paths read-only.
+    # The user's checkout is read-only like the rest (bound again in case it lives under /tmp).
+    top = common.parent if common.name == ".git" else None
+    if top is not None and top.is_dir():
+        args += ["--ro-bind", str(top), str(top)]
+    args += ["--ro-bind", str(common), str(common)]
+    args += ["--bind", str(wt), str(wt)]
+    gitfile = wt / ".git"
+    if gitfile.is_file():
+        admin = gitfile.read_text(encoding="utf-8").removeprefix("gitdir:").strip()
+        admin_path = (wt / admin).resolve()
+        if admin_path.is_dir():
+            args += ["--bind", str(admin_path), str(admin_path)]
+        args += ["--ro-bind", str(gitfile), str(gitfile)]
+    for p in _protected_mounts(wt, protected):
+        args += ["--ro-bind", str(p), str(p)]
+    args += ["--chdir", str(wt), "--"]
+    return Sandbox(tuple(args), "bwrap")

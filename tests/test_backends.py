@@ -1,0 +1,200 @@
+"""The command backend (mdspec/backends.py): prompt in, answer and usage out, limits, environment."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from conftest import Repo, agent_script
+from test_runner import last_run, reconfigure, run_fg, runs, set_agent, spec_commit
+
+from mdspec import backends, runner, trailers
+from mdspec.config import AgentConfig
+from mdspec.session import RunContext
+
+
+def make_ctx(tmp_path: Path, command: str = "", preset: str = "", max_minutes: float = 1.0,
+             max_cost_usd: float = 5.0, env: Mapping[str, str] | None = None) -> tuple[RunContext, list[Any]]:
+    wt = tmp_path / "wt"
+    wt.mkdir(exist_ok=True)
+    rdir = tmp_path / "run"
+    rdir.mkdir(exist_ok=True)
+    events: list[Any] = []
+    agent = AgentConfig(backend="command", command=command, preset=preset, max_minutes=max_minutes,
+                        max_cost_usd=max_cost_usd)
+    ctx = RunContext(wt, rdir, "SYSTEM PROMPT", "TASK PROMPT", agent, ("spec/**",),
+                     env if env is not None else runner.backend_env(), events.append)
+    return ctx, events
+
+
+def test_prompt_arrives_on_stdin_and_in_a_file(tmp_path: Path) -> None:
+    seen = tmp_path / "seen.json"
+    cmd = agent_script(tmp_path, f"""
+        import json, os, sys
+        json.dump({{"stdin": sys.stdin.read(), "file": open(os.environ["MDSPEC_PROMPT_FILE"]).read(),
+                   "cwd": os.getcwd()}}, open({str(seen)!r}, "w"))
+        open(os.environ["MDSPEC_SUMMARY_FILE"], "w").write("Did it\\n\\nDetails.\\n")
+    """)
+    ctx, events = make_ctx(tmp_path, cmd)
+    result = backends.CommandSession(ctx).start()
+    data = json.loads(seen.read_text())
+    assert data["stdin"] == data["file"] == "SYSTEM PROMPT\n\nTASK PROMPT"
+    assert data["cwd"] == str(ctx.worktree)
+    assert result.final_text == "Did it\n\nDetails.\n"
+    assert result.stopped_by is None and result.turns == 1
+    assert [e["event"] for e in events] == ["tool", "turn"]
+
+
+def test_fix_round_appends_the_check_output(tmp_path: Path) -> None:
+    seen = tmp_path / "prompts.txt"
+    cmd = agent_script(tmp_path, f"""
+        import sys
+        open({str(seen)!r}, "a").write(sys.stdin.read() + "\\n=====\\n")
+    """)
+    ctx, _ = make_ctx(tmp_path, cmd)
+    session = backends.CommandSession(ctx)
+    session.start()
+    result = session.fix("FAILED test_x - assert 1 == 2")
+    first, second = seen.read_text().split("\n=====\n")[:2]
+    assert "The check failed" not in first
+    assert second.startswith("SYSTEM PROMPT\n\nTASK PROMPT\n\n## The check failed after your previous attempt")
+    assert "FAILED test_x - assert 1 == 2" in second
+    assert result.turns == 2
+
+
+def test_claude_code_json_output_gives_answer_turns_and_cost(tmp_path: Path) -> None:
+    out = {"type": "result", "result": "Implement greeting\n\nAdded hello().", "num_turns": 7,
+           "total_cost_usd": 0.42, "usage": {"input_tokens": 10, "output_tokens": 20,
+                                             "cache_creation_input_tokens": 30, "cache_read_input_tokens": 40}}
+    cmd = agent_script(tmp_path, f"print('starting'); print({json.dumps(json.dumps(out))})\n")
+    ctx, _ = make_ctx(tmp_path, cmd)
+    result = backends.CommandSession(ctx).start()
+    assert result.final_text == "Implement greeting\n\nAdded hello()."
+    assert result.usage.cost_usd == 0.42
+    assert result.usage.total_input == 80 and result.usage.output_tokens == 20
+
+
+def test_cost_over_the_limit_stops(tmp_path: Path) -> None:
+    cmd = agent_script(tmp_path, 'print(\'{"result": "x", "total_cost_usd": 9.5}\')\n')
+    ctx, _ = make_ctx(tmp_path, cmd, max_cost_usd=1.0)
+    assert backends.CommandSession(ctx).start().stopped_by == "max_cost_usd"
+
+
+def test_exit_statuses(tmp_path: Path) -> None:
+    ctx, _ = make_ctx(tmp_path, "definitely-not-installed-agent -p")
+    r = backends.CommandSession(ctx).start()
+    assert (r.stopped_by, r.error) == ("error", "agent command not found: 'definitely-not-installed-agent' (exit "
+                                                "127); see output.log")
+    ctx, _ = make_ctx(tmp_path, "echo first; echo 'rate limited' >&2; exit 2")
+    r = backends.CommandSession(ctx).start()
+    assert r.stopped_by == "error"
+    assert r.error == "agent command exited with status 2: rate limited"
+    assert "rate limited" in (ctx.run_dir / "output.log").read_text()
+
+
+def test_time_limit_kills_the_whole_group_and_a_later_round_does_not_start(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    ctx, _ = make_ctx(tmp_path, f"sleep 30 & echo $! > {pidfile}; wait", max_minutes=0.01)
+    session = backends.CommandSession(ctx)
+    t0 = time.monotonic()
+    assert session.start().stopped_by == "max_minutes"
+    assert time.monotonic() - t0 < 5
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            break
+        time.sleep(0.02)
+    else:
+        raise AssertionError("the backgrounded sleep outlived the run")
+    pidfile.unlink()
+    assert session.fix("check output").stopped_by == "max_minutes"
+    assert not pidfile.exists()  # the fix round never started
+
+
+def test_presets() -> None:
+    ctx = RunContext(Path("."), Path("."), "", "", AgentConfig(backend="command", preset="claude-code"), (), {})
+    assert backends.command_for(ctx).startswith("claude -p --output-format json")
+    ctx = RunContext(Path("."), Path("."), "", "", AgentConfig(backend="command", preset="codex"), (), {})
+    assert backends.command_for(ctx).startswith("codex exec")
+
+
+def test_environment_of_the_agent_command(mdrepo: Repo, tmp_path: Path) -> None:
+    dump = tmp_path / "env.json"
+    set_agent(tmp_path, f"""
+        import json, os, pathlib
+        json.dump(dict(os.environ), open({str(dump)!r}, "w"))
+        pathlib.Path("out.txt").write_text("x\\n")
+    """)
+    spec_commit(mdrepo)
+    proc = mdrepo.mdspec("run", "--foreground", env={
+        "GIT_DIR": str(mdrepo.top / ".git"), "GIT_INDEX_FILE": ".git/index", "GIT_WORK_TREE": str(mdrepo.top),
+        "ANTHROPIC_API_KEY": "sk-ant-for-the-cli"})
+    assert proc.returncode == 0, proc.stderr
+    env = json.loads(dump.read_text())
+    assert not [k for k in env if k.startswith("GIT_") and k != "GIT_CONFIG_NOSYSTEM"]
+    assert env["MDSPEC_RUNNING"] == "1"
+    assert env["ANTHROPIC_API_KEY"] == "sk-ant-for-the-cli"  # an agent CLI needs its own credentials
+    assert last_run(mdrepo)["status"] == "landed"
+    assert mdrepo.status() == ""
+
+
+def test_agent_committing_in_the_worktree_starts_no_run(mdrepo: Repo, tmp_path: Path) -> None:
+    set_agent(tmp_path, """
+        import pathlib, subprocess
+        pathlib.Path("spec/app.md").write_text("changed spec\\n")
+        pathlib.Path("out.txt").write_text("x\\n")
+        subprocess.run(["git", "add", "-A"], check=True)
+        subprocess.run(["git", "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "agent"], check=True)
+    """)
+    spec_commit(mdrepo)
+    assert run_fg(mdrepo).returncode == 0
+    assert len(runs(mdrepo)) == 1
+    rec = last_run(mdrepo)
+    assert rec["status"] == "landed" and rec["violations"] == ["spec/app.md (protected)"]
+
+
+def test_commit_message_from_the_answer(mdrepo: Repo, tmp_path: Path) -> None:
+    long = "x" * 100
+    set_agent(tmp_path, f"""
+        import os, pathlib
+        pathlib.Path("out.txt").write_text("x\\n")
+        pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("# mdspec: {long}\\n\\nWhat changed.\\n")
+    """)
+    spec = spec_commit(mdrepo)
+    run_fg(mdrepo)
+    msg = mdrepo.message()
+    subject, body = msg.split("\n", 1)
+    assert subject == "mdspec: " + "x" * 71 + "…"
+    assert "What changed." in body
+    assert trailers.values(msg, trailers.IMPLEMENTS) == [spec]
+    assert trailers.values(msg, trailers.RUN) == [last_run(mdrepo)["id"]]
+    # No answer at all: the subject names the spec commit.
+    set_agent(tmp_path, "import pathlib; pathlib.Path('out.txt').write_text('y\\n')\n")
+    spec_commit(mdrepo, "# B\n", "spec/b.md")
+    run_fg(mdrepo)
+    assert mdrepo.message().startswith("mdspec: implement spec: spec/b.md 4\n")
+
+
+def test_cost_from_json_output_is_recorded(mdrepo: Repo, tmp_path: Path) -> None:
+    reconfigure(mdrepo, tmp_path, agent_extra="max_cost_usd = 1.0", body="""
+        import json, pathlib
+        pathlib.Path("out.txt").write_text("x\\n")
+        print(json.dumps({"result": "Add out.txt", "num_turns": 3, "total_cost_usd": 0.25,
+                          "usage": {"input_tokens": 100, "output_tokens": 50}}))
+    """)
+    spec_commit(mdrepo)
+    run_fg(mdrepo)
+    rec = last_run(mdrepo)
+    assert rec["status"] == "landed" and rec["cost_usd"] == 0.25
+    assert rec["usage"]["input_tokens"] == 100
+    assert mdrepo.message().startswith("mdspec: Add out.txt\n")
+    assert "$0.25" in mdrepo.mdspec("status").stdout
+    assert "Add out.txt" in (mdrepo.state / "runs" / rec["id"] / "output.log").read_text()

@@ -1,0 +1,272 @@
+"""Landing and holding results (mdspec/land.py), and `mdspec apply`, while the user keeps working.
+
+The agent waits on a flag file so the test can act in the user's checkout while the run is going on.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import Repo
+from test_runner import (
+    QUIET,
+    assert_next_run_lands,
+    last_run,
+    run_fg,
+    set_agent,
+    spec_commit,
+    user_state,
+    wait_for,
+)
+
+from mdspec import land, trailers
+from mdspec.git import Repo as GitRepo
+
+APP = "line 1\nline 2\nline 3\nline 4\nline 5\nline 6\n"
+
+BLOCKING_AGENT = """
+import os, pathlib, time
+pathlib.Path({started!r}).write_text("started")
+deadline = time.time() + 20
+while not pathlib.Path({flag!r}).exists() and time.time() < deadline:
+    time.sleep(0.02)
+app = pathlib.Path("app.py")
+app.write_text(app.read_text().replace("line 1\\n", "line 1 by the agent\\n"))
+pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Change line 1\\n")
+"""
+
+
+class BlockedRun:
+    """A foreground `mdspec run` whose agent waits until `release()`."""
+
+    def __init__(self, repo: Repo, tmp_path: Path) -> None:
+        self.started = tmp_path / "started"
+        self.flag = tmp_path / "go"
+        set_agent(tmp_path, BLOCKING_AGENT.format(started=str(self.started), flag=str(self.flag)))
+        self.proc = subprocess.Popen([sys.executable, "-m", "mdspec", "run", "--foreground"], cwd=repo.top,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait_for(self.started.exists, what="the agent to start")
+
+    def release(self) -> str:
+        self.flag.write_text("go")
+        out, _ = self.proc.communicate(timeout=30)
+        assert self.proc.returncode == 0, out
+        return out
+
+
+@pytest.fixture
+def app_repo(mdrepo: Repo) -> Repo:
+    mdrepo.commit("add app", {"app.py": APP}, env=QUIET)
+    spec_commit(mdrepo)
+    return mdrepo
+
+
+def test_clean_fast_forward_keeps_unrelated_edits(app_repo: Repo, tmp_path: Path) -> None:
+    run = BlockedRun(app_repo, tmp_path)
+    app_repo.write("notes.txt", "my scratch notes\n")  # untracked
+    app_repo.write("README.md", "# project\nedited, not staged\n")  # dirty, not touched by the run
+    run.release()
+    rec = last_run(app_repo)
+    assert rec["status"] == "landed" and rec["reason"] == "fast-forward"
+    assert (app_repo.top / "app.py").read_text().startswith("line 1 by the agent\n")
+    assert (app_repo.top / "notes.txt").read_text() == "my scratch notes\n"
+    assert (app_repo.top / "README.md").read_text() == "# project\nedited, not staged\n"
+    assert app_repo.status() == " M README.md\n?? notes.txt\n"
+    assert "mdspec: " + rec["id"] in app_repo.git("reflog", "-1", "main")
+
+
+def test_user_edits_the_file_the_run_changes(app_repo: Repo, tmp_path: Path) -> None:
+    run = BlockedRun(app_repo, tmp_path)
+    app_repo.write("app.py", APP + "line 7 by the user\n")
+    before = user_state(app_repo)
+    run.release()
+    assert user_state(app_repo) == before  # nothing of the user's touched
+    rec = last_run(app_repo)
+    assert rec["status"] == "held"
+    assert rec["reason"].startswith("your uncommitted changes touch files the run changed: app.py; ")
+    assert "mdspec apply" in rec["reason"]
+    result = app_repo.git("rev-parse", f"refs/mdspec/results/{rec['id']}").strip()
+    status = app_repo.mdspec("status").stdout
+    assert "held" in status and "app.py" in status
+    # Still dirty: apply refuses and says why, still nothing lost.
+    proc = app_repo.mdspec("apply", check=False)
+    assert proc.returncode == 1
+    assert "held" in proc.stdout and "app.py" in proc.stdout
+    assert user_state(app_repo) == before
+    assert last_run(app_repo)["status"] == "held"
+    # The user stashes the edit: apply lands the result, and the edit comes back on top.
+    app_repo.git("stash")
+    assert app_repo.mdspec("apply", rec["id"][:17]).returncode == 0
+    assert app_repo.head() == result
+    assert not app_repo.git("for-each-ref", "refs/mdspec/results/")
+    app_repo.git("stash", "pop")
+    assert (app_repo.top / "app.py").read_text() == APP.replace("line 1\n", "line 1 by the agent\n") + (
+        "line 7 by the user\n")
+    rec = last_run(app_repo)
+    assert rec["status"] == "landed" and rec["landed_as"] == result
+    assert "nothing: every spec commit" in app_repo.mdspec("status").stdout
+    assert_next_run_lands(app_repo, tmp_path)
+
+
+def test_user_commits_their_edit_then_applies(app_repo: Repo, tmp_path: Path) -> None:
+    run = BlockedRun(app_repo, tmp_path)
+    app_repo.write("app.py", APP + "line 7 by the user\n")
+    run.release()
+    assert last_run(app_repo)["status"] == "held"
+    user = app_repo.commit("user: line 7")
+    assert app_repo.mdspec("apply").returncode == 0
+    rec = last_run(app_repo)
+    assert rec["status"] == "landed" and rec["reason"].startswith("rebased onto")
+    assert app_repo.head("HEAD~1") == user
+    assert (app_repo.top / "app.py").read_text() == APP.replace("line 1\n", "line 1 by the agent\n") + (
+        "line 7 by the user\n")
+    assert app_repo.status() == ""
+
+
+def test_user_commits_a_conflicting_edit_then_apply_stays_held(app_repo: Repo, tmp_path: Path) -> None:
+    run = BlockedRun(app_repo, tmp_path)
+    app_repo.write("app.py", APP.replace("line 1\n", "line 1 by the user\n"))
+    run.release()
+    user = app_repo.commit("user: line 1")
+    before = user_state(app_repo)
+    proc = app_repo.mdspec("apply", check=False)
+    assert proc.returncode == 1
+    assert "conflicts with commits made on the branch" in proc.stdout
+    assert user_state(app_repo) == before
+    rec = last_run(app_repo)
+    assert rec["status"] == "held" and "conflicts" in rec["reason"]
+    assert app_repo.head() == user
+    assert "conflicts with commits made on the branch" in app_repo.mdspec("status").stdout
+
+
+def test_user_switches_branch_while_running(app_repo: Repo, tmp_path: Path) -> None:
+    run = BlockedRun(app_repo, tmp_path)
+    app_repo.git("switch", "-q", "-c", "topic")
+    app_repo.write("topic.txt", "work on topic\n")
+    before = user_state(app_repo)
+    run.release()
+    assert user_state(app_repo) == before
+    rec = last_run(app_repo)
+    assert rec["status"] == "held"
+    assert "main is not checked out (now topic)" in rec["reason"]
+    assert "main is not checked out" in app_repo.mdspec("log").stdout
+    # Applying from the wrong branch changes nothing.
+    assert app_repo.mdspec("apply", check=False).returncode == 1
+    assert user_state(app_repo) == before
+    app_repo.git("switch", "-q", "main")
+    assert app_repo.mdspec("apply").returncode == 0
+    rec = last_run(app_repo)
+    assert rec["status"] == "landed" and rec["reason"] == "fast-forward"
+    assert trailers.values(app_repo.message(), trailers.RUN) == [rec["id"]]
+    assert (app_repo.top / "topic.txt").read_text() == "work on topic\n"  # untracked, carried along
+
+
+def test_user_commits_on_the_branch_meanwhile_clean_rebase(app_repo: Repo, tmp_path: Path) -> None:
+    run = BlockedRun(app_repo, tmp_path)
+    spec = app_repo.head()
+    user = app_repo.commit("user: more", {"app.py": APP + "line 7\n", "other.txt": "x\n"})
+    app_repo.write("other.txt", "x\nuncommitted\n")
+    run.release()
+    rec = last_run(app_repo)
+    assert rec["status"] == "landed"
+    assert rec["reason"] == f"rebased onto {user[:10]}"
+    assert app_repo.head("HEAD~1") == user
+    assert rec["landed_as"] == app_repo.head() != rec["result"]
+    assert app_repo.git("rev-parse", f"{rec['result']}~1").strip() == spec
+    assert (app_repo.top / "app.py").read_text() == APP.replace("line 1\n", "line 1 by the agent\n") + "line 7\n"
+    assert (app_repo.top / "other.txt").read_text() == "x\nuncommitted\n"
+    assert app_repo.status() == " M other.txt\n"
+
+
+def test_user_commits_a_conflicting_change_meanwhile_is_held(app_repo: Repo, tmp_path: Path) -> None:
+    run = BlockedRun(app_repo, tmp_path)
+    user = app_repo.commit("user: line 1", {"app.py": APP.replace("line 1\n", "line one\n")})
+    before = user_state(app_repo)
+    run.release()
+    assert user_state(app_repo) == before
+    rec = last_run(app_repo)
+    assert rec["status"] == "held"
+    assert "conflicts with commits made on the branch since the run started" in rec["reason"]
+    assert app_repo.head() == user
+    assert app_repo.git("rev-parse", f"refs/mdspec/results/{rec['id']}").strip() == rec["result"]
+
+
+def test_operation_in_progress_holds(app_repo: Repo, tmp_path: Path) -> None:
+    run = BlockedRun(app_repo, tmp_path)
+    app_repo.git("switch", "-q", "-c", "side")
+    app_repo.commit("side: line 6", {"app.py": APP.replace("line 6\n", "side 6\n")})
+    app_repo.git("switch", "-q", "main")
+    app_repo.commit("main: line 6", {"app.py": APP.replace("line 6\n", "main 6\n")})
+    app_repo.git("merge", "side", check=False)  # stops with a conflict
+    assert (app_repo.top / ".git" / "MERGE_HEAD").exists()
+    before = user_state(app_repo)
+    run.release()
+    assert user_state(app_repo) == before
+    rec = last_run(app_repo)
+    assert rec["status"] == "held"
+    assert "in progress" in rec["reason"]
+    app_repo.git("merge", "--abort")
+    assert app_repo.mdspec("apply").returncode == 0
+    assert last_run(app_repo)["status"] == "landed"
+
+
+def test_untracked_file_in_the_way_holds(app_repo: Repo, tmp_path: Path) -> None:
+    set_agent(tmp_path, """
+        import os, pathlib
+        pathlib.Path("new.txt").write_text("by the agent\\n")
+        pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Add new.txt\\n")
+    """)
+    app_repo.write("new.txt", "the user's own\n")
+    before = user_state(app_repo)
+    assert run_fg(app_repo).returncode == 0
+    assert user_state(app_repo) == before
+    rec = last_run(app_repo)
+    assert rec["status"] == "held"
+    assert "your uncommitted changes touch files the run changed: new.txt" in rec["reason"]
+    (app_repo.top / "new.txt").unlink()
+    assert app_repo.mdspec("apply").returncode == 0
+    assert (app_repo.top / "new.txt").read_text() == "by the agent\n"
+
+
+def test_staged_changes_are_kept(app_repo: Repo, tmp_path: Path) -> None:
+    set_agent(tmp_path, """
+        import os, pathlib
+        pathlib.Path("app.py").write_text("rewritten\\n")
+        pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Rewrite app.py\\n")
+    """)
+    app_repo.write("staged.txt", "staged by the user\n")
+    app_repo.git("add", "staged.txt")
+    assert run_fg(app_repo).returncode == 0
+    assert last_run(app_repo)["status"] == "landed"
+    assert app_repo.status() == "A  staged.txt\n"
+    assert (app_repo.top / "app.py").read_text() == "rewritten\n"
+
+
+def test_apply_without_a_held_result(app_repo: Repo) -> None:
+    proc = app_repo.mdspec("apply", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("mdspec: error: no held result")
+    assert "Traceback" not in proc.stderr
+
+
+def test_apply_when_the_result_ref_is_deleted_uses_the_recorded_commit(app_repo: Repo, tmp_path: Path) -> None:
+    app_repo.write("app.py", APP + "dirty\n")
+    run = BlockedRun(app_repo, tmp_path)
+    run.release()
+    rec = last_run(app_repo)
+    assert rec["status"] == "held"
+    app_repo.git("update-ref", "-d", f"refs/mdspec/results/{rec['id']}")
+    app_repo.git("checkout", "--", "app.py")
+    assert app_repo.mdspec("apply").returncode == 0
+    assert app_repo.head() == rec["result"]
+
+
+def test_land_refuses_a_deleted_branch(app_repo: Repo) -> None:
+    repo = GitRepo(app_repo.top)
+    head = app_repo.head()
+    landing = land.land(repo, "refs/heads/gone", head, "r1")
+    assert not landing.landed
+    assert "gone is not checked out" in landing.reason

@@ -1,0 +1,173 @@
+"""Spec commits and the pending set (mdspec/pending.py): trailers, coalescing, reverts, the window."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import FOREGROUND, Repo, agent_script
+from test_runner import (
+    QUIET,
+    last_run,
+    run_fg,
+    runs,
+    set_agent,
+    spec_commit,
+    wait_for,
+)
+
+from mdspec import config, pending, trailers
+from mdspec.git import Repo as GitRepo
+
+NEXT_FILE_AGENT = """
+import os, pathlib
+n = len(list(pathlib.Path(".").glob("gen-*.txt")))
+pathlib.Path(f"gen-{n}.txt").write_text("generated\\n")
+pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text(f"Add gen-{n}.txt\\n")
+"""
+
+
+def find(repo: Repo) -> pending.PendingSet:
+    g = GitRepo(repo.top)
+    return pending.find(g, repo.head(), config.load(g.top))
+
+
+def shas(specs: tuple[pending.SpecCommit, ...]) -> list[str]:
+    return [s.sha for s in specs]
+
+
+def fake_generated(repo: Repo, implements: list[str], files: dict[str, str] | None = None) -> str:
+    """A generated commit made by hand: what a run commits, trailers and all."""
+    msg = "mdspec: by hand\n\nbody\n\n" + trailers.render(implements, "run-by-hand", "skipped")
+    for path, text in (files or {}).items():
+        repo.write(path, text)
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "--allow-empty", "-m", msg, env=QUIET)
+    return repo.head()
+
+
+def test_spec_commits_and_implements_trailers_with_repeats(mdrepo: Repo) -> None:
+    a = spec_commit(mdrepo, "# A\n", "spec/a.md")
+    mdrepo.commit("code only", {"src/x.py": "x = 1\n"}, env=QUIET)
+    b = spec_commit(mdrepo, "task\n", "TASK.md")
+    ps = find(mdrepo)
+    assert shas(ps.pending) == [a, b]
+    assert ps.pending[1].paths == ("TASK.md",)
+    g = fake_generated(mdrepo, [a, b], {"gen.txt": "x\n"})
+    assert trailers.values(mdrepo.message(), trailers.IMPLEMENTS) == [a, b]  # repeats kept
+    ps = find(mdrepo)
+    assert ps.pending == () and ps.reverted == ()
+    assert ps.implemented == {a: g, b: g}
+    c = spec_commit(mdrepo, "# C\n", "spec/c.md")
+    assert shas(find(mdrepo).pending) == [c]
+
+
+def test_generated_and_merge_commits_are_not_spec_commits(mdrepo: Repo) -> None:
+    fake_generated(mdrepo, [], {"spec/sneaky.md": "x\n"})
+    assert find(mdrepo).pending == ()
+    mdrepo.git("switch", "-q", "-c", "side")
+    side = spec_commit(mdrepo, "# side\n", "spec/side.md")
+    mdrepo.git("switch", "-q", "main")
+    mdrepo.git("merge", "-q", "--no-ff", "-m", "merge side", "side", env=QUIET)
+    # First-parent history: the merge brings spec changes in, but it is no spec commit, and the side
+    # branch's own commits are not on the first-parent line.
+    assert side not in shas(find(mdrepo).pending)
+    assert find(mdrepo).pending == ()
+
+
+def test_setup_commit_bounds_the_window(repo: Repo, tmp_path: Path) -> None:
+    repo.commit("old spec", {"spec/old.md": "# old\n"})
+    repo.mdspec("init", "--git-hook")
+    cmd = agent_script(tmp_path, NEXT_FILE_AGENT)
+    repo.configure(f'[agent]\ncommand = "{cmd}"\n')
+    repo.commit("set up mdspec", env=FOREGROUND)  # adds spec/README.md too, but starts no run
+    assert "sets mdspec up" in repo.last_output
+    assert not (repo.state / "runs").exists()
+    assert find(repo).pending == ()
+    assert "pending: nothing" in repo.mdspec("status").stdout
+    assert "nothing pending" in run_fg(repo).stdout
+    new = spec_commit(repo, "# new\n", "spec/new.md")
+    assert shas(find(repo).pending) == [new]
+    # A commit from before the window can still be named by hand.
+    old = repo.head("HEAD~2")
+    assert run_fg(repo, old).returncode == 0
+    assert last_run(repo)["spec_commits"] == [old]
+
+
+def test_two_spec_commits_coalesce_into_one_run(mdrepo: Repo, tmp_path: Path) -> None:
+    set_agent(tmp_path, NEXT_FILE_AGENT)
+    a = spec_commit(mdrepo, "# A\n", "spec/a.md")
+    b = spec_commit(mdrepo, "# B\n", "spec/b.md")
+    status = json.loads(mdrepo.mdspec("status", "--json").stdout)
+    assert [p["commit"] for p in status["pending"]] == [a, b]
+    assert run_fg(mdrepo).returncode == 0
+    assert len(runs(mdrepo)) == 1
+    rec = last_run(mdrepo)
+    assert rec["spec_commits"] == [a, b] and rec["status"] == "landed"
+    assert trailers.values(mdrepo.message(), trailers.IMPLEMENTS) == [a, b]
+    prompt = (mdrepo.state / "runs" / rec["id"] / "prompt.md").read_text()
+    assert prompt.index(f"Spec commit 1 of 2: {a[:10]}") < prompt.index(f"Spec commit 2 of 2: {b[:10]}")
+    assert "spec/a.md" in prompt and "spec/b.md" in prompt
+    assert find(mdrepo).pending == ()
+
+
+def test_reverted_generated_commit_is_reported_not_run(mdrepo: Repo, tmp_path: Path) -> None:
+    set_agent(tmp_path, NEXT_FILE_AGENT)
+    a = spec_commit(mdrepo, "# A\n", "spec/a.md", env=FOREGROUND)
+    generated = mdrepo.head()
+    assert mdrepo.head("HEAD~1") == a
+    mdrepo.git("revert", "--no-edit", "HEAD", env=FOREGROUND)
+    assert len(runs(mdrepo)) == 1
+    ps = find(mdrepo)
+    assert ps.pending == () and shas(ps.reverted) == [a]
+    info = json.loads(mdrepo.mdspec("status", "--json").stdout)
+    assert [p["commit"] for p in info["reverted"]] == [a] and info["pending"] == []
+    assert f"generated commit reverted; `mdspec run` implements it again): {a[:10]}" in mdrepo.mdspec("status").stdout
+    # A new spec commit runs for itself only: the reverted one does not come along.
+    b = spec_commit(mdrepo, "# B\n", "spec/b.md", env=FOREGROUND)
+    assert last_run(mdrepo)["spec_commits"] == [b]
+    assert shas(find(mdrepo).reverted) == [a]
+    # By hand it runs again.
+    assert run_fg(mdrepo).returncode == 0
+    assert last_run(mdrepo)["spec_commits"] == [a]
+    ps = find(mdrepo)
+    assert ps.pending == () and ps.reverted == ()
+    assert ps.implemented[a] not in (generated,)
+
+
+def test_background_mdspec_run_implements_a_reverted_spec_commit(mdrepo: Repo, tmp_path: Path) -> None:
+    set_agent(tmp_path, NEXT_FILE_AGENT)
+    a = spec_commit(mdrepo, "# A\n", "spec/a.md", env=FOREGROUND)
+    mdrepo.git("revert", "--no-edit", "HEAD", env=QUIET)
+    proc = mdrepo.mdspec("run")
+    assert "in the background" in proc.stdout
+    wait_for(lambda: len(runs(mdrepo)) == 2 and runs(mdrepo)[0]["status"] not in ("running",), what="the run")
+    rec = last_run(mdrepo)
+    assert rec["spec_commits"] == [a] and rec["status"] == "landed", rec
+    wait_for(lambda: not json.loads(mdrepo.mdspec("status", "--json").stdout)["worker_pid"], what="the worker")
+    assert find(mdrepo).reverted == ()
+
+
+def test_all_pending_is_oldest_first_across_pending_and_reverted(mdrepo: Repo, tmp_path: Path) -> None:
+    set_agent(tmp_path, NEXT_FILE_AGENT)
+    a = spec_commit(mdrepo, "# A\n", "spec/a.md")
+    b = spec_commit(mdrepo, "# B\n", "spec/b.md")
+    fake_generated(mdrepo, [b], {"gen-b.txt": "b\n"})
+    mdrepo.git("revert", "--no-edit", "HEAD", env=QUIET)
+    c = spec_commit(mdrepo, "# C\n", "spec/c.md")
+    ps = find(mdrepo)
+    assert shas(ps.pending) == [a, c] and shas(ps.reverted) == [b]
+    assert shas(ps.all_pending) == [a, b, c]
+    assert run_fg(mdrepo).returncode == 0
+    assert trailers.values(mdrepo.message(), trailers.IMPLEMENTS) == [a, b, c]
+
+
+def test_run_with_a_non_spec_revision_is_refused(mdrepo: Repo) -> None:
+    code = mdrepo.commit("code", {"src/x.py": "x\n"}, env=QUIET)
+    proc = run_fg(mdrepo, "HEAD")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"mdspec: error: HEAD ({code[:10]}) is not a spec commit: it changes no watched path"
+    proc = run_fg(mdrepo, "no-such-rev")
+    assert proc.returncode == 1
+    assert "'no-such-rev' does not name a commit" in proc.stderr
+    assert "Traceback" not in proc.stderr

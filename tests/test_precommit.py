@@ -1,0 +1,176 @@
+"""The hook through the real pre-commit framework: `repo: local` and a pinned remote repository.
+
+Each form goes through a spec commit (a generated commit follows), a non-spec commit (history untouched)
+and a `git revert` of the generated commit (applies cleanly, starts no run). The remote form makes
+pre-commit build its own environment for mdspec from a clone of this project, which pip-installs mdspec's
+dependencies; set MDSPEC_TEST_OFFLINE=1 to skip it where no package index is reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import FOREGROUND, PROJECT, Repo, agent_script
+
+from mdspec import trailers
+
+OFFLINE = bool(os.environ.get("MDSPEC_TEST_OFFLINE"))
+
+AGENT = """
+import os, pathlib
+specs = sorted(p for p in pathlib.Path("spec").rglob("*.md") if p.name != "README.md")
+pathlib.Path("out.txt").write_text("".join(p.read_text() for p in specs))
+pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Implement the spec\\n\\nWrote out.txt.\\n")
+"""
+
+
+def _set_up(repo: Repo, tmp_path: Path, *init_args: str) -> None:
+    """`mdspec init` (pre-commit form), a command backend, and the set-up committed without a run."""
+    out = repo.mdspec("init", *init_args).stdout
+    assert "installed the post-commit hook with pre-commit" in out
+    hook = (repo.top / ".git" / "hooks" / "post-commit").read_text()
+    assert "pre-commit" in hook  # pre-commit's own hook script, not mdspec's shim
+    repo.configure(f'[agent]\nbackend = "command"\ncommand = "{agent_script(tmp_path, AGENT)}"\n')
+    repo.commit("set up mdspec", env={"MDSPEC_RUNNING": "1"})
+    assert repo.log(1) == ["set up mdspec"]
+    assert not (repo.state / "runs").exists()
+
+
+def _new_commits(repo: Repo, before: str) -> list[str]:
+    return repo.git("rev-list", "--reverse", f"{before}..HEAD").split()
+
+
+def _runs(repo: Repo) -> list[str]:
+    d = repo.state / "runs"
+    return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+
+
+def _git_commit(repo: Repo, message: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    repo.git("add", "-A")
+    return subprocess.run(
+        ["git", "commit", "-m", message], cwd=repo.top, capture_output=True, text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _full_cycle(repo: Repo) -> None:
+    # A spec commit: the hook runs the agent (foreground) and a generated commit follows it.
+    before = repo.head()
+    repo.write("spec/app.md", "# App\nSay hello.\n")
+    proc = _git_commit(repo, "spec: greet", env=FOREGROUND)
+    assert proc.returncode == 0, proc.stderr
+    assert "mdspec" in proc.stderr and "Passed" in proc.stderr, proc.stderr  # pre-commit ran our hook
+    spec, generated = _new_commits(repo, before)
+    assert repo.message(spec).startswith("spec: greet")
+    msg = repo.message(generated)
+    assert msg.startswith("mdspec: Implement the spec")
+    assert trailers.values(msg, trailers.IMPLEMENTS) == [spec]
+    assert trailers.values(msg, trailers.CHECK) == ["skipped"]
+    assert repo.head() == generated and repo.head("HEAD~1") == spec
+    assert (repo.top / "out.txt").read_text() == "# App\nSay hello.\n"
+    assert repo.status() == ""
+    runs = _runs(repo)
+    assert len(runs) == 1
+
+    # Reverting the generated commit is plain git and starts nothing.
+    repo.git("revert", "--no-edit", "HEAD", env=FOREGROUND)
+    assert repo.log(1) == ['Revert "mdspec: Implement the spec"']
+    assert repo.head("HEAD~1") == generated
+    assert not (repo.top / "out.txt").exists()
+    assert _runs(repo) == runs
+    assert repo.status() == ""
+
+    # A commit that touches no watched path leaves history as it is.
+    before = repo.head()
+    repo.write("src/x.py", "x = 1\n")
+    proc = _git_commit(repo, "code", env=FOREGROUND)
+    assert proc.returncode == 0, proc.stderr
+    (code,) = _new_commits(repo, before)
+    assert repo.head() == code and repo.log(1) == ["code"]
+    assert _runs(repo) == runs
+    assert not list(repo.state.glob("queue/*"))
+
+
+def test_local_form(repo: Repo, tmp_path: Path) -> None:
+    _set_up(repo, tmp_path)
+    cfg = yaml.safe_load((repo.top / ".pre-commit-config.yaml").read_text())
+    assert cfg["repos"][0]["repo"] == "local"
+    assert cfg["repos"][0]["hooks"][0]["entry"] == "mdspec hook post-commit"
+    assert "post-commit" in cfg["default_install_hook_types"]
+    _full_cycle(repo)
+
+
+def test_local_form_background(repo: Repo, tmp_path: Path) -> None:
+    _set_up(repo, tmp_path)
+    before = repo.head()
+    repo.write("spec/app.md", "# App\nIn the background.\n")
+    t0 = time.monotonic()
+    proc = _git_commit(repo, "spec: background")
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stderr
+    assert elapsed < 5, f"git commit took {elapsed:.1f}s: the hook must not wait for the run"
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("mdspec: ")]
+    assert len(lines) == 1, proc.stderr
+    assert "queued" in lines[0] and "mdspec status" in lines[0]
+    spec = _new_commits(repo, before)[0]
+    assert repo.message(spec).startswith("spec: background")
+
+    deadline = time.monotonic() + 20
+    info: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        info = json.loads(repo.mdspec("status", "--json").stdout)
+        landed = repo.head() != spec and trailers.values(repo.message(), trailers.IMPLEMENTS) == [spec]
+        if landed and not info["worker_pid"] and not info["queued"]:
+            break
+        time.sleep(0.2)
+    else:
+        log = (repo.state / "worker.log").read_text() if (repo.state / "worker.log").exists() else ""
+        raise AssertionError(f"no generated commit within 20 s; status {info}; worker log:\n{log}")
+    assert repo.head("HEAD~1") == spec
+    assert (repo.top / "out.txt").read_text() == "# App\nIn the background.\n"
+    assert repo.status() == ""
+    assert info["pending"] == [] and info["running"] is None
+
+
+# --- the remote form: pre-commit clones mdspec at a pinned commit and builds its own environment --------
+
+
+@pytest.fixture(scope="session")
+def project_clone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    if not (PROJECT / ".git").exists():
+        pytest.skip("the project is not a git checkout; nothing to clone")
+    dest = tmp_path_factory.mktemp("mdspec-clone") / "mdspec"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    subprocess.run(["git", "clone", "-q", str(PROJECT), str(dest)], check=True, env=env)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=dest, check=True, capture_output=True, text=True,
+                         env=env).stdout.strip()
+    return dest, sha
+
+
+@pytest.fixture(scope="session")
+def session_pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One pre-commit cache for the session, so mdspec's hook environment is built only once."""
+    return tmp_path_factory.mktemp("pre-commit-home")
+
+
+@pytest.mark.skipif(OFFLINE, reason="MDSPEC_TEST_OFFLINE: pre-commit cannot pip-install mdspec")
+def test_remote_form(
+    repo: Repo, tmp_path: Path, project_clone: tuple[Path, str], session_pre_commit_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clone, sha = project_clone
+    monkeypatch.setenv("PRE_COMMIT_HOME", str(session_pre_commit_home))
+    # The hook must run mdspec as pre-commit installed it, not this checkout's code.
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    _set_up(repo, tmp_path, "--pre-commit-repo", str(clone), "--rev", sha)
+    cfg = yaml.safe_load((repo.top / ".pre-commit-config.yaml").read_text())
+    assert cfg["repos"][0] == {"repo": str(clone), "rev": sha, "hooks": [{"id": "mdspec"}]}
+    envs = list(session_pre_commit_home.glob("repo*/py_env-*/bin/mdspec"))
+    assert envs, "pre-commit did not build an environment with mdspec's console script"
+    _full_cycle(repo)

@@ -1,0 +1,55 @@
+"""The system prompt is byte-stable; the first message holds each pending spec commit, oldest first."""
+
+from __future__ import annotations
+
+from conftest import Repo
+
+from mdspec import config, pending, prompt
+from mdspec.git import Repo as GitRepo
+
+
+def _render(repo: Repo) -> prompt.Prompt:
+    g = GitRepo(repo.top)
+    cfg = config.load(repo.top)
+    tip = g.resolve_ref("refs/heads/main") or ""
+    ps = pending.find(g, tip, cfg)
+    return prompt.render(g, cfg, tip, ps.pending)
+
+
+def test_pending_commits_in_order_with_messages_and_diffs(mdrepo: Repo) -> None:
+    mdrepo.commit("spec: first\n\nWhy the first.", {"spec/a.md": "alpha line\n"})
+    mdrepo.commit("spec: second", {"spec/b.md": "beta line\n", "src/code.py": "x = 1\n"})
+    p = _render(mdrepo)
+    first, second = p.task.index("Spec commit 1 of 2"), p.task.index("Spec commit 2 of 2")
+    assert first < second
+    assert "Why the first." in p.task
+    assert "+alpha line" in p.task and "+beta line" in p.task
+    assert "x = 1" not in p.task  # only watched paths' diffs
+    assert "src/code.py" in p.task  # but the file is listed
+    assert "last commits" in p.task
+    assert "notes/README.md: Notes" in p.task
+
+
+def test_system_prompt_is_byte_stable_and_carries_rules(mdrepo: Repo) -> None:
+    mdrepo.commit("spec: one", {"spec/a.md": "one\n"})
+    a = _render(mdrepo).system
+    mdrepo.commit("spec: two", {"spec/a.md": "two\n"})
+    b = _render(mdrepo).system
+    assert a == b
+    assert "`spec/**`" in a and "`.mdspec.toml`" in a and "`AGENTS.md`" in a
+    assert "# The repository's AGENTS.md" in a  # the repo's own rules follow mdspec's
+    assert "notes/" in a
+
+
+def test_task_md_text_is_presented_as_the_task(mdrepo: Repo) -> None:
+    mdrepo.commit("task: fix the crash", {"TASK.md": "The program crashes on empty input. Fix it.\n"})
+    p = _render(mdrepo)
+    assert "The task to complete (TASK.md as of this commit)" in p.task
+    assert "crashes on empty input" in p.task
+
+
+def test_huge_diffs_are_capped(mdrepo: Repo) -> None:
+    mdrepo.commit("spec: huge", {"spec/big.md": "word " * 200_000})
+    p = _render(mdrepo)
+    assert "more characters of this diff cut" in p.task
+    assert len(p.task) < prompt.DIFF_LIMIT + 20_000

@@ -1,0 +1,88 @@
+"""The bubblewrap sandbox, exercised for real (CI installs bubblewrap)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import Repo
+
+from mdspec import sandbox
+from mdspec.globs import Globs
+
+needs_bwrap = pytest.mark.skipif(sandbox.bwrap_path() is None, reason="bubblewrap is not usable on this machine")
+
+
+@pytest.fixture
+def box(repo: Repo, git_env: Path) -> tuple[Repo, Path, sandbox.Sandbox]:
+    wt = repo.top.parent / "wt"
+    repo.write("spec/a.md", "spec\n")
+    repo.commit("spec")
+    repo.git("worktree", "add", "-q", "--detach", str(wt), "HEAD")
+    (git_env / ".ssh").mkdir()
+    (git_env / ".ssh" / "id_ed25519").write_text("PRIVATE KEY\n")
+    (git_env / ".netrc").write_text("machine x password y\n")
+    sb = sandbox.build("auto", wt, repo.top / ".git", Globs(["spec/**", "AGENTS.md"]), network=False)
+    return repo, wt, sb
+
+
+def sh(sb: sandbox.Sandbox, wt: Path, script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(sb.wrap(["bash", "-c", script]), cwd=wt, capture_output=True, text=True, timeout=30)
+
+
+@needs_bwrap
+def test_worktree_writable_protected_and_git_dir_not(box: tuple[Repo, Path, sandbox.Sandbox]) -> None:
+    repo, wt, sb = box
+    assert sb.mode == "bwrap"
+    assert sh(sb, wt, "echo code > main.py").returncode == 0
+    assert (wt / "main.py").read_text() == "code\n"
+    assert sh(sb, wt, "echo evil > spec/a.md").returncode != 0
+    assert sh(sb, wt, "echo evil > spec/new.md").returncode != 0
+    assert (wt / "spec" / "a.md").read_text() == "spec\n"
+    hook = repo.top / ".git" / "hooks" / "post-commit"
+    assert sh(sb, wt, f"mkdir -p {hook.parent}; echo evil > {hook}").returncode != 0
+    assert not hook.exists()
+    assert sh(sb, wt, f"echo '[core]' >> {repo.top / '.git' / 'config'}").returncode != 0
+    assert sh(sb, wt, f"echo x > {repo.top / 'README.md'}").returncode != 0  # the user's checkout
+    assert sh(sb, wt, "git status --short").returncode == 0  # git still works read-mostly
+
+
+@needs_bwrap
+def test_home_secrets_hidden_and_tmp_private(box: tuple[Repo, Path, sandbox.Sandbox], git_env: Path) -> None:
+    _, wt, sb = box
+    out = sh(sb, wt, f"cat {git_env}/.ssh/id_ed25519; cat {git_env}/.netrc; echo done")
+    assert "PRIVATE KEY" not in out.stdout and "password" not in out.stdout
+    marker = Path("/tmp") / "mdspec-sandbox-probe"
+    sh(sb, wt, f"echo x > {marker}")
+    assert not marker.exists()
+
+
+@needs_bwrap
+def test_no_network(box: tuple[Repo, Path, sandbox.Sandbox]) -> None:
+    _, wt, sb = box
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    probe = f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3)\""
+    assert sh(sb, wt, probe).returncode != 0
+    server.close()
+
+
+@needs_bwrap
+def test_process_tree_dies_with_the_sandbox(box: tuple[Repo, Path, sandbox.Sandbox]) -> None:
+    _, wt, sb = box
+    sh(sb, wt, "sleep 4321 & disown; echo started")
+    ps = subprocess.run(["pgrep", "-f", "sleep 4321"], capture_output=True, text=True)
+    assert ps.stdout.strip() == ""
+
+
+def test_off_and_required_without_bwrap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert sandbox.build("off", tmp_path, tmp_path, Globs(["spec/**"]), False).prefix == ()
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
+    auto = sandbox.build("auto", tmp_path, tmp_path, Globs(["spec/**"]), False)
+    assert auto.prefix == () and auto.warning and "not installed" in auto.warning
+    with pytest.raises(sandbox.SandboxUnavailable, match="apt-get install bubblewrap"):
+        sandbox.build("bwrap", tmp_path, tmp_path, Globs(["spec/**"]), False)

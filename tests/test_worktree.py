@@ -1,0 +1,135 @@
+"""The persistent worktree (mdspec/worktree.py): reused, reset per run, caches kept, repaired when broken."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import FOREGROUND, Repo
+from test_runner import QUIET, assert_next_run_lands, last_run, run_fg, set_agent, spec_commit
+
+from mdspec import worktree
+from mdspec.git import Repo as GitRepo
+
+CACHING_AGENT = """
+import os, pathlib, time
+cache = pathlib.Path("build/cache.bin")
+seen = cache.read_text() if cache.exists() else "none"
+cache.parent.mkdir(exist_ok=True)
+cache.write_text(f"cache {time.time_ns()}\\n")
+pathlib.Path("seen.txt").write_text(f"cache seen at start: {seen}\\n")
+pathlib.Path("leftover.tmp").write_text("x\\n")
+pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Record the cache\\n")
+"""
+
+
+def wt_git(wt: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=wt, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture
+def g(mdrepo: Repo) -> GitRepo:
+    mdrepo.commit("ignore build", {".gitignore": "build/\n", "app.py": "app\n"}, env=QUIET)
+    return GitRepo(mdrepo.top)
+
+
+def test_prepare_resets_tracked_removes_untracked_keeps_ignored(mdrepo: Repo, g: GitRepo) -> None:
+    base = mdrepo.head()
+    wt = worktree.prepare(g, mdrepo.state, base)
+    assert wt == mdrepo.state / "worktree"
+    assert wt_git(wt, "rev-parse", "HEAD").strip() == base
+    # Leave every kind of mess a run can leave.
+    (wt / "app.py").write_text("changed\n")
+    (wt / "untracked.txt").write_text("x\n")
+    (wt / "newdir").mkdir()
+    (wt / "newdir" / "f.txt").write_text("x\n")
+    (wt / "build").mkdir()
+    (wt / "build" / "cache.bin").write_text("warm\n")
+    (wt / "staged.txt").write_text("s\n")
+    wt_git(wt, "add", "staged.txt")
+    (wt / "README.md").unlink()
+    wt_git(wt, "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qam", "agent commit")
+    inode = (wt / ".git").stat().st_ino
+    assert worktree.prepare(g, mdrepo.state, base) == wt
+    assert (wt / ".git").stat().st_ino == inode  # reused, not recreated
+    assert wt_git(wt, "rev-parse", "HEAD").strip() == base
+    assert wt_git(wt, "status", "--porcelain") == ""
+    assert (wt / "app.py").read_text() == "app\n"
+    assert (wt / "README.md").exists()
+    assert not (wt / "untracked.txt").exists() and not (wt / "newdir").exists() and not (wt / "staged.txt").exists()
+    assert (wt / "build" / "cache.bin").read_text() == "warm\n"
+    # The user's checkout and branch are untouched by all of this.
+    assert mdrepo.head() == base and mdrepo.status() == ""
+    assert mdrepo.git("symbolic-ref", "HEAD").strip() == "refs/heads/main"
+
+
+def test_prepare_clears_a_half_done_rebase(mdrepo: Repo, g: GitRepo) -> None:
+    base = mdrepo.head()
+    wt = worktree.prepare(g, mdrepo.state, base)
+    ident = ["-c", "user.name=a", "-c", "user.email=a@b"]
+    (wt / "app.py").write_text("one\n")
+    wt_git(wt, *ident, "commit", "-qam", "one")
+    wt_git(wt, "checkout", "-q", base)
+    (wt / "app.py").write_text("two\n")
+    wt_git(wt, *ident, "commit", "-qam", "two")
+    subprocess.run(["git", *ident, "rebase", "HEAD@{2}"], cwd=wt, capture_output=True)  # stops on a conflict
+    wt_gitdir = Path(wt_git(wt, "rev-parse", "--absolute-git-dir").strip())
+    assert (wt_gitdir / "rebase-merge").exists() or (wt_gitdir / "rebase-apply").exists()
+    worktree.prepare(g, mdrepo.state, base)
+    assert not (wt_gitdir / "rebase-merge").exists() and not (wt_gitdir / "rebase-apply").exists()
+    assert wt_git(wt, "status", "--porcelain") == ""
+    assert wt_git(wt, "rev-parse", "HEAD").strip() == base
+
+
+def test_worktree_is_reused_and_ignored_cache_kept_across_runs(mdrepo: Repo, g: GitRepo, tmp_path: Path) -> None:
+    set_agent(tmp_path, CACHING_AGENT)
+    spec_commit(mdrepo, "# A\n", "spec/a.md", env=FOREGROUND)
+    assert last_run(mdrepo)["status"] == "landed"
+    assert (mdrepo.top / "seen.txt").read_text() == "cache seen at start: none\n"
+    assert not (mdrepo.top / "build").exists()  # ignored: never committed
+    wt = mdrepo.state / "worktree"
+    cache = (wt / "build" / "cache.bin").read_text()
+    (wt / "stray.txt").write_text("left by something after the run\n")
+    spec_commit(mdrepo, "# B\n", "spec/b.md", env=FOREGROUND)
+    assert last_run(mdrepo)["status"] == "landed"
+    assert (mdrepo.top / "seen.txt").read_text() == f"cache seen at start: {cache}\n"
+    assert not (mdrepo.top / "stray.txt").exists()  # removed before the run, so not committed
+    assert mdrepo.git("worktree", "list").count("\n") == 2
+
+
+@pytest.mark.parametrize("damage", ["deleted", "bad-gitfile", "admin-dir-gone", "replaced-by-file"])
+def test_broken_worktree_is_recreated(mdrepo: Repo, g: GitRepo, tmp_path: Path, damage: str) -> None:
+    wt = worktree.prepare(g, mdrepo.state, mdrepo.head())
+    if damage == "deleted":
+        shutil.rmtree(wt)
+    elif damage == "bad-gitfile":
+        (wt / ".git").write_text("gitdir: /nowhere/at/all\n")
+    elif damage == "admin-dir-gone":
+        shutil.rmtree(mdrepo.top / ".git" / "worktrees")
+    else:
+        shutil.rmtree(wt)
+        wt.write_text("not a directory\n")
+    before = mdrepo.head()
+    set_agent(tmp_path, CACHING_AGENT)
+    spec_commit(mdrepo, "# A\n", "spec/a.md")
+    assert run_fg(mdrepo).returncode == 0
+    assert last_run(mdrepo)["status"] == "landed"
+    assert mdrepo.head("HEAD~2") == before
+    assert wt_git(wt, "rev-parse", "HEAD").strip() == mdrepo.head("HEAD~1")
+    assert_next_run_lands(mdrepo, tmp_path)
+
+
+def test_worktree_of_another_repository_is_replaced(mdrepo: Repo, g: GitRepo, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    subprocess.run(["git", "init", "-q", str(other)], check=True)
+    subprocess.run(["git", "-C", str(other), "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-q",
+                    "--allow-empty", "-m", "x"], check=True)
+    wt = worktree.path_for(mdrepo.state)
+    wt.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "-C", str(other), "worktree", "add", "-q", "--detach", str(wt)], check=True)
+    base = mdrepo.head()
+    assert worktree.prepare(g, mdrepo.state, base) == wt
+    assert wt_git(wt, "rev-parse", "HEAD").strip() == base
