@@ -89,7 +89,8 @@ class CommandSession:
         ctx.on_progress({"event": "tool", "name": "command", "summary": command, "is_error": False})
         if remaining <= 0:
             return self._result("", "max_minutes", None)
-        res = run_shell(command, ctx.worktree, env, ctx.run_dir / "output.log", remaining, stdin_text=full)
+        res = run_shell(command, ctx.worktree, env, ctx.run_dir / "output.log", remaining, stdin_text=full,
+                        prefix=ctx.sandbox)
         self.turns += 1
         parsed = _parse_output(res.output_tail) if ctx.agent.preset == "claude-code" or not ctx.agent.preset else None
         if parsed:

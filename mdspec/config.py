@@ -5,6 +5,7 @@ Every error names the file and the key (`.mdspec.toml: agent.max_turns: expected
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -205,6 +206,17 @@ def _validate_agent(c: _Checker, raw: dict[str, Any]) -> AgentConfig:
     return agent
 
 
+def _sandbox_mode(c: _Checker, value: Any) -> str:
+    """The `sandbox` key; MDSPEC_SANDBOX in the environment overrides it (e.g. `off` to debug a run)."""
+    mode = c.string("sandbox", value, SANDBOX_MODES)
+    override = os.environ.get("MDSPEC_SANDBOX")
+    if override:
+        if override not in SANDBOX_MODES:
+            raise ConfigError(f"MDSPEC_SANDBOX: expected one of {', '.join(SANDBOX_MODES)}; got {override!r}")
+        return override
+    return mode
+
+
 def from_mapping(raw: Mapping[str, Any], path: Path | None, file_label: str) -> Config:
     c = _Checker(file_label)
     d = Config(path=None)
@@ -224,7 +236,7 @@ def from_mapping(raw: Mapping[str, Any], path: Path | None, file_label: str) -> 
         check_minutes=c.number("check_minutes", get("check_minutes", d.check_minutes)),
         land_failing=c.boolean("land_failing", get("land_failing", d.land_failing)),
         background=c.boolean("background", get("background", d.background)),
-        sandbox=c.string("sandbox", get("sandbox", d.sandbox), SANDBOX_MODES),
+        sandbox=_sandbox_mode(c, get("sandbox", d.sandbox)),
         network=c.boolean("network", get("network", d.network)),
         agent=_validate_agent(c, c.table("agent", get("agent", {}))),
     )

@@ -34,6 +34,9 @@ def hold(repo: Repo, run_id: str, result: str) -> None:
 
 def _checkout_update(repo: Repo, old: str, new: str, dry_run: bool) -> str | None:
     """Move the user's index and files from `old` to `new`; an error line when git refuses."""
+    # Refresh the index's stat data first, as git's porcelain does: a file touched but unchanged
+    # (same content, new mtime) would otherwise count as an uncommitted edit and block landing.
+    git.run(["update-index", "-q", "--refresh"], repo.top, check=False)
     args = ["read-tree", "-m", "-u", *(["--dry-run"] if dry_run else []), old, new]
     proc = git.run(args, repo.top, check=False)
     if proc.returncode == 0:

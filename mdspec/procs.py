@@ -46,6 +46,7 @@ def run_shell(
     timeout: float,
     stdin_text: str | None = None,
     tail_chars: int = 20_000,
+    prefix: tuple[str, ...] = (),
 ) -> ShellResult:
     """Run `command` with bash in `cwd`; stdout+stderr go to `log_path` (appended)."""
     start = time.monotonic()
@@ -53,7 +54,7 @@ def run_shell(
     with log_path.open("ab") as log:
         offset = log.tell()
         proc = subprocess.Popen(
-            ["bash", "-c", command],
+            [*prefix, "bash", "-c", command],
             cwd=cwd,
             env=dict(env),
             stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,

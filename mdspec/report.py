@@ -102,7 +102,8 @@ def status(start: Path, as_json: bool, out: Printer) -> int:
 def _print_run(rdir: Path, out: Printer) -> dict[str, Any]:
     rec = records.read(rdir)
     out(f"run {rec.get('id')}: {rec.get('status')}" + (f" — {rec['reason']}" if rec.get("reason") else ""))
-    for key in ("branch", "base", "backend", "model", "turns", "cost_usd", "check", "result", "landed_as", "seconds"):
+    for key in ("branch", "base", "backend", "model", "sandbox", "turns", "cost_usd", "check", "result", "landed_as",
+                "seconds"):
         if rec.get(key) not in (None, ""):
             out(f"  {key}: {rec[key]}")
     for sha, subj in zip(rec.get("spec_commits", []), rec.get("spec_subjects", []), strict=False):
@@ -113,6 +114,8 @@ def _print_run(rdir: Path, out: Printer) -> dict[str, Any]:
         out(f"  refused: {v}")
     for c in rec.get("check_rounds", []):
         out(f"  check: {c}")
+    for w in rec.get("warnings", []):
+        out(f"  warning: {w}")
     return rec
 
 
@@ -123,6 +126,8 @@ def _event_line(ev: dict[str, Any]) -> str | None:
     if kind == "tool":
         mark = " (refused/error)" if ev.get("is_error") else ""
         return f"  {ev.get('name')}: {str(ev.get('summary', ''))[:160]}{mark}"
+    if kind == "warning":
+        return f"  warning: {ev.get('message')}"
     if kind == "check":
         return f"  check round {ev.get('round')}: {ev.get('summary')}"
     return None

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mdspec import config, land, pending, prompt, records, trailers, triggers, worktree
+from mdspec import config, land, pending, prompt, records, sandbox, trailers, triggers, worktree
 from mdspec.check import run_check
 from mdspec.config import Config
 from mdspec.errors import FatalError
@@ -205,7 +205,7 @@ def make_session(ctx: RunContext) -> Session:
     if ctx.agent.backend == "anthropic":
         from mdspec import agent  # late: imports the SDK only for runs that use it
 
-        return agent.AnthropicSession(ctx)
+        return agent.AnthropicSession(ctx, shell_prefix=ctx.sandbox)
     from mdspec.backends import CommandSession
 
     return CommandSession(ctx)
@@ -311,8 +311,19 @@ class Runner:
         wt = worktree.prepare(repo, self.state, base)
         p = prompt.render(repo, cfg, base, req.specs)
         protected = Globs(cfg.protected_globs)
-        env = agent_env() if cfg.agent.backend == "anthropic" else backend_env()
-        ctx = RunContext(wt, rdir, p.system, p.task, cfg.agent, cfg.protected_globs, env, progress)
+        # The check and the built-in agent's shell get the network only with `network = true`; an external
+        # agent CLI always does (it talks to its own model), but its filesystem is confined all the same.
+        box = sandbox.build(cfg.sandbox, wt, repo.common_dir, protected, cfg.network)
+        rec["sandbox"] = box.mode
+        if box.warning:
+            rec.setdefault("warnings", []).append(box.warning)
+            progress({"event": "warning", "message": box.warning})
+        if cfg.agent.backend == "anthropic":
+            env, backend_box = agent_env(), box
+        else:
+            env, backend_box = backend_env(), sandbox.build(cfg.sandbox, wt, repo.common_dir, protected, True)
+        ctx = RunContext(wt, rdir, p.system, p.task, cfg.agent, cfg.protected_globs, env, progress,
+                         backend_box.prefix)
         gitdir_before = _git_dir_files(repo.common_dir)
         session = make_session(ctx)
         result = session.start()
@@ -320,7 +331,7 @@ class Runner:
         check = "skipped"
         if cfg.check and result.stopped_by is None:
             for round_no in range(cfg.check_rounds + 1):
-                cr = run_check(cfg.check, wt, agent_env(), rdir / "check.log", cfg.check_minutes)
+                cr = run_check(cfg.check, wt, agent_env(), rdir / "check.log", cfg.check_minutes, box.prefix)
                 rec["check_rounds"].append(cr.summary)
                 progress({"event": "check", "round": round_no + 1, "passed": cr.passed, "summary": cr.summary})
                 check = "passed" if cr.passed else "failed"

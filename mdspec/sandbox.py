@@ -13,6 +13,7 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +116,10 @@ def build(
     if not network:
         args.append("--unshare-net")
     args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    # Keep the interpreters visible even when they live under /tmp (a virtualenv made there).
+    for prefix in sorted({sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}):
+        if prefix.startswith("/tmp/") and os.path.isdir(prefix):
+            args += ["--ro-bind", prefix, prefix]
     home = home if home is not None else os.environ.get("HOME")
     if home and os.path.isdir(home):
         for name in HOME_SECRETS:

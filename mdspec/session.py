@@ -66,6 +66,7 @@ class RunContext:
     # Called after every turn / tool call with a small JSON-able dict (`{"event": "turn", "turn": 3,
     # "usage": {...}}`, `{"event": "tool", "name": "bash", "summary": "pytest -q"}`); the runner uses it to
     # rewrite run.json and show live progress.
+    sandbox: tuple[str, ...] = ()  # argv prefix every command the backend runs goes through (empty: none)
 
 
 class Session(Protocol):

@@ -36,6 +36,9 @@ def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("PYTHONPATH", str(PROJECT))
     monkeypatch.setenv("PRE_COMMIT_HOME", str(tmp_path / "pre-commit-home"))
     monkeypatch.setenv("MDSPEC_RAISE", "")
+    # Tests put agent scripts and dumps in tmp dirs the sandbox hides; the sandbox has tests of its own
+    # (test_sandbox.py, test_attacks.py), which unset this.
+    monkeypatch.setenv("MDSPEC_SANDBOX", "off")
     yield home
 
 
