@@ -144,6 +144,14 @@ def revert(target: str | None, with_spec: bool) -> None:
     _call(revert_mod.revert, Path.cwd(), target, with_spec, _out)
 
 
+@cli.command()
+def doctor() -> None:
+    """Check the set-up: config, hook, API key or agent CLI, sandbox, worktree, state dir."""
+    from mdspec import doctor as doctor_mod
+
+    _call(doctor_mod.doctor, Path.cwd(), _out)
+
+
 @cli.command("validate-config")
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def validate_config(file: Path | None) -> None:

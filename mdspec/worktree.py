@@ -20,7 +20,7 @@ def path_for(state_dir: Path) -> Path:
 def prepare(repo: Repo, state_dir: Path, base: str) -> Path:
     """A clean checkout of `base` (detached) in the persistent worktree, created on first use."""
     wt = path_for(state_dir)
-    if not _healthy(repo, wt):
+    if not healthy(repo, wt):
         _remove(repo, wt)
         git.run(["worktree", "add", "--force", "--detach", str(wt), base], repo.top)
         return wt
@@ -36,7 +36,7 @@ def prepare(repo: Repo, state_dir: Path, base: str) -> Path:
     return wt
 
 
-def _healthy(repo: Repo, wt: Path) -> bool:
+def healthy(repo: Repo, wt: Path) -> bool:
     if not (wt / ".git").is_file():
         return False
     proc = git.run(["rev-parse", "--git-common-dir"], wt, check=False)
