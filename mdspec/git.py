@@ -12,7 +12,6 @@ import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pygit2
 
@@ -20,15 +19,27 @@ from mdspec.errors import GitError, NotARepository
 from mdspec.globs import Globs
 
 ZERO = "0" * 40
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 
-def _entry(tree: Any, name: str) -> Any:
+def _entry(tree: pygit2.Tree | None, name: str) -> pygit2.Object | None:
     if tree is None:
         return None
     try:
         return tree[name]
     except KeyError:
         return None
+
+
+def _info(c: pygit2.Commit) -> CommitInfo:
+    return CommitInfo(
+        sha=str(c.id),
+        parents=tuple(str(p) for p in c.parent_ids),
+        message=c.message,
+        author_name=c.author.name,
+        author_email=c.author.email,
+        tree=str(c.tree_id),
+    )
 
 
 def clean_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -143,24 +154,25 @@ class Repo:
 
     # --- objects ------------------------------------------------------------------------------------
 
+    def _commit(self, sha: str) -> pygit2.Commit:
+        try:
+            return self.pg[sha].peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.InvalidSpecError):
+            raise GitError(f"{sha[:12]} is not a commit in {self.top}") from None
+
+    def _tree(self, sha: str) -> pygit2.Tree:
+        """The tree of a commit, or the tree itself."""
+        return self.pg[sha].peel(pygit2.Tree)
+
     def commit(self, sha: str) -> CommitInfo:
-        c = self.pg.get(sha)
-        if c is None or not isinstance(c, pygit2.Commit):
-            raise GitError(f"{sha[:12]} is not a commit in {self.top}")
-        return CommitInfo(
-            sha=str(c.id),
-            parents=tuple(str(p) for p in c.parent_ids),
-            message=c.message,
-            author_name=c.author.name,
-            author_email=c.author.email,
-            tree=str(c.tree_id),
-        )
+        return _info(self._commit(sha))
 
     def has_commit(self, sha: str) -> bool:
         try:
-            return isinstance(self.pg.get(sha), pygit2.Commit)
-        except ValueError:
+            self._commit(sha)
+        except GitError:
             return False
+        return True
 
     def first_parent_walk(self, tip: str, limit: int) -> Iterator[CommitInfo]:
         """Commits from `tip` back along first parents, newest first, at most `limit`."""
@@ -169,29 +181,7 @@ class Repo:
         for n, c in enumerate(walker):
             if n >= limit:
                 return
-            yield CommitInfo(
-                sha=str(c.id),
-                parents=tuple(str(p) for p in c.parent_ids),
-                message=c.message,
-                author_name=c.author.name,
-                author_email=c.author.email,
-                tree=str(c.tree_id),
-            )
-
-    def changed_paths(self, info: CommitInfo) -> list[str]:
-        """Paths changed by a commit against its first parent (all paths for a root commit)."""
-        new = self.pg.get(info.tree)
-        if info.parents:
-            old = self.pg.get(self.pg.get(info.parents[0]).tree_id)
-            diff = old.diff_to_tree(new)
-        else:
-            diff = new.diff_to_tree(swap=True)
-        out: list[str] = []
-        for d in diff.deltas:
-            out.append(d.new_file.path)
-            if d.old_file.path != d.new_file.path:
-                out.append(d.old_file.path)
-        return out
+            yield _info(c)
 
     def changed_matching(self, info: CommitInfo, globs: Globs) -> list[str]:
         """Paths matching `globs` that a commit changes against its first parent.
@@ -200,17 +190,18 @@ class Repo:
         looking up only the names a glob can name where it can: cost follows what the globs watch, not
         the size of the repository (a libgit2 tree diff costs milliseconds per commit on 50,000 files).
         """
-        new = self.pg.get(info.tree)
-        old = self.pg.get(self.pg.get(info.parents[0]).tree_id) if info.parents else None
+        new = self._tree(info.tree)
+        old = self._tree(info.parents[0]) if info.parents else None
         out: list[str] = []
         self._walk_changes(old, new, "", globs, out)
         return out
 
-    def _walk_changes(self, old: Any, new: Any, prefix: str, globs: Globs, out: list[str]) -> None:
+    def _walk_changes(self, old: pygit2.Tree | None, new: pygit2.Tree | None, prefix: str, globs: Globs,
+                      out: list[str]) -> None:
         names = globs.child_names(prefix)
         if names is None:
-            names = {e.name for e in old} if old is not None else set()
-            names |= {e.name for e in new} if new is not None else set()
+            names = {str(e.name) for e in old} if old is not None else set()
+            names |= {str(e.name) for e in new} if new is not None else set()
         for name in sorted(names):
             a = _entry(old, name)
             b = _entry(new, name)
@@ -219,23 +210,18 @@ class Repo:
             if a is not None and b is not None and a.id == b.id and a.filemode == b.filemode:
                 continue
             path = prefix + name
-            a_tree = a is not None and a.type_str == "tree"
-            b_tree = b is not None and b.type_str == "tree"
-            if (a_tree or b_tree) and globs.could_contain(path):
-                self._walk_changes(self.pg.get(a.id) if a_tree else None, self.pg.get(b.id) if b_tree else None,
-                                   path + "/", globs, out)
-            if (not a_tree or not b_tree) and globs.matches(path):
+            a_tree = self._tree(str(a.id)) if a is not None and a.type_str == "tree" else None
+            b_tree = self._tree(str(b.id)) if b is not None and b.type_str == "tree" else None
+            if (a_tree is not None or b_tree is not None) and globs.could_contain(path):
+                self._walk_changes(a_tree, b_tree, path + "/", globs, out)
+            if (a_tree is None or b_tree is None) and globs.matches(path):
                 out.append(path)
 
     def diff_text(self, old_sha: str | None, new_sha: str, paths: list[str], limit: int) -> str:
         """A unified diff from `old_sha` (None: empty tree) to `new_sha` for `paths`, capped at `limit` chars."""
         if not paths:
             return ""
-        args = ["diff", "--no-color", "--no-ext-diff", "-M"]
-        if old_sha is None:
-            args += ["4b825dc642cb6eb9a060e54bf8d69288fbee4904", new_sha]
-        else:
-            args += [old_sha, new_sha]
+        args = ["diff", "--no-color", "--no-ext-diff", "-M", old_sha or EMPTY_TREE, new_sha]
         proc = run([*args, "--", *paths], self.top, check=False)
         text = proc.stdout
         if len(text) > limit:
@@ -245,35 +231,33 @@ class Repo:
 
     def blob_at(self, sha: str, path: str) -> bytes | None:
         try:
-            entry = self.pg.get(sha).peel(pygit2.Tree)[path]
+            obj = self.pg[self._tree(sha)[path].id]
         except (KeyError, ValueError):
             return None
-        obj = self.pg.get(entry.id)
         return obj.data if isinstance(obj, pygit2.Blob) else None
 
     def tree_has(self, sha: str, path: str) -> bool:
         try:
-            self.pg.get(sha).peel(pygit2.Tree)[path]
+            self._tree(sha)[path]
         except KeyError:
             return False
         return True
 
     def tracked_files(self, sha: str) -> list[str]:
-        tree = self.pg.get(sha).peel(pygit2.Tree)
         out: list[str] = []
 
         def walk(t: pygit2.Tree, prefix: str) -> None:
             for e in t:
                 if e.type_str == "tree":
-                    walk(self.pg.get(e.id), prefix + e.name + "/")
+                    walk(self._tree(str(e.id)), f"{prefix}{e.name}/")
                 else:
-                    out.append(prefix + e.name)
+                    out.append(f"{prefix}{e.name}")
 
-        walk(tree, "")
+        walk(self._tree(sha), "")
         return out
 
     def tree_of(self, sha: str) -> str:
-        return str(self.pg.get(sha).peel(pygit2.Commit).tree_id)
+        return str(self._commit(sha).tree_id)
 
     # --- writing ------------------------------------------------------------------------------------
 
@@ -297,10 +281,9 @@ class Repo:
 
     def rebase_commit(self, sha: str, onto: str, committer: Identity) -> str | None:
         """Replay commit `sha` (one parent) onto `onto` in memory; None when it conflicts."""
-        c = self.pg.get(sha)
-        base_tree = self.pg.get(c.parent_ids[0]).tree
-        onto_commit = self.pg.get(onto)
-        index = self.pg.merge_trees(base_tree, onto_commit.tree, c.tree)
+        c = self._commit(sha)
+        onto_commit = self._commit(onto)
+        index = self.pg.merge_trees(self._tree(str(c.parent_ids[0])), onto_commit.tree, c.tree)
         if index.conflicts is not None:
             return None
         tree = index.write_tree(self.pg)
@@ -309,13 +292,13 @@ class Repo:
 
     def revert_tree(self, shas: list[str], onto: str) -> str | None:
         """The tree of `onto` with each commit in `shas` undone in turn (in memory); None on conflict."""
-        current = self.pg.get(onto).peel(pygit2.Tree)
+        current = self._tree(onto)
         for sha in shas:
-            c = self.pg.get(sha)
-            index = self.pg.merge_trees(c.tree, current, self.pg.get(c.parent_ids[0]).tree)
+            c = self._commit(sha)
+            index = self.pg.merge_trees(c.tree, current, self._tree(str(c.parent_ids[0])))
             if index.conflicts is not None:
                 return None
-            current = self.pg.get(index.write_tree(self.pg))
+            current = self._tree(str(index.write_tree(self.pg)))
         return str(current.id)
 
     def add_note(self, sha: str, text: str, ref: str, who: Identity) -> None:
