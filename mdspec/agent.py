@@ -90,15 +90,24 @@ class Transcript:
     def __init__(self, path: Path, secrets: list[str]) -> None:
         self.path = path
         self.secrets = [s for s in secrets if len(s) >= 8]
+        self.failed = False
 
     def write(self, kind: str, **data: Any) -> None:
+        """Append one line. A failed write (disk full) raises once, which ends the session as an error;
+        after that writes are skipped, so recording that error cannot fail in turn."""
+        if self.failed:
+            return
         line = json.dumps({"t": round(time.time(), 3), "kind": kind, **data}, ensure_ascii=False, default=str)
         for s in self.secrets:
             line = line.replace(s, "[redacted]")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8", errors="backslashreplace") as f:
+                f.write(line + "\n")
+                f.flush()
+        except OSError:
+            self.failed = True
+            raise
 
 
 def _as_param(block: Any) -> dict[str, Any] | None:

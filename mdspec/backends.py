@@ -8,11 +8,15 @@ JSON output for the answer, turns and cost where it gives them.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mdspec.procs import run_shell
+from mdspec.sandbox import allow_write
 from mdspec.session import BackendResult, RunContext, Usage
 
 PRESETS = {
@@ -56,6 +60,19 @@ def _parse_output(stdout_tail: str) -> _Parsed | None:
     return None
 
 
+def _read_answer(path: Path, limit: int = 64_000) -> str | None:
+    """The answer file's text, or None when there is none. A symlink is not followed: the command could
+    point it at a file it cannot read itself (a key under ~/.ssh) to have it copied into the commit message."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return f.read(limit).decode("utf-8", "replace")
+
+
 class CommandSession:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
@@ -63,7 +80,10 @@ class CommandSession:
         self.usage = Usage()
         self.started = time.monotonic()
         self.prompt_file = ctx.run_dir / "prompt.md"
-        self.summary_file = ctx.run_dir / "summary.txt"
+        # The one place in the git dir the sandboxed command may write: a directory of its own for the answer.
+        self.answer_dir = ctx.run_dir / "answer"
+        self.summary_file = self.answer_dir / "summary.txt"
+        self.sandbox = allow_write(ctx.sandbox, self.answer_dir)
 
     def start(self) -> BackendResult:
         return self._run(self.ctx.task_prompt)
@@ -82,6 +102,7 @@ class CommandSession:
         ctx = self.ctx
         full = ctx.system_prompt + "\n\n" + prompt
         self.prompt_file.write_text(full, encoding="utf-8")
+        self.answer_dir.mkdir(parents=True, exist_ok=True)
         self.summary_file.unlink(missing_ok=True)
         env = {**ctx.env, "MDSPEC_PROMPT_FILE": str(self.prompt_file), "MDSPEC_SUMMARY_FILE": str(self.summary_file)}
         remaining = ctx.agent.max_minutes * 60 - (time.monotonic() - self.started)
@@ -90,16 +111,14 @@ class CommandSession:
         if remaining <= 0:
             return self._result("", "max_minutes", None)
         res = run_shell(command, ctx.worktree, env, ctx.run_dir / "output.log", remaining, stdin_text=full,
-                        prefix=ctx.sandbox)
+                        prefix=self.sandbox)
         self.turns += 1
         parsed = _parse_output(res.output_tail) if ctx.agent.preset == "claude-code" or not ctx.agent.preset else None
         if parsed:
             self.usage = self.usage + parsed.usage
-        text = ""
-        if self.summary_file.is_file():
-            text = self.summary_file.read_text(encoding="utf-8", errors="replace")
-        elif parsed:
-            text = parsed.text
+        text = _read_answer(self.summary_file)
+        if text is None:
+            text = parsed.text if parsed else ""
         ctx.on_progress({"event": "turn", "turn": self.turns, "cost_usd": self.usage.cost_usd})
         if res.timed_out:
             return self._result(text, "max_minutes", None)

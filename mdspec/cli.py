@@ -33,7 +33,7 @@ def cli() -> None:
     \b
     Start:   mdspec init            (in your repository)
     Watch:   mdspec status, mdspec log -f
-    By hand: mdspec run, mdspec apply
+    By hand: mdspec run, mdspec apply, mdspec cancel, mdspec revert
     """
 
 
@@ -110,6 +110,11 @@ def _background_run(revs: tuple[str, ...]) -> int:
     ps = pending.find(repo, tip, config.load(repo.top))
     todo = ps.all_pending
     if not todo:
+        from mdspec import land
+
+        if land.journal_path(repo).exists() and runner.lock_holder(repo.common_dir / "mdspec") is None:
+            # An interrupted landing may be all there is to do: the worker finishes or undoes it first.
+            return runner.run_now(Path.cwd(), revs, _out)
         _out("mdspec: nothing pending: every spec commit on this branch is implemented")
         return 0
     for s in todo:
@@ -126,6 +131,18 @@ def apply(run: str | None) -> None:
     from mdspec import runner
 
     _call(runner.apply, Path.cwd(), run, _out)
+
+
+@cli.command()
+def cancel() -> None:
+    """Stop the running run and everything it started; land nothing.
+
+    Queued spec commits stay queued and the cancelled run's spec commits stay pending: `mdspec run`
+    starts them again, from a clean worktree.
+    """
+    from mdspec import runner
+
+    _call(runner.cancel, Path.cwd(), _out)
 
 
 @cli.command()
@@ -212,7 +229,7 @@ def worker(wait_pid: int | None) -> None:
 
 def main() -> int:
     try:
-        cli.main(standalone_mode=True)
+        cli.main(standalone_mode=True)  # click always ends with SystemExit in standalone mode
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+    raise AssertionError("unreachable")

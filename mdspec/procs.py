@@ -78,7 +78,12 @@ def run_shell(
             kill_group(proc.pid)
             proc.wait()
     with log_path.open("rb") as f:
-        f.seek(offset)
+        # Only the tail is wanted: a command that printed gigabytes must not be read back into memory.
+        end = f.seek(0, os.SEEK_END)
+        start = max(offset, end - tail_chars * 4)
+        f.seek(start)
         data = f.read()
     text = data.decode("utf-8", "replace")
+    if start > offset:
+        text = f"[… {start - offset} bytes before this cut …]\n" + text
     return ShellResult(proc.returncode, timed_out, time.monotonic() - start, tail(text, tail_chars))

@@ -21,6 +21,25 @@ RUNNING, LANDED, HELD, EMPTY, FAILED, INTERRUPTED, CANCELLED = (
 )
 
 
+PAUSE_VAR = "MDSPEC_TEST_PAUSE"
+PAUSE_LIMIT = 120.0  # seconds a paused worker waits before it goes on by itself
+
+
+def pause_point(state_dir: Path, stage: str) -> None:
+    """For tests only: with MDSPEC_TEST_PAUSE=<stage>, stop here (and say so in `paused-<stage>`).
+
+    The recovery tests kill the worker while it sits at a named stage; stages are `before-backend`,
+    `after-commit` and `landing` (between the branch update and the checkout update).
+    """
+    if os.environ.get(PAUSE_VAR) != stage:
+        return
+    marker = state_dir / f"paused-{stage}"
+    marker.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    deadline = time.monotonic() + PAUSE_LIMIT
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def runs_dir(state_dir: Path) -> Path:
     return state_dir / "runs"
 

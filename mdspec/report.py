@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mdspec import config, pending, records, triggers
+from mdspec import config, land, pending, records, triggers
 from mdspec.errors import FatalError
 from mdspec.git import Repo
 from mdspec.runner import lock_holder
@@ -22,22 +22,80 @@ def _age(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def _tokens(rec: dict[str, Any]) -> str:
+    u = rec.get("usage") or {}
+    cached = int(u.get("cache_read_input_tokens", 0) or 0)
+    into = int(u.get("input_tokens", 0) or 0) + int(u.get("cache_creation_input_tokens", 0) or 0) + cached
+    out = int(u.get("output_tokens", 0) or 0)
+    if not into and not out:
+        return ""
+    return f"{into:,} tokens in ({cached:,} from cache), {out:,} out"
+
+
+def live_summary(rec: dict[str, Any]) -> str:
+    """One line on a running run: stage, elapsed, turns, tool calls, tokens and cost so far."""
+    n = int(rec.get("tool_calls", 0) or 0)
+    parts = [
+        str(rec.get("backend")),
+        str(rec.get("stage") or "running"),
+        _age(time.time() - float(rec.get("started") or time.time())),
+        f"turn {rec.get('turns', 0)}",
+        f"{n} tool call{'s' * (n != 1)}",
+    ]
+    tokens = _tokens(rec)
+    if tokens:
+        parts.append(tokens)
+    parts.append(f"${float(rec.get('cost_usd') or 0.0):.2f}")
+    return f"run {rec['id']} ({', '.join(parts)})"
+
+
+def _spec_states(runs: list[dict[str, Any]], pending_specs: list[dict[str, Any]], reverted: set[str],
+                 running: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every spec commit still waiting, with what its newest run made of it: running, held, failed, …"""
+    out = []
+    for spec in pending_specs:
+        sha = spec["commit"]
+        last = next((r for r in runs if sha in r.get("spec_commits", [])), None)
+        entry: dict[str, Any] = {**spec, "state": "pending", "run": None, "reason": None}
+        if last is not None:
+            entry["run"] = last.get("id")
+            entry["last_status"] = last.get("status")
+        if running is not None and sha in running.get("spec_commits", []):
+            entry.update(state="running", run=running.get("id"))
+        elif sha in reverted:
+            entry.update(state="reverted", reason="its generated commit was reverted")
+        elif last is not None and last.get("status") in (records.HELD, records.FAILED):
+            entry.update(state=last["status"], reason=last.get("reason"))
+        elif last is not None and last.get("status") in (records.CANCELLED, records.INTERRUPTED):
+            entry.update(reason=f"run {last.get('id')} was {last['status']}")
+        out.append(entry)
+    return out
+
+
 def gather(repo: Repo) -> dict[str, Any]:
     state = repo.common_dir / "mdspec"
     runs = records.all_runs(state)
     holder = lock_holder(state)
     running = next((r for r in runs if r.get("status") == records.RUNNING), None) if holder else None
     branch = repo.head_branch()
+    queued = [{"commit": sha, "branch": ref, "queued_at": at} for sha, ref, at in triggers.entries(str(state))
+              # A trigger stays queued until its run ends: the one being implemented now is not waiting.
+              if not running or sha not in running.get("spec_commits", [])]
     info: dict[str, Any] = {
         "repository": str(repo.top),
         "branch": branch.removeprefix("refs/heads/") if branch else None,
         "worker_pid": holder,
         "running": running,
-        # A trigger stays queued until its run ends: the one being implemented now is not waiting.
-        "queued": [{"commit": sha, "branch": ref, "queued_at": at} for sha, ref, at in triggers.entries(str(state))
-                   if not running or sha not in running.get("spec_commits", [])],
+        "live": live_summary(running) if running else None,
+        "queued": queued,
+        "queued_without_worker": bool(queued) and holder is None,
+        "landing_interrupted": holder is None and land.journal_path(repo).exists(),
         "pending": [],
         "reverted": [],
+        "spec_commits": [],
+        "held": [{"run": r.get("id"), "result": r.get("result"), "reason": r.get("reason"),
+                  "spec_commits": r.get("spec_commits", [])}
+                 for r in runs if r.get("status") == records.HELD and repo.resolve_ref(land.result_ref(str(r["id"])))],
         "runs": runs[:LAST_RUNS],
         "config_error": None,
     }
@@ -51,6 +109,8 @@ def gather(repo: Repo) -> dict[str, Any]:
         ps = pending.find(repo, tip, cfg)
         info["pending"] = [{"commit": s.sha, "subject": s.info.subject} for s in ps.pending]
         info["reverted"] = [{"commit": s.sha, "subject": s.info.subject} for s in ps.reverted]
+        waiting = [{"commit": s.sha, "subject": s.info.subject} for s in ps.all_pending]
+        info["spec_commits"] = _spec_states(runs, waiting, {s.sha for s in ps.reverted}, running)
     return info
 
 
@@ -63,24 +123,37 @@ def status(start: Path, as_json: bool, out: Printer) -> int:
     out(f"mdspec status: {info['repository']} (branch {info['branch'] or 'detached HEAD'})")
     if info["config_error"]:
         out(f"config: {info['config_error']}")
+    if info["landing_interrupted"]:
+        out("landing: a worker was stopped while landing a result; `mdspec run` (or the next spec commit) "
+            "finishes or undoes it")
     r = info["running"]
     if r:
-        out(
-            f"running: run {r['id']} ({r.get('backend')}, {_age(time.time() - r.get('started', time.time()))}, "
-            f"turn {r.get('turns', 0)}, ${r.get('cost_usd', 0.0):.2f}) — follow: mdspec log -f"
-        )
+        out(f"running: {info['live']} — follow: mdspec log -f; stop: mdspec cancel")
     elif info["worker_pid"]:
         out(f"worker: pid {info['worker_pid']} is starting a run")
     else:
         out("running: nothing")
     if info["queued"]:
-        out(f"queued: {len(info['queued'])} spec commit(s): " + ", ".join(q["commit"][:10] for q in info["queued"]))
-    now = set(r.get("spec_commits", [])) if r else set()
-    for p in info["pending"]:
-        out(f"pending{' (running now)' if p['commit'] in now else ''}: {p['commit'][:10]} {p['subject']}")
-    for p in info["reverted"]:
-        out(f"pending (generated commit reverted; `mdspec run` implements it again): {p['commit'][:10]} {p['subject']}")
-    if not info["pending"] and not info["reverted"] and not info["config_error"]:
+        line = f"queued: {len(info['queued'])} spec commit(s): " + ", ".join(q["commit"][:10] for q in info["queued"])
+        if info["queued_without_worker"]:
+            line += " (no worker is running: `mdspec run` starts one)"
+        out(line)
+    for s in info["spec_commits"]:
+        what = f"{s['commit'][:10]} {s['subject']}"
+        state = s["state"]
+        if state == "running":
+            out(f"pending (running now): {what}")
+        elif state == "reverted":
+            out(f"pending (generated commit reverted; `mdspec run` implements it again): {what}")
+        elif state == "held":
+            out(f"held: {what} — run {s['run']}: {s['reason']}")
+        elif state == "failed":
+            out(f"failed: {what} — run {s['run']}: {s['reason']}; `mdspec run` tries again")
+        elif s.get("reason"):
+            out(f"pending ({s['reason']}): {what}")
+        else:
+            out(f"pending: {what}")
+    if not info["spec_commits"] and not info["config_error"]:
         out("pending: nothing: every spec commit on this branch is implemented")
     if info["runs"]:
         out("last runs:")
@@ -93,7 +166,8 @@ def status(start: Path, as_json: bool, out: Printer) -> int:
             line += f"  ${run['cost_usd']:.2f}"
         if run.get("seconds") is not None:
             line += f"  {run['seconds']}s"
-        if run.get("status") not in (records.LANDED, records.RUNNING) and run.get("reason"):
+        quiet = run.get("status") in (records.LANDED, records.RUNNING) and not run.get("recovery")
+        if run.get("reason") and not quiet:
             line += f"  — {run['reason']}"
         out(line)
     return 0
@@ -122,7 +196,11 @@ def _print_run(rdir: Path, out: Printer) -> dict[str, Any]:
 def _event_line(ev: dict[str, Any]) -> str | None:
     kind = ev.get("event")
     if kind == "turn":
-        return f"  turn {ev.get('turn')}: {ev.get('stop_reason', '')} ${float(ev.get('cost_usd') or 0):.3f}"
+        line = f"  turn {ev.get('turn')}"
+        if ev.get("stop_reason"):
+            line += f": {ev['stop_reason']}"
+        tokens = _tokens({"usage": ev.get("usage") or {}})
+        return line + (f", {tokens} so far" if tokens else "") + f", ${float(ev.get('cost_usd') or 0):.3f} so far"
     if kind == "tool":
         mark = " (refused/error)" if ev.get("is_error") else ""
         return f"  {ev.get('name')}: {str(ev.get('summary', ''))[:160]}{mark}"
@@ -130,13 +208,33 @@ def _event_line(ev: dict[str, Any]) -> str | None:
         return f"  warning: {ev.get('message')}"
     if kind == "check":
         return f"  check round {ev.get('round')}: {ev.get('summary')}"
+    if kind == "stage" and ev.get("stage") in ("check", "landing"):
+        return f"  {ev['stage']}…"
     return None
+
+
+FOLLOW_START = 30.0  # seconds `log -f` waits for a queued or starting run to appear
+
+
+def _run_to_follow(state: Path, run: str | None) -> Path | None:
+    """The run `log -f` follows: the named one, the running one, or the one a live worker is about to start."""
+    if run is not None:
+        return records.find_run(state, run)
+    deadline = time.monotonic() + FOLLOW_START
+    while True:
+        newest = records.find_run(state, None)
+        if newest is not None and records.read(newest).get("status") == records.RUNNING:
+            return newest
+        waiting = lock_holder(state) is not None or bool(triggers.entries(str(state)))
+        if not waiting or time.monotonic() > deadline:
+            return newest
+        time.sleep(0.1)
 
 
 def log(start: Path, run: str | None, follow: bool, out: Printer) -> int:
     repo = Repo(start)
     state = repo.common_dir / "mdspec"
-    rdir = records.find_run(state, run)
+    rdir = _run_to_follow(state, run) if follow else records.find_run(state, run)
     if rdir is None:
         raise FatalError(f"no run {'matching ' + repr(run) if run else 'yet'}: `mdspec status` lists the runs")
     rec = _print_run(rdir, out)
@@ -156,13 +254,21 @@ def log(start: Path, run: str | None, follow: bool, out: Printer) -> int:
                         continue
                     if text:
                         out(text)
-        if not follow or rec.get("status") != records.RUNNING or lock_holder(state) is None:
+        if not follow or rec.get("status") != records.RUNNING:
             break
-        time.sleep(0.5)
+        if lock_holder(state) is None:
+            rec = records.read(rdir)
+            if rec.get("status") == records.RUNNING:
+                out("  the worker stopped before the run finished; `mdspec run` recovers")
+                break
+            continue  # it ended between our reads: print the last events
+        time.sleep(0.2)
         rec = records.read(rdir)
     if follow:
         rec = records.read(rdir)
         out(f"run {rec.get('id')}: {rec.get('status')}" + (f" — {rec['reason']}" if rec.get("reason") else ""))
+        if rec.get("landed_as"):
+            out(f"  landed as {rec['landed_as'][:10]}")
     for name in ("output.log", "check.log", "error.log"):
         p = rdir / name
         if p.exists() and not follow:

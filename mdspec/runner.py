@@ -4,6 +4,16 @@ worker: take the per-repository lock (a second worker leaves its trigger in the 
 running one picks it up), wait for the committing git process to finish, then for each queued branch:
 pending set → persistent worktree at the tip → backend → protected paths restored → check and fix rounds
 → generated commit → land or hold → record.
+
+Cancel: `mdspec cancel` sends SIGTERM to the lock holder. The handler installed by `cancellable()` raises
+`Cancelled` (a BaseException, so no `except Exception` on the way swallows it) in the main thread; the
+`finally` blocks on the way up kill the process groups the run started (procs.run_shell, the agent's
+Toolbox), the run is recorded `cancelled`, and the worker drains nothing more. Landing is shielded: a
+SIGTERM that arrives while the branch and checkout are being updated takes effect after them.
+
+Recovery: every worker (and `mdspec run`/`apply`) first calls `recover` under the lock: it finishes or
+undoes an interrupted landing (land.recover), marks runs left `running` as interrupted, kills what they
+left running, and resets the worktree.
 """
 
 from __future__ import annotations
@@ -13,14 +23,17 @@ import fcntl
 import json
 import os
 import shutil
+import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from mdspec import config, land, pending, prompt, records, sandbox, trailers, triggers, worktree
+from mdspec import config, git, land, pending, prompt, records, sandbox, trailers, triggers, worktree
 from mdspec.check import run_check
 from mdspec.config import Config
 from mdspec.errors import FatalError
@@ -54,6 +67,92 @@ def backend_env() -> dict[str, str]:
     env = clean_env()
     env["MDSPEC_RUNNING"] = "1"
     return env
+
+
+# --- cancel ----------------------------------------------------------------------------------------
+
+
+class Cancelled(BaseException):
+    """Raised in the worker's main thread when `mdspec cancel` (SIGTERM) arrives."""
+
+
+class _CancelState:
+    requested = False  # a SIGTERM arrived; the worker stops after the current step
+    shield = 0  # > 0 while landing: the SIGTERM waits until the branch and checkout agree again
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    if _CancelState.requested:
+        return  # already on the way out: a second signal must not interrupt the clean-up
+    _CancelState.requested = True
+    if not _CancelState.shield:
+        raise Cancelled()
+
+
+def cancel_requested() -> bool:
+    return _CancelState.requested
+
+
+@contextlib.contextmanager
+def cancellable() -> Iterator[None]:
+    """Turn SIGTERM into `Cancelled` for the duration (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _CancelState.requested = False
+    old = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Defer a cancel until the block is done (landing must never stop half way)."""
+    _CancelState.shield += 1
+    try:
+        yield
+    finally:
+        _CancelState.shield -= 1
+
+
+RUN_ID_VAR = "MDSPEC_RUN_ID"
+
+
+def kill_leftovers(run_id: str) -> int:
+    """Kill every process still carrying `MDSPEC_RUN_ID=<run_id>` (what a killed worker's run started).
+
+    Each is killed with its whole process group, unless that group is ours. Returns how many were found.
+    """
+    marker = f"{RUN_ID_VAR}={run_id}".encode()
+    me, mine = os.getpid(), os.getpgid(0)
+    found = 0
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return 0
+    for name in names:
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        if marker not in env.split(b"\0"):
+            continue
+        pid = int(name)
+        try:
+            pgid = os.getpgid(pid)
+            if pgid != mine:
+                os.killpg(pgid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+            found += 1
+        except OSError:
+            pass
+    return found
 
 
 # --- locking ---------------------------------------------------------------------------------------
@@ -269,6 +368,8 @@ class Runner:
             "check_rounds": [],
             "violations": [],
             "refusals": [],
+            "tool_calls": 0,
+            "stage": "preparing",
         }
         records.write(rdir, rec)
         events = (rdir / "events.jsonl").open("a", encoding="utf-8")
@@ -283,23 +384,36 @@ class Runner:
                 rec["cost_usd"] = event.get("cost_usd", rec["cost_usd"])
                 records.write(rdir, rec)
             elif event.get("event") == "tool":
+                rec["tool_calls"] = rec.get("tool_calls", 0) + 1
+                records.write(rdir, rec)
                 self.out(f"mdspec: [{run_id}] {event.get('name')}: {str(event.get('summary', ''))[:100]}")
+            elif event.get("event") == "stage":
+                rec["stage"] = event.get("stage")
+                records.write(rdir, rec)
 
         n = len(req.specs)
         self.out(f"mdspec: run {run_id} started: {n} spec commit{'s' * (n != 1)} on "
                  f"{req.branch.removeprefix('refs/heads/')} with the {rec['backend']} backend")
         try:
             self._run(req, cfg, rec, rdir, progress)
+        except (Cancelled, KeyboardInterrupt):
+            # The finally blocks below the raise point have killed what the run started; nothing landed.
+            _CancelState.requested = True
+            with shielded():
+                rec.update(status=records.CANCELLED, reason="cancelled (`mdspec cancel`); nothing landed")
+                kill_leftovers(run_id)
         except FatalError as exc:
             rec.update(status=records.FAILED, reason=str(exc))
         except Exception as exc:  # a bug must not lose the record or kill the queue
             rec.update(status=records.FAILED, reason=f"internal error: {type(exc).__name__}: {exc}")
             (rdir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
         finally:
-            events.close()
-            rec["ended"] = time.time()
-            rec["seconds"] = round(rec["ended"] - rec["started"], 1)
-            records.write(rdir, rec)
+            with shielded():
+                events.close()
+                rec["ended"] = time.time()
+                rec["seconds"] = round(rec["ended"] - rec["started"], 1)
+                rec.pop("stage", None)
+                records.write(rdir, rec)
         self.out(f"mdspec: run {run_id} {rec['status']}: {rec.get('reason', '')}".rstrip(": "))
         return rec
 
@@ -318,25 +432,34 @@ class Runner:
         if box.warning:
             rec.setdefault("warnings", []).append(box.warning)
             progress({"event": "warning", "message": box.warning})
+        # Every process the run starts carries its run id, so a later worker can find and kill what a
+        # killed one left running (kill_leftovers).
+        tag = {RUN_ID_VAR: rec["id"]}
+        check_env = {**agent_env(), **tag}
         if cfg.agent.backend == "anthropic":
-            env, backend_box = agent_env(), box
+            env, backend_box = {**agent_env(), **tag}, box
         else:
-            env, backend_box = backend_env(), sandbox.build(cfg.sandbox, wt, repo.common_dir, protected, True)
+            env = {**backend_env(), **tag}
+            backend_box = sandbox.build(cfg.sandbox, wt, repo.common_dir, protected, True)
         ctx = RunContext(wt, rdir, p.system, p.task, cfg.agent, cfg.protected_globs, env, progress,
                          backend_box.prefix)
         gitdir_before = _git_dir_files(repo.common_dir)
         session = make_session(ctx)
+        records.pause_point(self.state, "before-backend")
+        progress({"event": "stage", "stage": "backend"})
         result = session.start()
         violations = self._guard(wt, base, protected, gitdir_before)
         check = "skipped"
         if cfg.check and result.stopped_by is None:
             for round_no in range(cfg.check_rounds + 1):
-                cr = run_check(cfg.check, wt, agent_env(), rdir / "check.log", cfg.check_minutes, box.prefix)
+                progress({"event": "stage", "stage": "check"})
+                cr = run_check(cfg.check, wt, check_env, rdir / "check.log", cfg.check_minutes, box.prefix)
                 rec["check_rounds"].append(cr.summary)
                 progress({"event": "check", "round": round_no + 1, "passed": cr.passed, "summary": cr.summary})
                 check = "passed" if cr.passed else "failed"
                 if cr.passed or round_no == cfg.check_rounds:
                     break
+                progress({"event": "stage", "stage": "backend"})
                 result = session.fix(cr.output)
                 violations += self._guard(wt, base, protected, gitdir_before)
                 if result.stopped_by is not None:
@@ -364,6 +487,8 @@ class Runner:
         author = Identity(f"{user.name} (mdspec)", user.email)
         commit = repo.create_commit(tree, base, msg, author, user)
         rec["result"] = commit
+        records.write(rdir, rec)
+        records.pause_point(self.state, "after-commit")
         if result.stopped_by is not None:
             land.hold(repo, rec["id"], commit)
             rec.update(status=records.FAILED if result.stopped_by not in ("max_turns", "max_minutes", "max_cost_usd")
@@ -374,9 +499,14 @@ class Runner:
             land.hold(repo, rec["id"], commit)
             rec.update(status=records.HELD, reason="the check failed and land_failing = false")
             return
+        progress({"event": "stage", "stage": "landing"})
         self.land_result(rec, commit)
 
     def land_result(self, rec: dict[str, Any], commit: str) -> None:
+        with shielded():
+            self._land_result(rec, commit)
+
+    def _land_result(self, rec: dict[str, Any], commit: str) -> None:
         repo = self.repo
         landing = land.land(repo, rec["branch"], commit, rec["id"])
         if landing.landed:
@@ -419,20 +549,66 @@ def _stop_reason(result: BackendResult) -> str:
 # --- the worker ------------------------------------------------------------------------------------
 
 
-def mark_interrupted(state: Path) -> None:
-    """Runs left `running` by a worker that died (we hold the lock, so none is really running)."""
+def mark_interrupted(state: Path, landing: land.Recovery | None = None) -> list[dict[str, Any]]:
+    """Runs left `running` by a worker that died (we hold the lock, so none is really running).
+
+    The run whose landing `land.recover` finished or undid gets that outcome instead: landed, or held.
+    """
+    done = []
     for rec in records.all_runs(state):
-        if rec.get("status") == records.RUNNING:
-            rec.update(status=records.INTERRUPTED, reason="the worker stopped before the run finished")
-            records.write(records.runs_dir(state) / rec["id"], rec)
+        if rec.get("status") != records.RUNNING:
+            continue
+        rec.update(status=records.INTERRUPTED, reason="the worker stopped before the run finished",
+                   interrupted=True)
+        rec.pop("stage", None)
+        if landing is not None and landing.run_id == rec.get("id"):
+            rec["recovery"] = landing.reason
+            if landing.landed:
+                rec.update(status=records.LANDED, landed_as=landing.commit,
+                           reason=f"the worker stopped while landing; {landing.reason}")
+            elif landing.result and rec.get("result"):
+                rec.update(reason=f"the worker stopped while landing; {landing.reason}")
+                if "put the branch back" in landing.reason:
+                    rec.update(status=records.HELD,
+                               reason=f"{rec['reason']}; `mdspec apply {rec['id']}` lands it")
+        records.write(records.runs_dir(state) / rec["id"], rec)
+        done.append(rec)
+    return done
+
+
+def recover(repo: Repo, out: Printer) -> None:
+    """Clean up after a worker that died; the caller holds the lock. Cheap when there is nothing to do."""
+    state = repo.common_dir / "mdspec"
+    landing = land.recover(repo)
+    interrupted = mark_interrupted(state, landing)
+    for rec in interrupted:
+        kill_leftovers(str(rec["id"]))
+        if rec.get("status") == records.LANDED and rec.get("landed_as"):
+            Runner(repo, out)._note(rec, rec["landed_as"])
+        out(f"mdspec: run {rec['id']} was interrupted: {rec['status']}: {rec.get('reason', '')}")
+    if interrupted:
+        _reset_worktree(repo, state, str(interrupted[-1].get("base") or ""))
+
+
+def _reset_worktree(repo: Repo, state: Path, base: str) -> None:
+    """Put the persistent worktree back to a clean checkout after a killed run (a stale index.lock too)."""
+    wt = worktree.path_for(state)
+    if not wt.exists():
+        return
+    proc = git.run(["rev-parse", "--absolute-git-dir"], wt, check=False)
+    if proc.returncode == 0:
+        Path(proc.stdout.strip(), "index.lock").unlink(missing_ok=True)
+    if base and repo.has_commit(base):
+        with contextlib.suppress(FatalError, OSError):
+            worktree.prepare(repo, state, base)
 
 
 def drain(repo: Repo, out: Printer) -> list[dict[str, Any]]:
-    """Run every queued trigger; the caller holds the lock."""
+    """Run every queued trigger; the caller holds the lock. Stops after a cancel."""
     state = repo.common_dir / "mdspec"
     done: list[dict[str, Any]] = []
     seen: set[str] = set()
-    while True:
+    while not cancel_requested():
         queued = [e for e in triggers.entries(str(state)) if e[0] not in seen]
         if not queued:
             return done
@@ -452,24 +628,42 @@ def drain(repo: Repo, out: Printer) -> list[dict[str, Any]]:
             out(f"mdspec: error: {exc}")
             done.append({"status": records.FAILED, "reason": str(exc)})
         finally:
+            # The batch's own triggers go (a cancelled run's spec commits stay pending all the same);
+            # triggers queued meanwhile stay for the next worker.
             for sha in batch:
                 triggers.remove(str(state), sha)
+    return done
 
 
 def work(start: Path, wait_pid: int | None, out: Printer) -> int:
     """The worker: drain the queue under the lock; exit at once if another worker has it."""
     repo = Repo(start)
     state = repo.common_dir / "mdspec"
-    while True:
-        with worker_lock(state) as got:
-            if not got:
-                return 0  # the running worker will see our trigger
-            mark_interrupted(state)
-            wait_for_pid(wait_pid, repo.git_dir)
-            results = drain(repo, out)
-        # A trigger queued between our last look and the unlock found the lock taken: look once more.
-        if not triggers.entries(str(state)):
-            return 1 if any(r.get("status") == records.FAILED for r in results) else 0
+    with cancellable():
+        try:
+            while True:
+                with worker_lock(state) as got:
+                    if not got:
+                        return 0  # the running worker will see our trigger
+                    recover(repo, out)
+                    wait_for_pid(wait_pid, repo.git_dir)
+                    results = drain(repo, out)
+                if cancel_requested():
+                    return 1
+                # A trigger queued between our last look and the unlock found the lock taken: look once more.
+                if not triggers.entries(str(state)):
+                    return 1 if any(r.get("status") == records.FAILED for r in results) else 0
+        except Cancelled:
+            out("mdspec: cancelled before a run started; queued spec commits stay queued")
+            return 1
+
+
+def _drop_stale_triggers(repo: Repo, branch: str, keep: set[str]) -> None:
+    """Remove the queued triggers for `branch` except those in `keep` (spec commits still waiting)."""
+    state = str(repo.common_dir / "mdspec")
+    for sha, ref, _ in triggers.entries(state):
+        if (ref or branch) == branch and sha not in keep:
+            triggers.remove(state, sha)
 
 
 def run_now(start: Path, revs: Sequence[str], out: Printer) -> int:
@@ -479,51 +673,109 @@ def run_now(start: Path, revs: Sequence[str], out: Printer) -> int:
     branch = repo.head_branch()
     if branch is None:
         raise FatalError("HEAD is detached: check out the branch to implement the spec on, then `mdspec run`")
-    tip = repo.resolve_ref(branch)
-    if tip is None:
+    if repo.resolve_ref(branch) is None:
         raise FatalError(f"{branch.removeprefix('refs/heads/')} has no commits yet: commit a spec first")
-    ps = pending.find(repo, tip, cfg)
-    specs = list(ps.all_pending)
-    if revs:
-        watch = Globs(cfg.watch)
-        specs = []
-        for rev in revs:
-            info = repo.commit(repo.rev_parse(rev))
-            paths = pending.spec_paths(repo, info, watch)
-            if not paths:
-                raise FatalError(f"{rev} ({info.short}) is not a spec commit: it changes no watched path")
-            specs.append(SpecCommit(info, paths))
-    if not specs:
-        out("mdspec: nothing pending: every spec commit on this branch is implemented")
-        return 0
     state = repo.common_dir / "mdspec"
-    with worker_lock(state) as got:
+    with cancellable(), worker_lock(state) as got:
         if not got:
             raise FatalError("a run is in progress: wait for it (`mdspec status`), then try again")
-        mark_interrupted(state)
-        rec = Runner(repo, out).run(RunRequest(branch, tuple(specs)), cfg)
-    return 1 if rec["status"] == records.FAILED else 0
+        try:
+            recover(repo, out)  # first: an interrupted landing may have moved the branch
+            tip = repo.resolve_ref(branch)
+            if tip is None:
+                raise FatalError(f"branch {branch} no longer exists")
+            ps = pending.find(repo, tip, cfg)
+            specs = list(ps.all_pending)
+            if revs:
+                watch = Globs(cfg.watch)
+                specs = []
+                for rev in revs:
+                    info = repo.commit(repo.rev_parse(rev))
+                    paths = pending.spec_paths(repo, info, watch)
+                    if not paths:
+                        raise FatalError(f"{rev} ({info.short}) is not a spec commit: it changes no watched path")
+                    specs.append(SpecCommit(info, paths))
+            if not specs:
+                _drop_stale_triggers(repo, branch, set())
+                out("mdspec: nothing pending: every spec commit on this branch is implemented")
+                return 0
+            rec = Runner(repo, out).run(RunRequest(branch, tuple(specs)), cfg)
+            # As a worker would: the run's own triggers are done with, whatever the outcome; triggers for
+            # spec commits made meanwhile stay queued.
+            tip = repo.resolve_ref(branch) or tip
+            keep = {s.sha for s in pending.find(repo, tip, cfg).all_pending} - {s.sha for s in specs}
+            _drop_stale_triggers(repo, branch, keep)
+        except Cancelled:
+            out("mdspec: cancelled before the run started")
+            return 1
+    return 1 if rec["status"] in (records.FAILED, records.CANCELLED) else 0
 
 
 def apply(start: Path, run_prefix: str | None, out: Printer) -> int:
     """`mdspec apply [RUN]`: land a held result with the same safety as a run."""
     repo = Repo(start)
     state = repo.common_dir / "mdspec"
-    held = [r for r in records.all_runs(state) if r.get("status") == records.HELD and r.get("result")]
-    if run_prefix:
-        held = [r for r in held if str(r.get("id", "")).startswith(run_prefix)]
-    if not held:
-        what = f"matching {run_prefix!r}" if run_prefix else "at all"
-        raise FatalError(f"no held result {what}: `mdspec status` lists runs and their results")
-    rec = held[0]
-    result = repo.resolve_ref(land.result_ref(rec["id"])) or rec["result"]
-    if not repo.has_commit(result):
-        raise FatalError(f"the result of run {rec['id']} is gone (was refs/mdspec/results/{rec['id']} deleted?)")
-    with worker_lock(state) as got:
+    with cancellable(), worker_lock(state) as got:
         if not got:
             raise FatalError("a run is in progress: wait for it (`mdspec status`), then try again")
+        recover(repo, out)
+        held = [r for r in records.all_runs(state) if r.get("status") == records.HELD and r.get("result")]
+        if run_prefix:
+            held = [r for r in held if str(r.get("id", "")).startswith(run_prefix)]
+        if not held:
+            what = f"matching {run_prefix!r}" if run_prefix else "at all"
+            raise FatalError(f"no held result {what}: `mdspec status` lists runs and their results")
+        rec = held[0]
+        result = repo.resolve_ref(land.result_ref(rec["id"])) or rec["result"]
+        if not repo.has_commit(result):
+            raise FatalError(f"the result of run {rec['id']} is gone (was refs/mdspec/results/{rec['id']} deleted?)")
         Runner(repo, out).land_result(rec, result)
         records.write(records.runs_dir(state) / rec["id"], rec)
     out(f"mdspec: run {rec['id']} {rec['status']}: {rec.get('reason', '')}")
     return 0 if rec["status"] == records.LANDED else 1
 
+
+def cancel(start: Path, out: Printer, wait: float = 30.0) -> int:
+    """`mdspec cancel`: stop the running run and everything it started; land nothing; keep the queue."""
+    repo = Repo(start)
+    state = repo.common_dir / "mdspec"
+    pid = lock_holder(state)
+    if pid is None or pid <= 0 or not _is_mdspec(pid):
+        out("mdspec: nothing to cancel: no run is going on")
+        return 0
+    running = next((r for r in records.all_runs(state) if r.get("status") == records.RUNNING), None)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        out("mdspec: nothing to cancel: no run is going on")
+        return 0
+    deadline = time.monotonic() + wait
+    while lock_holder(state) == pid and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if lock_holder(state) == pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        if running:
+            kill_leftovers(str(running["id"]))
+        out(f"mdspec: the worker (pid {pid}) did not stop within {wait:g}s and was killed; the next run "
+            "recovers (`mdspec run`)")
+        return 1
+    if running is None:
+        out(f"mdspec: stopped the worker (pid {pid}) before its run started; queued spec commits stay queued")
+        return 0
+    rec = records.read(records.runs_dir(state) / str(running["id"]))
+    queued = len(triggers.entries(str(state)))
+    more = f"; {queued} spec commit(s) stay queued (`mdspec run` starts them)" if queued else ""
+    out(f"mdspec: run {rec.get('id')} {rec.get('status')}: {rec.get('reason', '')}{more}")
+    return 0
+
+
+def _is_mdspec(pid: int) -> bool:
+    """The lock file names the worker; make sure the pid is still an mdspec process, not a reused pid."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"mdspec" in f.read()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # no /proc to ask: trust the lock, which is held

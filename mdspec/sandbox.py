@@ -1,10 +1,10 @@
 """The sandbox for every command a run executes (agent shell, command backend, check): bubblewrap.
 
 Inside: the whole filesystem read-only; the worktree writable except its protected paths; a private
-/tmp; the repository's git dir read-only apart from the worktree's own admin dir (its HEAD and index);
-home-directory secrets hidden; no network unless `network = true`; a new PID namespace so the process
-tree dies with the run. Without bwrap, `auto` runs unsandboxed (and the run record says so), `bwrap`
-refuses to start.
+/tmp; the repository's git dir read-only, the worktree's own admin dir included (see `build`);
+home-directory secrets hidden (directories behind an empty tmpfs, files behind an empty file); no
+network unless `network = true`; a new PID namespace so the process tree dies with the run. Without
+bwrap, `auto` runs unsandboxed (and the run record says so), `bwrap` refuses to start.
 """
 
 from __future__ import annotations
@@ -71,6 +71,14 @@ class Sandbox:
         return [*self.prefix, *argv]
 
 
+def allow_write(prefix: Sequence[str], path: Path) -> tuple[str, ...]:
+    """`prefix` (a bwrap command line from `build`, or empty) with `path` writable as well."""
+    if "--chdir" not in prefix:
+        return tuple(prefix)
+    i = list(prefix).index("--chdir")
+    return (*prefix[:i], "--bind", str(path), str(path), *prefix[i:])
+
+
 def _protected_mounts(worktree: Path, protected: Globs) -> list[Path]:
     """Existing paths in the worktree to mount read-only: whole directories where a glob covers them."""
     out: list[Path] = []
@@ -89,6 +97,15 @@ def _protected_mounts(worktree: Path, protected: Globs) -> list[Path]:
         dirnames[:] = keep
         out.extend(Path(dirpath) / f for f in filenames if protected.matches(rel_dir + f))
     return out
+
+
+def _empty_file(common_dir: Path) -> Path:
+    """An empty file under the state dir to bind over home-directory secrets that are files."""
+    path = common_dir / "mdspec" / "sandbox-empty"
+    if not path.is_file() or path.stat().st_size:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    return path
 
 
 def build(
@@ -122,15 +139,24 @@ def build(
             args += ["--ro-bind", prefix, prefix]
     home = home if home is not None else os.environ.get("HOME")
     if home and os.path.isdir(home):
+        empty: Path | None = None
         for name in HOME_SECRETS:
-            p = os.path.join(home, name)
-            if os.path.isdir(p) and not wt.is_relative_to(Path(p).resolve()):
-                args += ["--tmpfs", p]
-            elif os.path.isfile(p):
-                args += ["--ro-bind", "/dev/null", p]
-    # The repository's git dir is read-only (hooks, config, refs, objects), then the worktree writable,
-    # then its own admin dir writable (git status refreshes its index), then protected paths read-only.
-    # The user's checkout is read-only like the rest (bound again in case it lives under /tmp).
+            secret = os.path.join(home, name)
+            if os.path.isdir(secret) and not wt.is_relative_to(Path(secret).resolve()):
+                args += ["--tmpfs", secret]
+            elif os.path.isfile(secret):
+                # Not /dev/null: bind mounts are nodev, so reading it would fail with EACCES, and git treats
+                # an unreadable ~/.gitconfig as fatal. An empty regular file reads as "nothing here".
+                empty = empty or _empty_file(common)
+                args += ["--ro-bind", str(empty), secret]
+    # The repository's git dir is read-only (hooks, config, refs, objects) and so is the worktree's admin
+    # dir inside it: mdspec itself runs git in the worktree outside the sandbox afterwards, so a writable
+    # `commondir` there could point that git at a config of the agent's making (a `filter` or
+    # `core.fsmonitor` command runs unsandboxed), and a `logs/HEAD` swapped for a symlink would have the
+    # next checkout append to a file of the user's. git status and diff still work; commands that write the
+    # index or objects (add, commit, checkout -- file) fail, and mdspec commits the files as they are anyway.
+    # Then the worktree writable, then its protected paths read-only. The user's checkout is read-only
+    # like the rest (bound again in case it lives under /tmp).
     top = common.parent if common.name == ".git" else None
     if top is not None and top.is_dir():
         args += ["--ro-bind", str(top), str(top)]
@@ -140,8 +166,8 @@ def build(
     if gitfile.is_file():
         admin = gitfile.read_text(encoding="utf-8").removeprefix("gitdir:").strip()
         admin_path = (wt / admin).resolve()
-        if admin_path.is_dir():
-            args += ["--bind", str(admin_path), str(admin_path)]
+        if admin_path.is_dir() and not admin_path.is_relative_to(common):
+            args += ["--ro-bind", str(admin_path), str(admin_path)]
         args += ["--ro-bind", str(gitfile), str(gitfile)]
     for p in _protected_mounts(wt, protected):
         args += ["--ro-bind", str(p), str(p)]

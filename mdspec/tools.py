@@ -44,6 +44,15 @@ class ToolResult:
     refused: bool = False  # a guard refusal, kept for the run record
 
 
+def printable(text: str) -> str:
+    """`text` without lone surrogates: file names that are not UTF-8 come back from the OS with them
+    (surrogateescape), and they cannot be encoded into the transcript or the next request."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def cap(text: str, limit: int = MAX_OUTPUT) -> str:
     """Keep the head and the tail of `text` (errors tend to be at the end), saying how much was cut."""
     if len(text) <= limit:
@@ -423,20 +432,20 @@ class Toolbox:
             if not isinstance(args, Mapping):
                 raise ToolError("the tool input must be a JSON object")
             if name == EDITOR:
-                return ToolResult(cap(self.editor.run(args)))
+                return ToolResult(cap(printable(self.editor.run(args))))
             if name == BASH:
                 if self._bash is None:
                     self._bash = Bash(self.worktree, self.env, self.bash_timeout, prefix=self.shell_prefix)
                 return self._bash.run(args)
             raise ToolError(f"unknown tool {name!r}: the tools are {EDITOR} and {BASH}")
         except Refused as exc:
-            return ToolResult(f"Refused: {exc}", is_error=True, refused=True)
+            return ToolResult(printable(f"Refused: {exc}"), is_error=True, refused=True)
         except ToolError as exc:
-            return ToolResult(f"Error: {exc}", is_error=True)
+            return ToolResult(printable(f"Error: {exc}"), is_error=True)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # a tool failure is the model's to handle, never the run's end
-            return ToolResult(f"Error: {type(exc).__name__}: {exc}", is_error=True)
+            return ToolResult(printable(f"Error: {type(exc).__name__}: {exc}"), is_error=True)
 
     def close(self) -> None:
         if self._bash is not None:

@@ -15,8 +15,10 @@ tool_result, more than 4 breakpoints, empty text blocks), so a bookkeeping bug i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import socket
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -52,6 +54,14 @@ class Failure:
     message: str
     error_type: str
     retry_after_ms: int | None = None
+
+
+@dataclass
+class Drop:
+    """A streamed reply whose connection is closed after `keep` of its bytes (a network cut mid-stream)."""
+
+    reply: Reply
+    keep: float = 0.5
 
 
 @dataclass
@@ -158,7 +168,7 @@ class FakeAPI:
 
     def __init__(self, api_key: str = FAKE_KEY) -> None:
         self.api_key = api_key
-        self.script: deque[Reply | Failure] = deque()
+        self.script: deque[Reply | Failure | Drop] = deque()
         self.requests: list[Recorded] = []
         self.cache = PromptCache()
         self.lock = threading.Lock()
@@ -209,20 +219,29 @@ class FakeAPI:
         etype = error_type or ERROR_TYPES.get(status, "api_error")
         self.script.append(Failure(status, message or f"fake {etype}", etype, retry_after_ms))
 
+    def drop(self, *blocks: dict[str, Any] | str, keep: float = 0.5) -> None:
+        """Queue a streamed reply cut off after `keep` of its bytes: the server closes the connection."""
+        self.reply(*blocks)
+        last = self.script.pop()
+        assert isinstance(last, Reply)
+        self.script.append(Drop(last, keep))
+
     # --- serving --------------------------------------------------------------------------------------
 
     def _next_id(self, prefix: str) -> str:
         self._ids += 1
         return f"{prefix}_fake{self._ids:05d}"
 
-    def handle(self, headers: dict[str, str], body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    def handle(self, headers: dict[str, str], body: dict[str, Any]) -> tuple[int, dict[str, str], bytes, int | None]:
+        """(status, headers, payload, bytes of the payload to send before closing — None: all of it)."""
         with self.lock:
             rec = Recorded(headers, body)
             self.requests.append(rec)
             request_id = self._next_id("req")
             hdrs = {"request-id": request_id}
             problem: Failure | None = None
-            item: Reply | Failure | None = None
+            item: Reply | Failure | Drop | None = None
+            cut: float | None = None
             key = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
             if key != self.api_key:
                 problem = Failure(401, "invalid x-api-key", "authentication_error")
@@ -234,13 +253,16 @@ class FakeAPI:
                 item = self.script.popleft()
                 if isinstance(item, Failure):
                     problem = item
+                elif isinstance(item, Drop):
+                    cut = item.keep
+                    item = item.reply
             if problem is not None:
                 rec.status = problem.status
                 if problem.retry_after_ms is not None:
                     hdrs["retry-after-ms"] = str(problem.retry_after_ms)
                 err = {"type": "error", "error": {"type": problem.error_type, "message": problem.message},
                        "request_id": request_id}
-                return problem.status, {**hdrs, "content-type": "application/json"}, json.dumps(err).encode()
+                return problem.status, {**hdrs, "content-type": "application/json"}, json.dumps(err).encode(), None
             assert isinstance(item, Reply)
             usage = self.cache.bill(body)
             content = []
@@ -263,8 +285,12 @@ class FakeAPI:
                 "usage": usage,
             }
             if body.get("stream"):
-                return 200, {**hdrs, "content-type": "text/event-stream"}, _sse(message, content)
-            return 200, {**hdrs, "content-type": "application/json"}, json.dumps(message).encode()
+                sse = _sse(message, content)
+                return 200, {**hdrs, "content-type": "text/event-stream"}, sse, (
+                    None if cut is None else int(len(sse) * cut))
+            payload = json.dumps(message).encode()
+            return 200, {**hdrs, "content-type": "application/json"}, payload, (
+                None if cut is None else int(len(payload) * cut))
 
 
 def _chunks(text: str, size: int = 40) -> list[str]:
@@ -312,24 +338,32 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length)
             if self.path.split("?")[0] != "/v1/messages":
                 self._send(404, {"content-type": "application/json"},
-                           b'{"type":"error","error":{"type":"not_found_error","message":"not found"}}')
+                           b'{"type":"error","error":{"type":"not_found_error","message":"not found"}}', None)
                 return
             try:
                 body = json.loads(raw)
             except ValueError:
                 self._send(400, {"content-type": "application/json"},
-                           b'{"type":"error","error":{"type":"invalid_request_error","message":"bad JSON"}}')
+                           b'{"type":"error","error":{"type":"invalid_request_error","message":"bad JSON"}}', None)
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
             self._send(*api.handle(headers, body))
 
-        def _send(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+        def _send(self, status: int, headers: dict[str, str], payload: bytes, cut: int | None) -> None:
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
             self.send_header("content-length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            if cut is None:
+                self.wfile.write(payload)
+                return
+            # The promised length never arrives: the client sees the connection close mid-body.
+            self.wfile.write(payload[:cut])
+            self.wfile.flush()
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
 
     return Handler
 

@@ -62,7 +62,8 @@ def runs(repo: Repo) -> list[dict[str, Any]]:
     d = repo.state / "runs"
     if not d.is_dir():
         return []
-    recs = [json.loads((p / "run.json").read_text()) for p in d.iterdir()]
+    # A run directory exists a moment before its first run.json: skip it until then.
+    recs = [json.loads((p / "run.json").read_text()) for p in d.iterdir() if (p / "run.json").is_file()]
     return sorted(recs, key=lambda r: r["started"], reverse=True)
 
 
