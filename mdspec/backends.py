@@ -25,6 +25,9 @@ PRESETS = {
 }
 
 
+PRESET_STATE = {"claude-code": (".claude", ".claude.json"), "codex": (".codex",)}
+
+
 def command_for(ctx: RunContext) -> str:
     return ctx.agent.command or PRESETS[ctx.agent.preset]
 
@@ -84,6 +87,11 @@ class CommandSession:
         self.answer_dir = ctx.run_dir / "answer"
         self.summary_file = self.answer_dir / "summary.txt"
         self.sandbox = allow_write(ctx.sandbox, self.answer_dir)
+        # A preset's CLI keeps its own state and login under ~ (read-only in the sandbox otherwise).
+        for name in PRESET_STATE.get(ctx.agent.preset, ()):
+            path = Path.home() / name
+            if path.exists():
+                self.sandbox = allow_write(self.sandbox, path)
 
     def start(self) -> BackendResult:
         return self._run(self.ctx.task_prompt)
@@ -112,8 +120,8 @@ class CommandSession:
             return self._result("", "max_minutes", None)
         res = run_shell(command, ctx.worktree, env, ctx.run_dir / "output.log", remaining, stdin_text=full,
                         prefix=self.sandbox)
-        self.turns += 1
         parsed = _parse_output(res.output_tail) if ctx.agent.preset == "claude-code" or not ctx.agent.preset else None
+        self.turns += parsed.turns if parsed else 1
         if parsed:
             self.usage = self.usage + parsed.usage
         text = _read_answer(self.summary_file)
@@ -133,4 +141,5 @@ class CommandSession:
         return self._result(text, None, None)
 
     def _result(self, text: str, stopped_by: str | None, error: str | None) -> BackendResult:
-        return BackendResult(text, self.turns, self.usage, stopped_by, error, (), self.ctx.agent.model)
+        # The model is whatever the external CLI is set to use: mdspec's `model` key is not passed to it.
+        return BackendResult(text, self.turns, self.usage, stopped_by, error, (), "")

@@ -88,40 +88,7 @@ def run(revs: tuple[str, ...], foreground: bool) -> None:
 
     if foreground or os.environ.get("MDSPEC_FOREGROUND"):
         _call(runner.run_now, Path.cwd(), revs, _out)
-    _call(_background_run, revs)
-
-
-def _background_run(revs: tuple[str, ...]) -> int:
-    from mdspec import hook, paths, runner, triggers
-    from mdspec.git import Repo
-
-    repo = Repo(Path.cwd())
-    if revs:
-        # Explicit commits: run them now in the foreground; a detached worker has no way to be told which.
-        return runner.run_now(Path.cwd(), revs, _out)
-    branch = repo.head_branch()
-    tip = repo.resolve_ref(branch) if branch else None
-    if tip is None:
-        return runner.run_now(Path.cwd(), revs, _out)  # reports detached/unborn clearly
-    dirs = paths.discover(str(repo.top))
-    assert dirs is not None
-    from mdspec import config, pending
-
-    ps = pending.find(repo, tip, config.load(repo.top))
-    todo = ps.all_pending
-    if not todo:
-        from mdspec import land
-
-        if land.journal_path(repo).exists() and runner.lock_holder(repo.common_dir / "mdspec") is None:
-            # An interrupted landing may be all there is to do: the worker finishes or undoes it first.
-            return runner.run_now(Path.cwd(), revs, _out)
-        _out("mdspec: nothing pending: every spec commit on this branch is implemented")
-        return 0
-    for s in todo:
-        triggers.enqueue(dirs.state_dir, s.sha, branch or "")
-    hook.spawn_worker(dirs.top, dirs.state_dir, None)
-    _out(f"mdspec: run started in the background for {len(todo)} spec commit(s); follow it with `mdspec log -f`")
-    return 0
+    _call(runner.start_background, Path.cwd(), revs, _out)
 
 
 @cli.command()
@@ -140,9 +107,9 @@ def cancel() -> None:
     Queued spec commits stay queued and the cancelled run's spec commits stay pending: `mdspec run`
     starts them again, from a clean worktree.
     """
-    from mdspec import runner
+    from mdspec import cancel as cancel_mod
 
-    _call(runner.cancel, Path.cwd(), _out)
+    _call(cancel_mod.cancel, Path.cwd(), _out)
 
 
 @cli.command()

@@ -57,6 +57,7 @@ class AgentConfig:
     max_cost_usd: float = 5.0
     max_minutes: float = 30.0
     max_tokens: int = 16000
+    tool_minutes: float = 2.0  # one command of the built-in agent's bash tool
     command: str = ""
     preset: str = ""
     prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
@@ -81,6 +82,7 @@ class Config:
     check: str = ""
     check_rounds: int = 2
     check_minutes: float = 10.0
+    max_file_mb: float = 50.0  # larger new or changed files are not committed (0: no limit)
     land_failing: bool = True
     background: bool = True
     sandbox: str = "auto"
@@ -193,6 +195,7 @@ def _validate_agent(c: _Checker, raw: dict[str, Any]) -> AgentConfig:
         max_cost_usd=c.number("agent.max_cost_usd", get("max_cost_usd", d.max_cost_usd)),
         max_minutes=c.number("agent.max_minutes", get("max_minutes", d.max_minutes)),
         max_tokens=c.integer("agent.max_tokens", get("max_tokens", d.max_tokens), minimum=1),
+        tool_minutes=c.number("agent.tool_minutes", get("tool_minutes", d.tool_minutes)),
         command=c.string("agent.command", get("command", d.command)),
         preset=c.string("agent.preset", get("preset", d.preset), PRESETS),
         prices=_validate_prices(c, c.table("agent.prices", get("prices", {}))),
@@ -204,6 +207,13 @@ def _validate_agent(c: _Checker, raw: dict[str, Any]) -> AgentConfig:
     if agent.backend == "command" and not (agent.command or agent.preset):
         raise c.fail("agent.command", 'the command backend needs `command = "..."` or `preset = "claude-code"`')
     return agent
+
+
+def _non_negative(c: _Checker, key: str, value: Any) -> float:
+    v = c.number(key, value, positive=False)
+    if v < 0:
+        raise c.fail(key, f"must be 0 or more, got {v:g}")
+    return v
 
 
 def _sandbox_mode(c: _Checker, value: Any) -> str:
@@ -234,6 +244,7 @@ def from_mapping(raw: Mapping[str, Any], path: Path | None, file_label: str) -> 
         check=c.string("check", get("check", d.check)),
         check_rounds=c.integer("check_rounds", get("check_rounds", d.check_rounds)),
         check_minutes=c.number("check_minutes", get("check_minutes", d.check_minutes)),
+        max_file_mb=_non_negative(c, "max_file_mb", get("max_file_mb", d.max_file_mb)),
         land_failing=c.boolean("land_failing", get("land_failing", d.land_failing)),
         background=c.boolean("background", get("background", d.background)),
         sandbox=_sandbox_mode(c, get("sandbox", d.sandbox)),

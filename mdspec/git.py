@@ -55,8 +55,12 @@ def run(
     check: bool = True,
     input: str | bytes | None = None,
     env: Mapping[str, str] | None = None,
+    errors: str = "replace",
 ) -> subprocess.CompletedProcess[str]:
-    """Run git with a clean environment; on failure with `check`, a GitError naming the command."""
+    """Run git with a clean environment; on failure with `check`, a GitError naming the command.
+
+    `errors="surrogateescape"` keeps path names that are not UTF-8 intact, to pass back to git as they are.
+    """
     e = clean_env()
     if env:
         e.update(env)
@@ -67,7 +71,7 @@ def run(
         input=input.decode() if isinstance(input, bytes) else input,
         capture_output=True,
         text=True,
-        errors="replace",
+        errors=errors,
     )
     if check and proc.returncode != 0:
         msg = (proc.stderr.strip() or proc.stdout.strip()).splitlines()

@@ -11,7 +11,7 @@ from typing import Any
 from mdspec import config, land, pending, records, triggers
 from mdspec.errors import FatalError
 from mdspec.git import Repo
-from mdspec.runner import lock_holder
+from mdspec.lock import lock_holder
 
 Printer = Callable[[str], None]
 LAST_RUNS = 10

@@ -5,11 +5,7 @@ running one picks it up), wait for the committing git process to finish, then fo
 pending set → persistent worktree at the tip → backend → protected paths restored → check and fix rounds
 → generated commit → land or hold → record.
 
-Cancel: `mdspec cancel` sends SIGTERM to the lock holder. The handler installed by `cancellable()` raises
-`Cancelled` (a BaseException, so no `except Exception` on the way swallows it) in the main thread; the
-`finally` blocks on the way up kill the process groups the run started (procs.run_shell, the agent's
-Toolbox), the run is recorded `cancelled`, and the worker drains nothing more. Landing is shielded: a
-SIGTERM that arrives while the branch and checkout are being updated takes effect after them.
+Cancel: see cancel.py; a cancelled run is recorded `cancelled` and the worker drains nothing more.
 
 Recovery: every worker (and `mdspec run`/`apply`) first calls `recover` under the lock: it finishes or
 undoes an interrupted landing (land.recover), marks runs left `running` as interrupted, kills what they
@@ -19,26 +15,23 @@ left running, and resets the worktree.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import shutil
-import signal
-import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from mdspec import config, git, land, pending, prompt, records, sandbox, trailers, triggers, worktree
+from mdspec import config, git, guards, land, pending, prompt, records, sandbox, trailers, triggers, worktree
+from mdspec.cancel import RUN_ID_VAR, Cancelled, cancel_requested, cancellable, kill_leftovers, mark_cancelled, shielded
 from mdspec.check import run_check
 from mdspec.config import Config
 from mdspec.errors import FatalError
 from mdspec.git import Identity, Repo, clean_env
 from mdspec.globs import Globs
+from mdspec.lock import lock_holder, wait_for_pid, worker_lock
 from mdspec.pending import SpecCommit
 from mdspec.session import BackendResult, RunContext, Session
 
@@ -69,228 +62,6 @@ def backend_env() -> dict[str, str]:
     return env
 
 
-# --- cancel ----------------------------------------------------------------------------------------
-
-
-class Cancelled(BaseException):
-    """Raised in the worker's main thread when `mdspec cancel` (SIGTERM) arrives."""
-
-
-class _CancelState:
-    requested = False  # a SIGTERM arrived; the worker stops after the current step
-    shield = 0  # > 0 while landing: the SIGTERM waits until the branch and checkout agree again
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    if _CancelState.requested:
-        return  # already on the way out: a second signal must not interrupt the clean-up
-    _CancelState.requested = True
-    if not _CancelState.shield:
-        raise Cancelled()
-
-
-def cancel_requested() -> bool:
-    return _CancelState.requested
-
-
-@contextlib.contextmanager
-def cancellable() -> Iterator[None]:
-    """Turn SIGTERM into `Cancelled` for the duration (main thread only; elsewhere a no-op)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    _CancelState.requested = False
-    old = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
-@contextlib.contextmanager
-def shielded() -> Iterator[None]:
-    """Defer a cancel until the block is done (landing must never stop half way)."""
-    _CancelState.shield += 1
-    try:
-        yield
-    finally:
-        _CancelState.shield -= 1
-
-
-RUN_ID_VAR = "MDSPEC_RUN_ID"
-
-
-def kill_leftovers(run_id: str) -> int:
-    """Kill every process still carrying `MDSPEC_RUN_ID=<run_id>` (what a killed worker's run started).
-
-    Each is killed with its whole process group, unless that group is ours. Returns how many were found.
-    """
-    marker = f"{RUN_ID_VAR}={run_id}".encode()
-    me, mine = os.getpid(), os.getpgid(0)
-    found = 0
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return 0
-    for name in names:
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                env = f.read()
-        except OSError:
-            continue
-        if marker not in env.split(b"\0"):
-            continue
-        pid = int(name)
-        try:
-            pgid = os.getpgid(pid)
-            if pgid != mine:
-                os.killpg(pgid, signal.SIGKILL)
-            else:
-                os.kill(pid, signal.SIGKILL)
-            found += 1
-        except OSError:
-            pass
-    return found
-
-
-# --- locking ---------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def worker_lock(state_dir: Path) -> Iterator[bool]:
-    """Hold the repository's worker lock; yields False when another worker has it.
-
-    flock is released by the kernel when its holder dies, even by SIGKILL, so a lock never goes stale.
-    """
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {time.time():.0f}\n".encode())
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-def lock_holder(state_dir: Path) -> int | None:
-    """The pid of the running worker, or None when no worker holds the lock."""
-    path = state_dir / "lock"
-    if not path.exists():
-        return None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                return int(path.read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                return -1
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
-
-
-def wait_for_pid(pid: int | None, git_dir: Path, limit: float = 30.0) -> None:
-    """Wait until the committing git process has exited and released the index."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        alive = False
-        if pid:
-            try:
-                os.kill(pid, 0)
-                alive = True
-            except ProcessLookupError:
-                pass
-            except PermissionError:
-                alive = True
-        if not alive and not (git_dir / "index.lock").exists():
-            return
-        time.sleep(0.05)
-
-
-# --- guards ----------------------------------------------------------------------------------------
-
-
-def _git_dir_files(common: Path) -> dict[str, tuple[bytes, int]]:
-    """The parts of the repository's git dir an escaped command could use against the user: content and mode."""
-    out: dict[str, tuple[bytes, int]] = {}
-    candidates = [common / rel for rel in ("config", "info/attributes", "info/exclude")]
-    hooks = common / "hooks"
-    if hooks.is_dir():
-        candidates += sorted(hooks.iterdir())
-    for p in candidates:
-        rel = str(p.relative_to(common))
-        if p.is_symlink():
-            out[rel] = (os.fsencode(os.readlink(p)), -1)  # -1: a symlink to this target
-        elif p.is_file():
-            out[rel] = (p.read_bytes(), p.stat().st_mode & 0o7777)
-    return out
-
-
-def _restore_git_dir(common: Path, before: dict[str, tuple[bytes, int]]) -> list[str]:
-    changed = []
-    for sub in ("hooks", "info"):
-        d = common / sub
-        if d.is_symlink():  # a directory swapped for a link: restoring into it would write elsewhere
-            d.unlink()
-            d.mkdir()
-            changed.append(f".git/{sub}")
-    after = _git_dir_files(common)
-    for rel in sorted(set(before) | set(after)):
-        if before.get(rel) == after.get(rel):
-            continue
-        changed.append(f".git/{rel}")
-        p = common / rel
-        # Unlink first: writing to a symlink the command put there would write through it.
-        if p.is_symlink() or p.is_file():
-            p.unlink()
-        elif p.is_dir():
-            shutil.rmtree(p)
-        if rel in before:
-            data, mode = before[rel]
-            if mode == -1:
-                os.symlink(os.fsdecode(data), p)
-            else:
-                p.write_bytes(data)
-                p.chmod(mode)
-    return changed
-
-
-def enforce_protected(wt: Path, base: str, protected: Globs) -> list[str]:
-    """Undo every change to a protected path and every symlink leading out of the worktree."""
-    tree = worktree.snapshot_tree(wt)
-    changes = worktree.changed_between(wt, base, tree)
-    bad: list[tuple[str, str]] = []
-    labels: list[str] = []
-    root = wt.resolve()
-    for status, p in changes:
-        link = wt / p
-        if status != "D" and link.is_symlink():
-            target = (link.parent / os.readlink(link)).resolve()
-            if not target.is_relative_to(root) or ".git" in target.relative_to(root).parts:
-                bad.append((status, p))
-                labels.append(f"{p} (symlink out of the worktree)")
-                continue
-        if protected.matches(p):
-            bad.append((status, p))
-            labels.append(f"{p} (protected)")
-    if bad:
-        worktree.restore(wt, base, bad)
-    return labels
-
-
 # --- one run ---------------------------------------------------------------------------------------
 
 
@@ -304,7 +75,7 @@ def make_session(ctx: RunContext) -> Session:
     if ctx.agent.backend == "anthropic":
         from mdspec import agent  # late: imports the SDK only for runs that use it
 
-        return agent.AnthropicSession(ctx, shell_prefix=ctx.sandbox)
+        return agent.AnthropicSession(ctx, shell_prefix=ctx.sandbox, bash_timeout=ctx.agent.tool_minutes * 60)
     from mdspec.backends import CommandSession
 
     return CommandSession(ctx)
@@ -343,6 +114,7 @@ class Runner:
         self.repo = repo
         self.state = repo.common_dir / "mdspec"
         self.out = out
+        self.max_file_bytes: int | None = None
 
     def run(self, req: RunRequest, cfg: Config) -> dict[str, Any]:
         """Implement `req.specs` on `req.branch`; returns the final run record (never raises FatalError)."""
@@ -398,7 +170,7 @@ class Runner:
             self._run(req, cfg, rec, rdir, progress)
         except (Cancelled, KeyboardInterrupt):
             # The finally blocks below the raise point have killed what the run started; nothing landed.
-            _CancelState.requested = True
+            mark_cancelled()
             with shielded():
                 rec.update(status=records.CANCELLED, reason="cancelled (`mdspec cancel`); nothing landed")
                 kill_leftovers(run_id)
@@ -421,6 +193,7 @@ class Runner:
              progress: Callable[[Mapping[str, Any]], None]) -> None:
         repo, base = self.repo, rec["base"]
         user = repo.identity()
+        self.max_file_bytes = int(cfg.max_file_mb * (1 << 20)) if cfg.max_file_mb else None
         check_backend_ready(cfg)
         wt = worktree.prepare(repo, self.state, base)
         p = prompt.render(repo, cfg, base, req.specs)
@@ -443,7 +216,7 @@ class Runner:
             backend_box = sandbox.build(cfg.sandbox, wt, repo.common_dir, protected, True)
         ctx = RunContext(wt, rdir, p.system, p.task, cfg.agent, cfg.protected_globs, env, progress,
                          backend_box.prefix)
-        gitdir_before = _git_dir_files(repo.common_dir)
+        gitdir_before = guards.snapshot_git_dir(repo.common_dir)
         session = make_session(ctx)
         records.pause_point(self.state, "before-backend")
         progress({"event": "stage", "stage": "backend"})
@@ -532,9 +305,9 @@ class Runner:
         with contextlib.suppress(Exception):
             self.repo.add_note(sha, text, NOTES_REF, self.repo.identity())
 
-    def _guard(self, wt: Path, base: str, protected: Globs, gitdir_before: dict[str, tuple[bytes, int]]) -> list[str]:
-        found = enforce_protected(wt, base, protected)
-        found += [f"{p} (git dir)" for p in _restore_git_dir(self.repo.common_dir, gitdir_before)]
+    def _guard(self, wt: Path, base: str, protected: Globs, gitdir_before: guards.GitDirSnapshot) -> list[str]:
+        found = guards.enforce_protected(wt, base, protected, self.max_file_bytes)
+        found += [f"{p} (git dir)" for p in guards.restore_git_dir(self.repo.common_dir, gitdir_before)]
         return found
 
 
@@ -625,14 +398,24 @@ def drain(repo: Repo, out: Printer) -> list[dict[str, Any]]:
                 if any(s.sha in batch for s in specs):
                     done.append(Runner(repo, out).run(RunRequest(branch, specs), cfg))
         except FatalError as exc:
+            # Before a run could start (a config made invalid while the trigger waited, say): record it
+            # as a failed run so `mdspec status` and `mdspec log` say why; the commits stay pending.
             out(f"mdspec: error: {exc}")
-            done.append({"status": records.FAILED, "reason": str(exc)})
+            done.append(_record_failure(state, branch, batch, f"{exc}; fix it, then `mdspec run`"))
         finally:
             # The batch's own triggers go (a cancelled run's spec commits stay pending all the same);
             # triggers queued meanwhile stay for the next worker.
             for sha in batch:
                 triggers.remove(str(state), sha)
     return done
+
+
+def _record_failure(state: Path, branch: str, shas: list[str], reason: str) -> dict[str, Any]:
+    now = time.time()
+    rec: dict[str, Any] = {"id": records.new_run_id(), "status": records.FAILED, "reason": reason, "branch": branch,
+                           "spec_commits": shas, "spec_subjects": [], "started": now, "ended": now, "seconds": 0.0}
+    records.write(records.runs_dir(state) / rec["id"], rec)
+    return rec
 
 
 def work(start: Path, wait_pid: int | None, out: Printer) -> int:
@@ -711,6 +494,33 @@ def run_now(start: Path, revs: Sequence[str], out: Printer) -> int:
     return 1 if rec["status"] in (records.FAILED, records.CANCELLED) else 0
 
 
+def start_background(start: Path, revs: Sequence[str], out: Printer) -> int:
+    """`mdspec run [REV…]` without --foreground: queue every pending spec commit and start a worker."""
+    from mdspec import hook  # the spawning code lives with the hook that uses it on every commit
+
+    if revs:
+        # Explicit commits: run them now in the foreground; a detached worker has no way to be told which.
+        return run_now(start, revs, out)
+    repo = Repo(start)
+    branch = repo.head_branch()
+    tip = repo.resolve_ref(branch) if branch else None
+    if branch is None or tip is None:
+        return run_now(start, revs, out)  # reports detached/unborn clearly
+    state = repo.common_dir / "mdspec"
+    todo = pending.find(repo, tip, config.load(repo.top)).all_pending
+    if not todo:
+        if land.journal_path(repo).exists() and lock_holder(state) is None:
+            # An interrupted landing may be all there is to do: the worker finishes or undoes it first.
+            return run_now(start, revs, out)
+        out("mdspec: nothing pending: every spec commit on this branch is implemented")
+        return 0
+    for s in todo:
+        triggers.enqueue(str(state), s.sha, branch)
+    hook.spawn_worker(str(repo.top), str(state), None)
+    out(f"mdspec: run started in the background for {len(todo)} spec commit(s); follow it with `mdspec log -f`")
+    return 0
+
+
 def apply(start: Path, run_prefix: str | None, out: Printer) -> int:
     """`mdspec apply [RUN]`: land a held result with the same safety as a run."""
     repo = Repo(start)
@@ -733,49 +543,3 @@ def apply(start: Path, run_prefix: str | None, out: Printer) -> int:
         records.write(records.runs_dir(state) / rec["id"], rec)
     out(f"mdspec: run {rec['id']} {rec['status']}: {rec.get('reason', '')}")
     return 0 if rec["status"] == records.LANDED else 1
-
-
-def cancel(start: Path, out: Printer, wait: float = 30.0) -> int:
-    """`mdspec cancel`: stop the running run and everything it started; land nothing; keep the queue."""
-    repo = Repo(start)
-    state = repo.common_dir / "mdspec"
-    pid = lock_holder(state)
-    if pid is None or pid <= 0 or not _is_mdspec(pid):
-        out("mdspec: nothing to cancel: no run is going on")
-        return 0
-    running = next((r for r in records.all_runs(state) if r.get("status") == records.RUNNING), None)
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        out("mdspec: nothing to cancel: no run is going on")
-        return 0
-    deadline = time.monotonic() + wait
-    while lock_holder(state) == pid and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if lock_holder(state) == pid:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        if running:
-            kill_leftovers(str(running["id"]))
-        out(f"mdspec: the worker (pid {pid}) did not stop within {wait:g}s and was killed; the next run "
-            "recovers (`mdspec run`)")
-        return 1
-    if running is None:
-        out(f"mdspec: stopped the worker (pid {pid}) before its run started; queued spec commits stay queued")
-        return 0
-    rec = records.read(records.runs_dir(state) / str(running["id"]))
-    queued = len(triggers.entries(str(state)))
-    more = f"; {queued} spec commit(s) stay queued (`mdspec run` starts them)" if queued else ""
-    out(f"mdspec: run {rec.get('id')} {rec.get('status')}: {rec.get('reason', '')}{more}")
-    return 0
-
-
-def _is_mdspec(pid: int) -> bool:
-    """The lock file names the worker; make sure the pid is still an mdspec process, not a reused pid."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"mdspec" in f.read()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True  # no /proc to ask: trust the lock, which is held

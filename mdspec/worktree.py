@@ -32,7 +32,8 @@ def prepare(repo: Repo, state_dir: Path, base: str) -> Path:
             git.run(op, wt, check=False)
     git.run(["checkout", "--force", "--detach", base], wt)
     git.run(["reset", "--hard", "--quiet", base], wt)
-    git.run(["clean", "-d", "--force", "--quiet"], wt)  # not -x: ignored build caches stay
+    # -ff removes nested repositories the agent made too; not -x: ignored build caches stay.
+    git.run(["clean", "-d", "--force", "--force", "--quiet"], wt)
     return wt
 
 
@@ -71,7 +72,9 @@ def snapshot_tree(wt: Path) -> str:
 
 def changed_between(wt: Path, base: str, tree: str) -> list[tuple[str, str]]:
     """(status letter, path) for every path differing between `base`'s tree and `tree`."""
-    out = git.run(["diff-tree", "-r", "-z", "--no-renames", "--name-status", base, tree], wt).stdout
+    # surrogateescape: a file name that is not UTF-8 must come back to git byte for byte (restore).
+    out = git.run(["diff-tree", "-r", "-z", "--no-renames", "--name-status", base, tree], wt,
+                  errors="surrogateescape").stdout
     parts = out.split("\0")
     return [(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
 

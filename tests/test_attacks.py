@@ -473,9 +473,10 @@ def test_2_gb_file_write(atk: Attack, file_size_limit: int) -> None:
     assert_landed_hello(atk, out)
     assert "File size limit exceeded" in out.results[0] and "rc=153" in out.results[0]  # SIGXFSZ
     assert "rc=1" in out.results[1]
-    # Honest outcome: mdspec has no size guard; what the limit let through is committed like any file.
-    size = atk.repo.git("cat-file", "-s", "HEAD:big.bin").strip()
-    assert int(size) == file_size_limit
+    # The size guard (max_file_mb, 50 MB by default) keeps what the limit let through out of the commit.
+    assert "big.bin" not in atk.repo.git("ls-tree", "--name-only", "HEAD")
+    assert not (atk.repo.top / "big.bin").exists()
+    assert "big.bin (larger than 50 MB)" in out.rec["violations"]
     assert atk.repo.git("cat-file", "-s", "HEAD:sparse.bin").strip() == "0"  # created, then EFBIG
     atk.assert_untouched(out)
 
@@ -509,8 +510,6 @@ def test_awkward_file_names_are_committed(atk: Attack) -> None:
     atk.assert_untouched(out)
 
 
-@pytest.mark.xfail(strict=True, reason="worktree.changed_between decodes git's -z paths with errors='replace', so "
-                   "restore() cannot find a protected path whose name is not UTF-8 (see docs/security.md)")
 def test_protected_path_with_invalid_utf8_name_is_restored(atk: Attack) -> None:
     configure(atk.repo, "off")  # no sandbox, as with `auto` where bubblewrap is missing
     atk.repo.commit("spec: again", {"spec/app.md": "# App\n\nGreet everyone.\n"}, env=QUIET)

@@ -355,8 +355,9 @@ def test_git_note_carries_the_run_summary(mdrepo: Repo, tmp_path: Path) -> None:
     note = mdrepo.git("notes", "--ref=mdspec", "show", "HEAD")
     lines = dict(line.split(": ", 1) for line in note.splitlines()[1:])
     assert note.splitlines()[0] == f"mdspec run {rec['id']}"
-    assert lines["backend"] == "command" and lines["model"] == rec["model"]
-    assert lines["turns"] == "1" and lines["input tokens"] == "1200" and lines["output tokens"] == "340"
+    assert lines["backend"] == "command" and lines["model"] == "-"  # the CLI picks its own model
+    assert rec["model"] == ""
+    assert lines["turns"] == "3" and lines["input tokens"] == "1200" and lines["output tokens"] == "340"
     assert lines["cache read tokens"] == "800" and lines["cost"] == "$0.1250"
     assert lines["check"] == "skipped" and lines["duration"].endswith("s")
     assert f"mdspec run {rec['id']}" in mdrepo.git("log", "-1", "--notes=mdspec")
