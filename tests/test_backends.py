@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Repo, agent_script
-from test_runner import last_run, reconfigure, run_fg, runs, set_agent, spec_commit
+from runhelpers import last_run, reconfigure, run_fg, runs, set_agent, spec_commit
 
 from mdspec import backends, runner, trailers
 from mdspec.config import AgentConfig

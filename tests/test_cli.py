@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FOREGROUND, Repo, make_repo
-from test_runner import (
+from runhelpers import (
     QUIET,
     assert_next_run_lands,
     last_run,

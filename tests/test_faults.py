@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from conftest import Repo
 from fakeapi import FakeAPI
+from runhelpers import set_agent, user_state, wait_for
 from test_attacks import QUIET, Attack, api, configure, transcript  # noqa: F401 - api is a fixture
 from test_land import APP, BlockedRun
-from test_runner import set_agent, user_state, wait_for
 
 from mdspec import agent, runner, trailers, triggers
 from mdspec.session import RunContext, Session

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Repo
-from test_runner import (
+from runhelpers import (
     QUIET,
     assert_next_run_lands,
     last_run,

@@ -18,11 +18,14 @@ from typing import Any
 import pytest
 from conftest import FOREGROUND, Repo
 from fakeapi import FakeAPI, fake_api  # noqa: F401 - the fixture
-from test_runner import (
+from runhelpers import (
     GOOD_AGENT,
     QUIET,
+    last_run,
     pid_gone,
+    queued,
     run_fg,
+    runs,
     set_agent,
     spec_commit,
     user_state,
@@ -30,22 +33,6 @@ from test_runner import (
 )
 
 from mdspec import trailers
-
-
-def runs(repo: Repo) -> list[dict[str, Any]]:
-    """Every run record, newest first; a run directory whose run.json is not written yet is skipped."""
-    d = repo.state / "runs"
-    recs = []
-    for p in d.iterdir() if d.is_dir() else []:
-        try:
-            recs.append(json.loads((p / "run.json").read_text()))
-        except (FileNotFoundError, ValueError):
-            continue
-    return sorted(recs, key=lambda r: r["started"], reverse=True)
-
-
-def last_run(repo: Repo) -> dict[str, Any]:
-    return runs(repo)[0]
 
 BG: dict[str, str] = {}  # commit with the hook starting a background worker
 
@@ -88,9 +75,6 @@ def settle(repo: Repo, n_runs: int) -> list[dict[str, Any]]:
     return runs(repo)
 
 
-def queued(repo: Repo) -> list[str]:
-    q = repo.state / "queue"
-    return sorted(p.name for p in q.iterdir() if not p.name.startswith(".")) if q.is_dir() else []
 
 
 # --- coalescing and a moving branch -------------------------------------------------------------------

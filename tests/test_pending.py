@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from conftest import FOREGROUND, Repo, agent_script
-from test_runner import (
+from runhelpers import (
     QUIET,
     last_run,
     run_fg,

@@ -14,14 +14,16 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import FOREGROUND, Repo
-from test_runner import (
+from runhelpers import (
     GOOD_AGENT,
     QUIET,
+    last_run,
     pid_gone,
+    queued,
+    runs,
     set_agent,
     spec_commit,
     user_state,
@@ -30,27 +32,6 @@ from test_runner import (
 
 from mdspec import land, trailers
 from mdspec.git import Repo as GitRepo
-
-
-def runs(repo: Repo) -> list[dict[str, Any]]:
-    """Every run record, newest first; a run directory whose run.json is not written yet is skipped."""
-    d = repo.state / "runs"
-    recs = []
-    for p in d.iterdir() if d.is_dir() else []:
-        try:
-            recs.append(json.loads((p / "run.json").read_text()))
-        except (FileNotFoundError, ValueError):
-            continue
-    return sorted(recs, key=lambda r: r["started"], reverse=True)
-
-
-def last_run(repo: Repo) -> dict[str, Any]:
-    return runs(repo)[0]
-
-
-def queued(repo: Repo) -> list[str]:
-    q = repo.state / "queue"
-    return sorted(p.name for p in q.iterdir() if not p.name.startswith(".")) if q.is_dir() else []
 
 
 def kill_at(repo: Repo, stage: str) -> int:

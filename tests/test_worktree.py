@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FOREGROUND, Repo
-from test_runner import QUIET, assert_next_run_lands, last_run, run_fg, set_agent, spec_commit
+from runhelpers import QUIET, assert_next_run_lands, last_run, run_fg, set_agent, spec_commit
 
 from mdspec import worktree
 from mdspec.git import Repo as GitRepo
