@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,8 @@ def _checkout_update(repo: Repo, old: str, new: str, dry_run: bool) -> str | Non
 def land(repo: Repo, branch: str, result: str, run_id: str) -> Landing:
     """Land `result` (a commit whose parent is the run's base) on `branch`, or say why it cannot."""
     for _ in range(5):  # the user may commit while we land: retry with the new tip
+        if not _index_free(repo):
+            return Landing(False, result, "the index stayed locked (.git/index.lock): is a git command still running?")
         if paths.operation_in_progress(str(repo.git_dir)):
             return Landing(False, result, "a merge, rebase, cherry-pick, revert or bisect is in progress")
         if repo.head_branch() != branch:
@@ -138,6 +141,21 @@ def land(repo: Repo, branch: str, result: str, run_id: str) -> Landing:
         how = "fast-forward" if commit == result else f"rebased onto {tip[:10]}"
         return Landing(True, commit, how)
     return Landing(False, result, "the branch kept moving while landing")
+
+
+def _index_free(repo: Repo, wait: float = 15.0) -> bool:
+    """Wait while a git command holds the user's index (`git commit` does, from start to end).
+
+    Moving the branch under a commit in progress would make that commit fail ("cannot lock ref"), and
+    read-tree would be refused: landing waits for the user's git instead.
+    """
+    lock = repo.git_dir / "index.lock"
+    deadline = time.monotonic() + wait
+    while lock.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def _is_ancestor(repo: Repo, ancestor: str, tip: str) -> bool:
