@@ -13,6 +13,7 @@ from pathlib import Path
 from mdspec import config, land, trailers
 from mdspec.errors import FatalError
 from mdspec.git import CommitInfo, Repo
+from mdspec.lock import worker_lock
 from mdspec.pending import HISTORY_LIMIT
 
 Printer = Callable[[str], None]
@@ -78,7 +79,11 @@ def revert(start: Path, target: str | None, with_spec: bool, out: Printer) -> in
     msg = f"Revert {title}\n\n{body}\n\n" + "\n".join(f"{trailers.REVERTS}: {c}" for c in undo) + "\n"
     user = repo.identity()
     commit = repo.create_commit(tree, tip, msg, user, user)
-    landing = land.land(repo, branch, commit, "revert")
+    # Under the worker lock: a run landing at the same moment would race this landing (and its journal).
+    with worker_lock(repo.common_dir / "mdspec") as got:
+        if not got:
+            raise FatalError("a run is in progress: wait for it (`mdspec status`) or `mdspec cancel` it, then revert")
+        landing = land.land(repo, branch, commit, "revert")
     if not landing.landed:
         raise FatalError(f"revert not applied: {landing.reason}; nothing changed")
     out(f"mdspec: reverted {', '.join(c[:10] for c in undo)} as {landing.commit[:10]}")

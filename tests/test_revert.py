@@ -58,3 +58,17 @@ def test_unknown_target_is_one_line(mdrepo: Repo) -> None:
     proc = mdrepo.mdspec("revert", "nonsense", check=False)
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "nonsense" in proc.stderr
+
+
+def test_revert_waits_for_no_run(mdrepo: Repo) -> None:
+    from mdspec.lock import worker_lock
+
+    mdrepo.commit("spec: greet", {"spec/app.md": "# App\n"}, env=FOREGROUND)
+    head = mdrepo.head()
+    with worker_lock(mdrepo.state) as got:
+        assert got
+        proc = mdrepo.mdspec("revert", check=False)
+    assert proc.returncode == 1 and "a run is in progress" in proc.stderr
+    assert mdrepo.head() == head
+    mdrepo.mdspec("revert")
+    assert mdrepo.head("HEAD~1") == head
