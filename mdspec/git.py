@@ -153,9 +153,6 @@ class Repo:
     def delete_ref(self, ref: str) -> None:
         run(["update-ref", "-d", ref], self.top, check=False)
 
-    def refs(self, prefix: str) -> list[str]:
-        return [r for r in self.pg.listall_references() if r.startswith(prefix)]
-
     # --- objects ------------------------------------------------------------------------------------
 
     def _commit(self, sha: str) -> pygit2.Commit:
@@ -308,9 +305,3 @@ class Repo:
     def add_note(self, sha: str, text: str, ref: str, who: Identity) -> None:
         sig = pygit2.Signature(who.name, who.email)
         self.pg.create_note(text, sig, sig, sha, ref, True)
-
-    def note(self, sha: str, ref: str) -> str | None:
-        try:
-            return str(self.pg.lookup_note(sha, ref).message)
-        except KeyError:
-            return None

@@ -114,9 +114,6 @@ class Globs:
         parts = path.strip("/").split("/")
         return any(_match(segs, parts) for segs in self._compiled)
 
-    def any_match(self, paths: list[str] | tuple[str, ...]) -> bool:
-        return any(self.matches(p) for p in paths)
-
     def could_contain(self, directory: str) -> bool:
         """Whether anything under `directory` could match: lets a tree walk skip whole subtrees."""
         parts = [p for p in directory.strip("/").split("/") if p]

@@ -17,7 +17,11 @@ CACHE_NAME = "hook-cache"
 
 
 def _config_file(top: str) -> tuple[str, str | None] | None:
-    """(path, text) of the repository's config file, or None; text is None when it cannot be read."""
+    """(path, text) of the repository's config file, or None; text is None when it cannot be read.
+
+    The same lookup as config.find, repeated here on purpose: importing config costs tomllib and
+    dataclasses, which the fast path must not pay on every commit.
+    """
     own = os.path.join(top, ".mdspec.toml")
     if os.path.isfile(own):
         try:

@@ -33,7 +33,7 @@ from mdspec.git import Identity, Repo, clean_env
 from mdspec.globs import Globs
 from mdspec.lock import lock_holder, wait_for_pid, worker_lock
 from mdspec.pending import SpecCommit
-from mdspec.session import BackendResult, RunContext, Session
+from mdspec.session import STOP_LIMITS, BackendResult, RunContext, Session
 
 NOTES_REF = "refs/notes/mdspec"
 SUBJECT_MAX = 72
@@ -264,8 +264,7 @@ class Runner:
         records.pause_point(self.state, "after-commit")
         if result.stopped_by is not None:
             land.hold(repo, rec["id"], commit)
-            rec.update(status=records.FAILED if result.stopped_by not in ("max_turns", "max_minutes", "max_cost_usd")
-                       else records.HELD,
+            rec.update(status=records.HELD if result.stopped_by in STOP_LIMITS else records.FAILED,
                        reason=_stop_reason(result) + f"; partial work held as {land.result_ref(rec['id'])}")
             return
         if check == "failed" and not cfg.land_failing:
@@ -312,7 +311,7 @@ class Runner:
 
 
 def _stop_reason(result: BackendResult) -> str:
-    if result.stopped_by in ("max_turns", "max_minutes", "max_cost_usd"):
+    if result.stopped_by in STOP_LIMITS:
         return f"stopped at the {result.stopped_by} limit"
     if result.error:
         return result.error
