@@ -87,6 +87,7 @@ class Config:
     background: bool = True
     sandbox: str = "auto"
     network: bool = False
+    keep_task: bool = False  # keep TASK.md after its run lands (default: the generated commit removes it)
     agent: AgentConfig = field(default_factory=AgentConfig)
 
     @property
@@ -249,6 +250,7 @@ def from_mapping(raw: Mapping[str, Any], path: Path | None, file_label: str) -> 
         background=c.boolean("background", get("background", d.background)),
         sandbox=_sandbox_mode(c, get("sandbox", d.sandbox)),
         network=c.boolean("network", get("network", d.network)),
+        keep_task=c.boolean("keep_task", get("keep_task", d.keep_task)),
         agent=_validate_agent(c, c.table("agent", get("agent", {}))),
     )
 

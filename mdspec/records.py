@@ -19,6 +19,7 @@ RUNNING, LANDED, HELD, EMPTY, FAILED, INTERRUPTED, CANCELLED = (
     "interrupted",
     "cancelled",
 )
+SUPERSEDED = "superseded"  # not landed: a spec commit of the run was amended or dropped meanwhile
 
 
 PAUSE_VAR = "MDSPEC_TEST_PAUSE"

@@ -89,7 +89,7 @@ def check_backend_ready(cfg: Config) -> None:
 
 
 def commit_message(result: BackendResult | None, specs: Sequence[SpecCommit], run_id: str, check: str,
-                   notes: Sequence[str]) -> str:
+                   notes: Sequence[str], patch_ids: dict[str, str] | None = None) -> str:
     text = (result.final_text if result else "").strip()
     lines = text.splitlines()
     subject = lines[0].strip() if lines else ""
@@ -105,7 +105,7 @@ def commit_message(result: BackendResult | None, specs: Sequence[SpecCommit], ru
         parts.append(body)
     if extra:
         parts.append("mdspec notes:\n" + extra)
-    parts.append(trailers.render([s.sha for s in specs], run_id, check))
+    parts.append(trailers.render([s.sha for s in specs], run_id, check, patch_ids))
     return "\n\n".join(parts) + "\n"
 
 
@@ -251,12 +251,18 @@ class Runner:
         notes = [f"restored {v}" for v in violations]
         if result.stopped_by:
             notes.append(f"the run stopped early: {result.stopped_by}" + (f" ({result.error})" if result.error else ""))
-        if tree == repo.tree_of(base):
-            status = records.EMPTY if result.stopped_by is None else records.FAILED
-            reason = "the agent changed nothing" if status == records.EMPTY else _stop_reason(result)
-            rec.update(status=status, reason=reason)
+        unchanged = tree == repo.tree_of(base)
+        if unchanged and result.stopped_by is not None:
+            rec.update(status=records.FAILED, reason=_stop_reason(result))
             return
-        msg = commit_message(result, req.specs, rec["id"], check, notes)
+        if result.stopped_by is None and _finish_task(wt, req.specs, cfg):
+            tree = worktree.snapshot_tree(wt)
+            notes.append(f"removed {pending.TASK_FILE}: the task is done (`keep_task = true` keeps it)")
+        if unchanged:
+            # Still a commit (with no changes): every clone and CI must see these spec commits implemented.
+            notes.append("nothing needed to change: this commit records the spec commits as implemented")
+        ids = pending.patch_ids(repo, [(s.sha, s.paths) for s in req.specs])
+        msg = commit_message(result, req.specs, rec["id"], check, notes, ids)
         author = Identity(f"{user.name} (mdspec)", user.email)
         commit = repo.create_commit(tree, base, msg, author, user)
         rec["result"] = commit
@@ -273,6 +279,9 @@ class Runner:
             return
         progress({"event": "stage", "stage": "landing"})
         self.land_result(rec, commit)
+        if unchanged and rec["status"] == records.LANDED:
+            rec.update(status=records.EMPTY, reason=f"the agent changed nothing; {rec['landed_as'][:10]} records "
+                                                    "the spec commits as implemented")
 
     def land_result(self, rec: dict[str, Any], commit: str) -> None:
         with shielded():
@@ -280,6 +289,8 @@ class Runner:
 
     def _land_result(self, rec: dict[str, Any], commit: str) -> None:
         repo = self.repo
+        if self._superseded(rec, commit):
+            return
         landing = land.land(repo, rec["branch"], commit, rec["id"])
         if landing.landed:
             rec.update(status=records.LANDED, landed_as=landing.commit, reason=landing.reason)
@@ -291,6 +302,27 @@ class Runner:
             if not repo.resolve_ref(land.result_ref(rec["id"])):
                 land.hold(repo, rec["id"], commit)
             rec.update(status=records.HELD, reason=f"{landing.reason}; `mdspec apply {rec['id']}` lands it")
+
+    def _superseded(self, rec: dict[str, Any], commit: str) -> bool:
+        """A spec commit of the run no longer stands on the branch (amended, dropped): never land its result
+        as if it did. Hold it (nothing is lost) and say so; the amended commit is pending and runs by itself."""
+        tip = self.repo.resolve_ref(rec["branch"])
+        if tip is None:
+            return False  # landing says the branch is gone
+        try:
+            cfg = config.load(self.repo.top)
+        except FatalError:
+            cfg = config.Config(path=None)
+        gone = pending.not_standing(self.repo, tip, cfg, rec.get("spec_commits", []))
+        if not gone:
+            return False
+        if not self.repo.resolve_ref(land.result_ref(rec["id"])):
+            land.hold(self.repo, rec["id"], commit)
+        branch = str(rec["branch"]).removeprefix("refs/heads/")
+        rec.update(status=records.SUPERSEDED, superseded=gone,
+                   reason=f"spec commit {gone[0][:10]} is no longer on {branch} (amended or dropped): not landed; "
+                          f"the result stays as {land.result_ref(rec['id'])}")
+        return True
 
     def _note(self, rec: dict[str, Any], sha: str) -> None:
         u = rec.get("usage") or {}
@@ -308,6 +340,18 @@ class Runner:
         found = guards.enforce_protected(wt, base, protected, self.max_file_bytes)
         found += [f"{p} (git dir)" for p in guards.restore_git_dir(self.repo.common_dir, gitdir_before)]
         return found
+
+
+def _finish_task(wt: Path, specs: Sequence[SpecCommit], cfg: Config) -> bool:
+    """Remove TASK.md from the result when one of the run's spec commits set it: once the run lands the
+    task is done, and the next run must not find it (unless `keep_task`)."""
+    task = wt / pending.TASK_FILE
+    if cfg.keep_task or not any(pending.TASK_FILE in s.paths for s in specs):
+        return False
+    if not (task.is_symlink() or task.is_file()):
+        return False
+    task.unlink()
+    return True
 
 
 def _stop_reason(result: BackendResult) -> str:

@@ -122,11 +122,12 @@ def test_status_and_log_after_runs(mdrepo: Repo, tmp_path: Path) -> None:
     assert [r["id"] for r in info["runs"]] == [empty["id"], landed["id"]]
     assert info["runs"][1]["violations"] == ["spec/app.md (protected)"]
     assert info["runs"][1]["spec_commits"] == [spec]
-    assert [p["subject"] for p in info["pending"]] == ["spec: spec/b.md 4"]  # empty runs implement nothing
+    assert info["pending"] == []  # a run that changed nothing still implements (an empty generated commit)
+    assert empty["status"] == "empty" and empty["landed_as"] == mdrepo.head()
 
     text = mdrepo.mdspec("status").stdout
     assert "running: nothing" in text
-    assert "pending: " in text and "spec: spec/b.md 4" in text
+    assert "pending: nothing" in text
     assert f"  {empty['id']}  empty" in text and "— the agent changed nothing" in text
     assert f"  {landed['id']}  landed" in text and f"→ {landed['landed_as'][:10]}" in text
 

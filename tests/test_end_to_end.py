@@ -41,6 +41,8 @@ def test_revert_of_generated_commit_starts_no_run(mdrepo: Repo) -> None:
 
 
 def test_task_md_is_the_task_and_deleting_it_starts_nothing(mdrepo: Repo) -> None:
+    mdrepo.configure("keep_task = true\n" + (mdrepo.top / ".mdspec.toml").read_text())  # deleted by hand below
+    mdrepo.commit("keep TASK.md", env={"MDSPEC_RUNNING": "1"})
     task = mdrepo.commit("task: fix", {"TASK.md": "Fix the thing.\n"}, env=FOREGROUND)
     assert trailers.values(mdrepo.message(), trailers.IMPLEMENTS) == [task]
     prompt = next((mdrepo.state / "runs").iterdir()) / "prompt.md"

@@ -358,6 +358,8 @@ def test_task_md_is_the_task_the_agent_cannot_edit_it_and_deleting_it_starts_not
         pathlib.Path("TASK.md").write_text("Done, says the agent.\\n")
         pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Fix the greeting\\n")
     """)
+    mdrepo.configure("keep_task = true\n" + (mdrepo.top / ".mdspec.toml").read_text())  # deleted by hand below
+    mdrepo.commit("keep TASK.md", env=QUIET)
     task = mdrepo.commit("task: fix the greeting", {"TASK.md": "The greeting says helo; fix it.\n"},
                          env=FOREGROUND)
     rec = last_run(mdrepo)

@@ -272,18 +272,24 @@ def test_agent_commits_a_symlink_itself(mdrepo: Repo, tmp_path: Path) -> None:
     assert_next_run_lands(mdrepo, tmp_path)
 
 
-def test_empty_result_makes_no_commit(mdrepo: Repo, tmp_path: Path) -> None:
+def test_empty_result_is_an_empty_generated_commit(mdrepo: Repo, tmp_path: Path) -> None:
     set_agent(tmp_path, "print('nothing to do')\n")
-    spec_commit(mdrepo)
+    spec = spec_commit(mdrepo)
     before = user_state(mdrepo)
     assert run_fg(mdrepo).returncode == 0
-    assert user_state(mdrepo) == before
     rec = last_run(mdrepo)
     assert rec["status"] == "empty"
-    assert rec["reason"] == "the agent changed nothing"
-    assert "result" not in rec
+    assert rec["reason"].startswith("the agent changed nothing; ")
+    # A commit with no changes records the spec commit as implemented, in git.
+    assert rec["landed_as"] == rec["result"] == mdrepo.head() and mdrepo.head("HEAD~1") == spec
+    assert mdrepo.git("rev-parse", "HEAD^{tree}") == mdrepo.git("rev-parse", "HEAD~1^{tree}")
+    assert trailers.values(mdrepo.message(), trailers.IMPLEMENTS) == [spec]
+    assert "nothing needed to change" in mdrepo.message()
+    after = user_state(mdrepo)
+    assert {k: v for k, v in after.items() if k != "tip"} == {k: v for k, v in before.items() if k != "tip"}
     assert mdrepo.git("for-each-ref", "refs/mdspec/") == ""
-    assert "the agent changed nothing" in mdrepo.mdspec("status").stdout
+    status = mdrepo.mdspec("status").stdout
+    assert "the agent changed nothing" in status and "pending: nothing" in status
     assert_next_run_lands(mdrepo, tmp_path)
 
 
