@@ -87,6 +87,8 @@ def generated_blocks(message: str) -> list[list[tuple[str, str]]]:
     or `Mdspec-Reverts`, and each other paragraph (a squashed generated commit's, indented or not) that
     is a trailer block with both `Mdspec-Implements` and `Mdspec-Run` — the full shape, so prose in a
     human's message that merely mentions a trailer does not count."""
+    if "mdspec-" not in message.lower():
+        return []  # the common case, decided without splitting the message (the hook and the pending walk)
     paragraphs = _paragraphs(message)
     if len(paragraphs) < 2:
         return []

@@ -323,3 +323,14 @@ def test_task_md_is_kept_with_keep_task(mdrepo: Repo) -> None:
     assert (mdrepo.top / "TASK.md").read_text() == "Fix the greeting.\n"
     assert "removed TASK.md" not in mdrepo.message()
     assert_nothing_pending(mdrepo)
+
+
+def test_git_revert_of_the_commit_that_removed_task_md_starts_nothing(mdrepo: Repo) -> None:
+    task = mdrepo.commit("task: fix the greeting", {"TASK.md": "Fix the greeting.\n"}, env=FOREGROUND)
+    assert not (mdrepo.top / "TASK.md").exists()
+    # The revert brings TASK.md back; like any revert of a generated commit, it waits for `mdspec run`.
+    mdrepo.git("revert", "--no-edit", "HEAD", env=FOREGROUND)
+    assert (mdrepo.top / "TASK.md").read_text() == "Fix the greeting.\n"
+    assert len(runs(mdrepo)) == 1 and queued(mdrepo) == []
+    info = status(mdrepo)
+    assert info["pending"] == [] and [r["commit"] for r in info["reverted"]] == [task]

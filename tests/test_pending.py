@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from conftest import FOREGROUND, Repo, agent_script
@@ -171,3 +172,77 @@ def test_run_with_a_non_spec_revision_is_refused(mdrepo: Repo) -> None:
     assert proc.returncode == 1
     assert "'no-such-rev' does not name a commit" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# --- identity by content ----------------------------------------------------------------------------------
+
+REWORD = {"GIT_SEQUENCE_EDITOR": "sed -i -e '1s/^pick/reword/'", "GIT_EDITOR": "sed -i -e '1s/^/reworded: /'",
+          **QUIET}
+
+
+def git_patch_id(repo: Repo, sha: str, *paths: str) -> str:
+    """What git itself says the commit's patch-id is, on the given paths."""
+    diff = repo.git("diff-tree", "-p", "--root", "--no-renames", sha, "--", *paths)
+    proc = subprocess.run(["git", "patch-id", "--stable"], cwd=repo.top, input=diff, capture_output=True,
+                          text=True, check=True)
+    return proc.stdout.split()[0]
+
+
+def test_patch_ids_are_gits_own_on_watched_paths_only(mdrepo: Repo) -> None:
+    a = mdrepo.commit("spec and code", {"spec/a.md": "# A\n", "src/a.py": "a = 1\n"}, env=QUIET)
+    b = spec_commit(mdrepo, "# B\n", "spec/b.md")
+    g = GitRepo(mdrepo.top)
+    ids = pending.patch_ids(g, [(a, ("spec/a.md",)), (b, ("spec/b.md",))])
+    assert ids == {a: git_patch_id(mdrepo, a, "spec/a.md"), b: git_patch_id(mdrepo, b, "spec/b.md")}
+    assert ids[a] != git_patch_id(mdrepo, a)  # the code in the same commit is not part of its identity
+    assert pending.patch_ids(g, []) == {}
+
+
+def test_a_run_records_each_spec_commits_patch_id(mdrepo: Repo, tmp_path: Path) -> None:
+    set_agent(tmp_path, NEXT_FILE_AGENT)
+    a = spec_commit(mdrepo, "# A\n", "spec/a.md")
+    b = mdrepo.commit("task", {"TASK.md": "do it\n", "src/x.py": "x\n"}, env=QUIET)
+    assert run_fg(mdrepo).returncode == 0
+    msg = mdrepo.message()
+    assert trailers.implements(msg) == [(a, git_patch_id(mdrepo, a, "spec/a.md")),
+                                        (b, git_patch_id(mdrepo, b, "TASK.md"))]
+
+
+def test_old_generated_commits_match_by_the_spec_commits_content_while_it_exists(mdrepo: Repo,
+                                                                               tmp_path: Path) -> None:
+    a = spec_commit(mdrepo, "# A\n", "spec/a.md")
+    fake_generated(mdrepo, [a], {"gen.txt": "x\n"})  # sha only, as before patch-ids were recorded
+    mdrepo.git("rebase", "-i", f"{a}~1", env=REWORD)
+    assert mdrepo.head("HEAD~1") != a
+    ps = find(mdrepo)
+    assert ps.pending == () and ps.implemented[mdrepo.head("HEAD~1")] == mdrepo.head()
+    # A fresh clone has no old spec commit to compare with: only a recorded patch-id survives there.
+    clone = Repo(tmp_path / "clone")
+    mdrepo.git("clone", "-q", "--no-local", f"file://{mdrepo.top}", str(clone.top))
+    assert shas(find(clone).pending) == [mdrepo.head("HEAD~1")]
+
+
+def test_a_reverted_generated_commit_reverts_the_rewritten_spec_commit(mdrepo: Repo, tmp_path: Path) -> None:
+    set_agent(tmp_path, NEXT_FILE_AGENT)
+    spec_commit(mdrepo, "# A\n", "spec/a.md", env=FOREGROUND)
+    mdrepo.git("rebase", "-i", "HEAD~2", env=REWORD)
+    moved = mdrepo.head("HEAD~1")
+    mdrepo.git("revert", "--no-edit", "HEAD", env=QUIET)
+    ps = find(mdrepo)
+    assert ps.pending == () and shas(ps.reverted) == [moved]
+
+
+def test_not_standing(mdrepo: Repo) -> None:
+    g = GitRepo(mdrepo.top)
+    cfg = config.load(mdrepo.top)
+    a = spec_commit(mdrepo, "# A\n", "spec/a.md")
+    code = mdrepo.commit("code", {"src/x.py": "x\n"}, env=QUIET)
+    assert pending.not_standing(g, code, cfg, [a]) == []
+    mdrepo.git("rebase", "-i", f"{a}~1", env=REWORD)  # reworded: the same change stands
+    assert pending.not_standing(g, mdrepo.head(), cfg, [a]) == []
+    mdrepo.git("reset", "-q", "--hard", f"{a}~1")
+    b = spec_commit(mdrepo, "# A, amended\n", "spec/a.md")  # another change in its place
+    assert pending.not_standing(g, b, cfg, [a, b]) == [a]
+    mdrepo.git("reset", "-q", "--hard", f"{a}~1")  # dropped
+    assert pending.not_standing(g, mdrepo.head(), cfg, [a]) == [a]
+    assert pending.not_standing(g, mdrepo.head(), cfg, ["f" * len(a)]) == ["f" * len(a)]  # unknown
