@@ -36,6 +36,8 @@ from mdspec.pending import SpecCommit
 from mdspec.session import STOP_LIMITS, BackendResult, RunContext, Session
 
 NOTES_REF = "refs/notes/mdspec"
+TASK_REMOVED = f"removed {pending.TASK_FILE}: the task is done (`keep_task = true` keeps it)"
+TASK_KEPT = f"kept {pending.TASK_FILE}: it changed on the branch while the run went on (a new task)"
 SUBJECT_MAX = 72
 Printer = Callable[[str], None]
 
@@ -257,7 +259,7 @@ class Runner:
             return
         if result.stopped_by is None and _finish_task(wt, req.specs, cfg):
             tree = worktree.snapshot_tree(wt)
-            notes.append(f"removed {pending.TASK_FILE}: the task is done (`keep_task = true` keeps it)")
+            notes.append(TASK_REMOVED)
         if unchanged:
             # Still a commit (with no changes): every clone and CI must see these spec commits implemented.
             notes.append("nothing needed to change: this commit records the spec commits as implemented")
@@ -291,6 +293,7 @@ class Runner:
         repo = self.repo
         if self._superseded(rec, commit):
             return
+        commit = self._keep_new_task(rec, commit)
         landing = land.land(repo, rec["branch"], commit, rec["id"])
         if landing.landed:
             rec.update(status=records.LANDED, landed_as=landing.commit, reason=landing.reason)
@@ -324,6 +327,22 @@ class Runner:
                           f"the result stays as {land.result_ref(rec['id'])}")
         return True
 
+    def _keep_new_task(self, rec: dict[str, Any], commit: str) -> str:
+        """The result removes TASK.md (its task is done), but TASK.md changed on the branch meanwhile: that
+        is a new task, for the next run. Keep it, rather than hold the result on a modify/delete conflict."""
+        repo, task = self.repo, pending.TASK_FILE
+        tip = repo.resolve_ref(rec["branch"])
+        info = repo.commit(commit)
+        base = info.parents[0]
+        before = repo.blob_at(base, task)
+        if tip is None or before is None or repo.tree_has(commit, task) or repo.blob_at(tip, task) == before:
+            return commit
+        tree = _tree_with_path(repo, info.tree, base, task)
+        message = info.message.replace(TASK_REMOVED, TASK_KEPT)
+        new = repo.create_commit(tree, base, message, Identity(info.author_name, info.author_email), repo.identity())
+        rec["result"] = new
+        return new
+
     def _note(self, rec: dict[str, Any], sha: str) -> None:
         u = rec.get("usage") or {}
         text = (
@@ -352,6 +371,21 @@ def _finish_task(wt: Path, specs: Sequence[SpecCommit], cfg: Config) -> bool:
         return False
     task.unlink()
     return True
+
+
+def _tree_with_path(repo: Repo, tree: str, source: str, path: str) -> str:
+    """`tree` with `path` as it is in commit `source`, built in a scratch index (never the user's)."""
+    index = repo.common_dir / "mdspec" / f"scratch-index-{os.getpid()}"
+    env = {"GIT_INDEX_FILE": str(index)}
+    try:
+        git.run(["read-tree", tree], repo.top, env=env)
+        entry = git.run(["ls-tree", "-z", source, "--", path], repo.top, errors="surrogateescape").stdout
+        meta, _, name = entry.rstrip("\0").partition("\t")
+        mode, _, sha = meta.split(" ")
+        git.run(["update-index", "--add", "--cacheinfo", f"{mode},{sha},{name}"], repo.top, env=env)
+        return git.run(["write-tree"], repo.top, env=env).stdout.strip()
+    finally:
+        index.unlink(missing_ok=True)
 
 
 def _stop_reason(result: BackendResult) -> str:

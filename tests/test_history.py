@@ -282,6 +282,24 @@ def test_reword_amend_during_the_run_lands_once(mdrepo: Repo, waiting: tuple[Pat
     assert_fresh_clone_agrees(mdrepo, tmp_path, "main", [spec])
 
 
+def test_a_new_task_committed_during_the_run_is_kept_for_the_next_run(mdrepo: Repo,
+                                                                      waiting: tuple[Path, Path]) -> None:
+    started, flag = waiting
+    first = mdrepo.commit("task: fix X", {"TASK.md": "Fix X.\n"}, env={})
+    wait_for(started.exists, what="the agent to start")
+    second = mdrepo.commit("task: fix Y", {"TASK.md": "Fix Y.\n"}, env={})
+    flag.write_text("go")
+    one, two = settle(mdrepo, 2)
+    # The first result would remove TASK.md, which now holds a new task: it keeps it, and lands.
+    assert one["spec_commits"] == [first] and one["status"] == "landed", one
+    assert changed_paths(mdrepo, one["landed_as"]) == ["gen-0.txt"]
+    assert "kept TASK.md" in mdrepo.message(one["landed_as"])
+    assert two["spec_commits"] == [second] and two["status"] == "landed", two
+    assert changed_paths(mdrepo, "HEAD") == ["TASK.md", "gen-1.txt"]  # the second task is done: removed
+    assert not (mdrepo.top / "TASK.md").exists() and mdrepo.status() == ""
+    assert_nothing_pending(mdrepo)
+
+
 # --- results that change nothing, and TASK.md ------------------------------------------------------------
 
 
