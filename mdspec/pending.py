@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -201,33 +202,51 @@ def patch_ids(repo: Repo, changes: Sequence[tuple[str, Sequence[str]]]) -> dict[
     One `git diff-tree --stdin` writes every commit's patch into one `git patch-id` process. The
     pathspec is the union of the paths: every one of them a commit changes is one of its own watched
     paths (they were found with the same globs), so each patch is exactly its change on watched paths.
-    A commit without a patch (nothing left in it to compare) gets no patch-id.
+    (A union too long for one command line is split over a few batches.) A commit without a patch gets
+    no patch-id.
     """
-    shas = list(dict.fromkeys(sha for sha, paths in changes if paths))
-    if not shas:
-        return {}
-    union = sorted({p for _, paths in changes for p in paths})
-    env = git.clean_env()
-    diff = subprocess.Popen(
-        ["git", "-c", "core.quotePath=true", "--literal-pathspecs", "diff-tree", "--stdin", *_DIFF, "--", *union],
-        cwd=repo.top, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )
-    try:
-        pid = subprocess.Popen(["git", "patch-id", "--stable"], cwd=repo.top, env=env, stdin=diff.stdout,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        assert diff.stdin is not None and diff.stdout is not None
-        diff.stdout.close()  # patch-id owns the read end now
-        diff.stdin.write("".join(f"{s}\n" for s in shas).encode())
-        diff.stdin.close()
-        out, _ = pid.communicate()
-    finally:
-        diff.wait()
     ids: dict[str, str] = {}
-    for line in out.decode("ascii", "replace").splitlines():
+    batch: dict[str, None] = {}
+    union: set[str] = set()
+    for sha, paths in changes:
+        if not paths:
+            continue
+        if union and len(union | set(paths)) > _MAX_PATHS:
+            ids.update(_patch_id_batch(repo, list(batch), union))
+            batch, union = {}, set()
+        batch[sha] = None
+        union.update(paths)
+    if batch:
+        ids.update(_patch_id_batch(repo, list(batch), union))
+    return ids
+
+
+_MAX_PATHS = 2000  # paths in one pathspec: far below any command-line limit
+
+
+def _patch_id_batch(repo: Repo, shas: list[str], paths: set[str]) -> dict[str, str]:
+    env = git.clean_env()
+    with tempfile.TemporaryFile() as todo:  # a file, not a pipe: no deadlock however long the output
+        todo.write("".join(f"{s}\n" for s in shas).encode())
+        todo.seek(0)
+        diff = subprocess.Popen(
+            ["git", "-c", "core.quotePath=true", "--literal-pathspecs", "diff-tree", "--stdin", *_DIFF, "--",
+             *sorted(paths)],
+            cwd=repo.top, env=env, stdin=todo, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+        try:
+            ids = subprocess.run(["git", "patch-id", "--stable"], cwd=repo.top, env=env, stdin=diff.stdout,
+                                 capture_output=True, check=False).stdout
+        finally:
+            if diff.stdout is not None:
+                diff.stdout.close()
+            diff.wait()
+    out: dict[str, str] = {}
+    for line in ids.decode("ascii", "replace").splitlines():
         patch_id, _, sha = line.partition(" ")
         if sha:
-            ids[sha.strip()] = patch_id
-    return ids
+            out[sha.strip()] = patch_id
+    return out
 
 
 # --- does a run's spec commit still stand? ----------------------------------------------------------------

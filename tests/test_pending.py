@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import FOREGROUND, Repo, agent_script
 from runhelpers import (
     QUIET,
@@ -196,6 +197,16 @@ def test_patch_ids_are_gits_own_on_watched_paths_only(mdrepo: Repo) -> None:
     assert ids == {a: git_patch_id(mdrepo, a, "spec/a.md"), b: git_patch_id(mdrepo, b, "spec/b.md")}
     assert ids[a] != git_patch_id(mdrepo, a)  # the code in the same commit is not part of its identity
     assert pending.patch_ids(g, []) == {}
+
+
+def test_patch_ids_in_several_batches_are_the_same(mdrepo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = spec_commit(mdrepo, "# A\n", "spec/a.md")
+    b = spec_commit(mdrepo, "# B\n", "spec/b.md")
+    g = GitRepo(mdrepo.top)
+    changes = [(a, ("spec/a.md",)), (b, ("spec/b.md",))]
+    together = pending.patch_ids(g, changes)
+    monkeypatch.setattr(pending, "_MAX_PATHS", 1)  # one pathspec path a batch: two batches
+    assert pending.patch_ids(g, changes) == together and len(together) == 2
 
 
 def test_a_run_records_each_spec_commits_patch_id(mdrepo: Repo, tmp_path: Path) -> None:
