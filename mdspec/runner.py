@@ -337,9 +337,13 @@ class Runner:
         before = repo.blob_at(base, task)
         if tip is None or before is None or repo.tree_has(commit, task) or repo.blob_at(tip, task) == before:
             return commit
-        tree = _tree_with_path(repo, info.tree, base, task)
-        message = info.message.replace(TASK_REMOVED, TASK_KEPT)
-        new = repo.create_commit(tree, base, message, Identity(info.author_name, info.author_email), repo.identity())
+        try:
+            tree = _tree_with_path(repo, info.tree, base, task)
+            message = info.message.replace(TASK_REMOVED, TASK_KEPT)
+            new = repo.create_commit(tree, base, message, Identity(info.author_name, info.author_email),
+                                     repo.identity())
+        except FatalError:
+            return commit  # landing as it is: at worst the conflict holds it, and nothing is lost
         rec["result"] = new
         return new
 
