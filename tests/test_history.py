@@ -245,7 +245,7 @@ def waiting(mdrepo: Repo, tmp_path: Path) -> Any:
         os.kill(info["worker_pid"], signal.SIGTERM)
 
 
-def test_amend_of_the_spec_commit_during_its_run(mdrepo: Repo, waiting: tuple[Path, Path]) -> None:
+def test_amend_of_the_spec_commit_during_its_run(mdrepo: Repo, waiting: tuple[Path, Path], tmp_path: Path) -> None:
     started, flag = waiting
     spec = spec_commit(mdrepo, "# App\nSay hello.\n", "spec/app.md", env={})  # the hook starts a worker
     wait_for(started.exists, what="the agent to start")
@@ -266,6 +266,7 @@ def test_amend_of_the_spec_commit_during_its_run(mdrepo: Repo, waiting: tuple[Pa
     assert mdrepo.git("log", "--format=%H", f"--grep={trailers.RUN}").split() == [mdrepo.head()]
     assert_nothing_pending(mdrepo)
     assert "superseded" in mdrepo.mdspec("status").stdout
+    assert_fresh_clone_agrees(mdrepo, tmp_path, "main", [spec, first["result"]])
 
 
 def test_reword_amend_during_the_run_lands_once(mdrepo: Repo, waiting: tuple[Path, Path], tmp_path: Path) -> None:
