@@ -237,6 +237,15 @@ class Repo:
             return None
         return obj.data if isinstance(obj, pygit2.Blob) else None
 
+    def entry_at(self, sha: str, path: str) -> tuple[int, bytes] | None:
+        """(file mode, content) of `path` in a commit or tree; None when absent or a directory."""
+        try:
+            entry = self._tree(sha)[path]
+        except (KeyError, ValueError):
+            return None
+        obj = self.pg[entry.id]
+        return (int(entry.filemode), obj.data) if isinstance(obj, pygit2.Blob) else None
+
     def tree_has(self, sha: str, path: str) -> bool:
         try:
             self._tree(sha)[path]

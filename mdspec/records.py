@@ -28,15 +28,16 @@ PAUSE_LIMIT = 120.0  # seconds a paused worker waits before it goes on by itself
 def pause_point(state_dir: Path, stage: str) -> None:
     """For tests only: with MDSPEC_TEST_PAUSE=<stage>, stop here (and say so in `paused-<stage>`).
 
-    The recovery tests kill the worker while it sits at a named stage; stages are `before-backend`,
-    `after-commit` and `landing` (between the branch update and the checkout update).
+    The recovery tests kill the worker while it sits at a named stage, or let it go on by removing the
+    marker; stages are `before-backend`, `after-commit`, `checkout` (journal written, files not yet
+    touched) and `landing` (files and index updated, the branch not yet moved).
     """
     if os.environ.get(PAUSE_VAR) != stage:
         return
     marker = state_dir / f"paused-{stage}"
     marker.write_text(f"{os.getpid()}\n", encoding="utf-8")
     deadline = time.monotonic() + PAUSE_LIMIT
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and marker.exists():
         time.sleep(0.05)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mdspec import config, git, guards, land, pending, prompt, records, sandbox, trailers, triggers, worktree
+from mdspec import config, git, guards, land, pending, prompt, records, sandbox, trailers, triggers, usergit, worktree
 from mdspec.cancel import RUN_ID_VAR, Cancelled, cancel_requested, cancellable, kill_leftovers, mark_cancelled, shielded
 from mdspec.check import run_check
 from mdspec.config import Config
@@ -110,11 +110,15 @@ def commit_message(result: BackendResult | None, specs: Sequence[SpecCommit], ru
 
 
 class Runner:
-    def __init__(self, repo: Repo, out: Printer) -> None:
+    def __init__(self, repo: Repo, out: Printer, defer_to: int | None = None) -> None:
         self.repo = repo
         self.state = repo.common_dir / "mdspec"
         self.out = out
         self.max_file_bytes: int | None = None
+        # The pid of a git command of the user's that this process runs inside (a foreground run in the
+        # post-commit hook): landing now would act under that command, so results wait for it to return.
+        self.defer_to = defer_to
+        self.deferred = False
 
     def run(self, req: RunRequest, cfg: Config) -> dict[str, Any]:
         """Implement `req.specs` on `req.branch`; returns the final run record (never raises FatalError)."""
@@ -186,7 +190,11 @@ class Runner:
                 rec["seconds"] = round(rec["ended"] - rec["started"], 1)
                 rec.pop("stage", None)
                 records.write(rdir, rec)
-        self.out(f"mdspec: run {run_id} {rec['status']}: {rec.get('reason', '')}".rstrip(": "))
+        if rec.get("auto_land") and self.deferred:
+            self.out(f"mdspec: run {run_id} finished; its result lands as soon as this git command returns "
+                     "(`mdspec status` shows it)")
+        else:
+            self.out(f"mdspec: run {run_id} {rec['status']}: {rec.get('reason', '')}".rstrip(": "))
         return rec
 
     def _run(self, req: RunRequest, cfg: Config, rec: dict[str, Any], rdir: Path,
@@ -260,6 +268,9 @@ class Runner:
         author = Identity(f"{user.name} (mdspec)", user.email)
         commit = repo.create_commit(tree, base, msg, author, user)
         rec["result"] = commit
+        # Referenced at once: a `git gc --prune=now` of the user's may run at any moment, and an unreferenced
+        # commit is what it deletes. Landing removes the ref again.
+        land.hold(repo, rec["id"], commit)
         records.write(rdir, rec)
         records.pause_point(self.state, "after-commit")
         if result.stopped_by is not None:
@@ -274,23 +285,38 @@ class Runner:
         progress({"event": "stage", "stage": "landing"})
         self.land_result(rec, commit)
 
-    def land_result(self, rec: dict[str, Any], commit: str) -> None:
+    def land_result(self, rec: dict[str, Any], commit: str) -> land.Landing | None:
         with shielded():
-            self._land_result(rec, commit)
+            return self._land_result(rec, commit)
 
-    def _land_result(self, rec: dict[str, Any], commit: str) -> None:
+    def _land_result(self, rec: dict[str, Any], commit: str) -> land.Landing | None:
         repo = self.repo
-        landing = land.land(repo, rec["branch"], commit, rec["id"])
+        rec.pop("auto_land", None)
+        try:
+            land.hold(repo, rec["id"], commit)  # referenced until it is on the branch, whatever happens
+        except FatalError as exc:
+            rec.update(status=records.FAILED, reason=f"{exc}; the result was not landed")
+            return None
+        if self.defer_to is not None:
+            self.deferred = True
+            rec.update(status=records.HELD, auto_land=True,
+                       reason=f"waiting for the git command that ran this hook (pid {self.defer_to}) to finish; "
+                              "it lands by itself then")
+            return None
+        try:
+            landing = land.land(repo, rec["branch"], commit, rec["id"])
+        except land.LandingStuck as exc:
+            rec.update(status=records.FAILED, reason=str(exc))
+            return None
         if landing.landed:
             rec.update(status=records.LANDED, landed_as=landing.commit, reason=landing.reason)
             self._note(rec, landing.commit)
-            land_ref = land.result_ref(rec["id"])
-            if repo.resolve_ref(land_ref):
-                repo.delete_ref(land_ref)
+            repo.delete_ref(land.result_ref(rec["id"]))
         else:
-            if not repo.resolve_ref(land.result_ref(rec["id"])):
-                land.hold(repo, rec["id"], commit)
             rec.update(status=records.HELD, reason=f"{landing.reason}; `mdspec apply {rec['id']}` lands it")
+            if landing.busy:
+                rec["auto_land"] = True  # the next worker tries again by itself
+        return landing
 
     def _note(self, rec: dict[str, Any], sha: str) -> None:
         u = rec.get("usage") or {}
@@ -340,7 +366,7 @@ def mark_interrupted(state: Path, landing: land.Recovery | None = None) -> list[
                            reason=f"the worker stopped while landing; {landing.reason}")
             elif landing.result and rec.get("result"):
                 rec.update(reason=f"the worker stopped while landing; {landing.reason}")
-                if "put the branch back" in landing.reason:
+                if landing.held:
                     rec.update(status=records.HELD,
                                reason=f"{rec['reason']}; `mdspec apply {rec['id']}` lands it")
         records.write(records.runs_dir(state) / rec["id"], rec)
@@ -352,6 +378,7 @@ def recover(repo: Repo, out: Printer) -> None:
     """Clean up after a worker that died; the caller holds the lock. Cheap when there is nothing to do."""
     state = repo.common_dir / "mdspec"
     landing = land.recover(repo)
+    settle_merges(repo)
     interrupted = mark_interrupted(state, landing)
     for rec in interrupted:
         kill_leftovers(str(rec["id"]))
@@ -360,6 +387,27 @@ def recover(repo: Repo, out: Printer) -> None:
         out(f"mdspec: run {rec['id']} was interrupted: {rec['status']}: {rec.get('reason', '')}")
     if interrupted:
         _reset_worktree(repo, state, str(interrupted[-1].get("base") or ""))
+
+
+def recover_now(repo: Repo, out: Printer) -> None:
+    """Finish or undo an interrupted landing now, and settle merges by hand, when no worker runs.
+
+    Until then the checkout's index.lock, left by the killed landing, makes git refuse to commit.
+    """
+    merging = any(r.get("merging") for r in records.all_runs(repo.common_dir / "mdspec"))
+    if not land.journal_path(repo).exists() and not merging:
+        return
+    with worker_lock(repo.common_dir / "mdspec") as got:
+        if not got:
+            return
+        recover(repo, out)
+        # Triggers of spec commits the recovered landing implemented are done with.
+        branch = repo.head_branch()
+        tip = repo.resolve_ref(branch) if branch else None
+        if branch and tip:
+            with contextlib.suppress(FatalError):
+                left = {s.sha for s in pending.find(repo, tip, config.load(repo.top)).all_pending}
+                _drop_stale_triggers(repo, branch, left)
 
 
 def _reset_worktree(repo: Repo, state: Path, base: str) -> None:
@@ -375,7 +423,38 @@ def _reset_worktree(repo: Repo, state: Path, base: str) -> None:
             worktree.prepare(repo, state, base)
 
 
-def drain(repo: Repo, out: Printer) -> list[dict[str, Any]]:
+def land_waiting(repo: Repo, out: Printer) -> list[dict[str, Any]]:
+    """Land the results that wait to land by themselves, oldest first; the caller holds the lock.
+
+    A foreground run inside `git commit` leaves its result waiting for that commit to return; a landing a
+    user's long git command held up is tried again here too.
+    """
+    state = repo.common_dir / "mdspec"
+    done = []
+    for rec in reversed(records.all_runs(state)):
+        if rec.get("status") != records.HELD or not rec.get("auto_land"):
+            continue
+        result = repo.resolve_ref(land.result_ref(str(rec["id"]))) or str(rec.get("result") or "")
+        if not result or not repo.has_commit(result):
+            rec.pop("auto_land", None)
+            rec["reason"] = f"its result {result[:12] or '(none)'} is gone; `mdspec run` implements the spec again"
+        else:
+            Runner(repo, out).land_result(rec, result)
+        records.write(records.runs_dir(state) / str(rec["id"]), rec)
+        out(f"mdspec: run {rec['id']} {rec['status']}: {rec.get('reason', '')}")
+        done.append(rec)
+    return done
+
+
+def _spawn_lander(repo: Repo, git_pid: int, out: Printer) -> None:
+    """A detached worker that lands what waits, once the git command `git_pid` (our ancestor) has returned."""
+    from mdspec import hook
+
+    hook.spawn_worker(str(repo.top), str(repo.common_dir / "mdspec"), git_pid)
+    del out
+
+
+def drain(repo: Repo, out: Printer, defer_to: int | None = None) -> list[dict[str, Any]]:
     """Run every queued trigger; the caller holds the lock. Stops after a cancel."""
     state = repo.common_dir / "mdspec"
     done: list[dict[str, Any]] = []
@@ -395,7 +474,8 @@ def drain(repo: Repo, out: Printer) -> list[dict[str, Any]]:
                 # A reverted spec commit runs only when queued by hand (`mdspec run`), never along by itself.
                 specs = tuple(s for s in ps.all_pending if s in ps.pending or s.sha in batch)
                 if any(s.sha in batch for s in specs):
-                    done.append(Runner(repo, out).run(RunRequest(branch, specs), cfg))
+                    runner = Runner(repo, out, defer_to)
+                    done.append(runner.run(RunRequest(branch, specs), cfg))
         except FatalError as exc:
             # Before a run could start (a config made invalid while the trigger waited, say): record it
             # as a failed run so `mdspec status` and `mdspec log` say why; the commits stay pending.
@@ -421,6 +501,8 @@ def work(start: Path, wait_pid: int | None, out: Printer) -> int:
     """The worker: drain the queue under the lock; exit at once if another worker has it."""
     repo = Repo(start)
     state = repo.common_dir / "mdspec"
+    # Inside a git command of the user's (a foreground run in the post-commit hook): run now, land later.
+    defer_to = usergit.ancestor_git(repo.top)
     with cancellable():
         try:
             while True:
@@ -428,8 +510,13 @@ def work(start: Path, wait_pid: int | None, out: Printer) -> int:
                     if not got:
                         return 0  # the running worker will see our trigger
                     recover(repo, out)
-                    wait_for_pid(wait_pid, repo.git_dir)
-                    results = drain(repo, out)
+                    results = []
+                    if defer_to is None:
+                        wait_for_pid(wait_pid, repo.git_dir)
+                        results += land_waiting(repo, out)
+                    results += drain(repo, out, defer_to)
+                if defer_to is not None and any(r.get("auto_land") for r in results):
+                    _spawn_lander(repo, defer_to, out)  # after the unlock, or it would find the lock taken
                 if cancel_requested():
                     return 1
                 # A trigger queued between our last look and the unlock found the lock taken: look once more.
@@ -481,7 +568,8 @@ def run_now(start: Path, revs: Sequence[str], out: Printer) -> int:
                 _drop_stale_triggers(repo, branch, set())
                 out("mdspec: nothing pending: every spec commit on this branch is implemented")
                 return 0
-            rec = Runner(repo, out).run(RunRequest(branch, tuple(specs)), cfg)
+            runner = Runner(repo, out, usergit.ancestor_git(repo.top))
+            rec = runner.run(RunRequest(branch, tuple(specs)), cfg)
             # As a worker would: the run's own triggers are done with, whatever the outcome; triggers for
             # spec commits made meanwhile stay queued.
             tip = repo.resolve_ref(branch) or tip
@@ -490,6 +578,8 @@ def run_now(start: Path, revs: Sequence[str], out: Printer) -> int:
         except Cancelled:
             out("mdspec: cancelled before the run started")
             return 1
+    if runner.deferred and runner.defer_to is not None:
+        _spawn_lander(repo, runner.defer_to, out)
     return 1 if rec["status"] in (records.FAILED, records.CANCELLED) else 0
 
 
@@ -535,10 +625,76 @@ def apply(start: Path, run_prefix: str | None, out: Printer) -> int:
             what = f"matching {run_prefix!r}" if run_prefix else "at all"
             raise FatalError(f"no held result {what}: `mdspec status` lists runs and their results")
         rec = held[0]
+        if rec.get("merging"):
+            raise FatalError(f"run {rec['id']} is being merged by `git cherry-pick`: finish it with "
+                             "`git cherry-pick --continue` (or `--abort`), then `mdspec status`")
         result = repo.resolve_ref(land.result_ref(rec["id"])) or rec["result"]
         if not repo.has_commit(result):
             raise FatalError(f"the result of run {rec['id']} is gone (was refs/mdspec/results/{rec['id']} deleted?)")
-        Runner(repo, out).land_result(rec, result)
+        landing = Runner(repo, out).land_result(rec, result)
+        if landing is not None and landing.conflict:
+            # The user is here: let git's own 3-way merge do it, conflict markers and all.
+            merge_by_hand(repo, rec, result, out)
         records.write(records.runs_dir(state) / rec["id"], rec)
     out(f"mdspec: run {rec['id']} {rec['status']}: {rec.get('reason', '')}")
     return 0 if rec["status"] == records.LANDED else 1
+
+
+def merge_by_hand(repo: Repo, rec: dict[str, Any], result: str, out: Printer) -> None:
+    """`git cherry-pick` the held result onto the branch in the user's checkout (its trailers come along).
+
+    On a conflict git leaves its markers and its usual `--continue`/`--abort` flow; `recover` later sees
+    which way it went (a commit carrying the run's trailer on the branch, or none).
+    """
+    co = land.checkout_of(repo, str(rec["branch"]))
+    if co is None:
+        rec["reason"] = f"{land.short(str(rec['branch']))} is not checked out: check it out, then `mdspec apply`"
+        return
+    proc = git.run(["cherry-pick", "--keep-redundant-commits", result], co.top, check=False,
+                   env={"MDSPEC_RUNNING": "1"})
+    if proc.returncode == 0:
+        head = Repo(co.top).resolve_ref(str(rec["branch"])) or ""
+        rec.update(status=records.LANDED, landed_as=head, reason="merged by git cherry-pick")
+        rec.pop("merging", None)
+        Runner(repo, out)._note(rec, head)
+        repo.delete_ref(land.result_ref(str(rec["id"])))
+        return
+    text = (proc.stdout + proc.stderr).strip()
+    if (co.git_dir / "CHERRY_PICK_HEAD").exists():
+        conflicts = [ln.strip() for ln in text.splitlines() if ln.startswith("CONFLICT")]
+        for line in conflicts:
+            out(f"mdspec: {line}")
+        rec.update(merging=True, reason="being merged by `git cherry-pick`: fix the conflicts, `git add` them, then "
+                                        "`git cherry-pick --continue` (or `git cherry-pick --abort`)")
+        return
+    lines = [ln for ln in text.splitlines() if ln.startswith(("error:", "fatal:"))] or text.splitlines()[:1]
+    rec["reason"] = f"git cherry-pick refused: {lines[0] if lines else 'unknown error'}; `mdspec apply` tries again"
+
+
+def settle_merges(repo: Repo) -> None:
+    """Results the user was merging by hand: landed once a commit with the run's trailer is on the branch."""
+    state = repo.common_dir / "mdspec"
+    for rec in records.all_runs(state):
+        if rec.get("status") != records.HELD or not rec.get("merging"):
+            continue
+        branch = str(rec.get("branch") or "")
+        co = land.checkout_of(repo, branch)
+        tip = repo.resolve_ref(branch)
+        landed = None
+        if tip is not None:
+            for n, info in enumerate(repo.first_parent_walk(tip, 200)):
+                if str(rec["id"]) in trailers.values(info.message, trailers.RUN):
+                    landed = info.sha
+                    break
+                if n > 200:
+                    break
+        if landed:
+            rec.update(status=records.LANDED, landed_as=landed, reason="merged by git cherry-pick")
+            rec.pop("merging", None)
+            repo.delete_ref(land.result_ref(str(rec["id"])))
+        elif co is None or not (co.git_dir / "CHERRY_PICK_HEAD").exists():
+            rec.pop("merging", None)
+            rec["reason"] = f"the merge by hand was abandoned; `mdspec apply {rec['id']}` tries again"
+        else:
+            continue
+        records.write(records.runs_dir(state) / str(rec["id"]), rec)

@@ -66,6 +66,8 @@ def _full_cycle(repo: Repo) -> None:
     proc = _git_commit(repo, "spec: greet", env=FOREGROUND)
     assert proc.returncode == 0, proc.stderr
     assert "mdspec" in proc.stderr and "Passed" in proc.stderr, proc.stderr  # pre-commit ran our hook
+    assert "lands as soon as this git command returns" in proc.stdout + proc.stderr
+    repo.wait_landed()
     spec, generated = _new_commits(repo, before)
     assert repo.message(spec).startswith("spec: greet")
     msg = repo.message(generated)
