@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -199,7 +200,32 @@ def test_max_cost_stops_cleanly(h: Harness) -> None:
     dear = Price(input=1000.0, output=1000.0, cache_write=1000.0, cache_read=1000.0)
     r = h.session(AgentConfig(max_cost_usd=0.1, prices={"claude-sonnet-4-5": dear})).start()
     assert r.stopped_by == "max_cost_usd"
-    assert r.turns == 1 and r.usage.cost_usd >= 0.1  # one response (~300 tokens) already costs more
+    # max_tokens of output alone could cost $16: the first request is never sent
+    assert r.turns == 0 and h.api.requests == [] and r.usage.cost_usd == 0.0
+    assert r.error is not None and "could cost up to $16" in r.error and "\n" not in r.error
+
+
+def test_max_cost_stops_before_the_turn_that_could_exceed_it(h: Harness) -> None:
+    for _ in range(30):
+        h.api.bash("true")
+    # Output is what costs here: max_tokens = 100 bounds a turn's output at $0.10.
+    price = Price(input=1.0, output=1000.0, cache_write=1.0, cache_read=1.0)
+    cap = 0.25
+    r = h.session(AgentConfig(max_cost_usd=cap, max_tokens=100, prices={"claude-sonnet-4-5": price})).start()
+    assert r.stopped_by == "max_cost_usd" and 2 <= r.turns < 30
+    assert len(h.api.requests) == r.turns  # stopped before sending, not after
+    assert r.usage.cost_usd <= cap  # never over: each turn was affordable at its worst
+    assert r.error is not None and f"stopped before turn {r.turns + 1}" in r.error
+
+
+def test_a_turn_billed_above_its_estimate_overruns_by_that_turn_only(h: Harness) -> None:
+    for _ in range(5):
+        h.api.bash("true")
+    # The fake API ignores max_tokens = 1 and bills ~20 output tokens: more than estimated.
+    price = Price(input=0.0, output=10_000.0, cache_write=0.0, cache_read=0.0)
+    r = h.session(AgentConfig(max_cost_usd=0.05, max_tokens=1, prices={"claude-sonnet-4-5": price})).start()
+    assert r.stopped_by == "max_cost_usd" and r.turns == 1 and len(h.api.requests) == 1
+    assert r.usage.cost_usd > 0.05  # the overrun is this one turn's, and the record says so (runner)
 
 
 def test_max_minutes_with_an_injected_clock(h: Harness) -> None:
@@ -306,6 +332,87 @@ def test_no_server_is_an_error_not_an_exception(h: Harness, monkeypatch: pytest.
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")  # discard port: nothing listens
     r = h.session(retries=0).start()
     assert r.stopped_by == "error" and "APIConnectionError" in (r.error or "")
+
+
+# --- a broken stream and mdspec's own deadline -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("events", [2, 6, -1])  # after message_start, inside the tool call, all but the stop
+def test_a_stream_ending_without_message_stop_is_an_error(h: Harness, events: int) -> None:
+    h.api.truncate({"type": "tool_use", "name": EDITOR,
+                    "input": {"command": "create", "path": "half.py", "file_text": "x = 1\n" * 20}}, events=events)
+    h.api.text("never reached")
+    r = h.session().start()
+    assert r.stopped_by == "error" and r.turns == 0 and r.final_text == ""
+    assert r.error is not None and "\n" not in r.error
+    assert r.error.startswith("the Messages API stream ended without message_stop") and "req_fake" in r.error
+    assert not (h.wt / "half.py").exists()  # the cut tool call never ran
+    assert len(h.api.requests) == 1 and h.tools_events() == []
+
+
+def test_a_text_stream_cut_cleanly_is_not_an_end_of_turn(h: Harness) -> None:
+    h.api.bash("echo one")
+    h.api.truncate("Done\n\nThis answer looks complete but the stream never finished.", events=5)
+    r = h.session().start()
+    assert r.stopped_by == "error" and r.turns == 1 and r.final_text == ""
+
+
+def test_a_malformed_stream_event_is_one_line_naming_the_api(h: Harness) -> None:
+    h.api.malformed("Some text that is long enough to need a few deltas. " * 3, bad=3)
+    r = h.session().start()
+    assert r.stopped_by == "error" and r.error is not None and "\n" not in r.error
+    assert r.error.startswith("the Messages API sent a malformed stream event:") and "req_fake" in r.error
+    assert "JSONDecodeError" not in r.error and "AssertionError" not in r.error
+
+
+def test_a_json_body_where_a_stream_was_asked(h: Harness) -> None:
+    h.api.json_body("Done\n\nsent as JSON")
+    r = h.session().start()
+    assert r.stopped_by == "error" and r.turns == 0
+    assert r.error is not None and r.error.startswith(
+        "the Messages API sent a application/json body where a stream was asked (request id req_fake")
+
+
+DEADLINE = AgentConfig(max_minutes=0.05)  # 3 seconds
+
+
+def deadline_case(h: Harness, retries: int = 2) -> BackendResult:
+    t0 = time.monotonic()
+    r = h.session(DEADLINE, retries=retries).start()
+    assert time.monotonic() - t0 < 60  # only guards against hanging; the deadline is what is asserted
+    assert r.stopped_by == "max_minutes" and r.error is not None and "\n" not in r.error
+    assert r.error.startswith("the 0.05-minute deadline (max_minutes) passed while waiting for the Messages API")
+    return r
+
+
+def test_a_stream_of_pings_ends_at_the_deadline(h: Harness) -> None:
+    h.api.pings()
+    deadline_case(h)
+    assert len(h.api.requests) == 1
+
+
+def test_a_server_that_never_sends_headers_ends_at_the_deadline(h: Harness) -> None:
+    for _ in range(3):
+        h.api.silent()
+    deadline_case(h)
+
+
+def test_a_retry_after_of_an_hour_ends_at_the_deadline(h: Harness) -> None:
+    h.api.error(429, "come back in an hour", retry_after=3600)
+    h.api.text("Done\n\ntoo late")
+    deadline_case(h)
+    assert [req.status for req in h.api.requests] == [429]
+
+
+def test_bash_time_limit_is_cut_to_the_deadline(h: Harness) -> None:
+    h.api.bash("sleep 30; echo woke")
+    h.api.text("Done\n\nslept")
+    t0 = time.monotonic()
+    r = h.session(AgentConfig(max_minutes=0.05)).start()
+    assert time.monotonic() - t0 < 25  # the 10 s bash limit would not hang it; 30 s of sleep would
+    assert r.stopped_by == "max_minutes" and r.turns == 1
+    result = next(line for line in h.transcript() if line["kind"] == "tool_result")
+    assert result["is_error"] and "the command timed out" in result["content"] and "woke" not in result["content"]
 
 
 # --- the guard inside a run -------------------------------------------------------------------------------
