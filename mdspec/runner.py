@@ -247,6 +247,9 @@ class Runner:
             model=result.model or rec["model"],
             stopped_by=result.stopped_by,
         )
+        overrun = result.usage.cost_usd - cfg.agent.max_cost_usd
+        if overrun > 0:  # the cap stops before a turn where it can; a turn billed above its estimate shows here
+            rec["cost_overrun_usd"] = round(overrun, 6)
         tree = worktree.snapshot_tree(wt)
         notes = [f"restored {v}" for v in violations]
         if result.stopped_by:
@@ -312,7 +315,7 @@ class Runner:
 
 def _stop_reason(result: BackendResult) -> str:
     if result.stopped_by in STOP_LIMITS:
-        return f"stopped at the {result.stopped_by} limit"
+        return f"stopped at the {result.stopped_by} limit" + (f" ({result.error})" if result.error else "")
     if result.error:
         return result.error
     return f"stopped: {result.stopped_by}"

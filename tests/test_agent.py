@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Repo
 from fakeapi import FAKE_KEY, FakeAPI, PromptCache, fake_api  # noqa: F401
+from test_attacks import QUIET, Attack, Outcome, api, configure, transcript  # noqa: F401 - api is a fixture
 
+from mdspec import runner
 from mdspec.agent import TOOLS, AnthropicSession, check_ready, make_client
 from mdspec.config import AgentConfig, Price
 from mdspec.errors import BackendError
-from mdspec.session import BackendResult, RunContext
+from mdspec.session import BackendResult, RunContext, Session
 
 EDITOR = "str_replace_based_edit_tool"
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
@@ -504,3 +507,71 @@ def test_a_failing_progress_callback_ends_the_session_cleanly(h: Harness) -> Non
     r = s.start()
     assert r.stopped_by == "error" and r.error == "internal error: RuntimeError: progress sink broke"
     assert any("Traceback" in line.get("traceback", "") for line in h.transcript())
+
+
+# --- the same faults end to end: a real run against the fake server ----------------------------------------
+
+
+@pytest.fixture
+def e2e(repo: Repo, api: FakeAPI, git_env: Path, tmp_path: Path,  # noqa: F811 - the fixture imported above
+        monkeypatch: pytest.MonkeyPatch) -> Attack:
+    """A repository with a spec commit waiting and the built-in agent, run through runner.run_now."""
+
+    def make_session(ctx: RunContext) -> Session:
+        return AnthropicSession(ctx, lambda: make_client(max_retries=2, timeout=30), bash_timeout=10,
+                                shell_prefix=ctx.sandbox)
+
+    monkeypatch.setattr(runner, "make_session", make_session)
+    repo.commit("project", {"AGENTS.md": "# rules\n", "src/app.py": "print('app')\n"}, env=QUIET)
+    configure(repo, "off")
+    repo.commit("spec: greet", {"spec/app.md": "# App\n\nGreet the world.\n"}, env=QUIET)
+    return Attack(repo, api, git_env, tmp_path)
+
+
+def failed_with(e2e: Attack, out: Outcome, start: str) -> None:
+    assert out.code == 1 and out.rec["status"] == "failed", out.rec
+    assert "\n" not in out.rec["reason"] and out.rec["reason"].startswith(start), out.rec["reason"]
+    e2e.assert_untouched(out)  # nothing landed, nothing of the user's changed
+
+
+def test_run_with_a_stream_cut_cleanly_fails_and_holds_the_partial_work(e2e: Attack) -> None:
+    e2e.api.edit("create", "partial.py", file_text="x = 1\n")
+    e2e.api.truncate("Done\n\nLooks finished, but the stream never ended.", events=-1)
+    out = e2e.run()
+    failed_with(e2e, out, "the Messages API stream ended without message_stop")
+    assert out.rec["stopped_by"] == "error" and out.rec["turns"] == 1
+    assert "partial work held as refs/mdspec/results/" in out.rec["reason"]
+    held = e2e.repo.git("rev-parse", f"refs/mdspec/results/{out.rec['id']}").strip()
+    assert e2e.repo.git("show", f"{held}:partial.py") == "x = 1\n"
+    assert "Looks finished" not in e2e.repo.git("log", "-1", "--format=%B", held)  # nothing from the cut stream
+    assert any(e["kind"] == "error" for e in transcript(out.run_dir))
+
+
+@pytest.mark.parametrize("fault", ["malformed", "json_body"])
+def test_run_with_a_broken_stream_fails_with_one_line(e2e: Attack, fault: str) -> None:
+    getattr(e2e.api, fault)("Done\n\nnever used. " * 10)
+    out = e2e.run()
+    failed_with(e2e, out, "the Messages API sent a")
+    assert "Error" not in out.rec["reason"] and (out.run_dir / "run.json").is_file()
+
+
+def test_run_deadline_with_a_stream_of_pings(e2e: Attack) -> None:
+    e2e.repo.configure('sandbox = "off"\n[agent]\nmax_minutes = 0.05\n')
+    e2e.repo.commit("configure mdspec", env=QUIET)
+    e2e.api.pings()
+    t0 = time.monotonic()
+    out = e2e.run()
+    assert time.monotonic() - t0 < 60
+    failed_with(e2e, out, "stopped at the max_minutes limit (the 0.05-minute deadline (max_minutes) passed")
+
+
+def test_run_record_says_by_how_much_the_cost_cap_was_overrun(e2e: Attack) -> None:
+    e2e.repo.configure('sandbox = "off"\n[agent]\nmax_cost_usd = 0.05\nmax_tokens = 1\n'
+                       '[agent.prices.claude-sonnet-4-5]\ninput = 0\noutput = 10000\ncache_write = 0\ncache_read = 0\n')
+    e2e.repo.commit("configure mdspec", env=QUIET)
+    e2e.api.edit("create", "partial.py", file_text="x = 1\n")
+    e2e.api.text("never sent")
+    out = e2e.run()
+    assert out.rec["status"] == "held" and out.rec["stopped_by"] == "max_cost_usd", out.rec
+    assert out.rec["cost_overrun_usd"] == pytest.approx(out.rec["cost_usd"] - 0.05, abs=1e-6)
+    assert out.rec["cost_overrun_usd"] > 0 and len(e2e.api.requests) == 1
