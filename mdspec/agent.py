@@ -389,7 +389,7 @@ class AnthropicSession:
         worker = threading.Thread(target=call, name="mdspec-request", daemon=True)
         worker.start()
         try:
-            finished = done.wait(max(0.0, remaining))
+            finished = done.wait(min(max(0.0, remaining), threading.TIMEOUT_MAX))
         finally:
             if not done.is_set():  # the deadline, or a cancel arriving while waiting
                 _abandon(box, client)
