@@ -80,7 +80,11 @@ def allow_write(prefix: Sequence[str], path: Path) -> tuple[str, ...]:
 
 
 def _protected_mounts(worktree: Path, protected: Globs) -> list[Path]:
-    """Existing paths in the worktree to mount read-only: whole directories where a glob covers them."""
+    """Existing paths in the worktree to mount read-only: whole directories where a glob covers them.
+
+    Symlinks are left out: bwrap would bind whatever they point at (a file outside the repository, or
+    nothing at all, which fails the sandbox's start). A link cannot be written through a read-only mount
+    anyway, and the post-run guard restores a protected link the command replaced."""
     out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(worktree):
         rel_dir = os.path.relpath(dirpath, worktree)
@@ -95,7 +99,8 @@ def _protected_mounts(worktree: Path, protected: Globs) -> list[Path]:
             elif protected.could_contain(rel):
                 keep.append(d)
         dirnames[:] = keep
-        out.extend(Path(dirpath) / f for f in filenames if protected.matches(rel_dir + f))
+        out.extend(Path(dirpath) / f for f in filenames
+                   if protected.matches(rel_dir + f) and not (Path(dirpath) / f).is_symlink())
     return out
 
 

@@ -86,3 +86,20 @@ def test_off_and_required_without_bwrap(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert auto.prefix == () and auto.warning and "not installed" in auto.warning
     with pytest.raises(sandbox.SandboxUnavailable, match="apt-get install bubblewrap"):
         sandbox.build("bwrap", tmp_path, tmp_path, Globs(["spec/**"]), False)
+
+
+@needs_bwrap
+@pytest.mark.parametrize("target", ["/nonexistent/secret", "../../outside.txt", "spec/a.md"])
+def test_a_protected_symlink_does_not_stop_the_sandbox(repo: Repo, git_env: Path, target: str) -> None:
+    outside = repo.top.parent / "outside.txt"
+    outside.write_text("the user's file outside the repository\n")
+    repo.write("spec/a.md", "spec\n")
+    (repo.top / "TASK.md").symlink_to(target)
+    repo.commit("spec and a linked task")
+    wt = repo.top.parent / "wt"
+    repo.git("worktree", "add", "-q", "--detach", str(wt), "HEAD")
+    sb = sandbox.build("bwrap", wt, repo.top / ".git", Globs(["spec/**", "TASK.md"]), network=False)
+    proc = sh(sb, wt, "echo started; echo pwned > ../outside.txt; echo x > spec/a.md; true")
+    assert proc.returncode == 0 and proc.stdout.startswith("started"), proc.stderr
+    assert outside.read_text() == "the user's file outside the repository\n"  # not bound writable through the link
+    assert (wt / "spec/a.md").read_text() == "spec\n"
