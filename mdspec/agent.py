@@ -27,6 +27,7 @@ from typing import Any
 
 from mdspec.config import Price
 from mdspec.errors import BackendError
+from mdspec.procs import KEY_VARS, protect_environ
 from mdspec.session import BackendResult, RunContext, Usage
 from mdspec.tools import BASH, EDITOR, Toolbox, summary
 
@@ -36,7 +37,6 @@ TOOLS: list[dict[str, Any]] = [
     {"type": "bash_20250124", "name": BASH},
 ]
 EPHEMERAL = {"type": "ephemeral"}
-KEY_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 DEFAULT_RETRIES = 2
 REQUEST_TIMEOUT = 600.0  # seconds per request; a streamed response keeps the connection busy throughout
 UNCACHEABLE = ("thinking", "redacted_thinking")  # blocks that cannot carry cache_control
@@ -235,6 +235,7 @@ class AnthropicSession:
         self.price_known = True
         self.refusals: list[str] = []
         self.tools = Toolbox(ctx.worktree, ctx.protected, ctx.env, bash_timeout, shell_prefix)
+        protect_environ()  # without a sandbox, a command could read the key from the worker's /proc entry
         secrets = [v for k in KEY_VARS for v in (os.environ.get(k), ctx.env.get(k)) if v]
         self.transcript = Transcript(ctx.run_dir / "transcript.jsonl", secrets)
 

@@ -265,6 +265,14 @@ class Runner:
         rec["result"] = commit
         records.write(rdir, rec)
         records.pause_point(self.state, "after-commit")
+        # The API key's value never lands, whatever put it in the files (guards.secret_leaks).
+        leaks = guards.secret_leaks(wt, base, tree, msg)
+        if leaks:
+            land.hold(repo, rec["id"], commit)
+            rec.update(status=records.FAILED, secret_in=leaks,
+                       reason=f"the result contains the API key's value (in {', '.join(leaks)}): not landed; held "
+                              f"as {land.result_ref(rec['id'])} for inspection only (remove the key before using it)")
+            return
         if result.stopped_by is not None:
             land.hold(repo, rec["id"], commit)
             rec.update(status=records.HELD if result.stopped_by in STOP_LIMITS else records.FAILED,
