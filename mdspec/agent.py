@@ -15,6 +15,7 @@ to import and the hook's fast path must not pay for it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -184,8 +185,8 @@ def _stream_message(client: Any, params: dict[str, Any], timeout: float, box: di
         rid = _request_id(stream)
         kind = stream.response.headers.get("content-type", "")
         if not kind.startswith("text/event-stream"):
-            raise StreamFault(f"the Messages API sent a {kind or 'untyped'} body where a stream was asked "
-                              f"(request id {rid})")
+            raise StreamFault(f"the Messages API sent a body of type {kind or 'unknown'} where a stream was "
+                              f"asked (request id {rid})")
         stopped = False
         try:
             for event in stream:
@@ -205,10 +206,9 @@ def _abandon(box: dict[str, Any], client: Any) -> None:
     """Close an in-flight request's stream and its client from another thread (best effort)."""
     for closer in (getattr(box.get("stream"), "close", None), getattr(client, "close", None)):
         if closer is not None:
-            try:
+            # Already closed, or closing races the reading thread: either way that thread ends.
+            with contextlib.suppress(Exception):
                 closer()
-            except Exception:  # already closed, or closing races the reading thread: either way it ends
-                pass
 
 
 class AnthropicSession:

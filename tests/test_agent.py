@@ -8,14 +8,14 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Repo
 from fakeapi import FAKE_KEY, FakeAPI, PromptCache, fake_api  # noqa: F401
-from test_attacks import QUIET, Attack, Outcome, api, configure, transcript  # noqa: F401 - api is a fixture
+from test_attacks import KEY, QUIET, Attack, Outcome, configure, transcript
 
 from mdspec import runner
 from mdspec.agent import TOOLS, AnthropicSession, check_ready, make_client
@@ -373,7 +373,7 @@ def test_a_json_body_where_a_stream_was_asked(h: Harness) -> None:
     r = h.session().start()
     assert r.stopped_by == "error" and r.turns == 0
     assert r.error is not None and r.error.startswith(
-        "the Messages API sent a application/json body where a stream was asked (request id req_fake")
+        "the Messages API sent a body of type application/json where a stream was asked (request id req_fake")
 
 
 DEADLINE = AgentConfig(max_minutes=0.05)  # 3 seconds
@@ -513,9 +513,12 @@ def test_a_failing_progress_callback_ends_the_session_cleanly(h: Harness) -> Non
 
 
 @pytest.fixture
-def e2e(repo: Repo, api: FakeAPI, git_env: Path, tmp_path: Path,  # noqa: F811 - the fixture imported above
-        monkeypatch: pytest.MonkeyPatch) -> Attack:
+def e2e(repo: Repo, git_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Attack]:
     """A repository with a spec commit waiting and the built-in agent, run through runner.run_now."""
+    server = FakeAPI(api_key=KEY).start()
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
     def make_session(ctx: RunContext) -> Session:
         return AnthropicSession(ctx, lambda: make_client(max_retries=2, timeout=30), bash_timeout=10,
@@ -525,7 +528,10 @@ def e2e(repo: Repo, api: FakeAPI, git_env: Path, tmp_path: Path,  # noqa: F811 -
     repo.commit("project", {"AGENTS.md": "# rules\n", "src/app.py": "print('app')\n"}, env=QUIET)
     configure(repo, "off")
     repo.commit("spec: greet", {"spec/app.md": "# App\n\nGreet the world.\n"}, env=QUIET)
-    return Attack(repo, api, git_env, tmp_path)
+    try:
+        yield Attack(repo, server, git_env, tmp_path)
+    finally:
+        server.close()
 
 
 def failed_with(e2e: Attack, out: Outcome, start: str) -> None:
