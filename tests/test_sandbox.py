@@ -97,10 +97,11 @@ def test_a_protected_symlink_does_not_stop_the_sandbox(repo: Repo, git_env: Path
     outside.write_text("the user's file outside the repository\n")
     repo.write("spec/a.md", "spec\n")
     (repo.top / "TASK.md").symlink_to(target)
+    (repo.top / "docs").symlink_to("/nonexistent/dir")  # a protected directory that is a dangling link
     repo.commit("spec and a linked task")
     wt = repo.top.parent / "wt"
     repo.git("worktree", "add", "-q", "--detach", str(wt), "HEAD")
-    sb = sandbox.build("bwrap", wt, repo.top / ".git", Globs(["spec/**", "TASK.md"]), network=False)
+    sb = sandbox.build("bwrap", wt, repo.top / ".git", Globs(["spec/**", "TASK.md", "docs/**"]), network=False)
     proc = sh(sb, wt, "echo started; echo pwned > ../outside.txt; echo x > spec/a.md; true")
     assert proc.returncode == 0 and proc.stdout.startswith("started"), proc.stderr
     assert outside.read_text() == "the user's file outside the repository\n"  # not bound writable through the link
