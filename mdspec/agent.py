@@ -193,7 +193,9 @@ def _stream_message(client: Any, params: dict[str, Any], timeout: float, box: di
                 stopped = stopped or event.type == "message_stop"
         except (anthropic.APIError, OSError):
             raise
-        except ValueError as exc:  # JSON or schema errors in an event's data
+        except (ValueError, RuntimeError, LookupError, TypeError, AssertionError) as exc:
+            # Only the SDK's parsing runs here: JSON or schema errors in an event's data, or events out of
+            # order (a delta before message_start, an index with no block), which its accumulator rejects.
             raise StreamFault(_one_line(f"the Messages API sent a malformed stream event: {exc} "
                                         f"(request id {rid})")) from None
         if not stopped:
