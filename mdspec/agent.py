@@ -444,6 +444,12 @@ class AnthropicSession:
         name, args = block["name"], block.get("input")
         self.transcript.write("tool_call", id=block["id"], name=name, input=args)
         result = self.tools.call(name, args, time_left=self._time_left())
+        # A command that found the key (no sandbox, running as root) must not show it to the model either:
+        # the model could write it into the code or its answer.
+        text = result.text
+        for secret in self.transcript.secrets:
+            text = text.replace(secret, "[redacted]")
+        result = replace(result, text=text)
         self.transcript.write("tool_result", id=block["id"], is_error=result.is_error, content=result.text)
         what = summary(name, args) if isinstance(args, Mapping) else ""
         if result.refused:

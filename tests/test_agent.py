@@ -492,6 +492,8 @@ def test_the_key_never_reaches_the_run_dir(h: Harness) -> None:
         assert FAKE_KEY not in p.read_text(errors="replace"), p
     lines = h.transcript()
     assert any(line["kind"] == "tool_result" and "key=[redacted]" in line["content"] for line in lines)
+    assert results_of(h.bodies()[1])[0]["content"] == "key=[redacted]"  # the model never saw it either
+    assert all(FAKE_KEY not in json.dumps(r.body) for r in h.api.requests)
     req = next(line for line in lines if line["kind"] == "request")
     assert req["params"]["system"][0]["text"] == SYSTEM and req["messages"][0]["content"][0]["text"] == TASK
 
