@@ -265,3 +265,18 @@ def test_command_env_keeps_the_key_only_for_claude_code() -> None:
     assert backends.command_env(env, "claude-code") == env
     for preset in ("codex", ""):
         assert backends.command_env(env, preset) == {"ANTHROPIC_BASE_URL": "u", "OPENAI_API_KEY": "o"}
+
+
+def test_output_log_redacts_a_key_split_across_reads(tmp_path: Path) -> None:
+    from mdspec.procs import run_shell
+
+    key = "sk-ant-split-read-9f8e7d6c5b"
+    log = tmp_path / "output.log"
+    # Two writes with a pause between: the reader gets the key in two pieces.
+    res = run_shell(f"printf 'start {key[:10]}'; sleep 0.3; printf '{key[10:]} end\\n'; head -c 200000 /dev/zero "
+                    f"| tr '\\0' x; echo; echo {key}", tmp_path, {"PATH": os.environ["PATH"]}, log, 30,
+                    secrets=[key.encode()])
+    text = log.read_text()
+    assert res.returncode == 0 and key not in text and key[:10] not in text
+    assert text.startswith("start [redacted] end\n") and text.endswith("[redacted]\n")
+    assert len(text) > 200_000 and key not in res.output_tail
