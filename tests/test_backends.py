@@ -14,6 +14,7 @@ from runhelpers import last_run, reconfigure, run_fg, runs, set_agent, spec_comm
 
 from mdspec import backends, runner, trailers
 from mdspec.config import AgentConfig
+from mdspec.procs import run_shell
 from mdspec.session import RunContext
 
 
@@ -268,8 +269,6 @@ def test_command_env_keeps_the_key_only_for_claude_code() -> None:
 
 
 def test_output_log_redacts_a_key_split_across_reads(tmp_path: Path) -> None:
-    from mdspec.procs import run_shell
-
     key = "sk-ant-split-read-9f8e7d6c5b"
     log = tmp_path / "output.log"
     # Two writes with a pause between: the reader gets the key in two pieces.
