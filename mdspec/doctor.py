@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from mdspec import config, git, sandbox, worktree
+from mdspec import config, git, procs, sandbox, worktree
 from mdspec.errors import FatalError
 from mdspec.git import Repo
 from mdspec.install import PRE_COMMIT_CONFIG, SHIM_MARKER
@@ -59,7 +59,9 @@ def _backend(cfg: config.Config) -> tuple[bool, str]:
 
 def _sandbox(cfg: config.Config) -> tuple[bool, str]:
     if cfg.sandbox == "off":
-        return True, "sandbox off (sandbox = \"off\"): the agent's commands run unconfined"
+        exposed = "; running as root, they can read the API key in the worker's /proc/<pid>/environ"
+        return True, "sandbox off (sandbox = \"off\"): the agent's commands run unconfined" + (
+            exposed if procs.environ_exposed() else "")
     exe = sandbox.bwrap_path()
     if exe:
         return True, f"sandbox: bubblewrap ({exe}), network {'on' if cfg.network else 'off'}"

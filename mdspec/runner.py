@@ -255,6 +255,9 @@ class Runner:
             model=result.model or rec["model"],
             stopped_by=result.stopped_by,
         )
+        overrun = result.usage.cost_usd - cfg.agent.max_cost_usd
+        if overrun > 0:  # the cap stops before a turn where it can; a turn billed above its estimate shows here
+            rec["cost_overrun_usd"] = round(overrun, 6)
         tree = worktree.snapshot_tree(wt)
         notes = [f"restored {v}" for v in violations]
         if result.stopped_by:
@@ -273,6 +276,14 @@ class Runner:
         land.hold(repo, rec["id"], commit)
         records.write(rdir, rec)
         records.pause_point(self.state, "after-commit")
+        # The API key's value never lands, whatever put it in the files (guards.secret_leaks).
+        leaks = guards.secret_leaks(wt, base, tree, msg)
+        if leaks:
+            land.hold(repo, rec["id"], commit)
+            rec.update(status=records.FAILED, secret_in=leaks,
+                       reason=f"the result contains the API key's value (in {', '.join(leaks)}): not landed; held "
+                              f"as {land.result_ref(rec['id'])} for inspection only (remove the key before using it)")
+            return
         if result.stopped_by is not None:
             land.hold(repo, rec["id"], commit)
             rec.update(status=records.HELD if result.stopped_by in STOP_LIMITS else records.FAILED,
@@ -338,7 +349,7 @@ class Runner:
 
 def _stop_reason(result: BackendResult) -> str:
     if result.stopped_by in STOP_LIMITS:
-        return f"stopped at the {result.stopped_by} limit"
+        return f"stopped at the {result.stopped_by} limit" + (f" ({result.error})" if result.error else "")
     if result.error:
         return result.error
     return f"stopped: {result.stopped_by}"
