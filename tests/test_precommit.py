@@ -229,7 +229,7 @@ def test_unstaged_edit_survives_a_foreground_run_under_pre_commit(repo: Repo, tm
     assert (repo.top / "app.py").read_text() == APP.replace("line 1\n", "line 1 by the user, not staged\n")
     assert repo.status() == " M app.py\n"
     rec = _last(repo)
-    assert rec["status"] == "held" and "app.py" in rec["reason"], rec
+    assert rec["status"] == "held" and "app.py" in str(rec["reason"]), rec
     assert "`mdspec apply" in repo.mdspec("status").stdout
 
 

@@ -46,8 +46,9 @@ def editing(repo: Repo, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     started, release = _blocking_script(tmp_path, "editor")
     repo.write("a.txt", "a\n")
     repo.git("add", "a.txt")
-    proc = subprocess.Popen(["git", "commit"], cwd=repo.top, env={**os.environ, "GIT_EDITOR": str(tmp_path / "editor.sh")},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "GIT_EDITOR": str(tmp_path / "editor.sh")}
+    proc = subprocess.Popen(["git", "commit"], cwd=repo.top, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     wait_for(started.exists, what="git commit to open its editor")
     yield proc
     release.touch()
