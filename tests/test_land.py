@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Repo
+from conftest import FOREGROUND, Repo
 from runhelpers import (
     QUIET,
     assert_next_run_lands,
     last_run,
     run_fg,
+    runs,
     set_agent,
     spec_commit,
     user_state,
@@ -318,3 +319,24 @@ def test_land_refuses_a_deleted_branch(app_repo: Repo) -> None:
     landing = land.land(repo, "refs/heads/gone", head, "r1")
     assert not landing.landed
     assert "gone is not checked out" in landing.reason
+
+
+def test_runs_for_branches_in_two_worktrees_each_land_in_their_own(mdrepo: Repo, tmp_path: Path) -> None:
+    """One worker, started from a linked worktree, implements a spec commit of each branch: each result
+    lands in the checkout that has its branch, never held as "not checked out"."""
+    wt = tmp_path / "topic-wt"
+    mdrepo.git("worktree", "add", "-q", "-b", "topic", str(wt))
+    other = Repo(wt)
+    on_main = spec_commit(mdrepo, "# Main\n", "spec/main.md")
+    (mdrepo.state / "queue").mkdir(parents=True, exist_ok=True)
+    (mdrepo.state / "queue" / on_main).write_text("refs/heads/main\n0\n")
+    on_topic = other.commit("spec: topic", {"spec/topic.md": "# Topic\n"}, env=FOREGROUND)
+    mdrepo.wait_landed()
+    for checkout, spec, branch in ((mdrepo, on_main, "main"), (other, on_topic, "topic")):
+        assert checkout.git("symbolic-ref", "--short", "HEAD").strip() == branch
+        assert checkout.head("HEAD~1") == spec
+        assert trailers.values(checkout.message(), trailers.IMPLEMENTS) == [spec]
+        assert (checkout.top / "out.txt").read_text() == "implemented\n"
+        assert checkout.status() == ""
+    assert sorted((r["status"], r["branch"]) for r in runs(mdrepo)) == [
+        ("landed", "refs/heads/main"), ("landed", "refs/heads/topic")]
