@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mdspec import config, land, trailers
-from mdspec.errors import FatalError
+from mdspec.errors import FatalError, SigningError
 from mdspec.git import CommitInfo, Repo
 from mdspec.lock import worker_lock
 from mdspec.pending import HISTORY_LIMIT
@@ -78,7 +78,10 @@ def revert(start: Path, target: str | None, with_spec: bool, out: Printer) -> in
     body = "\n".join(f"This reverts commit {c} ({subjects[c]})." for c in undo)
     msg = f"Revert {title}\n\n{body}\n\n" + "\n".join(f"{trailers.REVERTS}: {c}" for c in undo) + "\n"
     user = repo.identity()
-    commit = repo.create_commit(tree, tip, msg, user, user)
+    try:
+        commit = repo.create_commit(tree, tip, msg, user, user)  # signed when the user's commits are
+    except SigningError as exc:
+        raise SigningError(f"revert not made: {exc}; nothing changed") from None
     # Under the worker lock: a run landing at the same moment would race this landing (and its journal).
     with worker_lock(repo.common_dir / "mdspec") as got:
         if not got:
