@@ -418,10 +418,10 @@ def _unreadable(path: Path, exc: Exception) -> FatalError:
     proc = run(["rev-parse", "--show-object-format"], top, check=False)
     fmt = proc.stdout.strip()
     if proc.returncode == 0 and fmt and fmt != "sha1":
+        name = fmt.upper().replace("SHA", "SHA-")
         return UnsupportedRepository(
-            f"{top} uses {fmt.upper()} object names (git init --object-format={fmt}); mdspec reads "
-            f"repositories through libgit2 {pygit2.LIBGIT2_VERSION}, which opens SHA-1 repositories only: "
-            "mdspec cannot work in this repository"
+            f"{top} uses {name} object names (git init --object-format={fmt}); mdspec reads git through "
+            f"libgit2 {pygit2.LIBGIT2_VERSION}, which opens SHA-1 repositories only, so mdspec cannot work here"
         )
     return NotARepository(f"{top}: mdspec cannot open this repository: {exc}")
 
