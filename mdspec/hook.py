@@ -75,12 +75,17 @@ def _settings(state_dir: str, cfg_path: str, cfg_text: str | None) -> tuple[list
             os.replace(tmp, cache)
         except OSError as exc:
             problem = _os_problem(exc)
+            try:  # noqa: SIM105 - contextlib is one import more on the hook's path
+                os.unlink(tmp)
+            except OSError:
+                pass
     return list(cfg.watch), cfg.background, problem
 
 
 def _os_problem(exc: OSError) -> str:
     """`path: reason` of an OSError, for a one-line message."""
-    where = exc.filename if isinstance(exc.filename, str) else ""
+    where = exc.filename2 or exc.filename  # a rename names its target second: that is what is in the way
+    where = where if isinstance(where, str) else ""
     why = exc.strerror or type(exc).__name__
     return f"{where}: {why}" if where else why
 
@@ -246,8 +251,9 @@ def post_commit() -> int:
 
 def _warn_cache(problem: str | None, state_dir: str) -> int:
     if problem:
+        cache = os.path.join(state_dir, CACHE_NAME)
         print(f"mdspec: warning: cannot write the hook cache ({problem}): make {state_dir} a writable "
-              "directory (commits are slower until then)", file=sys.stderr)
+              f"directory and {cache} a plain file (commits are slower until then)", file=sys.stderr)
     return 0
 
 

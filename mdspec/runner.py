@@ -546,7 +546,10 @@ def apply(start: Path, run_prefix: str | None, out: Printer) -> int:
         result = repo.resolve_ref(land.result_ref(rec["id"])) or rec["result"]
         if not repo.has_commit(result):
             raise FatalError(f"the result of run {rec['id']} is gone (was refs/mdspec/results/{rec['id']} deleted?)")
-        result = repo.ensure_signed(result)  # held unsigned because signing failed: never land it so
+        try:
+            result = repo.ensure_signed(result)  # held unsigned because signing failed: never land it so
+        except SigningError as exc:
+            raise SigningError(f"{exc}; run {rec['id']} stays held") from None
         Runner(repo, out).land_result(rec, result)
         records.write(records.runs_dir(state) / rec["id"], rec)
     out(f"mdspec: run {rec['id']} {rec['status']}: {rec.get('reason', '')}")

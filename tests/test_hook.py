@@ -411,3 +411,19 @@ def test_skip_mdspec_commits_a_spec_change_without_a_run(repo: Repo, tmp_path: P
     # The control: the same kind of commit without SKIP queues a run.
     proc = _git_commit(repo, "spec: loud", {"spec/b.md": "# B\n"}, env={"MDSPEC_RUNNING": ""})
     assert "queued" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_hook_cache_in_the_way_is_a_warning_and_the_spec_commit_still_queues(mdrepo: Repo) -> None:
+    mdrepo.state.mkdir(exist_ok=True)
+    cache = mdrepo.state / hook.CACHE_NAME
+    if cache.exists():
+        cache.unlink()
+    cache.mkdir()
+    proc = _git_commit(mdrepo, "code", {"src/a.py": "a = 1\n"})
+    lines = _mdspec_lines(proc)
+    assert len(lines) == 1 and lines[0].startswith("mdspec: warning:") and f"{cache}: Is a directory" in lines[0]
+    assert [p.name for p in mdrepo.state.iterdir() if p.name.startswith("hook-cache.")] == []  # no litter
+    _git_commit(mdrepo, "spec: app", {"spec/app.md": "# App\n"}, env=RUNNING)
+    proc = run_hook(mdrepo, {"MDSPEC_FOREGROUND": ""})
+    assert queued(mdrepo) == [mdrepo.head()]
+    assert "queued" in proc.stdout
