@@ -1,8 +1,8 @@
 """Generated, rebased and revert commits are signed exactly as the user's commits are, by git's signing
 programs; a failed signature holds the result with the signer's message and never lands it unsigned.
 
-Real keys: ssh keys from ssh-keygen and an openpgp key from gpg in a throwaway GNUPGHOME. x509 (gpgsm)
-is not tested: it needs a certificate authority set up in gpgsm, which git drives the same way as gpg.
+Real keys: ssh keys from ssh-keygen, an openpgp key from gpg and a self-signed x509 certificate from
+gpgsm, each in a throwaway GNUPGHOME.
 """
 
 from __future__ import annotations
@@ -145,6 +145,42 @@ def test_generated_commit_is_signed_with_the_openpgp_key(mdrepo: Repo, gnupghome
     assert mdrepo.git("log", "-1", "--format=%G?").strip() == "G"
     assert verified(mdrepo, "HEAD")
     assert "Good signature from \"Ada Lovelace <ada@example.com>\"" in mdrepo.git("verify-commit", "HEAD")
+
+
+@pytest.fixture
+def x509home(gnupghome: Path) -> str:
+    """A self-signed x509 certificate for ada@example.com in gpgsm (its key made by gpg, so it has no
+    passphrase); trusted as a root, no CRL checks (offline). Returns the certificate's fingerprint."""
+    if shutil.which("gpgsm") is None:
+        pytest.skip("gpgsm is not installed")
+    subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "Ada X509 <ada@example.com>",
+                    "rsa2048", "sign", "never"], check=True, capture_output=True)
+    keys = subprocess.run(["gpg", "--with-keygrip", "--with-colons", "-K", "Ada X509"], check=True,
+                          capture_output=True, text=True).stdout
+    grip = next(ln.split(":")[9] for ln in keys.splitlines() if ln.startswith("grp:"))
+    params = gnupghome / "params"
+    params.write_text(f"Key-Type: RSA\nKey-Grip: {grip}\nKey-Usage: sign, cert\nSerial: random\n"
+                      "Name-DN: CN=Ada Lovelace,O=Test\nName-Email: ada@example.com\n")
+    cert = subprocess.run(["gpgsm", "--batch", "--armor", "--gen-key", str(params)], check=True,
+                          capture_output=True).stdout
+    subprocess.run(["gpgsm", "--batch", "--import"], input=cert, check=True, capture_output=True)
+    listing = subprocess.run(["gpgsm", "--list-keys", "--with-colons"], check=True, capture_output=True,
+                             text=True).stdout
+    fpr = next(ln.split(":")[9] for ln in listing.splitlines() if ln.startswith("fpr:"))
+    (gnupghome / "trustlist.txt").write_text(f"{fpr} S relax\n")
+    (gnupghome / "gpgsm.conf").write_text("disable-crl-checks\n")
+    return fpr
+
+
+def test_generated_commit_is_signed_with_the_x509_certificate(mdrepo: Repo, x509home: str) -> None:
+    mdrepo.git("config", "gpg.format", "x509")
+    mdrepo.git("config", "user.signingkey", x509home)
+    mdrepo.git("config", "commit.gpgsign", "true")
+    spec_commit(mdrepo, env=FOREGROUND)
+    assert last_run(mdrepo)["status"] == "landed"
+    assert "-----BEGIN SIGNED MESSAGE-----" in mdrepo.git("cat-file", "commit", "HEAD")
+    assert verified(mdrepo, "HEAD")
+    assert 'Good signature from "/CN=Ada Lovelace/O=Test"' in mdrepo.git("verify-commit", "HEAD")
 
 
 # --- a signer that fails --------------------------------------------------------------------------
