@@ -330,7 +330,14 @@ class Repo:
 
     def _signed_commit_tree(self, args: list[str], message: str, env: dict[str, str]) -> str:
         fmt = run(["config", "--get", "gpg.format"], self.top, check=False).stdout.strip() or "openpgp"
-        with tempfile.TemporaryDirectory(prefix="mdspec-sign-") as tmp:
+        # The wrapper goes where git's own hooks run from, not /tmp, which may be mounted noexec.
+        state = self.common_dir / "mdspec"
+        try:
+            state.mkdir(exist_ok=True)
+            where: Path | None = state
+        except OSError:
+            where = None
+        with tempfile.TemporaryDirectory(prefix="sign-", dir=where) as tmp:
             pre: list[str] = []
             log = Path(tmp) / "signer.err"
             if fmt in ("openpgp", "x509"):
