@@ -298,17 +298,23 @@ class Repo:
         return Identity(str(name), str(email))
 
     def signing(self) -> bool:
-        """Whether the user's commits here are signed (commit.gpgsign), as git reads its config."""
-        proc = run(["config", "--type=bool", "--get", "commit.gpgsign"], self.top, check=False)
-        return proc.stdout.strip() == "true"
+        """Whether the user's commits here are signed (commit.gpgsign).
+
+        Read in-process: landing calls this between checking the user's index and updating it, and a
+        git process per check would widen that window on every landing, signed or not.
+        """
+        try:
+            return bool(self.pg.config.get_bool("commit.gpgsign"))
+        except (KeyError, pygit2.GitError):
+            return False
 
     def create_commit(self, tree: str, parent: str, message: str, author: Identity, committer: Identity,
-                      *, sign: bool | None = None, author_date: str | None = None) -> str:
-        """Write a commit with `git commit-tree`, signed exactly when the user's commits are.
+                      *, sign: bool | None = None, author_when: tuple[int, int] | None = None) -> str:
+        """Write a commit, signed exactly when the user's commits are (then with `git commit-tree -S`).
 
         `sign=None` follows commit.gpgsign; git then signs with the user's gpg.format, user.signingkey and
         signing program. A failed signature raises SigningError with the signer's message; nothing is
-        written then. `author_date` (git's "@<seconds> <+hhmm>") keeps a rebased commit's author date.
+        written then. `author_when` (seconds, UTC offset in minutes) keeps a re-made commit's author date.
         """
         if sign is None:
             sign = self.signing()
@@ -318,15 +324,14 @@ class Repo:
             "GIT_COMMITTER_NAME": committer.name,
             "GIT_COMMITTER_EMAIL": committer.email,
         }
-        if author_date:
-            env["GIT_AUTHOR_DATE"] = author_date
-        args = ["commit-tree", tree, "-p", parent, "-F", "-"]
-        if not sign:
-            proc = run(args, self.top, check=False, input=message, env=env, errors="strict")
-            if proc.returncode != 0:
-                raise GitError(f"git commit-tree failed: {_last_line(proc.stderr) or f'exit {proc.returncode}'}")
-            return proc.stdout.strip()
-        return self._signed_commit_tree(args, message, env)
+        if author_when:
+            env["GIT_AUTHOR_DATE"] = _git_date(*author_when)
+        if not sign:  # the same object git would write, without a process
+            a = pygit2.Signature(author.name, author.email, *(author_when or ()))
+            c = pygit2.Signature(committer.name, committer.email)
+            oid = self.pg.create_commit(None, a, c, message, pygit2.Oid(hex=tree), [pygit2.Oid(hex=parent)])
+            return str(oid)
+        return self._signed_commit_tree(["commit-tree", tree, "-p", parent, "-F", "-"], message, env)
 
     def _signed_commit_tree(self, args: list[str], message: str, env: dict[str, str]) -> str:
         fmt = run(["config", "--get", "gpg.format"], self.top, check=False).stdout.strip() or "openpgp"
@@ -369,9 +374,9 @@ class Repo:
         if index.conflicts is not None:
             return None
         tree = index.write_tree(self.pg)
-        date = _git_date(c.author)
         author = Identity(c.author.name, c.author.email)
-        return self.create_commit(str(tree), onto, c.message, author, committer, author_date=date)
+        return self.create_commit(str(tree), onto, c.message, author, committer,
+                                  author_when=(c.author.time, c.author.offset))
 
     def ensure_signed(self, sha: str) -> str:
         """`sha`, or the same commit re-made with a signature when the user signs and it has none.
@@ -383,12 +388,11 @@ class Repo:
         c = self._commit(sha)
         if c.gpg_signature[0]:  # (None, None) when unsigned
             return sha
-        date = _git_date(c.author)
         author = Identity(c.author.name, c.author.email)
         committer = Identity(c.committer.name, c.committer.email)
         parents = [str(p) for p in c.parent_ids]
         return self.create_commit(str(c.tree_id), parents[0], c.message, author, committer, sign=True,
-                                  author_date=date)
+                                  author_when=(c.author.time, c.author.offset))
 
     def revert_tree(self, shas: list[str], onto: str) -> str | None:
         """The tree of `onto` with each commit in `shas` undone in turn (in memory); None on conflict."""
@@ -433,10 +437,9 @@ def _unreadable(path: Path, exc: Exception) -> FatalError:
     return NotARepository(f"{top}: mdspec cannot open this repository: {exc}")
 
 
-def _git_date(sig: pygit2.Signature) -> str:
-    """A signature's time in git's own date format, `@<seconds> <+hhmm>`, to keep it when re-making."""
-    off = sig.offset
-    return f"@{sig.time} {'-' if off < 0 else '+'}{abs(off) // 60:02d}{abs(off) % 60:02d}"
+def _git_date(seconds: int, offset: int) -> str:
+    """A time in git's own date format, `@<seconds> <+hhmm>` (offset in minutes east of UTC)."""
+    return f"@{seconds} {'-' if offset < 0 else '+'}{abs(offset) // 60:02d}{abs(offset) % 60:02d}"
 
 
 def _last_line(text: str) -> str:

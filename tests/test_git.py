@@ -54,3 +54,20 @@ def test_notes_keep_their_history(repo: Repo) -> None:
     assert repo.git("notes", "--ref=mdspec", "show", first) == "one\n"
     assert repo.git("notes", "--ref=mdspec", "show", second) == "two again\n"
     assert repo.git("log", "-1", "--format=%an <%ae>", "refs/notes/mdspec").strip() == f"{ADA.name} <{ADA.email}>"
+
+
+def test_rebase_commit_keeps_author_and_date_unsigned(repo: Repo) -> None:
+    base = repo.head()
+    old = {"GIT_AUTHOR_DATE": "@1700000000 -0330", "GIT_AUTHOR_NAME": "Ada Lovelace (mdspec)"}
+    result = repo.commit("mdspec: add a", {"a.txt": "a\n"}, env=old)
+    repo.git("reset", "-q", "--hard", base)
+    tip = repo.commit("meanwhile", {"b.txt": "b\n"})
+    g = GitRepo(repo.top)
+    rebased = g.rebase_commit(result, tip, Identity("Grace Hopper", "grace@example.com"))
+    assert rebased is not None
+    fmt = "%an|%ae|%ad|%B"
+    assert repo.git("log", "-1", f"--format={fmt}", "--date=raw", rebased) == \
+        repo.git("log", "-1", f"--format={fmt}", "--date=raw", result)
+    assert "1700000000 -0330" in repo.git("log", "-1", "--format=%ad", "--date=raw", rebased)
+    assert repo.git("log", "-1", "--format=%cn|%P", rebased).strip() == f"Grace Hopper|{tip}"
+    assert "gpgsig" not in repo.git("cat-file", "commit", rebased)
