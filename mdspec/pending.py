@@ -18,7 +18,8 @@ from mdspec.globs import Globs
 
 HISTORY_LIMIT = 20000
 TASK_FILE = "TASK.md"
-_REVERTS = re.compile(r"This reverts commit ([0-9a-f]{40})")
+# SHA-1 (40) or SHA-256 (64) object names, whichever the repository uses.
+_REVERTS = re.compile(r"This reverts commit ([0-9a-f]{64}|[0-9a-f]{40})\b")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mdspec import config, land, trailers
-from mdspec.errors import FatalError
+from mdspec.errors import FatalError, SigningError
 from mdspec.git import CommitInfo, Repo
 from mdspec.lock import worker_lock
 from mdspec.pending import HISTORY_LIMIT
@@ -89,7 +89,10 @@ def _revert(repo: Repo, target: str | None, with_spec: bool, out: Printer) -> in
     body = "\n".join(f"This reverts commit {c} ({subjects[c]})." for c in undo)
     msg = f"Revert {title}\n\n{body}\n\n" + "\n".join(f"{trailers.REVERTS}: {c}" for c in undo) + "\n"
     user = repo.identity()
-    commit = repo.create_commit(tree, tip, msg, user, user)
+    try:
+        commit = repo.create_commit(tree, tip, msg, user, user)  # signed when the user's commits are
+    except SigningError as exc:
+        raise SigningError(f"revert not made: {exc}; nothing changed") from None
     landing = land.land(repo, branch, commit, "revert")
     if not landing.landed:
         raise FatalError(f"revert not applied: {landing.reason}; nothing changed")

@@ -28,7 +28,7 @@ from mdspec import config, git, guards, land, pending, prompt, records, sandbox,
 from mdspec.cancel import RUN_ID_VAR, Cancelled, cancel_requested, cancellable, kill_leftovers, mark_cancelled, shielded
 from mdspec.check import run_check
 from mdspec.config import Config
-from mdspec.errors import FatalError
+from mdspec.errors import FatalError, SigningError
 from mdspec.git import Identity, Repo, clean_env
 from mdspec.globs import Globs
 from mdspec.lock import lock_holder, wait_for_pid, worker_lock
@@ -269,7 +269,15 @@ class Runner:
             return
         msg = commit_message(result, req.specs, rec["id"], check, notes)
         author = Identity(f"{user.name} (mdspec)", user.email)
-        commit = repo.create_commit(tree, base, msg, author, user)
+        try:
+            commit = repo.create_commit(tree, base, msg, author, user)
+        except SigningError as exc:
+            # Never land unsigned: keep the work as an unsigned result; `mdspec apply` signs it first.
+            commit = repo.create_commit(tree, base, msg, author, user, sign=False)
+            land.hold(repo, rec["id"], commit)
+            rec.update(result=commit, status=records.HELD,
+                       reason=f"{exc}; fix signing, then `mdspec apply {rec['id']}` lands it signed")
+            return
         rec["result"] = commit
         # Referenced at once: a `git gc --prune=now` of the user's may run at any moment, and an unreferenced
         # commit is what it deletes. Landing removes the ref again.
@@ -339,7 +347,7 @@ class Runner:
             f"duration: {time.time() - rec['started']:.0f}s\n"
         )
         with contextlib.suppress(Exception):
-            self.repo.add_note(sha, text, NOTES_REF, self.repo.identity())
+            self.repo.add_note(sha, text, NOTES_REF, self.repo.identity(), f"mdspec: note for run {rec['id']}")
 
     def _guard(self, wt: Path, base: str, protected: Globs, gitdir_before: guards.GitDirSnapshot) -> list[str]:
         found = guards.enforce_protected(wt, base, protected, self.max_file_bytes)
@@ -642,6 +650,10 @@ def apply(start: Path, run_prefix: str | None, out: Printer) -> int:
         result = repo.resolve_ref(land.result_ref(rec["id"])) or rec["result"]
         if not repo.has_commit(result):
             raise FatalError(f"the result of run {rec['id']} is gone (was refs/mdspec/results/{rec['id']} deleted?)")
+        try:
+            result = repo.ensure_signed(result)  # held unsigned because signing failed: never land it so
+        except SigningError as exc:
+            raise SigningError(f"{exc}; run {rec['id']} stays held") from None
         landing = Runner(repo, out).land_result(rec, result)
         if landing is not None and landing.conflict:
             # The user is here: let git's own 3-way merge do it, conflict markers and all.

@@ -32,7 +32,7 @@ def entries(state_dir: str) -> list[tuple[str, str, float]]:
         return []
     out = []
     for name in names:
-        if len(name) != 40 or name.startswith("."):
+        if len(name) not in (40, 64) or name.startswith("."):  # SHA-1 or SHA-256 object names
             continue
         try:
             with open(os.path.join(d, name), encoding="utf-8") as f:
