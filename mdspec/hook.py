@@ -65,10 +65,18 @@ def _settings(state_dir: str, cfg_path: str, cfg_text: str | None) -> tuple[list
     if cfg_text is not None and not any("\n" in g for g in cfg.watch):
         os.makedirs(state_dir, exist_ok=True)
         tmp = f"{cache}.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            header = f"{cfg_path}\t{'1' if cfg.background else '0'}\t{len(cfg.watch)}"
-            f.write("\n".join([header, *cfg.watch, cfg_text]))
-        os.replace(tmp, cache)
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                header = f"{cfg_path}\t{'1' if cfg.background else '0'}\t{len(cfg.watch)}"
+                f.write("\n".join([header, *cfg.watch, cfg_text]))
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # only a cache: a full disk costs the next commit the slow path, nothing more
+        finally:
+            try:  # noqa: SIM105 - contextlib is one import more on the hook's path
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
     return list(cfg.watch), cfg.background
 
 

@@ -3,8 +3,9 @@
 Used when a landing stopped half way (git failed while writing files, the disk filled up, the worker was
 killed): the files the result changes are each in one of three states. A file that holds the new content
 was written by the landing and gets the old content back; a file that already holds the old content is
-left alone; a file that holds anything else was written by someone else since (or truncated by a full
-disk): it is left exactly as it is and named in the outcome: nothing of anyone's is overwritten.
+left alone; a file that holds a beginning of the new content is one git was writing when the disk filled
+up, and is treated as written by the landing; a file that holds anything else was written by someone else
+since: it is left exactly as it is and named in the outcome: nothing of anyone's is overwritten.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ def _same(disk: Entry | None, want: Entry | None) -> bool:
     return disk.data == want.data and (disk.mode == _EXEC) == (want.mode == _EXEC)
 
 
+def _cut_short(disk: Entry | None, want: Entry | None) -> bool:
+    """A file git was writing when the disk filled up: a strict beginning of the new content."""
+    return (disk is not None and want is not None and disk.mode != _LINK and want.mode != _LINK
+            and len(disk.data) < len(want.data) and want.data.startswith(disk.data))
+
+
 def _write(path: Path, entry: Entry | None) -> None:
     if path.is_symlink() or path.is_file():
         path.unlink()
@@ -83,9 +90,12 @@ def _write(path: Path, entry: Entry | None) -> None:
         os.symlink(os.fsdecode(entry.data), path)
         return
     tmp = path.with_name(f".{path.name}.mdspec-undo")
-    tmp.write_bytes(entry.data)
-    os.chmod(tmp, 0o755 if entry.mode == _EXEC else 0o644)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(entry.data)
+        os.chmod(tmp, 0o755 if entry.mode == _EXEC else 0o644)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave a half-written copy in the user's checkout
 
 
 def undo_files(repo: Repo, top: Path, old: str, new: str) -> Undone:
@@ -100,7 +110,7 @@ def undo_files(repo: Repo, top: Path, old: str, new: str) -> Undone:
         was, now = _entry(repo, old, rel), _entry(repo, new, rel)
         if _same(disk, was):
             continue
-        if _same(disk, now):
+        if _same(disk, now) or _cut_short(disk, now):
             plan.append((0 if was is None else 1, rel, was))
         else:
             left.append(rel)
