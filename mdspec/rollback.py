@@ -75,9 +75,9 @@ def _cut_short(disk: Entry | None, want: Entry | None) -> bool:
 
 
 def _write(path: Path, entry: Entry | None) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
     if entry is None:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
         # Remove directories the landing created and left empty.
         parent = path.parent
         with contextlib.suppress(OSError):
@@ -86,16 +86,19 @@ def _write(path: Path, entry: Entry | None) -> None:
                 parent = parent.parent
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    if entry.mode == _LINK:
-        os.symlink(os.fsdecode(entry.data), path)
-        return
+    # Written beside the file and renamed over it: on a full disk the file keeps its content (the new one,
+    # which a later undo still recognises) instead of vanishing, and no half-written copy stays behind.
     tmp = path.with_name(f".{path.name}.mdspec-undo")
     try:
-        tmp.write_bytes(entry.data)
-        os.chmod(tmp, 0o755 if entry.mode == _EXEC else 0o644)
+        tmp.unlink(missing_ok=True)
+        if entry.mode == _LINK:
+            os.symlink(os.fsdecode(entry.data), tmp)
+        else:
+            tmp.write_bytes(entry.data)
+            os.chmod(tmp, 0o755 if entry.mode == _EXEC else 0o644)
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)  # a full disk must not leave a half-written copy in the user's checkout
+        tmp.unlink(missing_ok=True)
 
 
 def undo_files(repo: Repo, top: Path, old: str, new: str) -> Undone:
@@ -110,7 +113,9 @@ def undo_files(repo: Repo, top: Path, old: str, new: str) -> Undone:
         was, now = _entry(repo, old, rel), _entry(repo, new, rel)
         if _same(disk, was):
             continue
-        if _same(disk, now) or _cut_short(disk, now):
+        # A missing file is one git removed before writing its new content (or the user deleted): putting
+        # the old content there overwrites nothing.
+        if _same(disk, now) or _cut_short(disk, now) or disk is None:
             plan.append((0 if was is None else 1, rel, was))
         else:
             left.append(rel)

@@ -143,3 +143,58 @@ def test_disk_full_while_git_writes_the_checkout_is_undone_and_held(disk: Disk) 
     assert repo.head() == rec["result"] and repo.status() == ""
     assert len((repo.top / "big.bin").read_bytes()) == BIG
     assert_no_leftovers(repo)
+
+
+SHRINK_AGENT = """
+import os, pathlib
+pathlib.Path("data.bin").write_text("small now\\n")
+pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Shrink data.bin\\n")
+"""
+
+
+def test_disk_full_when_even_the_undo_fails_keeps_the_lock_until_status_finishes_it(disk: Disk,
+                                                                                     tmp_path: Path) -> None:
+    """The result shrinks a big file; with the disk full at the `landing` pause the branch cannot be
+    moved, and putting the big file back cannot be written either."""
+    repo = disk.repo
+    old_data = os.urandom(BIG)
+    (repo.top / "data.bin").write_bytes(old_data)
+    repo.commit("data", env=QUIET)
+    set_agent(tmp_path, SHRINK_AGENT)
+    spec = background_spec(repo, "landing")
+    wait_paused(repo, "landing")
+    assert (repo.top / "data.bin").read_text() == "small now\n"  # files and index written, branch not moved
+    (repo.state / "paused-landing").write_bytes(b"")  # its page freed now, not by the release
+    disk.fill()
+    release(repo, "landing")
+    wait_worker_done(repo)
+
+    rec = last_run(repo)
+    assert rec["status"] == "failed", rec
+    reason = rec["reason"]
+    assert "no space left on device" in reason and "could not be undone" in reason, reason
+    assert "free some disk space, then run `mdspec status`: it finishes the undo" in reason
+    assert repo.head() == spec
+    assert (repo.state / "landing.json").exists() and (repo.top / ".git" / "index.lock").exists()
+    refused = subprocess.run(["git", "commit", "--allow-empty", "-m", "user"], cwd=repo.top,
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "index.lock" in refused.stderr
+    assert [p.name for p in repo.top.iterdir() if p.name.startswith(".data.bin")] == []  # no half copy
+
+    # Still full: status says what is wrong and what to do, and changes nothing.
+    full = repo.mdspec("status")
+    assert "free some disk space" in full.stdout, full.stdout
+    assert (repo.state / "landing.json").exists() and repo.head() == spec
+
+    disk.empty()
+    out = repo.mdspec("status").stdout
+    assert f"run {rec['id']}" in out and "recovery finished undoing the landing" in out, out
+    assert (repo.top / "data.bin").read_bytes() == old_data
+    assert repo.head() == spec and repo.status() == "" and repo.git("diff", "--cached") == ""
+    assert_no_leftovers(repo)
+    held = last_run(repo)
+    assert held["id"] == rec["id"] and held["status"] == "held", held
+    assert repo.head(f"refs/mdspec/results/{rec['id']}") == rec["result"]
+    assert repo.mdspec("apply").returncode == 0
+    assert repo.head() == rec["result"] and (repo.top / "data.bin").read_text() == "small now\n"
+    assert repo.status() == ""
