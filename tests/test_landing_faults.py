@@ -24,6 +24,7 @@ from runhelpers import (
     assert_next_run_lands,
     last_run,
     pid_gone,
+    queued,
     set_agent,
     spec_commit,
     user_state,
@@ -55,12 +56,11 @@ class Disk:
 
     def fill(self, leave: int = 0) -> None:
         """Leave about `leave` bytes free (0: none at all)."""
-        with (self.mount / "filler").open("ab") as f:
+        with (self.mount / "filler").open("ab", buffering=0) as f:
             chunk = b"\0" * (1 << 16)
             try:
                 while self.free() > leave:
                     f.write(chunk[: max(4096, min(len(chunk), self.free() - leave))])
-                    f.flush()
             except OSError:
                 pass  # full
 
@@ -198,3 +198,43 @@ def test_disk_full_when_even_the_undo_fails_keeps_the_lock_until_status_finishes
     assert repo.mdspec("apply").returncode == 0
     assert repo.head() == rec["result"] and (repo.top / "data.bin").read_text() == "small now\n"
     assert repo.status() == ""
+
+
+# --- 2. a full disk while a run goes on -----------------------------------------------------------------
+
+
+def test_disk_full_during_a_run_fails_it_and_the_next_run_lands(disk: Disk, tmp_path: Path) -> None:
+    repo = disk.repo
+    filler = disk.mount / "filler"
+    set_agent(tmp_path, f"""
+        import os, pathlib
+        pathlib.Path("big.bin").write_bytes(os.urandom({BIG}))
+        pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Add big.bin\\n")
+        # Something else on the machine fills the disk before mdspec commits the result.
+        with open({str(filler)!r}, "ab", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\\0" * 65536)
+            except OSError:
+                pass
+    """)
+    spec = spec_commit(repo, "# App\nBig.\n", env={})  # background, through the hook
+    before = user_state(repo)  # the worker touches the checkout only when it lands
+    wait_for(filler.exists, what="the agent to fill the disk")
+    wait_worker_done(repo)
+
+    rec = last_run(repo)
+    assert rec["status"] == "failed", rec  # not `running` forever: run.json was rewritten in place
+    assert "no space left on device" in rec["reason"].lower() and "\n" not in rec["reason"], rec["reason"]
+    assert "ended" in rec and "stage" not in rec
+    assert user_state(repo) == before and repo.head() == spec
+    assert_no_leftovers(repo)
+    # (git itself may leave a `tmp_obj_*` in .git/objects when its write fails; `git prune` expires it.)
+    assert queued(repo) == []
+    status = repo.mdspec("status")
+    assert "no space left on device" in status.stdout.lower()
+
+    disk.empty()  # space freed; nothing of mdspec's is deleted by hand
+    assert_next_run_lands(repo, tmp_path)
+    assert spec in trailers.values(repo.message(), trailers.IMPLEMENTS)
+    assert_no_leftovers(repo)
