@@ -432,6 +432,17 @@ def _is_ancestor(repo: Repo, ancestor: str, tip: str) -> bool:
     return git.run(["merge-base", "--is-ancestor", ancestor, tip], repo.top, check=False).returncode == 0
 
 
+def _keep(repo: Repo, run_id: str, result: str) -> tuple[bool, str]:
+    """Hold an undone landing's result: (held, what to add to the reason when it could not be)."""
+    if not run_id or run_id == "revert" or not repo.has_commit(result):
+        return False, ""
+    try:
+        hold(repo, run_id, result)
+    except GitError as exc:  # never say `mdspec apply` lands a result that has no ref
+        return False, f"; {exc}"
+    return True, ""
+
+
 def recover(repo: Repo) -> Recovery | None:
     """Finish or undo a landing a killed worker left half done; None when there was none.
 
@@ -468,10 +479,8 @@ def recover(repo: Repo) -> Recovery | None:
         lock = IndexLock(co)
         lock.ino = ino
         undone = _undo(repo, co, lock, old, new, index_swapped=swapped, why="the landing had failed")
-        held = bool(run_id) and run_id != "revert" and repo.has_commit(result)
-        if held:
-            hold(repo, run_id, result)
-        out = Recovery(run_id, False, held, result, result, f"recovery finished undoing the landing: {undone}")
+        held, kept = _keep(repo, run_id, result)
+        out = Recovery(run_id, False, held, result, result, f"recovery finished undoing the landing: {undone}{kept}")
     elif tip == new:
         out = Recovery(run_id, True, False, new, result, "the landing had finished; recovery tidied up")
     elif tip == old and co is not None and swapped and repo.update_ref(branch, new, old, f"mdspec: {run_id}"):
@@ -480,10 +489,8 @@ def recover(repo: Repo) -> Recovery | None:
         lock = IndexLock(co)
         lock.ino = ino
         undone = _undo(repo, co, lock, old, new, index_swapped=swapped, why="the worker was stopped")
-        held = bool(run_id) and run_id != "revert" and repo.has_commit(result)
-        if held:
-            hold(repo, run_id, result)
-        out = Recovery(run_id, False, held, result, result, f"recovery undid the landing: {undone}")
+        held, kept = _keep(repo, run_id, result)
+        out = Recovery(run_id, False, held, result, result, f"recovery undid the landing: {undone}{kept}")
     else:
         landed = tip is not None and _is_ancestor(repo, new, tip)
         out = Recovery(run_id, landed, False, new if landed else result, result,

@@ -238,3 +238,47 @@ def test_disk_full_during_a_run_fails_it_and_the_next_run_lands(disk: Disk, tmp_
     assert_next_run_lands(repo, tmp_path)
     assert spec in trailers.values(repo.message(), trailers.IMPLEMENTS)
     assert_no_leftovers(repo)
+
+
+# --- 3. `git gc --prune=now` during a run, and a hold that fails --------------------------------------------
+
+
+def test_gc_prune_now_during_a_run_keeps_the_result(mdrepo: Repo, tmp_path: Path) -> None:
+    repo = mdrepo
+    set_agent(tmp_path, BIG_AGENT)
+    spec = background_spec(repo, "after-commit")
+    wait_paused(repo, "after-commit")
+    rec = last_run(repo)
+    assert repo.head(f"refs/mdspec/results/{rec['id']}") == rec["result"]
+    repo.git("gc", "--prune=now", "--quiet")
+    assert repo.git("cat-file", "-t", rec["result"]).strip() == "commit"
+    release(repo, "after-commit")
+    wait_worker_done(repo)
+    done = last_run(repo)
+    assert done["status"] == "landed", done
+    assert repo.head() == rec["result"] and repo.head("HEAD~1") == spec
+    assert len((repo.top / "big.bin").read_bytes()) == BIG and repo.status() == ""
+    assert repo.git("for-each-ref", "refs/mdspec/results") == ""  # landing dropped the ref
+    assert_no_leftovers(repo)
+
+
+def test_a_hold_that_cannot_be_written_fails_the_run_and_never_offers_apply(mdrepo: Repo) -> None:
+    repo = mdrepo
+    spec = background_spec(repo, "after-commit")
+    wait_paused(repo, "after-commit")
+    before = user_state(repo)
+    rec = last_run(repo)
+    results = repo.top / ".git" / "refs" / "mdspec" / "results"
+    shutil.rmtree(results)
+    results.write_text("not a directory\n")  # no ref can be written under it now
+    release(repo, "after-commit")
+    wait_worker_done(repo)
+
+    failed = last_run(repo)
+    assert failed["id"] == rec["id"] and failed["status"] == "failed", failed
+    reason = failed["reason"]
+    assert f"could not keep the result {rec['result'][:12]} as refs/mdspec/results/{rec['id']}" in reason, reason
+    assert "the result was not landed" in reason and "mdspec apply" not in reason and "\n" not in reason
+    assert user_state(repo) == before and repo.head() == spec
+    assert_no_leftovers(repo)
+    assert "mdspec apply" not in repo.mdspec("status").stdout
