@@ -211,9 +211,11 @@ def _refusal(proc_out: str) -> str:
     lines = [ln.strip() for ln in proc_out.splitlines() if ln.strip()]
     # read-tree names each file in an error line ("error: Entry 'app.py' not uptodate. Cannot merge.",
     # "error: Untracked working tree file 'x' would be overwritten by merge."); checkout-style output
-    # lists them on lines of their own, indented.
-    files = [m.group(1) for ln in lines if ln.startswith("error:") and (m := _QUOTED.search(ln))]
-    files += [ln for ln in lines if not ln.startswith(("error:", "fatal:", "Please", "Aborting", "hint:"))]
+    # lists them on lines of their own, indented. Any other line is prose (git's "Another git process
+    # seems to be running…" advice after a lock it could not take), never a file name.
+    files = [m.group(1) for ln in lines if ln.startswith(("error: Entry ", "error: Untracked "))
+             and (m := _QUOTED.search(ln))]
+    files += [ln.strip() for ln in proc_out.splitlines() if ln[:1] in ("\t", " ") and ln.strip()]
     if files:
         return "your uncommitted changes touch files the run changed: " + ", ".join(files[:5])
     return lines[0] if lines else "git refused to update the checkout"

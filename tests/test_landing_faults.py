@@ -31,7 +31,7 @@ from runhelpers import (
     wait_for,
 )
 
-from mdspec import trailers
+from mdspec import land, trailers
 from mdspec.lock import lock_holder
 
 BIG = 1_500_000  # bytes of random data: incompressible, so git's object is as big as the file
@@ -282,3 +282,85 @@ def test_a_hold_that_cannot_be_written_fails_the_run_and_never_offers_apply(mdre
     assert user_state(repo) == before and repo.head() == spec
     assert_no_leftovers(repo)
     assert "mdspec apply" not in repo.mdspec("status").stdout
+
+
+# --- 4. the worker killed while `git read-tree -m -u` writes the checkout ------------------------------------
+
+
+def slow_git(tmp_path: Path, marker: Path, seconds: float = 2.0) -> dict[str, str]:
+    """A `git` first on PATH that, for a real (not --dry-run) read-tree, says so and sleeps, then runs git."""
+    real = shutil.which("git")
+    assert real is not None
+    bindir = tmp_path / "slowgit"
+    bindir.mkdir()
+    wrapper = bindir / "git"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in\n'
+        f'  *" --dry-run "*) ;;\n'
+        f'  *" read-tree "*) echo $$ > {marker}.tmp && mv {marker}.tmp {marker}; sleep {seconds} ;;\n'
+        "esac\n"
+        f'exec {real} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+
+
+def test_worker_killed_while_git_writes_the_checkout_waits_for_the_orphan(mdrepo: Repo, tmp_path: Path) -> None:
+    repo = mdrepo
+    set_agent(tmp_path, BIG_AGENT)
+    marker = tmp_path / "read-tree.pid"
+    spec = spec_commit(repo, "# App\nBig.\n")
+    # A background worker started by `mdspec run`: one started by the hook would find git's exec-path
+    # (git puts it first on PATH for hooks) before the wrapper.
+    assert "in the background" in repo.mdspec("run", env=slow_git(tmp_path, marker)).stdout
+    wait_for(marker.exists, 60, "the landing's read-tree to start")
+    orphan = int(marker.read_text())
+    worker = lock_holder(repo.state)
+    assert worker is not None
+    rec = last_run(repo)
+    os.kill(worker, signal.SIGKILL)  # the worker only: its git goes on, as after an OOM kill
+    wait_for(lambda: pid_gone(worker), what="the worker to die")
+    assert not pid_gone(orphan)
+
+    out = repo.mdspec("status").stdout  # at once, while the orphaned git still writes
+    assert pid_gone(orphan)  # recovery waited for it (or ended it) before touching anything
+    assert f"run {rec['id']} was interrupted" in out, out
+    assert "Another git process" not in out
+    assert not (repo.top / ".git" / "index.lock").exists() and not (repo.state / "landing.json").exists()
+    assert_no_leftovers(repo)
+    assert repo.git("diff", "--cached") == "" and repo.status() == ""
+    done = last_run(repo)
+    assert done["id"] == rec["id"]
+    assert "Another git process" not in done["reason"] and "seems to be running" not in done["reason"]
+    if done["status"] == "landed":
+        assert repo.head() == done["landed_as"] and len((repo.top / "big.bin").read_bytes()) == BIG
+    else:
+        assert done["status"] == "held", done
+        assert repo.head() == spec and not (repo.top / "big.bin").exists()
+        assert repo.head(f"refs/mdspec/results/{rec['id']}") == done["result"]
+        assert repo.mdspec("apply").returncode == 0
+        assert repo.head("HEAD~1") == spec and repo.status() == ""
+    assert len((repo.top / "big.bin").read_bytes()) == BIG
+
+
+def test_git_lock_messages_are_never_taken_for_file_names(repo: Repo) -> None:
+    """git's "Another git process seems to be running" advice is prose, not a list of files."""
+    (repo.top / ".git" / "index.lock").touch()
+    out = subprocess.run(["git", "read-tree", "-m", "-u", "--dry-run", "HEAD", "HEAD"], cwd=repo.top,
+                         capture_output=True, text=True)
+    assert out.returncode != 0 and "Another git process" in out.stderr
+    why = land._refusal(out.stderr)
+    assert "Another git process" not in why and "uncommitted changes" not in why
+    assert "index.lock" in why
+    # The files git names on lines of their own are still read as files.
+    (repo.top / ".git" / "index.lock").unlink()
+    repo.commit("app", {"app.txt": "one\n"})
+    first = repo.head()
+    second = repo.commit("app 2", {"app.txt": "two\n"})
+    repo.git("reset", "-q", "--hard", first)
+    repo.write("app.txt", "mine\n")
+    out = subprocess.run(["git", "read-tree", "-m", "-u", "--dry-run", first, second], cwd=repo.top,
+                         capture_output=True, text=True)
+    assert out.returncode != 0
+    assert land._refusal(out.stderr) == "your uncommitted changes touch files the run changed: app.txt"
