@@ -8,7 +8,6 @@ journal, lock or temporary file once the fault is over.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import FOREGROUND, Repo, make_repo
+from conftest import Repo, make_repo
 from runhelpers import (
     QUIET,
     assert_next_run_lands,
@@ -30,6 +29,7 @@ from runhelpers import (
     user_state,
     wait_for,
 )
+from test_recovery import kill_at
 
 from mdspec import land, trailers
 from mdspec.lock import lock_holder
@@ -364,3 +364,51 @@ def test_git_lock_messages_are_never_taken_for_file_names(repo: Repo) -> None:
                          capture_output=True, text=True)
     assert out.returncode != 0
     assert land._refusal(out.stderr) == "your uncommitted changes touch files the run changed: app.txt"
+
+
+# --- 5. the branch moved between the checkout update and the compare-and-swap --------------------------------
+
+
+def test_branch_moved_while_landing_is_undone_and_held(mdrepo: Repo) -> None:
+    repo = mdrepo
+    setup = repo.head()
+    spec = background_spec(repo, "landing")
+    wait_paused(repo, "landing")
+    repo.write("mine.txt", "the user's untracked file\n")  # made while the landing waits
+    rec = last_run(repo)
+    assert (repo.top / "out.txt").read_text() == "implemented\n"  # files and index written, branch not moved
+    repo.git("update-ref", "refs/heads/main", setup)  # no index lock: update-ref takes only the ref's
+    release(repo, "landing")
+    wait_worker_done(repo)
+
+    held = last_run(repo)
+    assert held["id"] == rec["id"] and held["status"] == "held", held
+    assert "the branch moved while landing; nothing landed; the checkout was put back" in held["reason"]
+    assert f"`mdspec apply {rec['id']}` lands it" in held["reason"]
+    assert repo.head() == setup  # where the user put it
+    # Files and index as they were before the landing: the spec commit's tree, the user's file kept.
+    assert not (repo.top / "out.txt").exists()
+    assert repo.git("write-tree").strip() == repo.head(f"{spec}^{{tree}}")
+    assert (repo.top / "mine.txt").read_text() == "the user's untracked file\n"
+    assert_no_leftovers(repo)
+    assert repo.head(f"refs/mdspec/results/{rec['id']}") == rec["result"]
+
+
+# --- 6. `mdspec revert` recovers an interrupted landing first ----------------------------------------------
+
+
+def test_revert_after_a_killed_landing_recovers_then_reverts_it(mdrepo: Repo) -> None:
+    repo = mdrepo
+    spec = background_spec(repo, "landing")
+    kill_at(repo, "landing")
+    rec = last_run(repo)
+    assert repo.head() == spec and (repo.top / ".git" / "index.lock").exists()
+
+    out = repo.mdspec("revert").stdout
+    assert f"run {rec['id']} was interrupted: landed" in out, out
+    assert f"reverted {rec['result'][:10]}" in out
+    assert repo.head("HEAD~1") == rec["result"] and repo.head("HEAD~2") == spec
+    assert trailers.values(repo.message(), trailers.REVERTS) == [rec["result"]]
+    assert not (repo.top / "out.txt").exists() and repo.status() == ""
+    assert last_run(repo)["status"] == "landed"
+    assert_no_leftovers(repo)
