@@ -31,7 +31,7 @@ from runhelpers import (
 )
 from test_recovery import kill_at
 
-from mdspec import land, trailers
+from mdspec import land, records, trailers, triggers
 from mdspec.lock import lock_holder
 
 BIG = 1_500_000  # bytes of random data: incompressible, so git's object is as big as the file
@@ -240,6 +240,24 @@ def test_disk_full_during_a_run_fails_it_and_the_next_run_lands(disk: Disk, tmp_
     assert_no_leftovers(repo)
 
 
+def test_state_writes_on_a_full_disk_leave_no_temp_files(disk: Disk) -> None:
+    repo = disk.repo
+    state = repo.state
+    rdir = state / "runs" / "r1"
+    records.write(rdir, {"id": "r1", "status": "running", "reason": ""})
+    disk.fill()
+    # An existing run.json is rewritten in place; a new one cannot be written, and says so.
+    records.write(rdir, {"id": "r1", "status": "failed", "reason": "no space left on device"})
+    assert records.read(rdir)["status"] == "failed"
+    with pytest.raises(OSError):
+        records.write(state / "runs" / "r2", {"id": "r2", "status": "running", "reason": "x" * 5000})
+    with pytest.raises(OSError):
+        triggers.enqueue(str(state), "a" * 40, "refs/heads/main\n" + "x" * 5000)
+    assert triggers.entries(str(state)) == []
+    assert_no_leftovers(repo)
+    assert [p.name for p in state.rglob(".*")] == []
+
+
 # --- 3. `git gc --prune=now` during a run, and a hold that fails --------------------------------------------
 
 
@@ -392,6 +410,36 @@ def test_branch_moved_while_landing_is_undone_and_held(mdrepo: Repo) -> None:
     assert (repo.top / "mine.txt").read_text() == "the user's untracked file\n"
     assert_no_leftovers(repo)
     assert repo.head(f"refs/mdspec/results/{rec['id']}") == rec["result"]
+
+
+def test_branch_moved_and_the_undo_stuck_on_a_full_disk_is_undone_later(disk: Disk, tmp_path: Path) -> None:
+    """The journal outlives a failed undo: recovery goes on undoing although the branch is elsewhere."""
+    repo = disk.repo
+    old_data = os.urandom(BIG)
+    (repo.top / "data.bin").write_bytes(old_data)
+    setup = repo.commit("data", env=QUIET)
+    set_agent(tmp_path, SHRINK_AGENT)
+    spec = background_spec(repo, "landing")
+    wait_paused(repo, "landing")
+    repo.git("update-ref", "refs/heads/main", setup)
+    (repo.state / "paused-landing").write_bytes(b"")
+    disk.fill()
+    release(repo, "landing")
+    wait_worker_done(repo)
+    rec = last_run(repo)
+    assert rec["status"] == "failed" and "the branch moved while landing" in rec["reason"], rec
+    assert "could not be undone" in rec["reason"]
+    assert (repo.state / "landing.json").exists() and (repo.top / ".git" / "index.lock").exists()
+    assert (repo.top / "data.bin").read_text() == "small now\n"  # still the result's: nothing half written
+
+    disk.empty()
+    out = repo.mdspec("status").stdout
+    assert "recovery finished undoing the landing: nothing landed; the checkout was put back" in out, out
+    assert repo.head() == setup  # the user's move stays
+    assert (repo.top / "data.bin").read_bytes() == old_data
+    assert repo.git("write-tree").strip() == repo.head(f"{spec}^{{tree}}")
+    assert last_run(repo)["status"] == "held"
+    assert_no_leftovers(repo)
 
 
 # --- 6. `mdspec revert` recovers an interrupted landing first ----------------------------------------------
