@@ -449,7 +449,8 @@ def recover(repo: Repo) -> Recovery | None:
     """Finish or undo a landing a killed worker left half done; None when there was none.
 
     The caller holds the worker lock, so the journal's writer is dead; what it left running is waited for
-    (or ended) first. Then, by where the branch is:
+    (or ended) first. A landing whose undo had begun (it failed, and the undo could not finish: a full
+    disk) is undone, wherever the branch is. Otherwise, by where the branch is:
     - at `new`: the index was swapped before the branch moved, so the landing was complete;
     - at `old` with the new index in place: the files and index are done; move the branch (compare-and-swap);
     - at `old` otherwise: put back every file the landing wrote and hold the result;
