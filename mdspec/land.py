@@ -280,7 +280,9 @@ def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result:
     try:
         for p in (orig, new_index):
             if co.index.exists():
-                shutil.copyfile(co.index, p)
+                # With its mtime: git trusts an entry's stat data only when the file is older than the
+                # index, so a copy stamped "now" would hide an edit made in the index's last second.
+                shutil.copy2(co.index, p)
             else:
                 p.unlink(missing_ok=True)
         env = _git_env(new_index, run_id)
@@ -392,7 +394,7 @@ def _undo(repo: Repo, co: Checkout, lock: IndexLock, old: str, new: str, *, inde
         if index_swapped and orig.exists():
             # Not through index.new: recovery reads "index.new is gone" as "the new index was swapped in".
             try:
-                shutil.copyfile(orig, back)
+                shutil.copy2(orig, back)  # its mtime too: see _land_locked
                 os.replace(back, co.index)
             finally:
                 back.unlink(missing_ok=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import Repo, make_repo
+from conftest import FOREGROUND, Repo, make_repo
 from runhelpers import (
     QUIET,
     assert_next_run_lands,
@@ -460,3 +460,31 @@ def test_revert_after_a_killed_landing_recovers_then_reverts_it(mdrepo: Repo) ->
     assert not (repo.top / "out.txt").exists() and repo.status() == ""
     assert last_run(repo)["status"] == "landed"
     assert_no_leftovers(repo)
+
+
+# --- git's racy-clean rule: an edit in the index's own second -------------------------------------------------
+
+
+def test_an_edit_in_the_index_s_own_second_is_never_overwritten(mdrepo: Repo) -> None:
+    """git trusts an entry's stat data only when the file is older than the index; the landing's copy of
+    the index must keep the index's mtime, or an edit made in that second looks clean and is lost.
+
+    Deterministic: the edit keeps size and mtime (as `cp -p` or a tar extraction do), ctime is not trusted
+    (`core.trustctime = false`), and the index is stamped with the file's mtime."""
+    repo = mdrepo
+    repo.commit("spec: greet", {"spec/app.md": "# App\n"}, env=FOREGROUND)
+    run_id = trailers.values(repo.message(), trailers.RUN)[0]
+    head = repo.head()
+    repo.git("config", "core.trustctime", "false")
+    out, index = repo.top / "out.txt", repo.top / ".git" / "index"
+    stamp = out.stat().st_mtime_ns - 10**10
+    os.utime(out, ns=(stamp, stamp))
+    repo.git("update-index", "-q", "--refresh")  # the entry records that mtime, older than the index
+    out.write_text("my own edit\n")  # as long as "implemented\n"
+    os.utime(out, ns=(stamp, stamp))
+    os.utime(index, ns=(stamp, stamp))  # as if the index had been written in the edit's second
+    assert repo.git("diff-files", "--name-only").split() == ["out.txt"]  # git itself sees the edit
+
+    proc = repo.mdspec("revert", run_id, check=False)
+    assert proc.returncode == 1 and "revert not applied" in proc.stderr, proc.stdout + proc.stderr
+    assert out.read_text() == "my own edit\n" and repo.head() == head
