@@ -399,7 +399,8 @@ def recover(repo: Repo, out: Printer) -> None:
         kill_leftovers(str(rec["id"]))
         if rec.get("status") == records.LANDED and rec.get("landed_as"):
             Runner(repo, out)._note(rec, rec["landed_as"])
-        out(f"mdspec: run {rec['id']} was interrupted: {rec['status']}: {rec.get('reason', '')}")
+        how = "was interrupted" if rec.get("interrupted") else "was recovered"  # else: a landing stuck at first
+        out(f"mdspec: run {rec['id']} {how}: {rec['status']}: {rec.get('reason', '')}")
     if interrupted:
         _reset_worktree(repo, state, str(interrupted[-1].get("base") or ""))
 

@@ -188,7 +188,7 @@ def test_disk_full_when_even_the_undo_fails_keeps_the_lock_until_status_finishes
 
     disk.empty()
     out = repo.mdspec("status").stdout
-    assert f"run {rec['id']}" in out and "recovery finished undoing the landing" in out, out
+    assert f"run {rec['id']} was recovered: held" in out and "recovery finished undoing the landing" in out, out
     assert (repo.top / "data.bin").read_bytes() == old_data
     assert repo.head() == spec and repo.status() == "" and repo.git("diff", "--cached") == ""
     assert_no_leftovers(repo)
