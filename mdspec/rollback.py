@@ -1,11 +1,12 @@
 """Put a checkout's files back from a landing's new tree to its old one, file by file, losing nothing.
 
 Used when a landing stopped half way (git failed while writing files, the disk filled up, the worker was
-killed): the files the result changes are each in one of three states. A file that holds the new content
+killed): each file the result changes is looked at on its own. A file that holds the new content
 was written by the landing and gets the old content back; a file that already holds the old content is
 left alone; a file that holds a beginning of the new content is one git was writing when the disk filled
-up, and is treated as written by the landing; a file that holds anything else was written by someone else
-since: it is left exactly as it is and named in the outcome: nothing of anyone's is overwritten.
+up, and a missing file one git removed before writing it: both get the old content back too (nothing is
+there to lose); a file that holds anything else was written by someone else since: it is left exactly as
+it is and named in the outcome: nothing of anyone's is overwritten.
 """
 
 from __future__ import annotations
