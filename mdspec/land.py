@@ -19,6 +19,7 @@ and the files agree.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -37,6 +38,7 @@ from mdspec.git import Repo
 RESULTS = "refs/mdspec/results/"
 KEEP_REF = "refs/mdspec/landing"  # keeps a rebased result alive while it lands (`git gc` may run any time)
 JOURNAL = "landing.json"
+UNDO_MARK = "undoing"  # in the landing's work dir while a landing is being undone
 LAND_WAIT = 120.0  # seconds a landing waits for the user's git commands before it holds the result
 ORPHAN_WAIT = 30.0  # seconds recovery waits for a git a killed landing left running, before ending it
 _QUOTED = re.compile(r"'(.+)'")
@@ -209,9 +211,11 @@ def _refusal(proc_out: str) -> str:
     lines = [ln.strip() for ln in proc_out.splitlines() if ln.strip()]
     # read-tree names each file in an error line ("error: Entry 'app.py' not uptodate. Cannot merge.",
     # "error: Untracked working tree file 'x' would be overwritten by merge."); checkout-style output
-    # lists them on lines of their own, indented.
-    files = [m.group(1) for ln in lines if ln.startswith("error:") and (m := _QUOTED.search(ln))]
-    files += [ln for ln in lines if not ln.startswith(("error:", "fatal:", "Please", "Aborting", "hint:"))]
+    # lists them on lines of their own, indented. Any other line is prose (git's "Another git process
+    # seems to be running…" advice after a lock it could not take), never a file name.
+    files = [m.group(1) for ln in lines if ln.startswith(("error: Entry ", "error: Untracked "))
+             and (m := _QUOTED.search(ln))]
+    files += [ln.strip() for ln in proc_out.splitlines() if ln[:1] in ("\t", " ") and ln.strip()]
     if files:
         return "your uncommitted changes touch files the run changed: " + ", ".join(files[:5])
     return lines[0] if lines else "git refused to update the checkout"
@@ -276,7 +280,9 @@ def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result:
     try:
         for p in (orig, new_index):
             if co.index.exists():
-                shutil.copyfile(co.index, p)
+                # With its mtime: git trusts an entry's stat data only when the file is older than the
+                # index, so a copy stamped "now" would hide an edit made in the index's last second.
+                shutil.copy2(co.index, p)
             else:
                 p.unlink(missing_ok=True)
         env = _git_env(new_index, run_id)
@@ -296,7 +302,7 @@ def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result:
     try:
         proc = git.run(["read-tree", "-m", "-u", tip, commit], co.top, check=False, env=env)
         if proc.returncode != 0:
-            raise OSError(_refusal(proc.stderr or proc.stdout))
+            raise OSError(_git_failure(repo, co, tip, commit, proc.stderr or proc.stdout))
         _fsync(new_index)
         os.replace(new_index, co.index)
     except OSError as exc:
@@ -304,9 +310,17 @@ def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result:
         undone = _undo(repo, co, lock, tip, commit, index_swapped=False, why=why)
         return Landing(False, result, f"updating the checkout failed ({why}); {undone}")
     records.pause_point(repo.common_dir / "mdspec", "landing")
-    if not repo.update_ref(branch, commit, tip, f"mdspec: {run_id}"):
-        undone = _undo(repo, co, lock, tip, commit, index_swapped=True, why="the branch moved")
-        return Landing(False, result, f"the branch moved while landing; {undone}")
+    moved = git.run(["update-ref", "-m", f"mdspec: {run_id}", branch, commit, tip], repo.top, check=False)
+    if moved.returncode != 0:
+        # A compare-and-swap that lost, or git that could not write the ref (a full disk): tell them apart.
+        if repo.resolve_ref(branch) != tip:
+            why = "the branch moved while landing"
+        else:
+            why = "could not move the branch: " + _last_line(moved.stderr or moved.stdout, "git update-ref failed")
+            if _short_of_space(co, 4096):
+                why = f"no space left on device ({why})"
+        undone = _undo(repo, co, lock, tip, commit, index_swapped=True, why=why)
+        return Landing(False, result, f"{why}; {undone}")
     _cleanup(repo)
     _clear_journal(repo)
     how = "fast-forward" if commit == result else f"rebased onto {tip[:10]}"
@@ -322,10 +336,45 @@ def _fsync(path: Path) -> None:
             os.close(fd)
 
 
+def _last_line(text: str, default: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else default
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _short_of_space(co: Checkout, needed: int) -> bool:
+    """Has the checkout's or the git dir's filesystem less than `needed` bytes free (a full disk)?"""
+    free = [f for f in (_free_bytes(co.top), _free_bytes(co.git_dir)) if f is not None]
+    return bool(free) and min(free) < needed
+
+
+def _git_failure(repo: Repo, co: Checkout, old: str, new: str, out: str) -> str:
+    """Why `read-tree -m -u` failed. git says only "unable to write file x" when the disk fills up, so
+    a filesystem with less room left than the landing writes names the cause."""
+    text = _refusal(out)
+    needed = co.index.stat().st_size if co.index.exists() else 0
+    for rel in rollback.changed_paths(repo, old, new):
+        found = repo.entry_at(new, rel)
+        needed += len(found[1]) if found is not None else 0
+    if _short_of_space(co, needed):
+        return f"no space left on device ({text})"
+    return text
+
+
 def _cleanup(repo: Repo) -> None:
     work = _work_dir(repo)
-    for name in ("index.orig", "index.new", "index.new.lock"):
+    # The undo marker goes last: while it is there, recovery knows an undo was under way.
+    for name in ("index.orig", "index.new", "index.new.lock", "index.back", UNDO_MARK):
         (work / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        work.rmdir()  # only when empty
     if repo.resolve_ref(KEEP_REF):
         repo.delete_ref(KEEP_REF)
 
@@ -337,18 +386,26 @@ def _undo(repo: Repo, co: Checkout, lock: IndexLock, old: str, new: str, *, inde
     can act on the half-landed checkout, and LandingStuck says what to do.
     """
     try:
+        # An empty file (a full disk still takes one): from now on recovery undoes, never finishes.
+        _work_dir(repo).mkdir(parents=True, exist_ok=True)
+        (_work_dir(repo) / UNDO_MARK).touch()
         done = rollback.undo_files(repo, co.top, old, new)
-        orig = _work_dir(repo) / "index.orig"
+        orig, back = _work_dir(repo) / "index.orig", _work_dir(repo) / "index.back"
         if index_swapped and orig.exists():
-            shutil.copyfile(orig, _work_dir(repo) / "index.new")
-            os.replace(_work_dir(repo) / "index.new", co.index)
+            # Not through index.new: recovery reads "index.new is gone" as "the new index was swapped in".
+            try:
+                shutil.copy2(orig, back)  # its mtime too: see _land_locked
+                os.replace(back, co.index)
+            finally:
+                back.unlink(missing_ok=True)
         _cleanup(repo)
     except OSError as exc:
         lock.keep = True
+        cause = "free some disk space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "remove the cause"
         raise LandingStuck(
             f"landing stopped half way ({why}) and could not be undone ({exc.strerror or exc}): the checkout "
-            f"{co.top} is locked (index.lock) so nothing commits over it; free the cause (disk space?), then run "
-            "`mdspec status`: it finishes the undo"
+            f"{co.top} is locked (index.lock) so nothing commits over it; {cause}, then run `mdspec status`: "
+            "it finishes the undo"
         ) from exc
     _clear_journal(repo)
     text = "nothing landed; the checkout was put back"
@@ -379,11 +436,23 @@ def _is_ancestor(repo: Repo, ancestor: str, tip: str) -> bool:
     return git.run(["merge-base", "--is-ancestor", ancestor, tip], repo.top, check=False).returncode == 0
 
 
+def _keep(repo: Repo, run_id: str, result: str) -> tuple[bool, str]:
+    """Hold an undone landing's result: (held, what to add to the reason when it could not be)."""
+    if not run_id or run_id == "revert" or not repo.has_commit(result):
+        return False, ""
+    try:
+        hold(repo, run_id, result)
+    except GitError as exc:  # never say `mdspec apply` lands a result that has no ref
+        return False, f"; {exc}"
+    return True, ""
+
+
 def recover(repo: Repo) -> Recovery | None:
     """Finish or undo a landing a killed worker left half done; None when there was none.
 
     The caller holds the worker lock, so the journal's writer is dead; what it left running is waited for
-    (or ended) first. Then, by where the branch is:
+    (or ended) first. A landing whose undo had begun (it failed, and the undo could not finish: a full
+    disk) is undone, wherever the branch is. Otherwise, by where the branch is:
     - at `new`: the index was swapped before the branch moved, so the landing was complete;
     - at `old` with the new index in place: the files and index are done; move the branch (compare-and-swap);
     - at `old` otherwise: put back every file the landing wrote and hold the result;
@@ -410,7 +479,14 @@ def recover(repo: Repo) -> Recovery | None:
         _end_orphans(run_id)
     tip = repo.resolve_ref(branch)
     swapped = not (_work_dir(repo) / "index.new").exists() and (_work_dir(repo) / "index.orig").exists()
-    if tip == new:
+    undoing = (_work_dir(repo) / UNDO_MARK).exists()  # a landing that failed and whose undo did not finish
+    if undoing and co is not None:
+        lock = IndexLock(co)
+        lock.ino = ino
+        undone = _undo(repo, co, lock, old, new, index_swapped=swapped, why="the landing had failed")
+        held, kept = _keep(repo, run_id, result)
+        out = Recovery(run_id, False, held, result, result, f"recovery finished undoing the landing: {undone}{kept}")
+    elif tip == new:
         out = Recovery(run_id, True, False, new, result, "the landing had finished; recovery tidied up")
     elif tip == old and co is not None and swapped and repo.update_ref(branch, new, old, f"mdspec: {run_id}"):
         out = Recovery(run_id, True, False, new, result, "recovery finished the landing")
@@ -418,10 +494,8 @@ def recover(repo: Repo) -> Recovery | None:
         lock = IndexLock(co)
         lock.ino = ino
         undone = _undo(repo, co, lock, old, new, index_swapped=swapped, why="the worker was stopped")
-        held = bool(run_id) and run_id != "revert" and repo.has_commit(result)
-        if held:
-            hold(repo, run_id, result)
-        out = Recovery(run_id, False, held, result, result, f"recovery undid the landing: {undone}")
+        held, kept = _keep(repo, run_id, result)
+        out = Recovery(run_id, False, held, result, result, f"recovery undid the landing: {undone}{kept}")
     else:
         landed = tip is not None and _is_ancestor(repo, new, tip)
         out = Recovery(run_id, landed, False, new if landed else result, result,

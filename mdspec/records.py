@@ -3,6 +3,7 @@ transcript/output files beside it. Reading tolerates a truncated or corrupted ru
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -50,10 +51,22 @@ def new_run_id() -> str:
 
 
 def write(run_dir: Path, record: dict[str, Any]) -> None:
+    """Replace run.json atomically; on a full disk, rewrite it in place rather than leave it stale."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / f".run.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, run_dir / "run.json")
+    text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    path, tmp = run_dir / "run.json", run_dir / f".run.json.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not path.exists():
+            raise
+        # The file's own blocks still take the new text (unless it grew past them): a final "failed"
+        # must not stay "running" forever because the disk filled up. `read` tolerates a torn file.
+        with path.open("r+", encoding="utf-8") as f:
+            f.write(text)
+            f.truncate()
 
 
 def read(run_dir: Path) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """Put a checkout's files back from a landing's new tree to its old one, file by file, losing nothing.
 
 Used when a landing stopped half way (git failed while writing files, the disk filled up, the worker was
-killed): the files the result changes are each in one of three states. A file that holds the new content
+killed): each file the result changes is looked at on its own. A file that holds the new content
 was written by the landing and gets the old content back; a file that already holds the old content is
-left alone; a file that holds anything else was written by someone else since (or truncated by a full
-disk): it is left exactly as it is and named in the outcome: nothing of anyone's is overwritten.
+left alone; a file that holds a beginning of the new content is one git was writing when the disk filled
+up, and a missing file one git removed before writing it: both get the old content back too (nothing is
+there to lose); a file that holds anything else was written by someone else since: it is left exactly as
+it is and named in the outcome: nothing of anyone's is overwritten.
 """
 
 from __future__ import annotations
@@ -67,10 +69,16 @@ def _same(disk: Entry | None, want: Entry | None) -> bool:
     return disk.data == want.data and (disk.mode == _EXEC) == (want.mode == _EXEC)
 
 
+def _cut_short(disk: Entry | None, want: Entry | None) -> bool:
+    """A file git was writing when the disk filled up: a strict beginning of the new content."""
+    return (disk is not None and want is not None and disk.mode != _LINK and want.mode != _LINK
+            and len(disk.data) < len(want.data) and want.data.startswith(disk.data))
+
+
 def _write(path: Path, entry: Entry | None) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
     if entry is None:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
         # Remove directories the landing created and left empty.
         parent = path.parent
         with contextlib.suppress(OSError):
@@ -79,13 +87,19 @@ def _write(path: Path, entry: Entry | None) -> None:
                 parent = parent.parent
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    if entry.mode == _LINK:
-        os.symlink(os.fsdecode(entry.data), path)
-        return
+    # Written beside the file and renamed over it: on a full disk the file keeps its content (the new one,
+    # which a later undo still recognises) instead of vanishing, and no half-written copy stays behind.
     tmp = path.with_name(f".{path.name}.mdspec-undo")
-    tmp.write_bytes(entry.data)
-    os.chmod(tmp, 0o755 if entry.mode == _EXEC else 0o644)
-    os.replace(tmp, path)
+    try:
+        tmp.unlink(missing_ok=True)
+        if entry.mode == _LINK:
+            os.symlink(os.fsdecode(entry.data), tmp)
+        else:
+            tmp.write_bytes(entry.data)
+            os.chmod(tmp, 0o755 if entry.mode == _EXEC else 0o644)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def undo_files(repo: Repo, top: Path, old: str, new: str) -> Undone:
@@ -100,7 +114,9 @@ def undo_files(repo: Repo, top: Path, old: str, new: str) -> Undone:
         was, now = _entry(repo, old, rel), _entry(repo, new, rel)
         if _same(disk, was):
             continue
-        if _same(disk, now):
+        # A missing file is one git removed before writing its new content (or the user deleted): putting
+        # the old content there overwrites nothing.
+        if _same(disk, now) or _cut_short(disk, now) or disk is None:
             plan.append((0 if was is None else 1, rel, was))
         else:
             left.append(rel)

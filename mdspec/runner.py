@@ -15,6 +15,7 @@ left running, and resets the worktree.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import time
@@ -180,9 +181,14 @@ class Runner:
                 kill_leftovers(run_id)
         except FatalError as exc:
             rec.update(status=records.FAILED, reason=str(exc))
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # expected on a full disk: say so, no traceback
+                rec.update(status=records.FAILED, reason=f"no space left on device ({exc.filename or exc}); "
+                                                         "free some space, then `mdspec run`")
+            else:
+                _internal_error(rec, rdir, exc)
         except Exception as exc:  # a bug must not lose the record or kill the queue
-            rec.update(status=records.FAILED, reason=f"internal error: {type(exc).__name__}: {exc}")
-            (rdir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+            _internal_error(rec, rdir, exc)
         finally:
             with shielded():
                 events.close()
@@ -325,7 +331,7 @@ class Runner:
         try:
             landing = land.land(repo, rec["branch"], commit, rec["id"])
         except land.LandingStuck as exc:
-            rec.update(status=records.FAILED, reason=str(exc))
+            rec.update(status=records.FAILED, reason=str(exc), landing_stuck=True)  # recovery settles it
             return None
         if landing.landed:
             rec.update(status=records.LANDED, landed_as=landing.commit, reason=landing.reason)
@@ -355,6 +361,12 @@ class Runner:
         return found
 
 
+def _internal_error(rec: dict[str, Any], rdir: Path, exc: Exception) -> None:
+    rec.update(status=records.FAILED, reason=f"internal error: {type(exc).__name__}: {exc}")
+    with contextlib.suppress(OSError):  # the disk may be full: the record matters more than the traceback
+        (rdir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+
+
 def _stop_reason(result: BackendResult) -> str:
     if result.stopped_by in STOP_LIMITS:
         return f"stopped at the {result.stopped_by} limit" + (f" ({result.error})" if result.error else "")
@@ -373,18 +385,21 @@ def mark_interrupted(state: Path, landing: land.Recovery | None = None) -> list[
     """
     done = []
     for rec in records.all_runs(state):
-        if rec.get("status") != records.RUNNING:
+        stuck = landing is not None and landing.run_id == rec.get("id") and rec.pop("landing_stuck", False)
+        if rec.get("status") != records.RUNNING and not stuck:
             continue
-        rec.update(status=records.INTERRUPTED, reason="the worker stopped before the run finished",
-                   interrupted=True)
+        # A landing that failed and could not be undone then (a full disk) is settled by recovery now.
+        what = "the landing could not be undone at first" if stuck else "the worker stopped while landing"
+        if not stuck:
+            rec.update(status=records.INTERRUPTED, reason="the worker stopped before the run finished",
+                       interrupted=True)
         rec.pop("stage", None)
         if landing is not None and landing.run_id == rec.get("id"):
             rec["recovery"] = landing.reason
             if landing.landed:
-                rec.update(status=records.LANDED, landed_as=landing.commit,
-                           reason=f"the worker stopped while landing; {landing.reason}")
+                rec.update(status=records.LANDED, landed_as=landing.commit, reason=f"{what}; {landing.reason}")
             elif landing.result and rec.get("result"):
-                rec.update(reason=f"the worker stopped while landing; {landing.reason}")
+                rec.update(reason=f"{what}; {landing.reason}")
                 if landing.held:
                     rec.update(status=records.HELD,
                                reason=f"{rec['reason']}; `mdspec apply {rec['id']}` lands it")
@@ -403,7 +418,8 @@ def recover(repo: Repo, out: Printer) -> None:
         kill_leftovers(str(rec["id"]))
         if rec.get("status") == records.LANDED and rec.get("landed_as"):
             Runner(repo, out)._note(rec, rec["landed_as"])
-        out(f"mdspec: run {rec['id']} was interrupted: {rec['status']}: {rec.get('reason', '')}")
+        how = "was interrupted" if rec.get("interrupted") else "was recovered"  # else: a landing stuck at first
+        out(f"mdspec: run {rec['id']} {how}: {rec['status']}: {rec.get('reason', '')}")
     if interrupted:
         _reset_worktree(repo, state, str(interrupted[-1].get("base") or ""))
 
