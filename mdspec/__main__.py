@@ -7,12 +7,20 @@ import sys
 
 def main() -> int:
     if sys.argv[1:3] == ["hook", "post-commit"] and len(sys.argv) == 3:
-        from mdspec.hook import post_commit
+        from mdspec.hook import post_commit_guarded
 
-        return post_commit()
+        return post_commit_guarded()
     from mdspec.cli import main as cli_main
 
-    return cli_main()
+    code = cli_main()
+    try:
+        sys.stdout.flush()  # here, not at exit: a reader that went away is an ordinary end (`| head -1`)
+    except BrokenPipeError:
+        from mdspec.errors import BROKEN_PIPE_EXIT, silence_stdout
+
+        silence_stdout()
+        return BROKEN_PIPE_EXIT
+    return code
 
 
 if __name__ == "__main__":

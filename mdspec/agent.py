@@ -15,8 +15,10 @@ to import and the hook's fast path must not pay for it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +28,7 @@ from typing import Any
 
 from mdspec.config import Price
 from mdspec.errors import BackendError
+from mdspec.procs import KEY_VARS, protect_environ
 from mdspec.session import BackendResult, RunContext, Usage
 from mdspec.tools import BASH, EDITOR, Toolbox, summary
 
@@ -35,7 +38,6 @@ TOOLS: list[dict[str, Any]] = [
     {"type": "bash_20250124", "name": BASH},
 ]
 EPHEMERAL = {"type": "ephemeral"}
-KEY_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 DEFAULT_RETRIES = 2
 REQUEST_TIMEOUT = 600.0  # seconds per request; a streamed response keeps the connection busy throughout
 UNCACHEABLE = ("thinking", "redacted_thinking")  # blocks that cannot carry cache_control
@@ -48,6 +50,15 @@ FIX = ("The check command failed on your changes. Fix the code (never the spec) 
        "The check's output:\n\n```\n")
 
 ClientFactory = Callable[[], Any]
+CHARS_PER_TOKEN = 3  # for estimating a request's new tokens before sending it; real text averages nearer 4
+
+
+class StreamFault(Exception):
+    """The Messages API broke the stream's wire format: the message is one line naming the API's fault."""
+
+
+class DeadlineReached(Exception):
+    """The run's max_minutes passed while a request was still in flight (mdspec's own deadline)."""
 
 
 def check_ready(env: Mapping[str, str]) -> None:
@@ -137,6 +148,8 @@ def describe_failure(exc: Exception) -> tuple[str, str]:
     import anthropic
 
     name = type(exc).__name__
+    if isinstance(exc, StreamFault):
+        return "error", _one_line(str(exc))
     if isinstance(exc, anthropic.APIStatusError):
         rid = exc.request_id or "none"
         msg = getattr(exc, "api_message", None) or exc.message
@@ -150,6 +163,54 @@ def describe_failure(exc: Exception) -> tuple[str, str]:
     if isinstance(exc, anthropic.APIConnectionError):
         return "error", _one_line(f"{name}: {exc} (no response; request id none)")
     return "error", _one_line(f"{name}: {exc}")
+
+
+def _request_id(stream: Any) -> str:
+    try:
+        return str(stream.response.headers.get("request-id") or "none")
+    except Exception:  # no response to ask
+        return "none"
+
+
+def _stream_message(client: Any, params: dict[str, Any], timeout: float, box: dict[str, Any]) -> Any:
+    """One streamed request; the final message only when the stream ended with `message_stop`.
+
+    A stream cut short, even one the server closes cleanly, is a failure, never the end of the turn: the
+    SDK would hand back whatever arrived, with no stop reason, as if the model had finished.
+    """
+    import anthropic  # late: see the module docstring
+
+    with client.messages.stream(**params, timeout=timeout) as stream:
+        box["stream"] = stream
+        rid = _request_id(stream)
+        kind = stream.response.headers.get("content-type", "")
+        if not kind.startswith("text/event-stream"):
+            raise StreamFault(f"the Messages API sent a body of type {kind or 'unknown'} where a stream was "
+                              f"asked (request id {rid})")
+        stopped = False
+        try:
+            for event in stream:
+                stopped = stopped or event.type == "message_stop"
+        except (anthropic.APIError, OSError):
+            raise
+        except (ValueError, RuntimeError, LookupError, TypeError, AssertionError) as exc:
+            # Only the SDK's parsing runs here: JSON or schema errors in an event's data, or events out of
+            # order (a delta before message_start, an index with no block), which its accumulator rejects.
+            raise StreamFault(_one_line(f"the Messages API sent a malformed stream event: {exc} "
+                                        f"(request id {rid})")) from None
+        if not stopped:
+            raise StreamFault(f"the Messages API stream ended without message_stop (the connection was closed "
+                              f"mid-stream; request id {rid}): nothing from it was used")
+        return stream.get_final_message()
+
+
+def _abandon(box: dict[str, Any], client: Any) -> None:
+    """Close an in-flight request's stream and its client from another thread (best effort)."""
+    for closer in (getattr(box.get("stream"), "close", None), getattr(client, "close", None)):
+        if closer is not None:
+            # Already closed, or closing races the reading thread: either way that thread ends.
+            with contextlib.suppress(Exception):
+                closer()
 
 
 class AnthropicSession:
@@ -167,12 +228,16 @@ class AnthropicSession:
         self.logged = 0  # messages[:logged] are already in the transcript
         self.turns = 0
         self.usage = Usage()
+        self.last_prompt_tokens = 0  # the previous request's prompt plus its answer: the next prompt's prefix
+        self.sent_messages = 0  # messages[:sent_messages] went out with the previous request
         self.spent = 0.0  # seconds spent inside earlier start()/fix() calls (not in the runner's checks)
         self.final_text = ""
+        self.began: float | None = None  # when the current start()/fix() began
         self.model = ctx.agent.model
         self.price_known = True
         self.refusals: list[str] = []
         self.tools = Toolbox(ctx.worktree, ctx.protected, ctx.env, bash_timeout, shell_prefix)
+        protect_environ()  # without a sandbox, a command could read the key from the worker's /proc entry
         secrets = [v for k in KEY_VARS for v in (os.environ.get(k), ctx.env.get(k)) if v]
         self.transcript = Transcript(ctx.run_dir / "transcript.jsonl", secrets)
 
@@ -185,7 +250,7 @@ class AnthropicSession:
         return self._session(FIX + check_output + "\n```\n")
 
     def _session(self, prompt: str) -> BackendResult:
-        began = self.clock()
+        began = self.began = self.clock()
         self._add_user([{"type": "text", "text": prompt}])
         try:
             return self._loop(began)
@@ -204,11 +269,14 @@ class AnthropicSession:
         while True:
             limit = self._limit_reached(began)
             if limit:
-                return self._result(limit)
+                return self._result(*limit)
             try:
                 response = self._send(began)
             except KeyboardInterrupt:
                 raise
+            except DeadlineReached as exc:
+                self.transcript.write("error", error=str(exc), stopped_by="max_minutes")
+                return self._result("max_minutes", str(exc))
             except Exception as exc:  # every API failure ends the session cleanly, with a record
                 return self._failed(exc, began)
             content = self._account(response)
@@ -242,18 +310,44 @@ class AnthropicSession:
             answer.append({"type": "text", "text": "No tool call was found in your response; continue."})
         self._add_user(answer)
 
-    def _limit_reached(self, began: float) -> str | None:
+    def _limit_reached(self, began: float) -> tuple[str, str | None] | None:
+        """(stopped_by, detail) when a limit stops the session before the next request, else None."""
         a = self.ctx.agent
         if self.turns >= a.max_turns:
-            return "max_turns"
+            return "max_turns", None
         if self._elapsed(began) >= a.max_minutes * 60:
-            return "max_minutes"
-        if self.usage.cost_usd >= a.max_cost_usd:
-            return "max_cost_usd"
+            return "max_minutes", None
+        spent = self.usage.cost_usd
+        if spent >= a.max_cost_usd:
+            return "max_cost_usd", f"${spent:.4f} spent of max_cost_usd = ${a.max_cost_usd:g}"
+        upto = self._next_cost()
+        if spent + upto > a.max_cost_usd:
+            return "max_cost_usd", (f"stopped before turn {self.turns + 1}: ${spent:.4f} spent, and the next request "
+                                    f"could cost up to ${upto:.4f} (max_cost_usd = ${a.max_cost_usd:g})")
         return None
+
+    def _next_cost(self) -> float:
+        """What the next request can cost at most, as far as it can be known before sending it: the previous
+        request's prompt read from the cache, everything added since written to it, and max_tokens of output.
+        0 when the model's price is unknown."""
+        price = self.ctx.agent.price(self.model)
+        if price is None:
+            return 0.0
+        if self.last_prompt_tokens:
+            new_chars = len(json.dumps(self.messages[self.sent_messages - 1 :], ensure_ascii=False))
+        else:
+            new_chars = len(json.dumps([TOOLS, self.system, self.messages], ensure_ascii=False))
+        new_tokens = new_chars // CHARS_PER_TOKEN + 1
+        return (self.last_prompt_tokens * price.cache_read + new_tokens * price.cache_write
+                + self.ctx.agent.max_tokens * price.output) / 1_000_000
 
     def _elapsed(self, began: float) -> float:
         return self.spent + self.clock() - began
+
+    def _time_left(self) -> float:
+        """Seconds before max_minutes, for the tools (the loop's own checks use `_elapsed`)."""
+        began = self.began if self.began is not None else self.clock()
+        return self.ctx.agent.max_minutes * 60 - self._elapsed(began)
 
     # --- one request ----------------------------------------------------------------------------------
 
@@ -270,12 +364,46 @@ class AnthropicSession:
             first_message=self.logged, messages=params["messages"][self.logged :],
         )
         self.logged = len(self.messages)
+        self.sent_messages = len(self.messages)
         if self.client is None:
             self.client = self.client_factory()
         remaining = self.ctx.agent.max_minutes * 60 - self._elapsed(began)
-        timeout = max(10.0, min(REQUEST_TIMEOUT, remaining))
-        with self.client.messages.stream(**params, timeout=timeout) as stream:
-            return stream.get_final_message()
+        return self._call_with_deadline(params, remaining)
+
+    def _call_with_deadline(self, params: dict[str, Any], remaining: float) -> Any:
+        """The streamed response, or DeadlineReached once `remaining` seconds have passed, whatever the SDK
+        does meanwhile (retry waits it takes from a `retry-after` header, a server that never answers, a
+        stream of pings). The request runs in a thread the deadline abandons: its connection is closed and
+        the client dropped, so the thread ends at its next read or retry."""
+        client = self.client
+        box: dict[str, Any] = {}
+        done = threading.Event()
+        # Each attempt's own timeout is bounded by the time left, so even an abandoned thread ends soon.
+        timeout = max(1.0, min(REQUEST_TIMEOUT, remaining))
+
+        def call() -> None:
+            try:
+                box["message"] = _stream_message(client, params, timeout, box)
+            except BaseException as exc:  # handed to the waiting thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=call, name="mdspec-request", daemon=True)
+        worker.start()
+        try:
+            finished = done.wait(min(max(0.0, remaining), threading.TIMEOUT_MAX))
+        finally:
+            if not done.is_set():  # the deadline, or a cancel arriving while waiting
+                _abandon(box, client)
+                self.client = None
+        if not finished:
+            minutes = self.ctx.agent.max_minutes
+            raise DeadlineReached(f"the {minutes:g}-minute deadline (max_minutes) passed while waiting for the "
+                                  "Messages API; the request was abandoned")
+        if "error" in box:
+            raise box["error"]
+        return box["message"]
 
     def _with_breakpoint(self) -> list[dict[str, Any]]:
         """The messages with one cache breakpoint, on the newest message's last cacheable block."""
@@ -300,6 +428,7 @@ class AnthropicSession:
         self.price_known = self.price_known and price is not None
         turn = replace(turn, cost_usd=cost_of(turn, price))
         self.usage = self.usage + turn
+        self.last_prompt_tokens = turn.total_input + turn.output_tokens
         self.transcript.write("response", turn=self.turns, message=response.model_dump(mode="json", exclude_none=True),
                               usage=usage_dict(turn), cost_usd=turn.cost_usd, price_known=price is not None)
         self.ctx.on_progress({
@@ -314,7 +443,13 @@ class AnthropicSession:
     def _run_tool(self, block: dict[str, Any]) -> dict[str, Any]:
         name, args = block["name"], block.get("input")
         self.transcript.write("tool_call", id=block["id"], name=name, input=args)
-        result = self.tools.call(name, args)
+        result = self.tools.call(name, args, time_left=self._time_left())
+        # A command that found the key (no sandbox, running as root) must not show it to the model either:
+        # the model could write it into the code or its answer.
+        text = result.text
+        for secret in self.transcript.secrets:
+            text = text.replace(secret, "[redacted]")
+        result = replace(result, text=text)
         self.transcript.write("tool_result", id=block["id"], is_error=result.is_error, content=result.text)
         what = summary(name, args) if isinstance(args, Mapping) else ""
         if result.refused:

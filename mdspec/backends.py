@@ -11,11 +11,12 @@ import json
 import os
 import stat
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mdspec.procs import run_shell
+from mdspec.procs import KEY_VARS, protect_environ, run_shell
 from mdspec.sandbox import allow_write
 from mdspec.session import BackendResult, RunContext, Usage
 
@@ -26,6 +27,18 @@ PRESETS = {
 
 
 PRESET_STATE = {"claude-code": (".claude", ".claude.json"), "codex": (".codex",)}
+# Anthropic's own CLI may log in with the API key (it can also use its own login under ~/.claude); no
+# other command gets it: Codex uses its own credentials, and an arbitrary command has no claim to the key
+# mdspec holds for the built-in agent.
+NEEDS_ANTHROPIC_KEY = ("claude-code",)
+
+
+def command_env(env: Mapping[str, str], preset: str) -> dict[str, str]:
+    """The command backend's environment: the CLI's own credentials stay, the Anthropic key only for a
+    preset that signs in with it."""
+    if preset in NEEDS_ANTHROPIC_KEY:
+        return dict(env)
+    return {k: v for k, v in env.items() if k not in KEY_VARS}
 
 
 def command_for(ctx: RunContext) -> str:
@@ -87,6 +100,7 @@ class CommandSession:
         self.answer_dir = ctx.run_dir / "answer"
         self.summary_file = self.answer_dir / "summary.txt"
         self.sandbox = allow_write(ctx.sandbox, self.answer_dir)
+        protect_environ()  # without a sandbox, the command could read the key from the worker's /proc entry
         # A preset's CLI keeps its own state and login under ~ (read-only in the sandbox otherwise).
         for name in PRESET_STATE.get(ctx.agent.preset, ()):
             path = Path.home() / name
@@ -112,7 +126,8 @@ class CommandSession:
         self.prompt_file.write_text(full, encoding="utf-8")
         self.answer_dir.mkdir(parents=True, exist_ok=True)
         self.summary_file.unlink(missing_ok=True)
-        env = {**ctx.env, "MDSPEC_PROMPT_FILE": str(self.prompt_file), "MDSPEC_SUMMARY_FILE": str(self.summary_file)}
+        env = {**command_env(ctx.env, ctx.agent.preset), "MDSPEC_PROMPT_FILE": str(self.prompt_file),
+               "MDSPEC_SUMMARY_FILE": str(self.summary_file)}
         remaining = ctx.agent.max_minutes * 60 - (time.monotonic() - self.started)
         command = command_for(ctx)
         ctx.on_progress({"event": "tool", "name": "command", "summary": command, "is_error": False})

@@ -180,9 +180,9 @@ def hook() -> None:
 @hook.command("post-commit")
 def hook_post_commit() -> None:
     """The post-commit fast path: queue a spec commit and start the worker."""
-    from mdspec.hook import post_commit
+    from mdspec.hook import post_commit_guarded
 
-    sys.exit(post_commit())
+    sys.exit(post_commit_guarded())
 
 
 @cli.command(hidden=True)

@@ -5,6 +5,7 @@ Every error names the file and the key (`.mdspec.toml: agent.max_turns: expected
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -139,10 +140,16 @@ class _Checker:
         return v
 
     def number(self, key: str, v: Any, positive: bool = True) -> float:
+        """A finite number, greater than 0 (`positive`) or at least 0: TOML's nan and inf, and negative
+        amounts, would silently disable a limit or a price."""
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise self.fail(key, f"expected a number, got {_type_name(v)} {v!r}")
+        if not math.isfinite(v):
+            raise self.fail(key, f"expected a finite number, got {v}")
         if positive and v <= 0:
-            raise self.fail(key, f"must be greater than 0, got {v}")
+            raise self.fail(key, f"must be greater than 0, got {v:g}")
+        if v < 0:
+            raise self.fail(key, f"must be 0 or more, got {v:g}")
         return float(v)
 
     def globs(self, key: str, v: Any) -> tuple[str, ...]:
@@ -210,13 +217,6 @@ def _validate_agent(c: _Checker, raw: dict[str, Any]) -> AgentConfig:
     return agent
 
 
-def _non_negative(c: _Checker, key: str, value: Any) -> float:
-    v = c.number(key, value, positive=False)
-    if v < 0:
-        raise c.fail(key, f"must be 0 or more, got {v:g}")
-    return v
-
-
 def _sandbox_mode(c: _Checker, value: Any) -> str:
     """The `sandbox` key; MDSPEC_SANDBOX in the environment overrides it (e.g. `off` to debug a run)."""
     mode = c.string("sandbox", value, SANDBOX_MODES)
@@ -245,7 +245,7 @@ def from_mapping(raw: Mapping[str, Any], path: Path | None, file_label: str) -> 
         check=c.string("check", get("check", d.check)),
         check_rounds=c.integer("check_rounds", get("check_rounds", d.check_rounds)),
         check_minutes=c.number("check_minutes", get("check_minutes", d.check_minutes)),
-        max_file_mb=_non_negative(c, "max_file_mb", get("max_file_mb", d.max_file_mb)),
+        max_file_mb=c.number("max_file_mb", get("max_file_mb", d.max_file_mb), positive=False),
         land_failing=c.boolean("land_failing", get("land_failing", d.land_failing)),
         background=c.boolean("background", get("background", d.background)),
         sandbox=_sandbox_mode(c, get("sandbox", d.sandbox)),

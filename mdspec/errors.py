@@ -33,6 +33,14 @@ class GitError(FatalError):
     pass
 
 
+class SigningError(GitError):
+    """The user signs commits and signing one failed; the message is the signer's own, on one line."""
+
+
+class UnsupportedRepository(NotARepository):
+    """A repository mdspec cannot work in (SHA-256 object names): said once, in one line."""
+
+
 class BackendError(FatalError):
     pass
 
@@ -59,10 +67,28 @@ def write_traceback(exc: BaseException) -> Path:
     return path
 
 
+BROKEN_PIPE_EXIT = 141  # what a shell reports for a process ended by SIGPIPE, as `git log | head` is
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null: the reader went away (`mdspec log | head -1`), and Python's final flush
+    would otherwise fail again and print "Exception ignored … BrokenPipeError" on the way out."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def run_guarded(fn: Callable[[], int]) -> int:
     """Call `fn`, turning exceptions into one-line messages and exit codes."""
     try:
         return fn()
+    except BrokenPipeError:
+        # Whoever read our output stopped reading: a normal end for a pager or `head`, not an error.
+        silence_stdout()
+        return BROKEN_PIPE_EXIT
     except FatalError as exc:
         if os.environ.get("MDSPEC_RAISE"):
             raise

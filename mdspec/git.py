@@ -1,25 +1,36 @@
 """Everything mdspec does with git. The only module that imports pygit2.
 
-pygit2 reads objects, walks history and writes commits; the git CLI is used where git's own safety is
-wanted (worktrees, updating a checkout without clobbering edits, compare-and-swap ref updates), always
-with the `GIT_*` variables a hook inherits cleared, so no command aims at the wrong repository or index.
+pygit2 reads objects, walks history and writes trees; the git CLI is used where git's own safety is
+wanted (worktrees, updating a checkout without clobbering edits, compare-and-swap ref updates) and for
+commits, which `git commit-tree` signs exactly as the user's own commits are signed (commit.gpgsign,
+gpg.format, user.signingkey and the signing programs are git's business, not ours). Always with the
+`GIT_*` variables a hook inherits cleared, so no command aims at the wrong repository or index.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
 
-from mdspec.errors import GitError, NotARepository
+from mdspec.errors import FatalError, GitError, NotARepository, SigningError, UnsupportedRepository
 from mdspec.globs import Globs
 
-ZERO = "0" * 40
-EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+HEX_LENGTHS = {"sha1": 40, "sha256": 64}  # git's object formats and the length of their names in hex
+# Runs the user's openpgp/x509 signing program unchanged, keeping a copy of what it says on stderr: git
+# (before 2.41 or so) swallows that, and a failed signature must be reported with the signer's own words.
+_SIGNER_WRAPPER = """#!/bin/sh
+"$MDSPEC_SIGNER" "$@" 2>"$MDSPEC_SIGNER_LOG"
+status=$?
+cat "$MDSPEC_SIGNER_LOG" >&2
+exit $status
+"""
 
 
 def _entry(tree: pygit2.Tree | None, name: str) -> pygit2.Object | None:
@@ -71,6 +82,7 @@ def run(
         input=input.decode() if isinstance(input, bytes) else input,
         capture_output=True,
         text=True,
+        encoding="utf-8",  # git's bytes are UTF-8 by convention, whatever the locale says
         errors=errors,
     )
     if check and proc.returncode != 0:
@@ -110,7 +122,10 @@ class Repo:
         path = pygit2.discover_repository(str(start))
         if path is None:
             raise NotARepository(f"{start} is not inside a git repository: run mdspec inside one")
-        self.pg = pygit2.Repository(path)
+        try:
+            self.pg = pygit2.Repository(path)
+        except pygit2.GitError as exc:
+            raise _unreadable(Path(path), exc) from None
         if self.pg.is_bare or self.pg.workdir is None:
             raise NotARepository(f"{path} is a bare repository: mdspec needs a working tree")
         self.top = Path(self.pg.workdir).resolve()
@@ -119,6 +134,14 @@ class Repo:
         if (self.git_dir / "commondir").is_file():
             common = (self.git_dir / (self.git_dir / "commondir").read_text().strip()).resolve()
         self.common_dir = common
+        try:
+            fmt = str(self.pg.config["extensions.objectformat"]).lower()
+        except KeyError:
+            fmt = "sha1"
+        self.object_format = fmt
+        # Both follow the repository's object format, never a fixed SHA-1 length.
+        self.zero_oid = "0" * HEX_LENGTHS.get(fmt, 40)
+        self.empty_tree = hashlib.new(fmt, b"tree 0\0").hexdigest()
 
     # --- refs ---------------------------------------------------------------------------------------
 
@@ -147,7 +170,7 @@ class Repo:
 
     def update_ref(self, ref: str, new: str, old: str | None, message: str) -> bool:
         """Compare-and-swap `ref` from `old` (None: must not exist) to `new`; False when it had moved."""
-        proc = run(["update-ref", "-m", message, ref, new, old or ZERO], self.top, check=False)
+        proc = run(["update-ref", "-m", message, ref, new, old or self.zero_oid], self.top, check=False)
         return proc.returncode == 0
 
     def delete_ref(self, ref: str) -> None:
@@ -222,7 +245,7 @@ class Repo:
         """A unified diff from `old_sha` (None: empty tree) to `new_sha` for `paths`, capped at `limit` chars."""
         if not paths:
             return ""
-        args = ["diff", "--no-color", "--no-ext-diff", "-M", old_sha or EMPTY_TREE, new_sha]
+        args = ["diff", "--no-color", "--no-ext-diff", "-M", old_sha or self.empty_tree, new_sha]
         proc = run([*args, "--", *paths], self.top, check=False)
         text = proc.stdout
         if len(text) > limit:
@@ -236,6 +259,15 @@ class Repo:
         except (KeyError, ValueError):
             return None
         return obj.data if isinstance(obj, pygit2.Blob) else None
+
+    def entry_at(self, sha: str, path: str) -> tuple[int, bytes] | None:
+        """(file mode, content) of `path` in a commit or tree; None when absent or a directory."""
+        try:
+            entry = self._tree(sha)[path]
+        except (KeyError, ValueError):
+            return None
+        obj = self.pg[entry.id]
+        return (int(entry.filemode), obj.data) if isinstance(obj, pygit2.Blob) else None
 
     def tree_has(self, sha: str, path: str) -> bool:
         try:
@@ -274,22 +306,102 @@ class Repo:
             ) from None
         return Identity(str(name), str(email))
 
-    def create_commit(self, tree: str, parent: str, message: str, author: Identity, committer: Identity) -> str:
-        a = pygit2.Signature(author.name, author.email)
-        c = pygit2.Signature(committer.name, committer.email)
-        oid = self.pg.create_commit(None, a, c, message, pygit2.Oid(hex=tree), [pygit2.Oid(hex=parent)])
-        return str(oid)
+    def signing(self) -> bool:
+        """Whether the user's commits here are signed (commit.gpgsign).
+
+        Read in-process: landing calls this between checking the user's index and updating it, and a
+        git process per check would widen that window on every landing, signed or not.
+        """
+        try:
+            return bool(self.pg.config.get_bool("commit.gpgsign"))
+        except (KeyError, pygit2.GitError):
+            return False
+
+    def create_commit(self, tree: str, parent: str, message: str, author: Identity, committer: Identity,
+                      *, sign: bool | None = None, author_when: tuple[int, int] | None = None) -> str:
+        """Write a commit, signed exactly when the user's commits are (then with `git commit-tree -S`).
+
+        `sign=None` follows commit.gpgsign; git then signs with the user's gpg.format, user.signingkey and
+        signing program. A failed signature raises SigningError with the signer's message; nothing is
+        written then. `author_when` (seconds, UTC offset in minutes) keeps a re-made commit's author date.
+        """
+        if sign is None:
+            sign = self.signing()
+        env = {
+            "GIT_AUTHOR_NAME": author.name,
+            "GIT_AUTHOR_EMAIL": author.email,
+            "GIT_COMMITTER_NAME": committer.name,
+            "GIT_COMMITTER_EMAIL": committer.email,
+        }
+        if author_when:
+            env["GIT_AUTHOR_DATE"] = _git_date(*author_when)
+        if not sign:  # the same object git would write, without a process
+            a = pygit2.Signature(author.name, author.email, *(author_when or ()))
+            c = pygit2.Signature(committer.name, committer.email)
+            oid = self.pg.create_commit(None, a, c, message, pygit2.Oid(hex=tree), [pygit2.Oid(hex=parent)])
+            return str(oid)
+        return self._signed_commit_tree(["commit-tree", tree, "-p", parent, "-F", "-"], message, env)
+
+    def _signed_commit_tree(self, args: list[str], message: str, env: dict[str, str]) -> str:
+        fmt = run(["config", "--get", "gpg.format"], self.top, check=False).stdout.strip() or "openpgp"
+        # The wrapper goes where git's own hooks run from, not /tmp, which may be mounted noexec.
+        state = self.common_dir / "mdspec"
+        try:
+            state.mkdir(exist_ok=True)
+            where: Path | None = state
+        except OSError:
+            where = None
+        with tempfile.TemporaryDirectory(prefix="sign-", dir=where) as tmp:
+            pre: list[str] = []
+            log = Path(tmp) / "signer.err"
+            if fmt in ("openpgp", "x509"):
+                # gpg.program is openpgp's program under its older name; git reads whichever comes last.
+                keys = "gpg.program" if fmt == "openpgp" else "gpg.x509.program"
+                if fmt == "openpgp":
+                    keys += " gpg.openpgp.program"
+                program = _config_last(self.top, keys.split()) or ("gpg" if fmt == "openpgp" else "gpgsm")
+                wrapper = Path(tmp) / "signer"
+                wrapper.write_text(_SIGNER_WRAPPER, encoding="utf-8")
+                wrapper.chmod(0o700)
+                pre = ["-c", f"gpg.{fmt}.program={wrapper}"]
+                env = {**env, "MDSPEC_SIGNER": program, "MDSPEC_SIGNER_LOG": str(log)}
+            proc = run([*pre, *args, "-S"], self.top, check=False, input=message, env=env, errors="strict")
+            if proc.returncode == 0:
+                return proc.stdout.strip()
+            said = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
+        raise SigningError(f"signing the commit failed ({fmt}): {_signer_message(said, proc.stderr)}")
 
     def rebase_commit(self, sha: str, onto: str, committer: Identity) -> str | None:
-        """Replay commit `sha` (one parent) onto `onto` in memory; None when it conflicts."""
+        """Replay commit `sha` (one parent) onto `onto` in memory; None when it conflicts.
+
+        The new commit keeps the author (and author date) and is signed when the user's commits are;
+        a failed signature raises SigningError.
+        """
         c = self._commit(sha)
         onto_commit = self._commit(onto)
         index = self.pg.merge_trees(self._tree(str(c.parent_ids[0])), onto_commit.tree, c.tree)
         if index.conflicts is not None:
             return None
         tree = index.write_tree(self.pg)
-        sig = pygit2.Signature(committer.name, committer.email)
-        return str(self.pg.create_commit(None, c.author, sig, c.message, tree, [onto_commit.id]))
+        author = Identity(c.author.name, c.author.email)
+        return self.create_commit(str(tree), onto, c.message, author, committer,
+                                  author_when=(c.author.time, c.author.offset))
+
+    def ensure_signed(self, sha: str) -> str:
+        """`sha`, or the same commit re-made with a signature when the user signs and it has none.
+
+        A result held because signing failed is unsigned; it must never land that way.
+        """
+        if not self.signing():
+            return sha
+        c = self._commit(sha)
+        if c.gpg_signature[0]:  # (None, None) when unsigned
+            return sha
+        author = Identity(c.author.name, c.author.email)
+        committer = Identity(c.committer.name, c.committer.email)
+        parents = [str(p) for p in c.parent_ids]
+        return self.create_commit(str(c.tree_id), parents[0], c.message, author, committer, sign=True,
+                                  author_when=(c.author.time, c.author.offset))
 
     def revert_tree(self, shas: list[str], onto: str) -> str | None:
         """The tree of `onto` with each commit in `shas` undone in turn (in memory); None on conflict."""
@@ -302,6 +414,65 @@ class Repo:
             current = self._tree(str(index.write_tree(self.pg)))
         return str(current.id)
 
-    def add_note(self, sha: str, text: str, ref: str, who: Identity) -> None:
-        sig = pygit2.Signature(who.name, who.email)
-        self.pg.create_note(text, sig, sig, sha, ref, True)
+    def add_note(self, sha: str, text: str, ref: str, who: Identity, subject: str = "mdspec: note") -> None:
+        """Attach `text` as the note of `sha` under `ref`, in a notes commit whose message is `subject`.
+
+        git writes the note (its fan-out and locking), then the notes commit is re-made with mdspec's
+        message instead of git's "Notes added by 'git notes add'", swapped in by compare-and-swap.
+        """
+        env = {"GIT_AUTHOR_NAME": who.name, "GIT_AUTHOR_EMAIL": who.email,
+               "GIT_COMMITTER_NAME": who.name, "GIT_COMMITTER_EMAIL": who.email}
+        run(["notes", f"--ref={ref}", "add", "--force", "--file=-", sha], self.top, input=text, env=env)
+        notes = self.resolve_ref(ref)
+        if notes is None:
+            raise GitError(f"git notes wrote no {ref}")
+        c = self._commit(notes)
+        args = ["commit-tree", str(c.tree_id), *(a for p in c.parent_ids for a in ("-p", str(p))), "-F", "-"]
+        new = run(args, self.top, input=subject + "\n", env=env).stdout.strip()
+        self.update_ref(ref, new, notes, subject)
+
+
+def _unreadable(path: Path, exc: Exception) -> FatalError:
+    """The one-line reason pygit2 cannot open a repository (SHA-256 repositories, above all)."""
+    top = path.parent if path.name == ".git" else path
+    proc = run(["rev-parse", "--show-object-format"], top, check=False)
+    fmt = proc.stdout.strip()
+    if proc.returncode == 0 and fmt and fmt != "sha1":
+        name = fmt.upper().replace("SHA", "SHA-")
+        return UnsupportedRepository(
+            f"{top} uses {name} object names (git init --object-format={fmt}); mdspec reads git through "
+            f"libgit2 {pygit2.LIBGIT2_VERSION}, which opens SHA-1 repositories only, so mdspec cannot work here"
+        )
+    return NotARepository(f"{top}: mdspec cannot open this repository: {exc}")
+
+
+def _git_date(seconds: int, offset: int) -> str:
+    """A time in git's own date format, `@<seconds> <+hhmm>` (offset in minutes east of UTC)."""
+    return f"@{seconds} {'-' if offset < 0 else '+'}{abs(offset) // 60:02d}{abs(offset) % 60:02d}"
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def _config_last(top: Path, keys: list[str]) -> str | None:
+    """The value of whichever of `keys` is set last in git's config order (git's own rule for aliases)."""
+    pattern = "^(" + "|".join(k.replace(".", "\\.") for k in keys) + ")$"
+    out = run(["config", "--get-regexp", pattern], top, check=False).stdout.splitlines()
+    return out[-1].split(" ", 1)[1] if out and " " in out[-1] else None
+
+
+def _signer_message(signer_stderr: str, git_stderr: str) -> str:
+    """One line: what the signing program said (without gpg's status lines), else what git said."""
+    said = [ln.strip() for ln in signer_stderr.splitlines() if ln.strip() and not ln.startswith("[GNUPG:]")]
+    if not said:
+        boring = ("failed to write commit object", "gpg failed to sign the data")
+        for ln in git_stderr.splitlines():
+            ln = ln.strip().removeprefix("error: ").removeprefix("fatal: ").strip()
+            if ln and not any(b in ln for b in boring):
+                said.append(ln)
+    if not said:
+        said = [_last_line(git_stderr) or "the signing program failed"]
+    text = "; ".join(said)
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from mdspec import git, worktree
 from mdspec.globs import Globs
+from mdspec.procs import secret_values
 
 GitDirSnapshot = dict[str, tuple[bytes, int]]
 
@@ -114,3 +116,37 @@ def enforce_protected(wt: Path, base: str, protected: Globs, max_bytes: int | No
 def _shown(path: str) -> str:
     """A path for messages and commit bodies: bytes that are not UTF-8 shown as escapes (\\xff)."""
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _contains(path: Path, secrets: Sequence[bytes]) -> bool:
+    """Whether the file (or a symlink's target text) holds a secret; read in pieces, with an overlap so
+    that a value across two pieces is found."""
+    if path.is_symlink():
+        target = os.fsencode(os.readlink(path))
+        return any(s in target for s in secrets)
+    if not path.is_file():
+        return False
+    overlap = max(len(s) for s in secrets) - 1
+    tail = b""
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            data = tail + chunk
+            if any(s in data for s in secrets):
+                return True
+            tail = data[-overlap:] if overlap else b""
+    return False
+
+
+def secret_leaks(wt: Path, base: str, tree: str, message: str,
+                 secrets: Sequence[bytes] | None = None) -> list[str]:
+    """Where the result to land carries the API key's value (default: the worker's own key): each new or
+    changed file, and the commit message. A command that could read the key (sandbox off, or the claude-code
+    preset, which gets it) might have written it into the code; such a result must never land."""
+    found = [s for s in (secret_values() if secrets is None else secrets) if s]
+    if not found:
+        return []
+    out = [_shown(p) for status, p in worktree.changed_between(wt, base, tree)
+           if status != "D" and _contains(wt / p, found)]
+    if any(s in message.encode("utf-8", "surrogateescape") for s in found):
+        out.append("the commit message")
+    return out

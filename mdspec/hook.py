@@ -14,6 +14,7 @@ from mdspec import paths, trailers, triggers
 from mdspec.globs import Globs
 
 CACHE_NAME = "hook-cache"
+READABLE_SHA_LENGTHS = (40,)  # SHA-1 only: what the worker's libgit2 can open
 
 
 def _config_file(top: str) -> tuple[str, str | None] | None:
@@ -38,8 +39,9 @@ def _config_file(top: str) -> tuple[str, str | None] | None:
     return (py, text) if "[tool.mdspec" in text else None
 
 
-def _settings(state_dir: str, cfg_path: str, cfg_text: str | None) -> tuple[list[str], bool]:
-    """(watch globs, background) from the cache, or from the config (then cached). Raises ConfigError.
+def _settings(state_dir: str, cfg_path: str, cfg_text: str | None) -> tuple[list[str], bool, str | None]:
+    """(watch globs, background, a problem writing the cache) from the cache, or from the config (then
+    cached). Raises ConfigError.
 
     The cache holds the config text it was made from and is used only while the file still reads the
     same: size and mtime alone miss a same-size edit within one timestamp tick, or a copy that keeps mtime.
@@ -54,7 +56,7 @@ def _settings(state_dir: str, cfg_path: str, cfg_text: str | None) -> tuple[list
             n = int(count)
             parts = rest.split("\n", n)
             if path == cfg_path and len(parts) == n + 1 and parts[n] == cfg_text:
-                return parts[:n], bg == "1"
+                return parts[:n], bg == "1", None
         except (OSError, UnicodeDecodeError, ValueError):
             pass
     from pathlib import Path
@@ -62,14 +64,30 @@ def _settings(state_dir: str, cfg_path: str, cfg_text: str | None) -> tuple[list
     from mdspec import config  # the slow path: tomllib and validation
 
     cfg = config.load_file(Path(cfg_path))
+    problem = None
     if cfg_text is not None and not any("\n" in g for g in cfg.watch):
-        os.makedirs(state_dir, exist_ok=True)
         tmp = f"{cache}.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            header = f"{cfg_path}\t{'1' if cfg.background else '0'}\t{len(cfg.watch)}"
-            f.write("\n".join([header, *cfg.watch, cfg_text]))
-        os.replace(tmp, cache)
-    return list(cfg.watch), cfg.background
+        try:  # the cache only saves time: a commit goes on without it, and the user hears why
+            os.makedirs(state_dir, exist_ok=True)
+            with open(tmp, "w", encoding="utf-8") as f:
+                header = f"{cfg_path}\t{'1' if cfg.background else '0'}\t{len(cfg.watch)}"
+                f.write("\n".join([header, *cfg.watch, cfg_text]))
+            os.replace(tmp, cache)
+        except OSError as exc:
+            problem = _os_problem(exc)
+            try:  # noqa: SIM105 - contextlib is one import more on the hook's path
+                os.unlink(tmp)
+            except OSError:
+                pass
+    return list(cfg.watch), cfg.background, problem
+
+
+def _os_problem(exc: OSError) -> str:
+    """`path: reason` of an OSError, for a one-line message."""
+    where = exc.filename2 or exc.filename  # a rename names its target second: that is what is in the way
+    where = where if isinstance(where, str) else ""
+    why = exc.strerror or type(exc).__name__
+    return f"{where}: {why}" if where else why
 
 
 def _git(args: list[str], cwd: str, git_dir: str) -> bytes:
@@ -172,7 +190,7 @@ def post_commit() -> int:
         return 1
     cfg_path, cfg_text = found
     try:
-        watch, background = _settings(dirs.state_dir, cfg_path, cfg_text)
+        watch, background, cache_problem = _settings(dirs.state_dir, cfg_path, cfg_text)
     except Exception as exc:  # ConfigError and OSError alike: one line, never a traceback
         print(f"mdspec: error: {exc}", file=sys.stderr)
         return 1
@@ -187,17 +205,30 @@ def post_commit() -> int:
     rest = [f.strip("\n") for f in fields[3:] if f.strip("\n")]
     changes = dict(zip(rest[1::2], rest[0::2], strict=False))  # path -> status letter
     if len(parents) > 1 or trailers.is_generated(message):
-        return 0
+        return _warn_cache(cache_problem, dirs.state_dir)
     globs = Globs(watch)
     watched = {p: st for p, st in changes.items() if globs.matches(p)}
     if not watched or watched == {"TASK.md": "D"}:
-        return 0  # nothing watched changed, or only the finished TASK.md was deleted
+        return _warn_cache(cache_problem, dirs.state_dir)  # nothing watched changed, or TASK.md deleted
+    if len(sha) not in READABLE_SHA_LENGTHS:
+        # A SHA-256 repository: the worker reads git through libgit2, which opens SHA-1 repositories
+        # only. Say so here rather than queue a commit no run can ever take.
+        print(f"mdspec: error: {sha[:10]} not queued: this repository uses SHA-256 object names, which mdspec "
+              "cannot work with (libgit2 reads SHA-1 repositories only); remove the mdspec post-commit hook",
+              file=sys.stderr)
+        return 0
     if changes.get(os.path.relpath(cfg_path, dirs.top)) == "A":
         print(f"mdspec: {sha[:10]} sets mdspec up; spec commits from now on are implemented "
               "(`mdspec run HEAD` implements this one too)")
         return 0
-    triggers.enqueue(dirs.state_dir, sha, branch)
     short = sha[:10]
+    try:
+        triggers.enqueue(dirs.state_dir, sha, branch)
+    except OSError as exc:
+        print(f"mdspec: error: spec commit {short} not queued ({_os_problem(exc)}): make {dirs.state_dir} a "
+              "writable directory, then `mdspec run` implements it", file=sys.stderr)
+        return 0
+    _warn_cache(cache_problem, dirs.state_dir)
     if not background or os.environ.get("MDSPEC_FOREGROUND"):
         print(f"mdspec: spec commit {short}: running the agent now (foreground)", flush=True)
         from pathlib import Path
@@ -207,7 +238,33 @@ def post_commit() -> int:
 
         top = Path(dirs.top)
         return run_guarded(lambda: runner.work(top, None, lambda s: print(s, flush=True)))
-    spawn_worker(dirs.top, dirs.state_dir, _committing_git_pid())
+    try:
+        spawn_worker(dirs.top, dirs.state_dir, _committing_git_pid())
+    except OSError as exc:
+        print(f"mdspec: error: spec commit {short} is queued but no worker started ({_os_problem(exc)}): fix "
+              "that, then `mdspec run` implements it", file=sys.stderr)
+        return 0
     print(f"mdspec: spec commit {short} queued; the agent runs in the background. "
           "Follow it: `mdspec status` or `mdspec log -f`")
     return 0
+
+
+def _warn_cache(problem: str | None, state_dir: str) -> int:
+    if problem:
+        cache = os.path.join(state_dir, CACHE_NAME)
+        print(f"mdspec: warning: cannot write the hook cache ({problem}): make {state_dir} a writable "
+              f"directory and {cache} a plain file (commits are slower until then)", file=sys.stderr)
+    return 0
+
+
+def post_commit_guarded() -> int:
+    """post_commit, and never a traceback inside `git commit`: a bug is one line, the traceback a log."""
+    try:
+        return post_commit()
+    except Exception as exc:
+        from mdspec.errors import write_traceback  # only on the way out of a bug
+
+        log = write_traceback(exc)
+        print(f"mdspec: internal error in the post-commit hook: {type(exc).__name__}: {exc} (traceback in "
+              f"{log}); the commit is made, `mdspec run` implements it", file=sys.stderr)
+        return 0

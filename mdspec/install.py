@@ -208,26 +208,20 @@ def install_pre_commit(repo: Repo, remote_url: str | None, rev: str | None, out:
 # --- plain git hook ---------------------------------------------------------------------------------
 
 
-def refuse_hooks_path(repo: Repo, git_hook: bool) -> None:
-    """core.hooksPath moves git's hooks elsewhere (and pre-commit refuses to install then): say so first."""
-    hooks_path = git.run(["config", "--get", "core.hooksPath"], repo.top, check=False).stdout.strip()
-    if not hooks_path:
-        return
-    if git_hook:
-        raise InstallError(
-            f"core.hooksPath is set to {hooks_path}: git runs hooks from there, not .git/hooks; add "
-            f"`mdspec hook post-commit` to {hooks_path}/post-commit yourself, or unset core.hooksPath"
-        )
-    raise InstallError(
-        f"core.hooksPath is set to {hooks_path}: pre-commit will not install hooks while it is; unset it "
-        f"(`git config --unset-all core.hooksPath`), or add `mdspec hook post-commit` to {hooks_path}/post-commit"
-    )
+HOOK_LINE = "mdspec hook post-commit"
+
+
+def hooks_dir(repo: Repo) -> tuple[Path, str | None]:
+    """(the directory git runs hooks from, core.hooksPath when it is set): husky, lefthook or a team's
+    hooks directory move hooks out of .git/hooks; git resolves a relative path from the top."""
+    hooks_path = git.run(["config", "--get", "core.hooksPath"], repo.top, check=False).stdout.strip() or None
+    where = Path(git.run(["rev-parse", "--git-path", "hooks"], repo.top).stdout.strip())
+    return (where if where.is_absolute() else (repo.top / where)).resolve(), hooks_path
 
 
 def install_git_hook(repo: Repo, out: Printer) -> None:
-    refuse_hooks_path(repo, git_hook=True)
-    hooks = repo.common_dir / "hooks"
-    hooks.mkdir(exist_ok=True)
+    hooks, _ = hooks_dir(repo)
+    hooks.mkdir(parents=True, exist_ok=True)
     target, legacy = hooks / "post-commit", hooks / "post-commit.legacy"
     exe = shutil.which("mdspec") or str(Path(sys.argv[0]).resolve())
     shim = templates.hook_shim().replace("@MDSPEC@", exe)
@@ -236,6 +230,9 @@ def install_git_hook(repo: Repo, out: Printer) -> None:
         if current == shim:
             return
         if SHIM_MARKER not in current:
+            if HOOK_LINE in current:
+                out(f"  {target} already calls `{HOOK_LINE}`; left as it is")
+                return
             if legacy.exists():
                 raise InstallError(f"{target} and {legacy} both exist: merge them by hand, then run init again")
             os.replace(target, legacy)
@@ -245,17 +242,25 @@ def install_git_hook(repo: Repo, out: Printer) -> None:
     out(f"  installed the plain git hook {target}")
 
 
+def explain_hooks_path(hooks: Path, hooks_path: str, out: Printer) -> None:
+    """pre-commit refuses to install while core.hooksPath is set: say what to add instead, in one line."""
+    out(f"  core.hooksPath is {hooks_path}, where pre-commit does not install hooks: add the line "
+        f"`{HOOK_LINE}` to {hooks / 'post-commit'} (or run `mdspec init --git-hook`, which adds it)")
+
+
 def init(start: Path, git_hook: bool, remote_url: str | None, rev: str | None, out: Printer) -> int:
     if remote_url and not rev:
         raise InstallError("--pre-commit-repo needs --rev (a tag or commit of that repository)")
     if git_hook and remote_url:
         raise InstallError("--git-hook and --pre-commit-repo exclude each other: choose one way to install")
     repo = Repo(start)
-    refuse_hooks_path(repo, git_hook)  # before anything is written: a refused init leaves no trace
     out(f"mdspec init in {repo.top}")
     write_starters(repo.top, out)
+    hooks, hooks_path = hooks_dir(repo)
     if git_hook:
         install_git_hook(repo, out)
+    elif hooks_path:
+        explain_hooks_path(hooks, hooks_path, out)
     else:
         install_pre_commit(repo, remote_url, rev, out)
     out("Next: describe your application in spec/, then `git add -A && git commit`. mdspec commits nothing itself.")

@@ -1,31 +1,51 @@
-"""Landing results on the user's branch, or holding them (DESIGN §3.5); `mdspec apply`.
+"""Landing results on the user's branch, or holding them (DESIGN §3.5).
 
-Landing never overwrites anything of the user's: the checkout is updated with git's own two-tree merge
-(`read-tree -m -u`, the same rules as switching branches: it refuses when an edited file would be
-overwritten and leaves unrelated edits alone), and the branch moves with a compare-and-swap.
-
-The branch moves before the checkout does, so a worker killed between the two would leave HEAD ahead of
-the index and files. The landing journal (`.git/mdspec/landing.json`: branch, old and new tip, result, run
-id) is written before the ref update and removed after the checkout update; `recover` (run by the next
-worker under the lock) finds it and either finishes the checkout update or puts the branch back.
+Landing never overwrites anything of the user's and never acts while a git command of the user's runs in
+the checkout. The protocol, in the checkout (main or linked worktree) that has the branch:
+1. wait while a user's git command that can write runs there (`usergit`: a `git commit` whose hooks still
+   run — pre-commit has the unstaged changes hidden then — a `git pull`, …), then take the checkout's
+   `index.lock` as git itself does: from here on no git command of the user's can start there;
+2. rebase the result in memory if the branch moved; prove with `read-tree -m -u --dry-run` (git's
+   branch-switch rules) that the checkout can take it;
+3. write the landing journal; update the files with `read-tree -m -u` into a *copy* of the index;
+4. swap the new index into place, then move the branch with a compare-and-swap.
+The branch moves last, so at every instant before it the user's HEAD still names the tree their index
+was made from; a worker killed anywhere leaves `index.lock` behind, so git itself refuses to commit on a
+half-landed checkout until `recover` (run by every mdspec command that takes the worker lock, and by
+`mdspec status`) finishes or undoes the landing. The journal is removed only after the branch, the index
+and the files agree.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
+import shutil
+import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mdspec import git, paths, records
+from mdspec import git, paths, records, rollback, usergit
+from mdspec.errors import FatalError, GitError
 from mdspec.git import Repo
 
 RESULTS = "refs/mdspec/results/"
+KEEP_REF = "refs/mdspec/landing"  # keeps a rebased result alive while it lands (`git gc` may run any time)
 JOURNAL = "landing.json"
+UNDO_MARK = "undoing"  # in the landing's work dir while a landing is being undone
+LAND_WAIT = 120.0  # seconds a landing waits for the user's git commands before it holds the result
+ORPHAN_WAIT = 30.0  # seconds recovery waits for a git a killed landing left running, before ending it
 _QUOTED = re.compile(r"'(.+)'")
+_OPERATIONS = {
+    "rebase-merge": "rebase", "rebase-apply": "rebase or am", "CHERRY_PICK_HEAD": "cherry-pick",
+    "REVERT_HEAD": "revert", "MERGE_HEAD": "merge", "BISECT_LOG": "bisect", "sequencer": "cherry-pick or revert",
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +53,8 @@ class Landing:
     landed: bool
     commit: str  # the commit on the branch when landed (rebased if the branch had moved), else the result
     reason: str  # why it was held, or how it landed
+    busy: bool = False  # held only because a git command of the user's kept running: worth a retry later
+    conflict: bool = False  # the branch has commits that change the same lines: git's own merge can do it
 
 
 @dataclass(frozen=True)
@@ -41,24 +63,92 @@ class Recovery:
 
     run_id: str
     landed: bool  # the result is on the branch and the checkout matches it
+    held: bool  # the landing was undone; the result is held for `mdspec apply`
     commit: str  # the commit on the branch when landed, else the result
     result: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A working tree of the repository: the main one or a linked worktree (`git worktree add`)."""
+
+    top: Path
+    git_dir: Path  # its own git dir: HEAD, index, index.lock, rebase state
+
+    @property
+    def index(self) -> Path:
+        return self.git_dir / "index"
+
+    @property
+    def lock(self) -> Path:
+        return self.git_dir / "index.lock"
+
+
+class LandingStuck(FatalError):
+    """A landing that could neither finish nor be undone (the disk is full, say); its journal is kept."""
+
+
+def short(branch: str) -> str:
+    return branch.removeprefix("refs/heads/")
+
+
+def result_ref(run_id: str) -> str:
+    return RESULTS + run_id
+
+
+def hold(repo: Repo, run_id: str, result: str) -> None:
+    """Keep `result` under refs/mdspec/results/<run-id>; raises GitError when git cannot write the ref."""
+    if repo.resolve_ref(result_ref(run_id)) == result:
+        return
+    proc = git.run(["update-ref", "-m", f"mdspec: hold {run_id}", result_ref(run_id), result], repo.top, check=False)
+    if proc.returncode != 0:
+        msg = (proc.stderr.strip() or proc.stdout.strip() or "git update-ref failed").splitlines()[-1]
+        raise GitError(f"could not keep the result {result[:12]} as {result_ref(run_id)}: {msg}")
+
+
+# --- where the branch is checked out ---------------------------------------------------------------
+
+
+def checkout_of(repo: Repo, branch: str) -> Checkout | None:
+    """The working tree that has `branch` checked out, if any (mdspec's own worktree is detached)."""
+    proc = git.run(["worktree", "list", "--porcelain"], repo.top, check=False)
+    path: str | None = None
+    for line in [*proc.stdout.splitlines(), ""]:
+        if line.startswith("worktree "):
+            path = line[len("worktree "):]
+        elif line == f"branch {branch}" and path is not None:
+            dirs = paths.discover(path)
+            if dirs is not None and os.path.realpath(dirs.top) == os.path.realpath(path):
+                return Checkout(Path(dirs.top), Path(dirs.git_dir))
+        elif not line:
+            path = None
+    return None
+
+
+# --- the journal -------------------------------------------------------------------------------------
 
 
 def journal_path(repo: Repo) -> Path:
     return repo.common_dir / "mdspec" / JOURNAL
 
 
-def _write_journal(repo: Repo, entry: dict[str, Any]) -> None:
+def _work_dir(repo: Repo) -> Path:
+    return repo.common_dir / "mdspec" / "landing"
+
+
+def _write_journal(repo: Repo, entry: Mapping[str, Any]) -> None:
     path = journal_path(repo)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{JOURNAL}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(entry, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            json.dump(entry, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _clear_journal(repo: Repo) -> None:
@@ -75,102 +165,299 @@ def read_journal(repo: Repo) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else {}
 
 
-def result_ref(run_id: str) -> str:
-    return RESULTS + run_id
+# --- the checkout's index lock ---------------------------------------------------------------------
 
 
-def hold(repo: Repo, run_id: str, result: str) -> None:
-    repo.update_ref(result_ref(run_id), result, None, f"mdspec: hold {run_id}")
+class IndexLock:
+    """`index.lock`, taken the way git takes it (create-exclusive), so no git command can start meanwhile."""
+
+    def __init__(self, co: Checkout) -> None:
+        self.path = co.lock
+        self.ino: int | None = None
+        self.keep = False  # left in place on purpose: a landing that could not be undone
+
+    def acquire(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            self.ino = os.fstat(fd).st_ino
+        finally:
+            os.close(fd)
+        return True
+
+    def release(self) -> None:
+        if self.ino is not None and not self.keep:
+            _unlink_if(self.path, self.ino)
+            self.ino = None
 
 
-def _checkout_update(repo: Repo, old: str, new: str, dry_run: bool) -> str | None:
-    """Move the user's index and files from `old` to `new`; an error line when git refuses."""
-    # Refresh the index's stat data first, as git's porcelain does: a file touched but unchanged
-    # (same content, new mtime) would otherwise count as an uncommitted edit and block landing.
-    git.run(["update-index", "-q", "--refresh"], repo.top, check=False)
-    args = ["read-tree", "-m", "-u", *(["--dry-run"] if dry_run else []), old, new]
-    proc = git.run(args, repo.top, check=False)
-    if proc.returncode == 0:
-        return None
-    lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+def _unlink_if(path: Path, ino: int | None) -> None:
+    """Remove `path` only if it is the very file we created (a git of the user's may own a new one)."""
+    with contextlib.suppress(OSError):
+        if ino is not None and path.stat().st_ino == ino:
+            path.unlink()
+
+
+# --- landing ---------------------------------------------------------------------------------------
+
+
+def _git_env(index: Path, run_id: str) -> dict[str, str]:
+    return {"GIT_INDEX_FILE": str(index), usergit.LANDING_VAR: run_id}
+
+
+def _refusal(proc_out: str) -> str:
+    lines = [ln.strip() for ln in proc_out.splitlines() if ln.strip()]
     # read-tree names each file in an error line ("error: Entry 'app.py' not uptodate. Cannot merge.",
     # "error: Untracked working tree file 'x' would be overwritten by merge."); checkout-style output
-    # lists them on lines of their own.
-    files = [m.group(1) for ln in lines if ln.startswith("error:") and (m := _QUOTED.search(ln))]
-    files += [ln for ln in lines if not ln.startswith(("error:", "fatal:", "Please", "Aborting"))]
+    # lists them on lines of their own, indented. Any other line is prose (git's "Another git process
+    # seems to be running…" advice after a lock it could not take), never a file name.
+    files = [m.group(1) for ln in lines if ln.startswith(("error: Entry ", "error: Untracked "))
+             and (m := _QUOTED.search(ln))]
+    files += [ln.strip() for ln in proc_out.splitlines() if ln[:1] in ("\t", " ") and ln.strip()]
     if files:
         return "your uncommitted changes touch files the run changed: " + ", ".join(files[:5])
     return lines[0] if lines else "git refused to update the checkout"
 
 
-def land(repo: Repo, branch: str, result: str, run_id: str) -> Landing:
-    """Land `result` (a commit whose parent is the run's base) on `branch`, or say why it cannot."""
-    for _ in range(5):  # the user may commit while we land: retry with the new tip
-        if not _index_free(repo):
-            return Landing(False, result, "the index stayed locked (.git/index.lock): is a git command still running?")
-        if paths.operation_in_progress(str(repo.git_dir)):
-            return Landing(False, result, "a merge, rebase, cherry-pick, revert or bisect is in progress")
-        if repo.head_branch() != branch:
-            now = (repo.head_branch() or "a detached HEAD").removeprefix("refs/heads/")
-            return Landing(False, result, f"{branch.removeprefix('refs/heads/')} is not checked out (now {now})")
-        tip = repo.resolve_ref(branch)
-        if tip is None:
-            return Landing(False, result, f"branch {branch} no longer exists")
-        base = repo.commit(result).parents[0]
-        commit = result
-        if tip != base:
-            rebased = repo.rebase_commit(result, tip, repo.identity())
-            if rebased is None:
-                return Landing(False, result, "conflicts with commits made on the branch since the run started")
-            commit = rebased
-        refused = _checkout_update(repo, tip, commit, dry_run=True)
-        if refused:
-            return Landing(False, result, refused)
-        _write_journal(repo, {"branch": branch, "old": tip, "new": commit, "result": result, "run_id": run_id})
-        if not repo.update_ref(branch, commit, tip, f"mdspec: {run_id}"):
-            _clear_journal(repo)
-            continue  # the branch moved between our read and our write
-        records.pause_point(repo.common_dir / "mdspec", "landing")
-        refused = _checkout_update(repo, tip, commit, dry_run=False)
-        if refused:
-            # Put the branch back so HEAD, index and files agree again; the result stays held.
-            repo.update_ref(branch, tip, commit, f"mdspec: undo {run_id}")
-            _clear_journal(repo)
-            return Landing(False, result, refused)
-        _clear_journal(repo)
-        how = "fast-forward" if commit == result else f"rebased onto {tip[:10]}"
-        return Landing(True, commit, how)
-    return Landing(False, result, "the branch kept moving while landing")
+def land(repo: Repo, branch: str, result: str, run_id: str, wait: float = LAND_WAIT) -> Landing:
+    """Land `result` (a commit whose parent is the run's base) on `branch`, or say why it cannot.
 
-
-def _index_free(repo: Repo, wait: float = 15.0) -> bool:
-    """Wait while a git command holds the user's index (`git commit` does, from start to end).
-
-    Moving the branch under a commit in progress would make that commit fail ("cannot lock ref"), and
-    read-tree would be refused: landing waits for the user's git instead.
+    Raises LandingStuck when a landing failed half way and could not be undone (the journal is kept).
     """
-    lock = repo.git_dir / "index.lock"
     deadline = time.monotonic() + wait
-    while lock.exists():
+    while True:
+        co = checkout_of(repo, branch)
+        if co is None:
+            now = short(repo.head_branch() or "a detached HEAD")
+            return Landing(False, result, f"{short(branch)} is not checked out (now {now})")
+        op = paths.operation_in_progress(str(co.git_dir))
+        if op:
+            return Landing(False, result, f"a {_OPERATIONS.get(op, op)} is in progress in {co.top}")
+        busy = usergit.running(co.top, repo.common_dir)
+        lock = IndexLock(co)
+        if not busy and lock.acquire():
+            try:
+                # A command that started before we took the lock is still to be waited for.
+                busy = usergit.running(co.top, repo.common_dir)
+                if not busy:
+                    return _land_locked(repo, co, lock, branch, result, run_id)
+            finally:
+                lock.release()
         if time.monotonic() > deadline:
-            return False
+            if busy:
+                return Landing(False, result, f"{busy[0].describe()} was still running in {co.top}", busy=True)
+            return Landing(False, result, f"the index stayed locked ({co.lock}): is a git command still running?",
+                           busy=True)
+        time.sleep(0.05)
+
+
+def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result: str, run_id: str) -> Landing:
+    op = paths.operation_in_progress(str(co.git_dir))
+    if op:
+        return Landing(False, result, f"a {_OPERATIONS.get(op, op)} is in progress in {co.top}")
+    if paths.head_ref(str(co.git_dir)) != branch:
+        return Landing(False, result, f"{short(branch)} is no longer checked out in {co.top}")
+    tip = repo.resolve_ref(branch)
+    if tip is None:
+        return Landing(False, result, f"branch {short(branch)} no longer exists")
+    base = repo.commit(result).parents[0]
+    commit = result
+    if tip != base:
+        try:
+            rebased = repo.rebase_commit(result, tip, repo.identity())
+        except FatalError as exc:  # a signing program that refused, say: never land unsigned
+            return Landing(False, result, str(exc))
+        if rebased is None:
+            return Landing(False, result, "conflicts with commits made on the branch since the run started",
+                           conflict=True)
+        commit = rebased
+        repo.update_ref(KEEP_REF, commit, repo.resolve_ref(KEEP_REF), f"mdspec: landing {run_id}")
+    work = _work_dir(repo)
+    work.mkdir(parents=True, exist_ok=True)
+    orig, new_index = work / "index.orig", work / "index.new"
+    try:
+        for p in (orig, new_index):
+            if co.index.exists():
+                # With its mtime: git trusts an entry's stat data only when the file is older than the
+                # index, so a copy stamped "now" would hide an edit made in the index's last second.
+                shutil.copy2(co.index, p)
+            else:
+                p.unlink(missing_ok=True)
+        env = _git_env(new_index, run_id)
+        git.run(["update-index", "-q", "--refresh"], co.top, check=False, env=env)
+        dry = git.run(["read-tree", "-m", "-u", "--dry-run", tip, commit], co.top, check=False, env=env)
+        if dry.returncode != 0:
+            _cleanup(repo)
+            return Landing(False, result, _refusal(dry.stderr or dry.stdout))
+        _write_journal(repo, {"branch": branch, "old": tip, "new": commit, "result": result, "run_id": run_id,
+                              "top": str(co.top), "git_dir": str(co.git_dir), "lock_ino": lock.ino,
+                              "pid": os.getpid()})
+    except OSError as exc:  # nothing of the user's changed yet: the disk is full, say
+        _cleanup(repo)
+        _clear_journal(repo)
+        return Landing(False, result, f"could not prepare the landing: {exc.strerror or exc}")
+    records.pause_point(repo.common_dir / "mdspec", "checkout")
+    try:
+        proc = git.run(["read-tree", "-m", "-u", tip, commit], co.top, check=False, env=env)
+        if proc.returncode != 0:
+            raise OSError(_git_failure(repo, co, tip, commit, proc.stderr or proc.stdout))
+        _fsync(new_index)
+        os.replace(new_index, co.index)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        undone = _undo(repo, co, lock, tip, commit, index_swapped=False, why=why)
+        return Landing(False, result, f"updating the checkout failed ({why}); {undone}")
+    records.pause_point(repo.common_dir / "mdspec", "landing")
+    moved = git.run(["update-ref", "-m", f"mdspec: {run_id}", branch, commit, tip], repo.top, check=False)
+    if moved.returncode != 0:
+        # A compare-and-swap that lost, or git that could not write the ref (a full disk): tell them apart.
+        if repo.resolve_ref(branch) != tip:
+            why = "the branch moved while landing"
+        else:
+            why = "could not move the branch: " + _last_line(moved.stderr or moved.stdout, "git update-ref failed")
+            if _short_of_space(co, 4096):
+                why = f"no space left on device ({why})"
+        undone = _undo(repo, co, lock, tip, commit, index_swapped=True, why=why)
+        return Landing(False, result, f"{why}; {undone}")
+    _cleanup(repo)
+    _clear_journal(repo)
+    how = "fast-forward" if commit == result else f"rebased onto {tip[:10]}"
+    return Landing(True, commit, how)
+
+
+def _fsync(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _last_line(text: str, default: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else default
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _short_of_space(co: Checkout, needed: int) -> bool:
+    """Has the checkout's or the git dir's filesystem less than `needed` bytes free (a full disk)?"""
+    free = [f for f in (_free_bytes(co.top), _free_bytes(co.git_dir)) if f is not None]
+    return bool(free) and min(free) < needed
+
+
+def _git_failure(repo: Repo, co: Checkout, old: str, new: str, out: str) -> str:
+    """Why `read-tree -m -u` failed. git says only "unable to write file x" when the disk fills up, so
+    a filesystem with less room left than the landing writes names the cause."""
+    text = _refusal(out)
+    needed = co.index.stat().st_size if co.index.exists() else 0
+    for rel in rollback.changed_paths(repo, old, new):
+        found = repo.entry_at(new, rel)
+        needed += len(found[1]) if found is not None else 0
+    if _short_of_space(co, needed):
+        return f"no space left on device ({text})"
+    return text
+
+
+def _cleanup(repo: Repo) -> None:
+    work = _work_dir(repo)
+    # The undo marker goes last: while it is there, recovery knows an undo was under way.
+    for name in ("index.orig", "index.new", "index.new.lock", "index.back", UNDO_MARK):
+        (work / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        work.rmdir()  # only when empty
+    if repo.resolve_ref(KEEP_REF):
+        repo.delete_ref(KEEP_REF)
+
+
+def _undo(repo: Repo, co: Checkout, lock: IndexLock, old: str, new: str, *, index_swapped: bool, why: str) -> str:
+    """Put the files (and the index) back from `new` to `old`; the branch is at `old`. Says what it did.
+
+    When that fails too, the journal and the index lock stay, so neither git nor the user's next commit
+    can act on the half-landed checkout, and LandingStuck says what to do.
+    """
+    try:
+        # An empty file (a full disk still takes one): from now on recovery undoes, never finishes.
+        _work_dir(repo).mkdir(parents=True, exist_ok=True)
+        (_work_dir(repo) / UNDO_MARK).touch()
+        done = rollback.undo_files(repo, co.top, old, new)
+        orig, back = _work_dir(repo) / "index.orig", _work_dir(repo) / "index.back"
+        if index_swapped and orig.exists():
+            # Not through index.new: recovery reads "index.new is gone" as "the new index was swapped in".
+            try:
+                shutil.copy2(orig, back)  # its mtime too: see _land_locked
+                os.replace(back, co.index)
+            finally:
+                back.unlink(missing_ok=True)
+        _cleanup(repo)
+    except OSError as exc:
+        lock.keep = True
+        cause = "free some disk space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "remove the cause"
+        raise LandingStuck(
+            f"landing stopped half way ({why}) and could not be undone ({exc.strerror or exc}): the checkout "
+            f"{co.top} is locked (index.lock) so nothing commits over it; {cause}, then run `mdspec status`: "
+            "it finishes the undo"
+        ) from exc
+    _clear_journal(repo)
+    text = "nothing landed; the checkout was put back"
+    if done.left:
+        text += (f" except {', '.join(done.left[:5])}, which held neither the old nor the new content and were "
+                 "left as they are")
+    return text
+
+
+# --- recovery --------------------------------------------------------------------------------------
+
+
+def _end_orphans(run_id: str) -> None:
+    """Wait for the git a killed landing left running (it still writes files and its index), or end it."""
+    deadline = time.monotonic() + ORPHAN_WAIT
+    while (left := usergit.tagged(run_id)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in usergit.tagged(run_id):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while usergit.tagged(run_id) and time.monotonic() < deadline:
         time.sleep(0.02)
-    return True
+    del left
 
 
 def _is_ancestor(repo: Repo, ancestor: str, tip: str) -> bool:
     return git.run(["merge-base", "--is-ancestor", ancestor, tip], repo.top, check=False).returncode == 0
 
 
+def _keep(repo: Repo, run_id: str, result: str) -> tuple[bool, str]:
+    """Hold an undone landing's result: (held, what to add to the reason when it could not be)."""
+    if not run_id or run_id == "revert" or not repo.has_commit(result):
+        return False, ""
+    try:
+        hold(repo, run_id, result)
+    except GitError as exc:  # never say `mdspec apply` lands a result that has no ref
+        return False, f"; {exc}"
+    return True, ""
+
+
 def recover(repo: Repo) -> Recovery | None:
     """Finish or undo a landing a killed worker left half done; None when there was none.
 
-    The caller holds the worker lock, so no landing is really in progress. Reading the journal:
-    - the branch still at `old`: the worker died before moving it; nothing landed;
-    - the branch at `new`: move the checkout from `old` to `new` with the same two-tree merge landing
-      uses (a no-op when the worker had already done it); if git refuses (the user edited a file the
-      result changes since), put the branch back to `old` with a compare-and-swap and hold the result;
-    - the branch anywhere else: the user moved it since; leave it as it is.
+    The caller holds the worker lock, so the journal's writer is dead; what it left running is waited for
+    (or ended) first. A landing whose undo had begun (it failed, and the undo could not finish: a full
+    disk) is undone, wherever the branch is. Otherwise, by where the branch is:
+    - at `new`: the index was swapped before the branch moved, so the landing was complete;
+    - at `old` with the new index in place: the files and index are done; move the branch (compare-and-swap);
+    - at `old` otherwise: put back every file the landing wrote and hold the result;
+    - anywhere else: the user moved it (after removing the lock by hand); left as it is.
+    Raises LandingStuck, keeping the journal, when the undo itself fails.
     """
     entry = read_journal(repo)
     if entry is None:
@@ -181,24 +468,40 @@ def recover(repo: Repo) -> Recovery | None:
     except KeyError:
         _clear_journal(repo)
         return None
+    if not repo.has_commit(new):
+        _cleanup(repo)
+        _clear_journal(repo)
+        return Recovery(run_id, False, False, result, result, "the worker stopped before it moved the branch; "
+                        "nothing landed")
+    co = Checkout(Path(entry["top"]), Path(entry["git_dir"])) if entry.get("top") else checkout_of(repo, branch)
+    ino = entry.get("lock_ino") if isinstance(entry.get("lock_ino"), int) else None
+    if run_id:
+        _end_orphans(run_id)
     tip = repo.resolve_ref(branch)
-    if tip == old:
-        out = Recovery(run_id, False, result, result, "the worker stopped before it moved the branch; nothing landed")
-    elif tip != new:
-        landed = tip is not None and _is_ancestor(repo, new, tip)
-        out = Recovery(run_id, landed, new if landed else result, result,
-                       "the branch moved on after the interrupted landing; left as it is")
-    elif repo.head_branch() != branch:
-        out = Recovery(run_id, True, new, result, "landed on the branch; it is not checked out, so no files changed")
+    swapped = not (_work_dir(repo) / "index.new").exists() and (_work_dir(repo) / "index.orig").exists()
+    undoing = (_work_dir(repo) / UNDO_MARK).exists()  # a landing that failed and whose undo did not finish
+    if undoing and co is not None:
+        lock = IndexLock(co)
+        lock.ino = ino
+        undone = _undo(repo, co, lock, old, new, index_swapped=swapped, why="the landing had failed")
+        held, kept = _keep(repo, run_id, result)
+        out = Recovery(run_id, False, held, result, result, f"recovery finished undoing the landing: {undone}{kept}")
+    elif tip == new:
+        out = Recovery(run_id, True, False, new, result, "the landing had finished; recovery tidied up")
+    elif tip == old and co is not None and swapped and repo.update_ref(branch, new, old, f"mdspec: {run_id}"):
+        out = Recovery(run_id, True, False, new, result, "recovery finished the landing")
+    elif tip == old and co is not None:
+        lock = IndexLock(co)
+        lock.ino = ino
+        undone = _undo(repo, co, lock, old, new, index_swapped=swapped, why="the worker was stopped")
+        held, kept = _keep(repo, run_id, result)
+        out = Recovery(run_id, False, held, result, result, f"recovery undid the landing: {undone}{kept}")
     else:
-        refused = _checkout_update(repo, old, new, dry_run=False)
-        if refused is None:
-            out = Recovery(run_id, True, new, result, "recovery finished updating the checkout")
-        elif repo.update_ref(branch, old, new, f"mdspec: undo {run_id}"):
-            if run_id and run_id != "revert":
-                hold(repo, run_id, result)
-            out = Recovery(run_id, False, result, result, f"recovery put the branch back ({refused})")
-        else:
-            out = Recovery(run_id, True, new, result, "the branch moved during recovery; left as it is")
+        landed = tip is not None and _is_ancestor(repo, new, tip)
+        out = Recovery(run_id, landed, False, new if landed else result, result,
+                       "the branch moved on after the interrupted landing; left as it is")
+    if co is not None:
+        _unlink_if(co.lock, ino)
+    _cleanup(repo)
     _clear_journal(repo)
     return out

@@ -30,6 +30,8 @@ from mdspec.globs import Globs
 
 HISTORY_LIMIT = 20000
 TASK_FILE = "TASK.md"
+# SHA-1 (40) or SHA-256 (64) object names, whichever the repository uses.
+_REVERTS = re.compile(r"This reverts commit ([0-9a-f]{64}|[0-9a-f]{40})\b")
 
 
 @dataclass(frozen=True)
@@ -66,11 +68,6 @@ class _Name:
     patch_id: str | None
 
 
-def _reverts_pattern(hash_len: int) -> re.Pattern[str]:
-    # The repository's own hash length (40 for SHA-1, 64 for SHA-256), never assumed.
-    return re.compile(rf"This reverts commit ([0-9a-f]{{{hash_len}}})\b")
-
-
 def spec_paths(repo: Repo, info: CommitInfo, watch: Globs) -> tuple[str, ...]:
     """The watched paths a commit changes; () for generated and merge commits."""
     if len(info.parents) > 1 or trailers.is_generated(info.message):
@@ -95,14 +92,13 @@ def _is_setup(repo: Repo, info: CommitInfo, config_path: str | None) -> bool:
 def find(repo: Repo, tip: str, cfg: Config, limit: int = HISTORY_LIMIT) -> PendingSet:
     watch = Globs(cfg.watch)
     config_path = _config_path(repo, cfg)
-    reverts = _reverts_pattern(len(tip))
     specs: list[SpecCommit] = []  # newest first while walking
     names: list[_Name] = []  # newest first
     reverted_generated: set[str] = set()
     for info in repo.first_parent_walk(tip, limit):
         # "This reverts commit X" (git revert, mdspec revert): X's effect is gone. Newest first, so a
         # revert is always seen before what it reverts.
-        undone = reverts.findall(info.message)
+        undone = _REVERTS.findall(info.message)
         reverted_generated.update(undone)
         if trailers.is_generated(info.message):
             if info.sha not in reverted_generated:

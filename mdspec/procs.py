@@ -1,18 +1,62 @@
 """Running a shell command for a run: its own process group, a time limit, output kept in a file.
 
 Used for the command backend and the check. The whole process group is killed at the time limit or on
-cancel, so nothing the command started outlives the run.
+cancel, so nothing the command started outlives the run. The API key's value never reaches the output
+log: when the worker holds one, the output passes through a pipe that replaces it on the way.
+
+Also here: keeping the worker's own environment (which holds the API key) away from the commands it
+starts when there is no sandbox to hide it (`protect_environ`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+
+KEY_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+REDACTED = b"[redacted]"
+PR_SET_DUMPABLE = 4  # linux/prctl.h
+MIN_SECRET = 8  # shorter values would match ordinary text
+
+
+def secret_values(env: Mapping[str, str] | None = None) -> list[bytes]:
+    """The credential values in `env` (default: the worker's environment) worth redacting."""
+    env = os.environ if env is None else env
+    return sorted({env[k].encode() for k in KEY_VARS if len(env.get(k) or "") >= MIN_SECRET}, key=len, reverse=True)
+
+
+def redact(data: bytes, secrets: Sequence[bytes]) -> bytes:
+    for s in secrets:
+        data = data.replace(s, REDACTED)
+    return data
+
+
+def protect_environ() -> bool:
+    """Make this process non-dumpable, so that other processes of the same user can no longer read its
+    /proc/<pid>/environ (nor ptrace it): without a sandbox, that file is where a command would find the
+    API key. Children get their own dumpable state back at exec. Root (CAP_SYS_PTRACE) reads it anyway.
+    True when the flag was set."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def environ_exposed() -> bool:
+    """Whether unsandboxed commands can still read the worker's environment: as root nothing prevents it."""
+    return not sys.platform.startswith("linux") or os.geteuid() == 0
 
 
 @dataclass(frozen=True)
@@ -47,10 +91,13 @@ def run_shell(
     stdin_text: str | None = None,
     tail_chars: int = 20_000,
     prefix: tuple[str, ...] = (),
+    secrets: Sequence[bytes] | None = None,
 ) -> ShellResult:
-    """Run `command` with bash in `cwd`; stdout+stderr go to `log_path` (appended)."""
+    """Run `command` with bash in `cwd`; stdout+stderr go to `log_path` (appended), with the API key's
+    value (`secrets`, default: the worker's own) replaced."""
     start = time.monotonic()
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    hidden = secret_values() if secrets is None else [s for s in secrets if len(s) >= MIN_SECRET]
     with log_path.open("ab") as log:
         offset = log.tell()
         proc = subprocess.Popen(
@@ -58,10 +105,16 @@ def run_shell(
             cwd=cwd,
             env=dict(env),
             stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
-            stdout=log,
+            stdout=subprocess.PIPE if hidden else log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        pump = None
+        if hidden:
+            assert proc.stdout is not None
+            pump = threading.Thread(target=_pump, args=(proc.stdout, log, hidden), name="mdspec-output",
+                                    daemon=True)
+            pump.start()
         timed_out = False
         try:
             if stdin_text is not None and proc.stdin is not None:
@@ -77,6 +130,10 @@ def run_shell(
             # The command may be gone while its children still run: kill the group either way.
             kill_group(proc.pid)
             proc.wait()
+            if pump is not None:
+                # EOF comes once the whole group is gone; a process that left the group with setsid and
+                # still holds the pipe is not waited for (its output is lost, never written unredacted).
+                pump.join(timeout=5)
     with log_path.open("rb") as f:
         # Only the tail is wanted: a command that printed gigabytes must not be read back into memory.
         end = f.seek(0, os.SEEK_END)
@@ -87,3 +144,23 @@ def run_shell(
     if start > offset:
         text = f"[… {start - offset} bytes before this cut …]\n" + text
     return ShellResult(proc.returncode, timed_out, time.monotonic() - start, tail(text, tail_chars))
+
+
+def _pump(src: IO[bytes], log: IO[bytes], secrets: Sequence[bytes]) -> None:
+    """Copy `src` to `log` with every secret replaced; the last bytes of each read wait for the next one,
+    so a value split across two reads is still found."""
+    keep = max(len(s) for s in secrets) - 1
+    held = b""
+    try:
+        while True:
+            chunk = os.read(src.fileno(), 1 << 16)
+            if not chunk:
+                break
+            data = redact(held + chunk, secrets)
+            cut = max(0, len(data) - keep)
+            log.write(data[:cut])
+            held = data[cut:]
+        log.write(redact(held, secrets))
+        log.flush()
+    except (OSError, ValueError):  # the log or the pipe closed under us: the run is ending anyway
+        pass

@@ -6,15 +6,19 @@ from run to run and the prompt cache keeps serving it. Everything about this run
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mdspec import templates
+from mdspec import git, templates
 from mdspec.config import Config
+from mdspec.errors import FatalError
 from mdspec.git import Repo
 from mdspec.pending import SpecCommit
 
 DIFF_LIMIT = 200_000  # characters of diff per spec commit
+MESSAGE_LIMIT = 20_000  # characters of each spec commit's message
+SYMLINK_MODE = "120000"
 LISTING_LIMIT = 2_000  # files listed one by one before folding by directory
 NOTES_LIMIT = 200
 
@@ -41,9 +45,44 @@ def system_prompt(cfg: Config, agents_md: str | None) -> str:
     ).rstrip() + "\n"
 
 
+class LinkedSpecPath(FatalError):
+    """A watched path committed as a symbolic link that dangles or leads out of the repository."""
+
+
+def _capped(text: str, limit: int, what: str) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[… {len(text) - limit} more characters of {what} cut …]"
+
+
+def check_links(repo: Repo, sha: str, paths: Sequence[str]) -> None:
+    """Refuse a spec commit whose watched paths include a symlink that dangles or leaves the repository:
+    the run would read a file of the user's outside the repository into the prompt, or bind a path that
+    does not exist into the sandbox. A link to another file of the repository is only text in the diff."""
+    if not paths:
+        return
+    listing = git.run(["ls-tree", "-z", sha, "--", *paths], repo.top, check=False).stdout
+    for entry in listing.split("\0"):
+        meta, _, path = entry.partition("\t")
+        if not meta.startswith(SYMLINK_MODE + " "):
+            continue
+        target = (repo.blob_at(sha, path) or b"").decode("utf-8", "replace")
+        joined = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+        short = sha[:12]
+        if target.startswith("/") or joined == ".." or joined.startswith("../"):
+            where = "outside the repository"
+        elif not repo.tree_has(sha, joined):
+            where = "that does not exist (a dangling link)"
+        else:
+            continue
+        raise LinkedSpecPath(f"{path} in spec commit {short} is a symbolic link to {target!r}, {where}: mdspec "
+                             "does not follow it; commit the file itself in its place, then `mdspec run`")
+
+
 def _commit_section(repo: Repo, n: int, total: int, spec: SpecCommit) -> str:
     info = spec.info
     parent = info.parents[0] if info.parents else None
+    check_links(repo, info.sha, spec.paths)
     diff = repo.diff_text(parent, info.sha, list(spec.paths), DIFF_LIMIT)
     task_md = ""
     if "TASK.md" in spec.paths:
@@ -56,7 +95,7 @@ def _commit_section(repo: Repo, n: int, total: int, spec: SpecCommit) -> str:
             )
     return (
         f"## Spec commit {n} of {total}: {info.short} {info.subject}\n\n"
-        f"Commit message:\n\n{info.message.strip()}\n{task_md}\n"
+        f"Commit message:\n\n{_capped(info.message.strip(), MESSAGE_LIMIT, 'this commit message')}\n{task_md}\n"
         f"Diff of the watched paths:\n\n```diff\n{diff.rstrip()}\n```\n"
     )
 

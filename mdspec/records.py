@@ -3,6 +3,7 @@ transcript/output files beside it. Reading tolerates a truncated or corrupted ru
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -29,15 +30,16 @@ PAUSE_LIMIT = 120.0  # seconds a paused worker waits before it goes on by itself
 def pause_point(state_dir: Path, stage: str) -> None:
     """For tests only: with MDSPEC_TEST_PAUSE=<stage>, stop here (and say so in `paused-<stage>`).
 
-    The recovery tests kill the worker while it sits at a named stage; stages are `before-backend`,
-    `after-commit` and `landing` (between the branch update and the checkout update).
+    The recovery tests kill the worker while it sits at a named stage, or let it go on by removing the
+    marker; stages are `before-backend`, `after-commit`, `checkout` (journal written, files not yet
+    touched) and `landing` (files and index updated, the branch not yet moved).
     """
     if os.environ.get(PAUSE_VAR) != stage:
         return
     marker = state_dir / f"paused-{stage}"
     marker.write_text(f"{os.getpid()}\n", encoding="utf-8")
     deadline = time.monotonic() + PAUSE_LIMIT
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and marker.exists():
         time.sleep(0.05)
 
 
@@ -50,10 +52,22 @@ def new_run_id() -> str:
 
 
 def write(run_dir: Path, record: dict[str, Any]) -> None:
+    """Replace run.json atomically; on a full disk, rewrite it in place rather than leave it stale."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / f".run.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, run_dir / "run.json")
+    text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    path, tmp = run_dir / "run.json", run_dir / f".run.json.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not path.exists():
+            raise
+        # The file's own blocks still take the new text (unless it grew past them): a final "failed"
+        # must not stay "running" forever because the disk filled up. `read` tolerates a torn file.
+        with path.open("r+", encoding="utf-8") as f:
+            f.write(text)
+            f.truncate()
 
 
 def read(run_dir: Path) -> dict[str, Any]:

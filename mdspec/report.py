@@ -116,6 +116,12 @@ def gather(repo: Repo) -> dict[str, Any]:
 
 def status(start: Path, as_json: bool, out: Printer) -> int:
     repo = Repo(start)
+    from mdspec import runner  # late: only when a landing was interrupted is there anything to do
+
+    try:
+        runner.recover_now(repo, out if not as_json else lambda _: None)
+    except FatalError as exc:
+        out(f"mdspec: error: {exc}")
     info = gather(repo)
     if as_json:
         out(json.dumps(info, indent=2, sort_keys=True, default=str))
@@ -124,8 +130,8 @@ def status(start: Path, as_json: bool, out: Printer) -> int:
     if info["config_error"]:
         out(f"config: {info['config_error']}")
     if info["landing_interrupted"]:
-        out("landing: a worker was stopped while landing a result; `mdspec run` (or the next spec commit) "
-            "finishes or undoes it")
+        out("landing: a worker was stopped while landing a result and it could not be finished or undone yet; "
+            "`mdspec status` tries again")
     r = info["running"]
     if r:
         out(f"running: {info['live']} — follow: mdspec log -f; stop: mdspec cancel")

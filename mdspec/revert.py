@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mdspec import config, land, trailers
-from mdspec.errors import FatalError
+from mdspec.errors import FatalError, SigningError
 from mdspec.git import CommitInfo, Repo
 from mdspec.lock import worker_lock
 from mdspec.pending import HISTORY_LIMIT
@@ -53,6 +53,17 @@ def _targets(repo: Repo, tip: str, target: str | None) -> list[CommitInfo]:
 def revert(start: Path, target: str | None, with_spec: bool, out: Printer) -> int:
     repo = Repo(start)
     config.load(repo.top)
+    # Under the worker lock: a run landing at the same moment would race this landing (and its journal).
+    with worker_lock(repo.common_dir / "mdspec") as got:
+        if not got:
+            raise FatalError("a run is in progress: wait for it (`mdspec status`) or `mdspec cancel` it, then revert")
+        from mdspec.runner import recover  # first: an interrupted landing may have moved the branch
+
+        recover(repo, out)
+        return _revert(repo, target, with_spec, out)
+
+
+def _revert(repo: Repo, target: str | None, with_spec: bool, out: Printer) -> int:
     branch = repo.head_branch()
     tip = repo.resolve_ref(branch) if branch else None
     if branch is None or tip is None:
@@ -78,12 +89,11 @@ def revert(start: Path, target: str | None, with_spec: bool, out: Printer) -> in
     body = "\n".join(f"This reverts commit {c} ({subjects[c]})." for c in undo)
     msg = f"Revert {title}\n\n{body}\n\n" + "\n".join(f"{trailers.REVERTS}: {c}" for c in undo) + "\n"
     user = repo.identity()
-    commit = repo.create_commit(tree, tip, msg, user, user)
-    # Under the worker lock: a run landing at the same moment would race this landing (and its journal).
-    with worker_lock(repo.common_dir / "mdspec") as got:
-        if not got:
-            raise FatalError("a run is in progress: wait for it (`mdspec status`) or `mdspec cancel` it, then revert")
-        landing = land.land(repo, branch, commit, "revert")
+    try:
+        commit = repo.create_commit(tree, tip, msg, user, user)  # signed when the user's commits are
+    except SigningError as exc:
+        raise SigningError(f"revert not made: {exc}; nothing changed") from None
+    landing = land.land(repo, branch, commit, "revert")
     if not landing.landed:
         raise FatalError(f"revert not applied: {landing.reason}; nothing changed")
     out(f"mdspec: reverted {', '.join(c[:10] for c in undo)} as {landing.commit[:10]}")

@@ -15,6 +15,7 @@ left running, and resets the worktree.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import time
@@ -24,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mdspec import config, git, guards, land, pending, prompt, records, sandbox, trailers, triggers, worktree
+from mdspec import config, git, guards, land, pending, prompt, records, sandbox, trailers, triggers, usergit, worktree
 from mdspec.cancel import RUN_ID_VAR, Cancelled, cancel_requested, cancellable, kill_leftovers, mark_cancelled, shielded
 from mdspec.check import run_check
 from mdspec.config import Config
-from mdspec.errors import FatalError
+from mdspec.errors import FatalError, SigningError
 from mdspec.git import Identity, Repo, clean_env
 from mdspec.globs import Globs
 from mdspec.lock import lock_holder, wait_for_pid, worker_lock
@@ -112,11 +113,15 @@ def commit_message(result: BackendResult | None, specs: Sequence[SpecCommit], ru
 
 
 class Runner:
-    def __init__(self, repo: Repo, out: Printer) -> None:
+    def __init__(self, repo: Repo, out: Printer, defer_to: int | None = None) -> None:
         self.repo = repo
         self.state = repo.common_dir / "mdspec"
         self.out = out
         self.max_file_bytes: int | None = None
+        # The pid of a git command of the user's that this process runs inside (a foreground run in the
+        # post-commit hook): landing now would act under that command, so results wait for it to return.
+        self.defer_to = defer_to
+        self.deferred = False
 
     def run(self, req: RunRequest, cfg: Config) -> dict[str, Any]:
         """Implement `req.specs` on `req.branch`; returns the final run record (never raises FatalError)."""
@@ -178,9 +183,14 @@ class Runner:
                 kill_leftovers(run_id)
         except FatalError as exc:
             rec.update(status=records.FAILED, reason=str(exc))
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # expected on a full disk: say so, no traceback
+                rec.update(status=records.FAILED, reason=f"no space left on device ({exc.filename or exc}); "
+                                                         "free some space, then `mdspec run`")
+            else:
+                _internal_error(rec, rdir, exc)
         except Exception as exc:  # a bug must not lose the record or kill the queue
-            rec.update(status=records.FAILED, reason=f"internal error: {type(exc).__name__}: {exc}")
-            (rdir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+            _internal_error(rec, rdir, exc)
         finally:
             with shielded():
                 events.close()
@@ -188,7 +198,11 @@ class Runner:
                 rec["seconds"] = round(rec["ended"] - rec["started"], 1)
                 rec.pop("stage", None)
                 records.write(rdir, rec)
-        self.out(f"mdspec: run {run_id} {rec['status']}: {rec.get('reason', '')}".rstrip(": "))
+        if rec.get("auto_land") and self.deferred:
+            self.out(f"mdspec: run {run_id} finished; its result lands as soon as this git command returns "
+                     "(`mdspec status` shows it)")
+        else:
+            self.out(f"mdspec: run {run_id} {rec['status']}: {rec.get('reason', '')}".rstrip(": "))
         return rec
 
     def _run(self, req: RunRequest, cfg: Config, rec: dict[str, Any], rdir: Path,
@@ -249,6 +263,9 @@ class Runner:
             model=result.model or rec["model"],
             stopped_by=result.stopped_by,
         )
+        overrun = result.usage.cost_usd - cfg.agent.max_cost_usd
+        if overrun > 0:  # the cap stops before a turn where it can; a turn billed above its estimate shows here
+            rec["cost_overrun_usd"] = round(overrun, 6)
         tree = worktree.snapshot_tree(wt)
         notes = [f"restored {v}" for v in violations]
         if result.stopped_by:
@@ -262,14 +279,34 @@ class Runner:
             notes.append(TASK_REMOVED)
         if unchanged:
             # Still a commit (with no changes): every clone and CI must see these spec commits implemented.
+            rec["empty"] = True
             notes.append("nothing needed to change: this commit records the spec commits as implemented")
         ids = pending.patch_ids(repo, [(s.sha, s.paths) for s in req.specs])
         msg = commit_message(result, req.specs, rec["id"], check, notes, ids)
         author = Identity(f"{user.name} (mdspec)", user.email)
-        commit = repo.create_commit(tree, base, msg, author, user)
+        try:
+            commit = repo.create_commit(tree, base, msg, author, user)
+        except SigningError as exc:
+            # Never land unsigned: keep the work as an unsigned result; `mdspec apply` signs it first.
+            commit = repo.create_commit(tree, base, msg, author, user, sign=False)
+            land.hold(repo, rec["id"], commit)
+            rec.update(result=commit, status=records.HELD,
+                       reason=f"{exc}; fix signing, then `mdspec apply {rec['id']}` lands it signed")
+            return
         rec["result"] = commit
+        # Referenced at once: a `git gc --prune=now` of the user's may run at any moment, and an unreferenced
+        # commit is what it deletes. Landing removes the ref again.
+        land.hold(repo, rec["id"], commit)
         records.write(rdir, rec)
         records.pause_point(self.state, "after-commit")
+        # The API key's value never lands, whatever put it in the files (guards.secret_leaks).
+        leaks = guards.secret_leaks(wt, base, tree, msg)
+        if leaks:
+            land.hold(repo, rec["id"], commit)
+            rec.update(status=records.FAILED, secret_in=leaks,
+                       reason=f"the result contains the API key's value (in {', '.join(leaks)}): not landed; held "
+                              f"as {land.result_ref(rec['id'])} for inspection only (remove the key before using it)")
+            return
         if result.stopped_by is not None:
             land.hold(repo, rec["id"], commit)
             rec.update(status=records.HELD if result.stopped_by in STOP_LIMITS else records.FAILED,
@@ -281,34 +318,49 @@ class Runner:
             return
         progress({"event": "stage", "stage": "landing"})
         self.land_result(rec, commit)
-        if unchanged and rec["status"] == records.LANDED:
-            rec.update(status=records.EMPTY, reason=f"the agent changed nothing; {rec['landed_as'][:10]} records "
-                                                    "the spec commits as implemented")
 
-    def land_result(self, rec: dict[str, Any], commit: str) -> None:
+    def land_result(self, rec: dict[str, Any], commit: str) -> land.Landing | None:
         with shielded():
-            self._land_result(rec, commit)
+            return self._land_result(rec, commit)
 
-    def _land_result(self, rec: dict[str, Any], commit: str) -> None:
+    def _land_result(self, rec: dict[str, Any], commit: str) -> land.Landing | None:
         repo = self.repo
-        if self._superseded(rec, commit):
-            return
+        rec.pop("auto_land", None)
+        try:
+            land.hold(repo, rec["id"], commit)  # referenced until it is on the branch, whatever happens
+        except FatalError as exc:
+            rec.update(status=records.FAILED, reason=f"{exc}; the result was not landed")
+            return None
+        if self.defer_to is not None:
+            self.deferred = True
+            rec.update(status=records.HELD, auto_land=True,
+                       reason=f"waiting for the git command that ran this hook (pid {self.defer_to}) to finish; "
+                              "it lands by itself then")
+            return None
+        if self._superseded(rec):
+            return None
         commit = self._keep_new_task(rec, commit)
-        landing = land.land(repo, rec["branch"], commit, rec["id"])
+        try:
+            landing = land.land(repo, rec["branch"], commit, rec["id"])
+        except land.LandingStuck as exc:
+            rec.update(status=records.FAILED, reason=str(exc), landing_stuck=True)  # recovery settles it
+            return None
         if landing.landed:
             rec.update(status=records.LANDED, landed_as=landing.commit, reason=landing.reason)
+            if rec.get("empty"):
+                rec.update(status=records.EMPTY, reason=f"the agent changed nothing; {landing.commit[:10]} records "
+                                                        "the spec commits as implemented")
             self._note(rec, landing.commit)
-            land_ref = land.result_ref(rec["id"])
-            if repo.resolve_ref(land_ref):
-                repo.delete_ref(land_ref)
+            repo.delete_ref(land.result_ref(rec["id"]))
         else:
-            if not repo.resolve_ref(land.result_ref(rec["id"])):
-                land.hold(repo, rec["id"], commit)
             rec.update(status=records.HELD, reason=f"{landing.reason}; `mdspec apply {rec['id']}` lands it")
+            if landing.busy:
+                rec["auto_land"] = True  # the next worker tries again by itself
+        return landing
 
-    def _superseded(self, rec: dict[str, Any], commit: str) -> bool:
+    def _superseded(self, rec: dict[str, Any]) -> bool:
         """A spec commit of the run no longer stands on the branch (amended, dropped): never land its result
-        as if it did. Hold it (nothing is lost) and say so; the amended commit is pending and runs by itself."""
+        as if it did. The result stays held (nothing is lost); the amended commit is pending, runs by itself."""
         tip = self.repo.resolve_ref(rec["branch"])
         if tip is None:
             return False  # landing says the branch is gone
@@ -319,8 +371,6 @@ class Runner:
         gone = pending.not_standing(self.repo, tip, cfg, rec.get("spec_commits", []))
         if not gone:
             return False
-        if not self.repo.resolve_ref(land.result_ref(rec["id"])):
-            land.hold(self.repo, rec["id"], commit)
         branch = str(rec["branch"]).removeprefix("refs/heads/")
         rec.update(status=records.SUPERSEDED, superseded=gone,
                    reason=f"spec commit {gone[0][:10]} is no longer on {branch} (amended or dropped): not landed; "
@@ -342,6 +392,7 @@ class Runner:
             message = info.message.replace(TASK_REMOVED, TASK_KEPT)
             new = repo.create_commit(tree, base, message, Identity(info.author_name, info.author_email),
                                      repo.identity())
+            land.hold(repo, rec["id"], new)
         except FatalError:
             return commit  # landing as it is: at worst the conflict holds it, and nothing is lost
         rec["result"] = new
@@ -357,7 +408,7 @@ class Runner:
             f"duration: {time.time() - rec['started']:.0f}s\n"
         )
         with contextlib.suppress(Exception):
-            self.repo.add_note(sha, text, NOTES_REF, self.repo.identity())
+            self.repo.add_note(sha, text, NOTES_REF, self.repo.identity(), f"mdspec: note for run {rec['id']}")
 
     def _guard(self, wt: Path, base: str, protected: Globs, gitdir_before: guards.GitDirSnapshot) -> list[str]:
         found = guards.enforce_protected(wt, base, protected, self.max_file_bytes)
@@ -392,9 +443,15 @@ def _tree_with_path(repo: Repo, tree: str, source: str, path: str) -> str:
         index.unlink(missing_ok=True)
 
 
+def _internal_error(rec: dict[str, Any], rdir: Path, exc: Exception) -> None:
+    rec.update(status=records.FAILED, reason=f"internal error: {type(exc).__name__}: {exc}")
+    with contextlib.suppress(OSError):  # the disk may be full: the record matters more than the traceback
+        (rdir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+
+
 def _stop_reason(result: BackendResult) -> str:
     if result.stopped_by in STOP_LIMITS:
-        return f"stopped at the {result.stopped_by} limit"
+        return f"stopped at the {result.stopped_by} limit" + (f" ({result.error})" if result.error else "")
     if result.error:
         return result.error
     return f"stopped: {result.stopped_by}"
@@ -410,19 +467,22 @@ def mark_interrupted(state: Path, landing: land.Recovery | None = None) -> list[
     """
     done = []
     for rec in records.all_runs(state):
-        if rec.get("status") != records.RUNNING:
+        stuck = landing is not None and landing.run_id == rec.get("id") and rec.pop("landing_stuck", False)
+        if rec.get("status") != records.RUNNING and not stuck:
             continue
-        rec.update(status=records.INTERRUPTED, reason="the worker stopped before the run finished",
-                   interrupted=True)
+        # A landing that failed and could not be undone then (a full disk) is settled by recovery now.
+        what = "the landing could not be undone at first" if stuck else "the worker stopped while landing"
+        if not stuck:
+            rec.update(status=records.INTERRUPTED, reason="the worker stopped before the run finished",
+                       interrupted=True)
         rec.pop("stage", None)
         if landing is not None and landing.run_id == rec.get("id"):
             rec["recovery"] = landing.reason
             if landing.landed:
-                rec.update(status=records.LANDED, landed_as=landing.commit,
-                           reason=f"the worker stopped while landing; {landing.reason}")
+                rec.update(status=records.LANDED, landed_as=landing.commit, reason=f"{what}; {landing.reason}")
             elif landing.result and rec.get("result"):
-                rec.update(reason=f"the worker stopped while landing; {landing.reason}")
-                if "put the branch back" in landing.reason:
+                rec.update(reason=f"{what}; {landing.reason}")
+                if landing.held:
                     rec.update(status=records.HELD,
                                reason=f"{rec['reason']}; `mdspec apply {rec['id']}` lands it")
         records.write(records.runs_dir(state) / rec["id"], rec)
@@ -434,14 +494,37 @@ def recover(repo: Repo, out: Printer) -> None:
     """Clean up after a worker that died; the caller holds the lock. Cheap when there is nothing to do."""
     state = repo.common_dir / "mdspec"
     landing = land.recover(repo)
+    settle_merges(repo)
     interrupted = mark_interrupted(state, landing)
     for rec in interrupted:
         kill_leftovers(str(rec["id"]))
         if rec.get("status") == records.LANDED and rec.get("landed_as"):
             Runner(repo, out)._note(rec, rec["landed_as"])
-        out(f"mdspec: run {rec['id']} was interrupted: {rec['status']}: {rec.get('reason', '')}")
+        how = "was interrupted" if rec.get("interrupted") else "was recovered"  # else: a landing stuck at first
+        out(f"mdspec: run {rec['id']} {how}: {rec['status']}: {rec.get('reason', '')}")
     if interrupted:
         _reset_worktree(repo, state, str(interrupted[-1].get("base") or ""))
+
+
+def recover_now(repo: Repo, out: Printer) -> None:
+    """Finish or undo an interrupted landing now, and settle merges by hand, when no worker runs.
+
+    Until then the checkout's index.lock, left by the killed landing, makes git refuse to commit.
+    """
+    merging = any(r.get("merging") for r in records.all_runs(repo.common_dir / "mdspec"))
+    if not land.journal_path(repo).exists() and not merging:
+        return
+    with worker_lock(repo.common_dir / "mdspec") as got:
+        if not got:
+            return
+        recover(repo, out)
+        # Triggers of spec commits the recovered landing implemented are done with.
+        branch = repo.head_branch()
+        tip = repo.resolve_ref(branch) if branch else None
+        if branch and tip:
+            with contextlib.suppress(FatalError):
+                left = {s.sha for s in pending.find(repo, tip, config.load(repo.top)).all_pending}
+                _drop_stale_triggers(repo, branch, left)
 
 
 def _reset_worktree(repo: Repo, state: Path, base: str) -> None:
@@ -457,7 +540,38 @@ def _reset_worktree(repo: Repo, state: Path, base: str) -> None:
             worktree.prepare(repo, state, base)
 
 
-def drain(repo: Repo, out: Printer) -> list[dict[str, Any]]:
+def land_waiting(repo: Repo, out: Printer) -> list[dict[str, Any]]:
+    """Land the results that wait to land by themselves, oldest first; the caller holds the lock.
+
+    A foreground run inside `git commit` leaves its result waiting for that commit to return; a landing a
+    user's long git command held up is tried again here too.
+    """
+    state = repo.common_dir / "mdspec"
+    done = []
+    for rec in reversed(records.all_runs(state)):
+        if rec.get("status") != records.HELD or not rec.get("auto_land"):
+            continue
+        result = repo.resolve_ref(land.result_ref(str(rec["id"]))) or str(rec.get("result") or "")
+        if not result or not repo.has_commit(result):
+            rec.pop("auto_land", None)
+            rec["reason"] = f"its result {result[:12] or '(none)'} is gone; `mdspec run` implements the spec again"
+        else:
+            Runner(repo, out).land_result(rec, result)
+        records.write(records.runs_dir(state) / str(rec["id"]), rec)
+        out(f"mdspec: run {rec['id']} {rec['status']}: {rec.get('reason', '')}")
+        done.append(rec)
+    return done
+
+
+def _spawn_lander(repo: Repo, git_pid: int, out: Printer) -> None:
+    """A detached worker that lands what waits, once the git command `git_pid` (our ancestor) has returned."""
+    from mdspec import hook
+
+    hook.spawn_worker(str(repo.top), str(repo.common_dir / "mdspec"), git_pid)
+    del out
+
+
+def drain(repo: Repo, out: Printer, defer_to: int | None = None) -> list[dict[str, Any]]:
     """Run every queued trigger; the caller holds the lock. Stops after a cancel."""
     state = repo.common_dir / "mdspec"
     done: list[dict[str, Any]] = []
@@ -477,7 +591,8 @@ def drain(repo: Repo, out: Printer) -> list[dict[str, Any]]:
                 # A reverted spec commit runs only when queued by hand (`mdspec run`), never along by itself.
                 specs = tuple(s for s in ps.all_pending if s in ps.pending or s.sha in batch)
                 if any(s.sha in batch for s in specs):
-                    done.append(Runner(repo, out).run(RunRequest(branch, specs), cfg))
+                    runner = Runner(repo, out, defer_to)
+                    done.append(runner.run(RunRequest(branch, specs), cfg))
         except FatalError as exc:
             # Before a run could start (a config made invalid while the trigger waited, say): record it
             # as a failed run so `mdspec status` and `mdspec log` say why; the commits stay pending.
@@ -503,6 +618,8 @@ def work(start: Path, wait_pid: int | None, out: Printer) -> int:
     """The worker: drain the queue under the lock; exit at once if another worker has it."""
     repo = Repo(start)
     state = repo.common_dir / "mdspec"
+    # Inside a git command of the user's (a foreground run in the post-commit hook): run now, land later.
+    defer_to = usergit.ancestor_git(repo.top)
     with cancellable():
         try:
             while True:
@@ -510,8 +627,13 @@ def work(start: Path, wait_pid: int | None, out: Printer) -> int:
                     if not got:
                         return 0  # the running worker will see our trigger
                     recover(repo, out)
-                    wait_for_pid(wait_pid, repo.git_dir)
-                    results = drain(repo, out)
+                    results = []
+                    if defer_to is None:
+                        wait_for_pid(wait_pid, repo.git_dir)
+                        results += land_waiting(repo, out)
+                    results += drain(repo, out, defer_to)
+                if defer_to is not None and any(r.get("auto_land") for r in results):
+                    _spawn_lander(repo, defer_to, out)  # after the unlock, or it would find the lock taken
                 if cancel_requested():
                     return 1
                 # A trigger queued between our last look and the unlock found the lock taken: look once more.
@@ -563,7 +685,8 @@ def run_now(start: Path, revs: Sequence[str], out: Printer) -> int:
                 _drop_stale_triggers(repo, branch, set())
                 out("mdspec: nothing pending: every spec commit on this branch is implemented")
                 return 0
-            rec = Runner(repo, out).run(RunRequest(branch, tuple(specs)), cfg)
+            runner = Runner(repo, out, usergit.ancestor_git(repo.top))
+            rec = runner.run(RunRequest(branch, tuple(specs)), cfg)
             # As a worker would: the run's own triggers are done with, whatever the outcome; triggers for
             # spec commits made meanwhile stay queued.
             tip = repo.resolve_ref(branch) or tip
@@ -572,6 +695,8 @@ def run_now(start: Path, revs: Sequence[str], out: Printer) -> int:
         except Cancelled:
             out("mdspec: cancelled before the run started")
             return 1
+    if runner.deferred and runner.defer_to is not None:
+        _spawn_lander(repo, runner.defer_to, out)
     return 1 if rec["status"] in (records.FAILED, records.CANCELLED) else 0
 
 
@@ -617,10 +742,80 @@ def apply(start: Path, run_prefix: str | None, out: Printer) -> int:
             what = f"matching {run_prefix!r}" if run_prefix else "at all"
             raise FatalError(f"no held result {what}: `mdspec status` lists runs and their results")
         rec = held[0]
+        if rec.get("merging"):
+            raise FatalError(f"run {rec['id']} is being merged by `git cherry-pick`: finish it with "
+                             "`git cherry-pick --continue` (or `--abort`), then `mdspec status`")
         result = repo.resolve_ref(land.result_ref(rec["id"])) or rec["result"]
         if not repo.has_commit(result):
             raise FatalError(f"the result of run {rec['id']} is gone (was refs/mdspec/results/{rec['id']} deleted?)")
-        Runner(repo, out).land_result(rec, result)
+        try:
+            result = repo.ensure_signed(result)  # held unsigned because signing failed: never land it so
+        except SigningError as exc:
+            raise SigningError(f"{exc}; run {rec['id']} stays held") from None
+        landing = Runner(repo, out).land_result(rec, result)
+        if landing is not None and landing.conflict:
+            # The user is here: let git's own 3-way merge do it, conflict markers and all.
+            merge_by_hand(repo, rec, result, out)
         records.write(records.runs_dir(state) / rec["id"], rec)
     out(f"mdspec: run {rec['id']} {rec['status']}: {rec.get('reason', '')}")
-    return 0 if rec["status"] == records.LANDED else 1
+    return 0 if rec["status"] in (records.LANDED, records.EMPTY) else 1
+
+
+def merge_by_hand(repo: Repo, rec: dict[str, Any], result: str, out: Printer) -> None:
+    """`git cherry-pick` the held result onto the branch in the user's checkout (its trailers come along).
+
+    On a conflict git leaves its markers and its usual `--continue`/`--abort` flow; `recover` later sees
+    which way it went (a commit carrying the run's trailer on the branch, or none).
+    """
+    co = land.checkout_of(repo, str(rec["branch"]))
+    if co is None:
+        rec["reason"] = f"{land.short(str(rec['branch']))} is not checked out: check it out, then `mdspec apply`"
+        return
+    proc = git.run(["cherry-pick", "--keep-redundant-commits", result], co.top, check=False,
+                   env={"MDSPEC_RUNNING": "1"})
+    if proc.returncode == 0:
+        head = Repo(co.top).resolve_ref(str(rec["branch"])) or ""
+        rec.update(status=records.LANDED, landed_as=head, reason="merged by git cherry-pick")
+        rec.pop("merging", None)
+        Runner(repo, out)._note(rec, head)
+        repo.delete_ref(land.result_ref(str(rec["id"])))
+        return
+    text = (proc.stdout + proc.stderr).strip()
+    if (co.git_dir / "CHERRY_PICK_HEAD").exists():
+        conflicts = [ln.strip() for ln in text.splitlines() if ln.startswith("CONFLICT")]
+        for line in conflicts:
+            out(f"mdspec: {line}")
+        rec.update(merging=True, reason="being merged by `git cherry-pick`: fix the conflicts, `git add` them, then "
+                                        "`git cherry-pick --continue` (or `git cherry-pick --abort`)")
+        return
+    lines = [ln for ln in text.splitlines() if ln.startswith(("error:", "fatal:"))] or text.splitlines()[:1]
+    rec["reason"] = f"git cherry-pick refused: {lines[0] if lines else 'unknown error'}; `mdspec apply` tries again"
+
+
+def settle_merges(repo: Repo) -> None:
+    """Results the user was merging by hand: landed once a commit with the run's trailer is on the branch."""
+    state = repo.common_dir / "mdspec"
+    for rec in records.all_runs(state):
+        if rec.get("status") != records.HELD or not rec.get("merging"):
+            continue
+        branch = str(rec.get("branch") or "")
+        co = land.checkout_of(repo, branch)
+        tip = repo.resolve_ref(branch)
+        landed = None
+        if tip is not None:
+            for n, info in enumerate(repo.first_parent_walk(tip, 200)):
+                if str(rec["id"]) in trailers.values(info.message, trailers.RUN):
+                    landed = info.sha
+                    break
+                if n > 200:
+                    break
+        if landed:
+            rec.update(status=records.LANDED, landed_as=landed, reason="merged by git cherry-pick")
+            rec.pop("merging", None)
+            repo.delete_ref(land.result_ref(str(rec["id"])))
+        elif co is None or not (co.git_dir / "CHERRY_PICK_HEAD").exists():
+            rec.pop("merging", None)
+            rec["reason"] = f"the merge by hand was abandoned; `mdspec apply {rec['id']}` tries again"
+        else:
+            continue
+        records.write(records.runs_dir(state) / str(rec["id"]), rec)

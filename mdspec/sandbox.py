@@ -80,7 +80,12 @@ def allow_write(prefix: Sequence[str], path: Path) -> tuple[str, ...]:
 
 
 def _protected_mounts(worktree: Path, protected: Globs) -> list[Path]:
-    """Existing paths in the worktree to mount read-only: whole directories where a glob covers them."""
+    """Existing paths in the worktree to mount read-only: whole directories where a glob covers them.
+
+    Symlinks are left out: bwrap would bind whatever they point at (a file outside the repository, or
+    nothing at all, which fails the sandbox's start). Writing through such a link reaches only its target,
+    which is read-only outside the worktree and unprotected inside it; a link the command replaces is
+    restored by the post-run guard."""
     out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(worktree):
         rel_dir = os.path.relpath(dirpath, worktree)
@@ -90,12 +95,15 @@ def _protected_mounts(worktree: Path, protected: Globs) -> list[Path]:
         keep = []
         for d in dirnames:
             rel = rel_dir + d
+            if (Path(dirpath) / d).is_symlink():
+                continue  # see above; os.walk does not descend into it either
             if protected.matches(rel + "/\0probe") and protected.matches(rel):
                 out.append(Path(dirpath) / d)  # everything under it is protected
             elif protected.could_contain(rel):
                 keep.append(d)
         dirnames[:] = keep
-        out.extend(Path(dirpath) / f for f in filenames if protected.matches(rel_dir + f))
+        out.extend(Path(dirpath) / f for f in filenames
+                   if protected.matches(rel_dir + f) and not (Path(dirpath) / f).is_symlink())
     return out
 
 

@@ -427,7 +427,8 @@ class Toolbox:
         self.shell_prefix = tuple(shell_prefix)
         self._bash: Bash | None = None
 
-    def call(self, name: str, args: Any) -> ToolResult:
+    def call(self, name: str, args: Any, time_left: float | None = None) -> ToolResult:
+        """Run one tool call; `time_left` (seconds before the run's deadline) shortens the bash time limit."""
         try:
             if not isinstance(args, Mapping):
                 raise ToolError("the tool input must be a JSON object")
@@ -436,6 +437,8 @@ class Toolbox:
             if name == BASH:
                 if self._bash is None:
                     self._bash = Bash(self.worktree, self.env, self.bash_timeout, prefix=self.shell_prefix)
+                limit = self.bash_timeout if time_left is None else min(self.bash_timeout, time_left)
+                self._bash.timeout = max(1.0, limit)
                 return self._bash.run(args)
             raise ToolError(f"unknown tool {name!r}: the tools are {EDITOR} and {BASH}")
         except Refused as exc:

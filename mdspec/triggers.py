@@ -18,9 +18,15 @@ def enqueue(state_dir: str, sha: str, ref: str) -> None:
     d = queue_dir(state_dir)
     os.makedirs(d, exist_ok=True)
     tmp = os.path.join(d, f".{sha}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(f"{ref}\n{time.time():.3f}\n")
-    os.replace(tmp, os.path.join(d, sha))
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(f"{ref}\n{time.time():.3f}\n")
+        os.replace(tmp, os.path.join(d, sha))
+    finally:
+        try:  # noqa: SIM105 - contextlib is one import more on the hook's path
+            os.unlink(tmp)  # gone after the rename; left only by a failed write (a full disk)
+        except FileNotFoundError:
+            pass
 
 
 def entries(state_dir: str) -> list[tuple[str, str, float]]:
@@ -32,7 +38,7 @@ def entries(state_dir: str) -> list[tuple[str, str, float]]:
         return []
     out = []
     for name in names:
-        if len(name) != 40 or name.startswith("."):
+        if len(name) not in (40, 64) or name.startswith("."):  # SHA-1 or SHA-256 object names
             continue
         try:
             with open(os.path.join(d, name), encoding="utf-8") as f:

@@ -12,6 +12,8 @@ from pathlib import Path
 from mdspec import git, paths
 from mdspec.git import Repo
 
+LOCK_REASON = "mdspec"
+
 
 def path_for(state_dir: Path) -> Path:
     return state_dir / "worktree"
@@ -23,9 +25,12 @@ def prepare(repo: Repo, state_dir: Path, base: str) -> Path:
     if not healthy(repo, wt):
         _remove(repo, wt)
         git.run(["worktree", "add", "--force", "--detach", str(wt), base], repo.top)
+        _lock(repo, wt)
         return wt
     # A run may have left git state behind (a half-done rebase, commits, a staged mess): start over.
     gitdir = git.run(["rev-parse", "--absolute-git-dir"], wt).stdout.strip()
+    if not Path(gitdir, "locked").exists():
+        _lock(repo, wt)  # made before worktrees were locked
     if paths.operation_in_progress(gitdir):
         for op in (["rebase", "--quit"], ["am", "--quit"], ["cherry-pick", "--quit"], ["revert", "--quit"],
                    ["merge", "--quit"], ["bisect", "reset"]):
@@ -49,7 +54,14 @@ def healthy(repo: Repo, wt: Path) -> bool:
     return common == repo.common_dir
 
 
+def _lock(repo: Repo, wt: Path) -> None:
+    """Lock the worktree, so `git worktree prune` (and gc's prune) never drops it: its directory sits
+    inside .git, where a user's clean-up or a tool may remove it, and mdspec recreates it then."""
+    git.run(["worktree", "lock", "--reason", LOCK_REASON, str(wt)], repo.top, check=False)
+
+
 def _remove(repo: Repo, wt: Path) -> None:
+    git.run(["worktree", "unlock", str(wt)], repo.top, check=False)  # a locked entry is never pruned
     if wt.exists() or wt.is_symlink():
         git.run(["worktree", "remove", "--force", str(wt)], repo.top, check=False)
         if wt.exists() or wt.is_symlink():

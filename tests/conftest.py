@@ -6,15 +6,19 @@ subprocesses that import this checkout's code.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from mdspec.lock import lock_holder
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +56,8 @@ class Repo:
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"git {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+        if (env or {}).get("MDSPEC_FOREGROUND") or os.environ.get("MDSPEC_FOREGROUND"):
+            self.wait_landed()  # a foreground run in the hook lands once the git command has returned
         return proc.stdout + proc.stderr
 
     def write(self, path: str, text: str) -> Path:
@@ -69,6 +75,22 @@ class Repo:
         # The sha of the commit made here; HEAD may already be a generated commit after a foreground run.
         short = out.split("]", 1)[0].split()[-1]
         return self.head(short)
+
+    def wait_landed(self, timeout: float = 60.0) -> None:
+        """Wait for what a foreground run in the hook left to land once `git commit` returned."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            waiting = False
+            for p in (self.state / "runs").glob("*/run.json"):
+                try:
+                    rec = json.loads(p.read_text())
+                except ValueError:
+                    waiting = True
+                    continue
+                waiting = waiting or (rec.get("status") == "held" and bool(rec.get("auto_land")))
+            if not waiting and lock_holder(self.state) is None:
+                return
+            time.sleep(0.02)
 
     def head(self, rev: str = "HEAD") -> str:
         return self.git("rev-parse", rev).strip()

@@ -20,8 +20,9 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -54,6 +55,7 @@ class Failure:
     message: str
     error_type: str
     retry_after_ms: int | None = None
+    retry_after: int | None = None  # seconds, the `retry-after` header
 
 
 @dataclass
@@ -62,6 +64,62 @@ class Drop:
 
     reply: Reply
     keep: float = 0.5
+
+
+@dataclass
+class Truncated:
+    """A streamed reply that ends cleanly (chunked encoding, final empty chunk) after its first `events`
+    events (negative: all but the last -events): no `message_stop`, as when a proxy ends the response early."""
+
+    reply: Reply
+    events: int
+
+
+@dataclass
+class Malformed:
+    """A streamed reply whose `bad`-th event carries data that is not JSON."""
+
+    reply: Reply
+    bad: int = 3
+
+
+@dataclass
+class JsonBody:
+    """A reply sent as one JSON body although the request asked for a stream."""
+
+    reply: Reply
+
+
+@dataclass
+class Pings:
+    """Stream headers, then only `ping` events every `every` seconds, for up to `seconds` (or until the
+    client goes away or the server closes)."""
+
+    seconds: float = 120.0
+    every: float = 0.2
+
+
+@dataclass
+class Silent:
+    """Read the request and never answer, not even the headers, for up to `seconds`."""
+
+    seconds: float = 120.0
+
+
+Scripted = Reply | Failure | Drop | Truncated | Malformed | JsonBody | Pings | Silent
+
+
+@dataclass
+class Answer:
+    """What the handler sends: a whole body (cut short after `cut` bytes when set), or `chunks` in chunked
+    transfer encoding, or nothing at all for `silent` seconds."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    payload: bytes = b""
+    cut: int | None = None
+    chunks: Iterable[bytes] | None = None
+    silent: float | None = None
 
 
 @dataclass
@@ -168,7 +226,8 @@ class FakeAPI:
 
     def __init__(self, api_key: str = FAKE_KEY) -> None:
         self.api_key = api_key
-        self.script: deque[Reply | Failure | Drop] = deque()
+        self.script: deque[Scripted] = deque()
+        self.closed = threading.Event()  # ends the handlers that stall (Pings, Silent)
         self.requests: list[Recorded] = []
         self.cache = PromptCache()
         self.lock = threading.Lock()
@@ -188,6 +247,7 @@ class FakeAPI:
         return self
 
     def close(self) -> None:
+        self.closed.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -215,16 +275,37 @@ class FakeAPI:
         self.tool("bash", command=command)
 
     def error(self, status: int, message: str | None = None, retry_after_ms: int | None = None,
-              error_type: str | None = None) -> None:
+              error_type: str | None = None, retry_after: int | None = None) -> None:
         etype = error_type or ERROR_TYPES.get(status, "api_error")
-        self.script.append(Failure(status, message or f"fake {etype}", etype, retry_after_ms))
+        self.script.append(Failure(status, message or f"fake {etype}", etype, retry_after_ms, retry_after))
 
-    def drop(self, *blocks: dict[str, Any] | str, keep: float = 0.5) -> None:
-        """Queue a streamed reply cut off after `keep` of its bytes: the server closes the connection."""
+    def _last_reply(self, blocks: tuple[dict[str, Any] | str, ...]) -> Reply:
         self.reply(*blocks)
         last = self.script.pop()
         assert isinstance(last, Reply)
-        self.script.append(Drop(last, keep))
+        return last
+
+    def truncate(self, *blocks: dict[str, Any] | str, events: int = 4) -> None:
+        """Queue a streamed reply that ends cleanly after `events` events, without `message_stop`."""
+        self.script.append(Truncated(self._last_reply(blocks), events))
+
+    def malformed(self, *blocks: dict[str, Any] | str, bad: int = 3) -> None:
+        """Queue a streamed reply whose `bad`-th event's data is not JSON."""
+        self.script.append(Malformed(self._last_reply(blocks), bad))
+
+    def json_body(self, *blocks: dict[str, Any] | str) -> None:
+        """Queue a reply sent as a JSON body even to a request that asked for a stream."""
+        self.script.append(JsonBody(self._last_reply(blocks)))
+
+    def pings(self, seconds: float = 120.0) -> None:
+        self.script.append(Pings(seconds))
+
+    def silent(self, seconds: float = 120.0) -> None:
+        self.script.append(Silent(seconds))
+
+    def drop(self, *blocks: dict[str, Any] | str, keep: float = 0.5) -> None:
+        """Queue a streamed reply cut off after `keep` of its bytes: the server closes the connection."""
+        self.script.append(Drop(self._last_reply(blocks), keep))
 
     # --- serving --------------------------------------------------------------------------------------
 
@@ -232,16 +313,14 @@ class FakeAPI:
         self._ids += 1
         return f"{prefix}_fake{self._ids:05d}"
 
-    def handle(self, headers: dict[str, str], body: dict[str, Any]) -> tuple[int, dict[str, str], bytes, int | None]:
-        """(status, headers, payload, bytes of the payload to send before closing — None: all of it)."""
+    def handle(self, headers: dict[str, str], body: dict[str, Any]) -> Answer:
         with self.lock:
             rec = Recorded(headers, body)
             self.requests.append(rec)
             request_id = self._next_id("req")
             hdrs = {"request-id": request_id}
             problem: Failure | None = None
-            item: Reply | Failure | Drop | None = None
-            cut: float | None = None
+            item: Scripted | None = None
             key = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
             if key != self.api_key:
                 problem = Failure(401, "invalid x-api-key", "authentication_error")
@@ -253,51 +332,73 @@ class FakeAPI:
                 item = self.script.popleft()
                 if isinstance(item, Failure):
                     problem = item
-                elif isinstance(item, Drop):
-                    cut = item.keep
-                    item = item.reply
             if problem is not None:
                 rec.status = problem.status
                 if problem.retry_after_ms is not None:
                     hdrs["retry-after-ms"] = str(problem.retry_after_ms)
+                if problem.retry_after is not None:
+                    hdrs["retry-after"] = str(problem.retry_after)
                 err = {"type": "error", "error": {"type": problem.error_type, "message": problem.message},
                        "request_id": request_id}
-                return problem.status, {**hdrs, "content-type": "application/json"}, json.dumps(err).encode(), None
-            assert isinstance(item, Reply)
-            usage = self.cache.bill(body)
-            content = []
-            for block in item.content:
-                b = dict(block)
-                if b["type"] == "tool_use":
-                    b.setdefault("id", self._next_id("toolu"))
-                    b.setdefault("input", {})
-                content.append(b)
-            usage["output_tokens"] = max(1, _tokens(len(_canon(content))))
-            rec.usage = usage
-            message = {
-                "id": self._next_id("msg"),
-                "type": "message",
-                "role": "assistant",
-                "model": body.get("model", "claude-sonnet-4-5"),
-                "content": [{k: v for k, v in b.items() if k != "partial_json"} for b in content],
-                "stop_reason": item.stop_reason,
-                "stop_sequence": None,
-                "usage": usage,
-            }
-            if body.get("stream"):
-                sse = _sse(message, content)
-                return 200, {**hdrs, "content-type": "text/event-stream"}, sse, (
-                    None if cut is None else int(len(sse) * cut))
+                return Answer(problem.status, {**hdrs, "content-type": "application/json"}, json.dumps(err).encode())
+            if isinstance(item, Silent):
+                return Answer(silent=item.seconds)
+            sse_headers = {**hdrs, "content-type": "text/event-stream", "cache-control": "no-cache"}
+            if isinstance(item, Pings):
+                return Answer(200, sse_headers, chunks=self._pings(item))
+            reply = item.reply if isinstance(item, (Drop, Truncated, Malformed, JsonBody)) else item
+            assert isinstance(reply, Reply)
+            message, content = self._message(body, reply, rec)
+            if body.get("stream") and not isinstance(item, JsonBody):
+                events = _events(message, content)
+                if isinstance(item, Truncated):
+                    return Answer(200, sse_headers, chunks=[_sse_bytes(e) for e in events[: item.events]])
+                if isinstance(item, Malformed):
+                    chunks = [_sse_bytes(e) for e in events]
+                    chunks[item.bad] = f"event: {events[item.bad][0]}\ndata: {{\"type\": \"content_bl\n\n".encode()
+                    return Answer(200, sse_headers, chunks=chunks)
+                sse = b"".join(_sse_bytes(e) for e in events)
+                cut = int(len(sse) * item.keep) if isinstance(item, Drop) else None
+                return Answer(200, sse_headers, sse, cut)
             payload = json.dumps(message).encode()
-            return 200, {**hdrs, "content-type": "application/json"}, payload, (
-                None if cut is None else int(len(payload) * cut))
+            cut = int(len(payload) * item.keep) if isinstance(item, Drop) else None
+            return Answer(200, {**hdrs, "content-type": "application/json"}, payload, cut)
+
+    def _message(self, body: dict[str, Any], item: Reply, rec: Recorded) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        usage = self.cache.bill(body)
+        content = []
+        for block in item.content:
+            b = dict(block)
+            if b["type"] == "tool_use":
+                b.setdefault("id", self._next_id("toolu"))
+                b.setdefault("input", {})
+            content.append(b)
+        usage["output_tokens"] = max(1, _tokens(len(_canon(content))))
+        rec.usage = usage
+        message = {
+            "id": self._next_id("msg"),
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model", "claude-sonnet-4-5"),
+            "content": [{k: v for k, v in b.items() if k != "partial_json"} for b in content],
+            "stop_reason": item.stop_reason,
+            "stop_sequence": None,
+            "usage": usage,
+        }
+        return message, content
+
+    def _pings(self, item: Pings) -> Iterator[bytes]:
+        end = time.monotonic() + item.seconds
+        while time.monotonic() < end and not self.closed.is_set():
+            yield _sse_bytes(("ping", {"type": "ping"}))
+            self.closed.wait(item.every)
 
 
 def _chunks(text: str, size: int = 40) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
-def _sse(message: dict[str, Any], content: list[dict[str, Any]]) -> bytes:
+def _events(message: dict[str, Any], content: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     """The event stream for `message`: start, each block as start/deltas/stop, delta with usage, stop."""
     events: list[tuple[str, dict[str, Any]]] = []
     usage = message["usage"]
@@ -323,7 +424,12 @@ def _sse(message: dict[str, Any], content: list[dict[str, Any]]) -> bytes:
                                      "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
                                      "usage": {"output_tokens": usage["output_tokens"]}}))
     events.append(("message_stop", {"type": "message_stop"}))
-    return "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events).encode()
+    return events
+
+
+def _sse_bytes(event: tuple[str, dict[str, Any]]) -> bytes:
+    name, data = event
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
 def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
@@ -347,23 +453,46 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
                            b'{"type":"error","error":{"type":"invalid_request_error","message":"bad JSON"}}', None)
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
-            self._send(*api.handle(headers, body))
+            self._answer(api.handle(headers, body))
 
         def _send(self, status: int, headers: dict[str, str], payload: bytes, cut: int | None) -> None:
-            self.send_response(status)
-            for k, v in headers.items():
+            self._answer(Answer(status, headers, payload, cut))
+
+        def _answer(self, a: Answer) -> None:
+            if a.silent is not None:  # the client waits for headers that never come
+                api.closed.wait(a.silent)
+                self.close_connection = True
+                return
+            self.send_response(a.status)
+            for k, v in a.headers.items():
                 self.send_header(k, v)
-            self.send_header("content-length", str(len(payload)))
+            if a.chunks is not None:
+                self._chunked(a.chunks)
+                return
+            self.send_header("content-length", str(len(a.payload)))
             self.end_headers()
-            if cut is None:
-                self.wfile.write(payload)
+            if a.cut is None:
+                self.wfile.write(a.payload)
                 return
             # The promised length never arrives: the client sees the connection close mid-body.
-            self.wfile.write(payload[:cut])
+            self.wfile.write(a.payload[: a.cut])
             self.wfile.flush()
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
+
+        def _chunked(self, chunks: Iterable[bytes]) -> None:
+            """Chunked transfer encoding, as the real API streams; the final empty chunk ends it cleanly."""
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            try:
+                for chunk in chunks:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            except OSError:  # the client went away (closed at its deadline)
+                self.close_connection = True
 
     return Handler
 

@@ -7,17 +7,21 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Repo
 from fakeapi import FAKE_KEY, FakeAPI, PromptCache, fake_api  # noqa: F401
+from test_attacks import KEY, QUIET, Attack, Outcome, configure, transcript
 
+from mdspec import runner
 from mdspec.agent import TOOLS, AnthropicSession, check_ready, make_client
 from mdspec.config import AgentConfig, Price
 from mdspec.errors import BackendError
-from mdspec.session import BackendResult, RunContext
+from mdspec.session import BackendResult, RunContext, Session
 
 EDITOR = "str_replace_based_edit_tool"
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
@@ -199,7 +203,32 @@ def test_max_cost_stops_cleanly(h: Harness) -> None:
     dear = Price(input=1000.0, output=1000.0, cache_write=1000.0, cache_read=1000.0)
     r = h.session(AgentConfig(max_cost_usd=0.1, prices={"claude-sonnet-4-5": dear})).start()
     assert r.stopped_by == "max_cost_usd"
-    assert r.turns == 1 and r.usage.cost_usd >= 0.1  # one response (~300 tokens) already costs more
+    # max_tokens of output alone could cost $16: the first request is never sent
+    assert r.turns == 0 and h.api.requests == [] and r.usage.cost_usd == 0.0
+    assert r.error is not None and "could cost up to $16" in r.error and "\n" not in r.error
+
+
+def test_max_cost_stops_before_the_turn_that_could_exceed_it(h: Harness) -> None:
+    for _ in range(30):
+        h.api.bash("true")
+    # Output is what costs here: max_tokens = 100 bounds a turn's output at $0.10.
+    price = Price(input=1.0, output=1000.0, cache_write=1.0, cache_read=1.0)
+    cap = 0.25
+    r = h.session(AgentConfig(max_cost_usd=cap, max_tokens=100, prices={"claude-sonnet-4-5": price})).start()
+    assert r.stopped_by == "max_cost_usd" and 2 <= r.turns < 30
+    assert len(h.api.requests) == r.turns  # stopped before sending, not after
+    assert r.usage.cost_usd <= cap  # never over: each turn was affordable at its worst
+    assert r.error is not None and f"stopped before turn {r.turns + 1}" in r.error
+
+
+def test_a_turn_billed_above_its_estimate_overruns_by_that_turn_only(h: Harness) -> None:
+    for _ in range(5):
+        h.api.bash("true")
+    # The fake API ignores max_tokens = 1 and bills ~20 output tokens: more than estimated.
+    price = Price(input=0.0, output=10_000.0, cache_write=0.0, cache_read=0.0)
+    r = h.session(AgentConfig(max_cost_usd=0.05, max_tokens=1, prices={"claude-sonnet-4-5": price})).start()
+    assert r.stopped_by == "max_cost_usd" and r.turns == 1 and len(h.api.requests) == 1
+    assert r.usage.cost_usd > 0.05  # the overrun is this one turn's, and the record says so (runner)
 
 
 def test_max_minutes_with_an_injected_clock(h: Harness) -> None:
@@ -308,6 +337,87 @@ def test_no_server_is_an_error_not_an_exception(h: Harness, monkeypatch: pytest.
     assert r.stopped_by == "error" and "APIConnectionError" in (r.error or "")
 
 
+# --- a broken stream and mdspec's own deadline -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("events", [2, 6, -1])  # after message_start, inside the tool call, all but the stop
+def test_a_stream_ending_without_message_stop_is_an_error(h: Harness, events: int) -> None:
+    h.api.truncate({"type": "tool_use", "name": EDITOR,
+                    "input": {"command": "create", "path": "half.py", "file_text": "x = 1\n" * 20}}, events=events)
+    h.api.text("never reached")
+    r = h.session().start()
+    assert r.stopped_by == "error" and r.turns == 0 and r.final_text == ""
+    assert r.error is not None and "\n" not in r.error
+    assert r.error.startswith("the Messages API stream ended without message_stop") and "req_fake" in r.error
+    assert not (h.wt / "half.py").exists()  # the cut tool call never ran
+    assert len(h.api.requests) == 1 and h.tools_events() == []
+
+
+def test_a_text_stream_cut_cleanly_is_not_an_end_of_turn(h: Harness) -> None:
+    h.api.bash("echo one")
+    h.api.truncate("Done\n\nThis answer looks complete but the stream never finished.", events=5)
+    r = h.session().start()
+    assert r.stopped_by == "error" and r.turns == 1 and r.final_text == ""
+
+
+def test_a_malformed_stream_event_is_one_line_naming_the_api(h: Harness) -> None:
+    h.api.malformed("Some text that is long enough to need a few deltas. " * 3, bad=3)
+    r = h.session().start()
+    assert r.stopped_by == "error" and r.error is not None and "\n" not in r.error
+    assert r.error.startswith("the Messages API sent a malformed stream event:") and "req_fake" in r.error
+    assert "JSONDecodeError" not in r.error and "AssertionError" not in r.error
+
+
+def test_a_json_body_where_a_stream_was_asked(h: Harness) -> None:
+    h.api.json_body("Done\n\nsent as JSON")
+    r = h.session().start()
+    assert r.stopped_by == "error" and r.turns == 0
+    assert r.error is not None and r.error.startswith(
+        "the Messages API sent a body of type application/json where a stream was asked (request id req_fake")
+
+
+DEADLINE = AgentConfig(max_minutes=0.05)  # 3 seconds
+
+
+def deadline_case(h: Harness, retries: int = 2) -> BackendResult:
+    t0 = time.monotonic()
+    r = h.session(DEADLINE, retries=retries).start()
+    assert time.monotonic() - t0 < 60  # only guards against hanging; the deadline is what is asserted
+    assert r.stopped_by == "max_minutes" and r.error is not None and "\n" not in r.error
+    assert r.error.startswith("the 0.05-minute deadline (max_minutes) passed while waiting for the Messages API")
+    return r
+
+
+def test_a_stream_of_pings_ends_at_the_deadline(h: Harness) -> None:
+    h.api.pings()
+    deadline_case(h)
+    assert len(h.api.requests) == 1
+
+
+def test_a_server_that_never_sends_headers_ends_at_the_deadline(h: Harness) -> None:
+    for _ in range(3):
+        h.api.silent()
+    deadline_case(h)
+
+
+def test_a_retry_after_of_an_hour_ends_at_the_deadline(h: Harness) -> None:
+    h.api.error(429, "come back in an hour", retry_after=3600)
+    h.api.text("Done\n\ntoo late")
+    deadline_case(h)
+    assert [req.status for req in h.api.requests] == [429]
+
+
+def test_bash_time_limit_is_cut_to_the_deadline(h: Harness) -> None:
+    h.api.bash("sleep 30; echo woke")
+    h.api.text("Done\n\nslept")
+    t0 = time.monotonic()
+    r = h.session(AgentConfig(max_minutes=0.05)).start()
+    assert time.monotonic() - t0 < 25  # the 10 s bash limit would not hang it; 30 s of sleep would
+    assert r.stopped_by == "max_minutes" and r.turns == 1
+    result = next(line for line in h.transcript() if line["kind"] == "tool_result")
+    assert result["is_error"] and "the command timed out" in result["content"] and "woke" not in result["content"]
+
+
 # --- the guard inside a run -------------------------------------------------------------------------------
 
 
@@ -382,6 +492,8 @@ def test_the_key_never_reaches_the_run_dir(h: Harness) -> None:
         assert FAKE_KEY not in p.read_text(errors="replace"), p
     lines = h.transcript()
     assert any(line["kind"] == "tool_result" and "key=[redacted]" in line["content"] for line in lines)
+    assert results_of(h.bodies()[1])[0]["content"] == "key=[redacted]"  # the model never saw it either
+    assert all(FAKE_KEY not in json.dumps(r.body) for r in h.api.requests)
     req = next(line for line in lines if line["kind"] == "request")
     assert req["params"]["system"][0]["text"] == SYSTEM and req["messages"][0]["content"][0]["text"] == TASK
 
@@ -397,3 +509,77 @@ def test_a_failing_progress_callback_ends_the_session_cleanly(h: Harness) -> Non
     r = s.start()
     assert r.stopped_by == "error" and r.error == "internal error: RuntimeError: progress sink broke"
     assert any("Traceback" in line.get("traceback", "") for line in h.transcript())
+
+
+# --- the same faults end to end: a real run against the fake server ----------------------------------------
+
+
+@pytest.fixture
+def e2e(repo: Repo, git_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Attack]:
+    """A repository with a spec commit waiting and the built-in agent, run through runner.run_now."""
+    server = FakeAPI(api_key=KEY).start()
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+    def make_session(ctx: RunContext) -> Session:
+        return AnthropicSession(ctx, lambda: make_client(max_retries=2, timeout=30), bash_timeout=10,
+                                shell_prefix=ctx.sandbox)
+
+    monkeypatch.setattr(runner, "make_session", make_session)
+    repo.commit("project", {"AGENTS.md": "# rules\n", "src/app.py": "print('app')\n"}, env=QUIET)
+    configure(repo, "off")
+    repo.commit("spec: greet", {"spec/app.md": "# App\n\nGreet the world.\n"}, env=QUIET)
+    try:
+        yield Attack(repo, server, git_env, tmp_path)
+    finally:
+        server.close()
+
+
+def failed_with(e2e: Attack, out: Outcome, start: str) -> None:
+    assert out.code == 1 and out.rec["status"] == "failed", out.rec
+    assert "\n" not in out.rec["reason"] and out.rec["reason"].startswith(start), out.rec["reason"]
+    e2e.assert_untouched(out)  # nothing landed, nothing of the user's changed
+
+
+def test_run_with_a_stream_cut_cleanly_fails_and_holds_the_partial_work(e2e: Attack) -> None:
+    e2e.api.edit("create", "partial.py", file_text="x = 1\n")
+    e2e.api.truncate("Done\n\nLooks finished, but the stream never ended.", events=-1)
+    out = e2e.run()
+    failed_with(e2e, out, "the Messages API stream ended without message_stop")
+    assert out.rec["stopped_by"] == "error" and out.rec["turns"] == 1
+    assert "partial work held as refs/mdspec/results/" in out.rec["reason"]
+    held = e2e.repo.git("rev-parse", f"refs/mdspec/results/{out.rec['id']}").strip()
+    assert e2e.repo.git("show", f"{held}:partial.py") == "x = 1\n"
+    assert "Looks finished" not in e2e.repo.git("log", "-1", "--format=%B", held)  # nothing from the cut stream
+    assert any(e["kind"] == "error" for e in transcript(out.run_dir))
+
+
+@pytest.mark.parametrize("fault", ["malformed", "json_body"])
+def test_run_with_a_broken_stream_fails_with_one_line(e2e: Attack, fault: str) -> None:
+    getattr(e2e.api, fault)("Done\n\nnever used. " * 10)
+    out = e2e.run()
+    failed_with(e2e, out, "the Messages API sent a")
+    assert "Error" not in out.rec["reason"] and (out.run_dir / "run.json").is_file()
+
+
+def test_run_deadline_with_a_stream_of_pings(e2e: Attack) -> None:
+    e2e.repo.configure('sandbox = "off"\n[agent]\nmax_minutes = 0.05\n')
+    e2e.repo.commit("configure mdspec", env=QUIET)
+    e2e.api.pings()
+    t0 = time.monotonic()
+    out = e2e.run()
+    assert time.monotonic() - t0 < 60
+    failed_with(e2e, out, "stopped at the max_minutes limit (the 0.05-minute deadline (max_minutes) passed")
+
+
+def test_run_record_says_by_how_much_the_cost_cap_was_overrun(e2e: Attack) -> None:
+    e2e.repo.configure('sandbox = "off"\n[agent]\nmax_cost_usd = 0.05\nmax_tokens = 1\n'
+                       '[agent.prices.claude-sonnet-4-5]\ninput = 0\noutput = 10000\ncache_write = 0\ncache_read = 0\n')
+    e2e.repo.commit("configure mdspec", env=QUIET)
+    e2e.api.edit("create", "partial.py", file_text="x = 1\n")
+    e2e.api.text("never sent")
+    out = e2e.run()
+    assert out.rec["status"] == "held" and out.rec["stopped_by"] == "max_cost_usd", out.rec
+    assert out.rec["cost_overrun_usd"] == pytest.approx(out.rec["cost_usd"] - 0.05, abs=1e-6)
+    assert out.rec["cost_overrun_usd"] > 0 and len(e2e.api.requests) == 1

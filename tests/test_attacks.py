@@ -572,3 +572,40 @@ pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Attack report\\n")
     assert out.rec["violations"] == []
     assert (atk.home / ".ssh" / "id_ed25519").read_text() == SSH_KEY + "\n"
     atk.assert_untouched(out)
+
+
+# --- links in watched and protected paths ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["outside", "dangling"])
+def test_linked_task_md_is_refused_in_one_line(atk: Attack, kind: str) -> None:
+    secret = atk.outside / "secret.txt"
+    secret.write_text("OUTSIDE-SECRET-7c1f\n")
+    target = str(secret) if kind == "outside" else "notes/missing.md"
+    (atk.repo.top / "TASK.md").symlink_to(target)
+    sha = atk.repo.commit("task: linked", env=QUIET)
+    atk.finish()
+    out = atk.run()
+    assert out.code == 1 and out.rec["status"] == "failed", out.rec
+    assert out.rec["reason"].startswith(f"TASK.md in spec commit {sha[:12]} is a symbolic link to {target!r}")
+    assert "\n" not in out.rec["reason"]
+    assert atk.api.requests == []  # no prompt was sent, so nothing outside was read into one
+    atk.assert_untouched(out)
+
+
+def test_protected_links_out_of_the_repository_start_the_sandbox(atk: Attack) -> None:
+    secret = atk.outside / "secret.txt"
+    secret.write_text("OUTSIDE-SECRET-7c1f\n")
+    (atk.repo.top / "AGENTS.md").unlink()
+    (atk.repo.top / "AGENTS.md").symlink_to(secret)
+    (atk.repo.top / "CLAUDE.md").symlink_to("nowhere.md")
+    atk.repo.commit("link the agents' rules", env=QUIET)
+    atk.repo.commit("spec: more", {"spec/more.md": "# More\n"}, env=QUIET)
+    atk.api.bash("echo pwned > AGENTS.md; echo in the sandbox")
+    atk.finish()
+    out = atk.run()
+    assert_landed_hello(atk, out)
+    assert "in the sandbox" in out.results[0]
+    assert secret.read_text() == "OUTSIDE-SECRET-7c1f\n"  # not written through the link
+    assert not any("OUTSIDE-SECRET" in json.dumps(r.body) for r in atk.api.requests)  # nor read into a prompt
+    atk.assert_untouched(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +14,7 @@ from runhelpers import last_run, reconfigure, run_fg, runs, set_agent, spec_comm
 
 from mdspec import backends, runner, trailers
 from mdspec.config import AgentConfig
+from mdspec.procs import run_shell
 from mdspec.session import RunContext
 
 
@@ -136,12 +138,15 @@ def test_environment_of_the_agent_command(mdrepo: Repo, tmp_path: Path) -> None:
     spec_commit(mdrepo)
     proc = mdrepo.mdspec("run", "--foreground", env={
         "GIT_DIR": str(mdrepo.top / ".git"), "GIT_INDEX_FILE": ".git/index", "GIT_WORK_TREE": str(mdrepo.top),
-        "ANTHROPIC_API_KEY": "sk-ant-for-the-cli"})
+        "ANTHROPIC_API_KEY": "sk-ant-held-by-mdspec", "ANTHROPIC_AUTH_TOKEN": "token-held-by-mdspec",
+        "OPENAI_API_KEY": "sk-openai-for-the-cli", "MY_CLI_TOKEN": "cli-token"})
     assert proc.returncode == 0, proc.stderr
     env = json.loads(dump.read_text())
     assert not [k for k in env if k.startswith("GIT_") and k != "GIT_CONFIG_NOSYSTEM"]
     assert env["MDSPEC_RUNNING"] == "1"
-    assert env["ANTHROPIC_API_KEY"] == "sk-ant-for-the-cli"  # an agent CLI needs its own credentials
+    # An agent CLI keeps its own credentials; the Anthropic key mdspec holds is not one of them.
+    assert env["OPENAI_API_KEY"] == "sk-openai-for-the-cli" and env["MY_CLI_TOKEN"] == "cli-token"
+    assert "ANTHROPIC_API_KEY" not in env and "ANTHROPIC_AUTH_TOKEN" not in env
     assert last_run(mdrepo)["status"] == "landed"
     assert mdrepo.status() == ""
 
@@ -198,3 +203,79 @@ def test_cost_from_json_output_is_recorded(mdrepo: Repo, tmp_path: Path) -> None
     assert mdrepo.message().startswith("mdspec: Add out.txt\n")
     assert "$0.25" in mdrepo.mdspec("status").stdout
     assert "Add out.txt" in (mdrepo.state / "runs" / rec["id"] / "output.log").read_text()
+
+
+# --- the API key and the claude-code preset ------------------------------------------------------------
+
+KEY = "sk-ant-preset-test-5e2d9c7b1a-SECRET"
+FAKE_CLAUDE = """#!/bin/sh
+# A stand-in for Claude Code: records its environment, prints the key, writes the files it is told to.
+env > "$DUMP"
+echo "debug: using key $ANTHROPIC_API_KEY"
+echo "x" > out.txt
+if [ -n "$LEAK_INTO" ]; then echo "API_KEY = '$ANTHROPIC_API_KEY'" > "$LEAK_INTO"; fi
+echo '{"type": "result", "result": "Add out.txt\\n\\nDone.", "num_turns": 1, "total_cost_usd": 0.01}'
+"""
+
+
+def claude_repo(mdrepo: Repo, tmp_path: Path) -> dict[str, str]:
+    """mdrepo configured with the claude-code preset, a fake `claude` first on PATH; the env to run with."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "claude").write_text(FAKE_CLAUDE)
+    (bin_dir / "claude").chmod(0o755)
+    mdrepo.configure('[agent]\npreset = "claude-code"\n')
+    mdrepo.commit("configure mdspec", env={"MDSPEC_RUNNING": "1"})
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "ANTHROPIC_API_KEY": KEY, "DUMP": str(tmp_path / "env.txt")}
+
+
+def test_the_claude_code_preset_gets_the_key_and_its_output_is_redacted(mdrepo: Repo, tmp_path: Path) -> None:
+    env = claude_repo(mdrepo, tmp_path)
+    spec_commit(mdrepo)
+    proc = mdrepo.mdspec("run", "--foreground", env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert f"ANTHROPIC_API_KEY={KEY}" in (tmp_path / "env.txt").read_text()  # the CLI signs in with it
+    rec = last_run(mdrepo)
+    assert rec["status"] == "landed"
+    log = (mdrepo.state / "runs" / rec["id"] / "output.log").read_text()
+    assert "debug: using key [redacted]" in log and KEY not in log
+    shown = mdrepo.mdspec("log", rec["id"], env=env).stdout
+    assert "debug: using key [redacted]" in shown and KEY not in shown
+    for p in (mdrepo.state / "runs" / rec["id"]).rglob("*"):
+        assert not p.is_file() or KEY.encode() not in p.read_bytes(), p
+
+
+def test_a_result_carrying_the_key_is_held_not_landed(mdrepo: Repo, tmp_path: Path) -> None:
+    env = {**claude_repo(mdrepo, tmp_path), "LEAK_INTO": "settings.py"}
+    spec_commit(mdrepo)
+    tip = mdrepo.head()
+    proc = mdrepo.mdspec("run", "--foreground", env=env, check=False)
+    assert proc.returncode == 1
+    rec = last_run(mdrepo)
+    assert rec["status"] == "failed" and rec["secret_in"] == ["settings.py"], rec
+    assert rec["reason"].startswith("the result contains the API key's value (in settings.py): not landed")
+    assert mdrepo.head() == tip and not (mdrepo.top / "settings.py").exists()
+    held = mdrepo.git("rev-parse", f"refs/mdspec/results/{rec['id']}").strip()
+    assert KEY in mdrepo.git("show", f"{held}:settings.py")  # kept for inspection, never on the branch
+    assert mdrepo.mdspec("apply", check=False).returncode == 1  # not a held run `apply` would land
+
+
+def test_command_env_keeps_the_key_only_for_claude_code() -> None:
+    env = {"ANTHROPIC_API_KEY": "k" * 20, "ANTHROPIC_AUTH_TOKEN": "t" * 20, "ANTHROPIC_BASE_URL": "u",
+           "OPENAI_API_KEY": "o"}
+    assert backends.command_env(env, "claude-code") == env
+    for preset in ("codex", ""):
+        assert backends.command_env(env, preset) == {"ANTHROPIC_BASE_URL": "u", "OPENAI_API_KEY": "o"}
+
+
+def test_output_log_redacts_a_key_split_across_reads(tmp_path: Path) -> None:
+    key = "sk-ant-split-read-9f8e7d6c5b"
+    log = tmp_path / "output.log"
+    # Two writes with a pause between: the reader gets the key in two pieces.
+    res = run_shell(f"printf 'start {key[:10]}'; sleep 0.3; printf '{key[10:]} end\\n'; head -c 200000 /dev/zero "
+                    f"| tr '\\0' x; echo; echo {key}", tmp_path, {"PATH": os.environ["PATH"]}, log, 30,
+                    secrets=[key.encode()])
+    text = log.read_text()
+    assert res.returncode == 0 and key not in text and key[:10] not in text
+    assert text.startswith("start [redacted] end\n") and text.endswith("[redacted]\n")
+    assert len(text) > 200_000 and key not in res.output_tail

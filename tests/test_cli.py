@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -182,3 +183,39 @@ def test_second_repository_is_independent(tmp_path: Path) -> None:
     assert "config: no .mdspec.toml" in b.mdspec("status").stdout
     a.commit("set up", env=QUIET)
     assert "pending: nothing" in a.mdspec("status").stdout
+
+
+# --- a reader that stops early (`mdspec log | head -1`) is an ordinary end ------------------------------
+
+
+def _error_logs(repo: Repo) -> list[Path]:
+    import tempfile
+
+    return [p for p in (repo.state / "error.log", Path(tempfile.gettempdir()) / "mdspec-error-0.log") if p.exists()]
+
+
+@pytest.mark.parametrize("args", [["log"], ["status"], ["status", "--json"], ["log", "-f"]])
+def test_closed_pipe_ends_quietly(mdrepo: Repo, args: list[str]) -> None:
+    spec_commit(mdrepo, env=FOREGROUND)
+    assert last_run(mdrepo)["status"] == "landed"
+    before = _error_logs(mdrepo)
+    # The reader is gone before mdspec writes a byte: every write meets a closed pipe.
+    r, w = os.pipe()
+    os.close(r)
+    proc = subprocess.run([sys.executable, "-m", "mdspec", *args], cwd=mdrepo.top, stdout=w,
+                          stderr=subprocess.PIPE, text=True)
+    os.close(w)
+    assert proc.stderr == "", proc.stderr
+    assert proc.returncode in (0, 141)
+    assert _error_logs(mdrepo) == before
+
+
+@pytest.mark.parametrize("cmd", ["log", "status"])
+def test_head_through_a_shell_pipe(mdrepo: Repo, cmd: str) -> None:
+    spec_commit(mdrepo, env=FOREGROUND)
+    proc = subprocess.run(["sh", "-c", f"'{sys.executable}' -m mdspec {cmd} | head -1"], cwd=mdrepo.top,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert len(proc.stdout.splitlines()) == 1
+    assert proc.stderr == "", proc.stderr
+    assert not (mdrepo.state / "error.log").exists()

@@ -309,3 +309,121 @@ def test_cold_cache_still_answers(mdrepo: Repo) -> None:
     (mdrepo.state / hook.CACHE_NAME).write_text("garbage\twithout\tshape\n")
     assert_silent_skip(mdrepo)
     assert (mdrepo.state / hook.CACHE_NAME).read_text().startswith(str(mdrepo.top / ".mdspec.toml") + "\t")
+
+
+# --- failures inside `git commit`: one line naming what to fix, exit 0, the commit made ------------------
+
+
+def _git_commit(repo: Repo, message: str, files: dict[str, str],
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    for path, text in files.items():
+        repo.write(path, text)
+    repo.git("add", "-A")
+    return subprocess.run(["git", "commit", "-m", message], cwd=repo.top, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+
+
+def _mdspec_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out and "internal error" not in out, out
+    return [ln for ln in out.splitlines() if ln.startswith("mdspec:")]
+
+
+def _state_as_file(repo: Repo) -> None:
+    import shutil
+
+    shutil.rmtree(repo.state, ignore_errors=True)
+    repo.state.write_text("not a directory\n")
+
+
+def test_state_dir_that_is_a_file_is_one_line_and_the_commit_stands(mdrepo: Repo) -> None:
+    _state_as_file(mdrepo)
+    before = mdrepo.head()
+    proc = _git_commit(mdrepo, "spec: app", {"spec/app.md": "# App\n"})
+    lines = _mdspec_lines(proc)
+    assert len(lines) == 1, proc.stdout + proc.stderr
+    assert lines[0].startswith("mdspec: error: spec commit ") and "not queued" in lines[0]
+    assert str(mdrepo.state) in lines[0] and "mdspec run" in lines[0]
+    assert mdrepo.head("HEAD~1") == before and mdrepo.log(1) == ["spec: app"]
+    # A commit that starts nothing says only that the cache cannot be written, once.
+    proc = _git_commit(mdrepo, "code", {"src/a.py": "a = 1\n"})
+    lines = _mdspec_lines(proc)
+    assert len(lines) == 1 and lines[0].startswith("mdspec: warning: cannot write the hook cache"), lines
+    assert mdrepo.log(1) == ["code"]
+
+
+def test_queue_that_is_a_file_is_one_line(mdrepo: Repo) -> None:
+    mdrepo.state.mkdir(exist_ok=True)
+    (mdrepo.state / "queue").write_text("oops\n")
+    proc = _git_commit(mdrepo, "spec: app", {"spec/app.md": "# App\n"})
+    lines = _mdspec_lines(proc)
+    assert len(lines) == 1 and "not queued" in lines[0] and "queue" in lines[0], lines
+    assert mdrepo.log(1) == ["spec: app"]
+    assert runs(mdrepo) == []
+
+
+def test_worker_that_cannot_start_is_one_line_and_stays_queued(mdrepo: Repo) -> None:
+    mdrepo.state.mkdir(exist_ok=True)
+    (mdrepo.state / "worker.log").mkdir()  # the worker's log cannot be opened
+    proc = _git_commit(mdrepo, "spec: app", {"spec/app.md": "# App\n"})
+    lines = _mdspec_lines(proc)
+    assert len(lines) == 1 and "queued but no worker started" in lines[0] and "worker.log" in lines[0], lines
+    sha = mdrepo.head()
+    assert queued(mdrepo) == [sha]
+
+
+def test_a_bug_in_the_hook_is_one_line_and_exit_0(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    def broken() -> int:
+        raise KeyError("surprise")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(hook, "post_commit", broken)
+    assert hook.post_commit_guarded() == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mdspec: internal error in the post-commit hook: KeyError")
+    assert "Traceback" not in err
+    log = err.split("traceback in ", 1)[1].split(")", 1)[0]
+    assert "surprise" in Path(log).read_text()
+
+
+# --- SKIP=mdspec: pre-commit's own switch commits a spec change without a run -----------------------------
+
+
+def test_skip_mdspec_commits_a_spec_change_without_a_run(repo: Repo, tmp_path: Path) -> None:
+    import yaml
+
+    from mdspec import templates
+
+    hooks = yaml.safe_load(templates.read("pre-commit-local.yaml"))
+    assert hooks[0]["hooks"][0]["id"] == "mdspec"
+    project = Path(__file__).resolve().parent.parent
+    assert yaml.safe_load((project / ".pre-commit-hooks.yaml").read_text())[0]["id"] == "mdspec"
+    assert "installed the post-commit hook with pre-commit" in repo.mdspec("init").stdout
+    repo.configure('[agent]\nbackend = "command"\ncommand = "true"\n')
+    repo.commit("set up", env=RUNNING)
+    proc = _git_commit(repo, "spec: quiet", {"spec/a.md": "# A\n"}, env={"SKIP": "mdspec"})
+    assert proc.returncode == 0, proc.stderr
+    assert "Skipped" in proc.stdout + proc.stderr  # pre-commit says it skipped the hook
+    assert repo.log(1) == ["spec: quiet"]
+    assert queued(repo) == [] and runs(repo) == []
+    # The control: the same kind of commit without SKIP queues a run.
+    proc = _git_commit(repo, "spec: loud", {"spec/b.md": "# B\n"}, env={"MDSPEC_RUNNING": ""})
+    assert "queued" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_hook_cache_in_the_way_is_a_warning_and_the_spec_commit_still_queues(mdrepo: Repo) -> None:
+    mdrepo.state.mkdir(exist_ok=True)
+    cache = mdrepo.state / hook.CACHE_NAME
+    if cache.exists():
+        cache.unlink()
+    cache.mkdir()
+    proc = _git_commit(mdrepo, "code", {"src/a.py": "a = 1\n"})
+    lines = _mdspec_lines(proc)
+    assert len(lines) == 1 and lines[0].startswith("mdspec: warning:") and f"{cache}: Is a directory" in lines[0]
+    assert [p.name for p in mdrepo.state.iterdir() if p.name.startswith("hook-cache.")] == []  # no litter
+    _git_commit(mdrepo, "spec: app", {"spec/app.md": "# App\n"}, env=RUNNING)
+    proc = run_hook(mdrepo, {"MDSPEC_FOREGROUND": ""})
+    assert queued(mdrepo) == [mdrepo.head()]
+    assert "queued" in proc.stdout

@@ -277,14 +277,77 @@ def test_git_hook_keeps_and_chains_an_existing_hook(repo: Repo, tmp_path: Path) 
     assert (hook.parent / "post-commit.legacy").read_text() == legacy_text
 
 
-@pytest.mark.parametrize("args", [("--git-hook",), ()], ids=["git-hook", "pre-commit"])
-def test_refuses_when_hooks_path_is_set(repo: Repo, args: tuple[str, ...]) -> None:
+# --- core.hooksPath (husky, lefthook, a team's hooks directory) -------------------------------------
+
+
+def test_git_hook_goes_to_core_hooks_path_and_chains_what_is_there(repo: Repo, tmp_path: Path) -> None:
+    marker = tmp_path / "team-hook-ran"
+    hooks = repo.top / "githooks"
+    hooks.mkdir()
+    team = f"#!/bin/sh\necho ran >> '{marker}'\n"
+    (hooks / "post-commit").write_text(team)
+    (hooks / "post-commit").chmod(0o755)
     repo.git("config", "core.hooksPath", "githooks")
-    before = _tree_hashes(repo)
-    proc = repo.mdspec("init", *args, check=False)
-    _one_line_error(proc, "core.hooksPath", "githooks")
-    assert _tree_hashes(repo) == before
+    out = repo.mdspec("init", "--git-hook").stdout
+    assert "post-commit.legacy" in out
+    assert (repo.top / ".mdspec.toml").is_file() and (repo.top / "spec" / "README.md").is_file()
+    shim = hooks / "post-commit"
+    assert install.SHIM_MARKER in shim.read_text()
+    assert os.access(shim, os.X_OK)
+    assert (hooks / "post-commit.legacy").read_text() == team
+    assert not (repo.top / ".git" / "hooks" / "post-commit").exists()
+    # git runs the shim from core.hooksPath: the spec commit is queued, and the team's hook still runs.
+    repo.configure('[agent]\nbackend = "command"\ncommand = "true"\n')
+    sha = repo.commit("set up", env={"MDSPEC_RUNNING": "1"})
+    assert sha
+    repo.commit("spec", {"spec/app.md": "# App\n"})
+    assert "queued" in repo.last_output
+    assert marker.read_text() == "ran\n" * 2
+    repo.mdspec("init", "--git-hook")  # again: changes nothing
+    assert (hooks / "post-commit.legacy").read_text() == team
+    doctor = repo.mdspec("doctor", check=False).stdout
+    assert f"OK   hook: installed as a plain git hook in {hooks.resolve()}" in doctor
+
+
+def test_git_hook_creates_the_hook_in_a_new_hooks_path(repo: Repo) -> None:
+    repo.git("config", "core.hooksPath", ".husky/_")
+    repo.mdspec("init", "--git-hook")
+    shim = repo.top / ".husky" / "_" / "post-commit"
+    assert install.SHIM_MARKER in shim.read_text()
+    assert os.access(shim, os.X_OK)
+
+
+def test_git_hook_leaves_a_hook_that_already_calls_mdspec(repo: Repo) -> None:
+    hooks = repo.top / "githooks"
+    hooks.mkdir()
+    mine = "#!/bin/sh\nmake lint\nmdspec hook post-commit\n"
+    (hooks / "post-commit").write_text(mine)
+    repo.git("config", "core.hooksPath", "githooks")
+    out = repo.mdspec("init", "--git-hook").stdout
+    assert "already calls" in out
+    assert (hooks / "post-commit").read_text() == mine
+    assert not (hooks / "post-commit.legacy").exists()
+
+
+def test_without_git_hook_prints_the_line_to_add(repo: Repo) -> None:
+    repo.git("config", "core.hooksPath", "githooks")
+    proc = repo.mdspec("init")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    assert (repo.top / ".mdspec.toml").is_file() and (repo.top / "AGENTS.md").is_file()
+    lines = [ln for ln in proc.stdout.splitlines() if "core.hooksPath" in ln]
+    assert len(lines) == 1, proc.stdout
+    assert "`mdspec hook post-commit`" in lines[0]
+    assert str(repo.top / "githooks" / "post-commit") in lines[0]
+    # pre-commit would refuse to install here, so nothing of its kind is written.
+    assert not (repo.top / install.PRE_COMMIT_CONFIG).exists()
     assert not (repo.top / "githooks").exists()
+    # The user adds the line to their own hook; doctor sees it and git runs it.
+    hooks = repo.top / "githooks"
+    hooks.mkdir()
+    (hooks / "post-commit").write_text("#!/bin/sh\nmdspec hook post-commit\n")
+    (hooks / "post-commit").chmod(0o755)
+    doctor = repo.mdspec("doctor", check=False).stdout
+    assert f"OK   hook: called from your own {hooks.resolve() / 'post-commit'}" in doctor
 
 
 def test_outside_a_repository(tmp_path: Path) -> None:

@@ -8,14 +8,16 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import Repo
+from conftest import FOREGROUND, Repo
 from runhelpers import (
     QUIET,
     assert_next_run_lands,
     last_run,
     run_fg,
+    runs,
     set_agent,
     spec_commit,
     user_state,
@@ -126,20 +128,67 @@ def test_user_commits_their_edit_then_applies(app_repo: Repo, tmp_path: Path) ->
     assert app_repo.status() == ""
 
 
-def test_user_commits_a_conflicting_edit_then_apply_stays_held(app_repo: Repo, tmp_path: Path) -> None:
+def _held_then_user_commits(app_repo: Repo, tmp_path: Path) -> tuple[dict[str, Any], str]:
+    """The dead end of old: held for an uncommitted edit, then the user commits that edit (as told)."""
     run = BlockedRun(app_repo, tmp_path)
     app_repo.write("app.py", APP.replace("line 1\n", "line 1 by the user\n"))
     run.release()
+    rec = last_run(app_repo)
+    assert rec["status"] == "held" and "app.py" in rec["reason"]
     user = app_repo.commit("user: line 1")
-    before = user_state(app_repo)
+    return rec, user
+
+
+def test_apply_after_the_user_committed_the_blocking_edit_merges_with_git(app_repo: Repo, tmp_path: Path) -> None:
+    rec, user = _held_then_user_commits(app_repo, tmp_path)
     proc = app_repo.mdspec("apply", check=False)
     assert proc.returncode == 1
-    assert "conflicts with commits made on the branch" in proc.stdout
+    assert "CONFLICT (content): Merge conflict in app.py" in proc.stdout
+    assert "git cherry-pick --continue" in proc.stdout
+    # git's own conflict state: markers in the file, CHERRY_PICK_HEAD, the branch not moved yet.
+    assert "<<<<<<<" in (app_repo.top / "app.py").read_text()
+    assert (app_repo.top / ".git" / "CHERRY_PICK_HEAD").exists() and app_repo.head() == user
+    again = app_repo.mdspec("apply", check=False)
+    assert again.returncode == 1 and "being merged by `git cherry-pick`" in again.stderr
+    app_repo.write("app.py", APP.replace("line 1\n", "line 1 by both\n"))
+    app_repo.git("add", "app.py")
+    app_repo.git("cherry-pick", "--continue", env={"GIT_EDITOR": "true"})
+    assert app_repo.head("HEAD~1") == user
+    msg = app_repo.message()
+    assert trailers.values(msg, trailers.RUN) == [rec["id"]]
+    assert trailers.values(msg, trailers.IMPLEMENTS) == rec["spec_commits"]
+    status = app_repo.mdspec("status").stdout
+    assert "nothing: every spec commit" in status
+    done = last_run(app_repo)
+    assert done["status"] == "landed" and done["landed_as"] == app_repo.head()
+    assert not app_repo.git("for-each-ref", "refs/mdspec/results/").strip()
+
+
+def test_apply_merge_aborted_by_the_user_stays_held(app_repo: Repo, tmp_path: Path) -> None:
+    rec, _ = _held_then_user_commits(app_repo, tmp_path)
+    before = user_state(app_repo)
+    assert app_repo.mdspec("apply", check=False).returncode == 1
+    app_repo.git("cherry-pick", "--abort")
     assert user_state(app_repo) == before
-    rec = last_run(app_repo)
-    assert rec["status"] == "held" and "conflicts" in rec["reason"]
-    assert app_repo.head() == user
-    assert "conflicts with commits made on the branch" in app_repo.mdspec("status").stdout
+    assert f"`mdspec apply {rec['id']}` tries again" in app_repo.mdspec("status").stdout
+    held = last_run(app_repo)
+    assert held["status"] == "held" and not held.get("merging")
+    assert app_repo.head(f"refs/mdspec/results/{rec['id']}") == rec["result"]
+
+
+def test_apply_merges_cleanly_when_the_edits_do_not_overlap(app_repo: Repo, tmp_path: Path) -> None:
+    run = BlockedRun(app_repo, tmp_path)
+    app_repo.write("app.py", APP.replace("line 1\n", "line 1 by the user\n"))
+    run.release()
+    assert last_run(app_repo)["status"] == "held"
+    # The user commits a different change after all; the held result now applies (in memory) as it is.
+    app_repo.write("app.py", APP.replace("line 6\n", "line 6 by the user\n"))
+    user = app_repo.commit("user: line 6")
+    assert app_repo.mdspec("apply").returncode == 0
+    assert app_repo.head("HEAD~1") == user
+    assert (app_repo.top / "app.py").read_text() == APP.replace("line 1\n", "line 1 by the agent\n").replace(
+        "line 6\n", "line 6 by the user\n")
+    assert app_repo.status() == ""
 
 
 def test_user_switches_branch_while_running(app_repo: Repo, tmp_path: Path) -> None:
@@ -270,3 +319,24 @@ def test_land_refuses_a_deleted_branch(app_repo: Repo) -> None:
     landing = land.land(repo, "refs/heads/gone", head, "r1")
     assert not landing.landed
     assert "gone is not checked out" in landing.reason
+
+
+def test_runs_for_branches_in_two_worktrees_each_land_in_their_own(mdrepo: Repo, tmp_path: Path) -> None:
+    """One worker, started from a linked worktree, implements a spec commit of each branch: each result
+    lands in the checkout that has its branch, never held as "not checked out"."""
+    wt = tmp_path / "topic-wt"
+    mdrepo.git("worktree", "add", "-q", "-b", "topic", str(wt))
+    other = Repo(wt)
+    on_main = spec_commit(mdrepo, "# Main\n", "spec/main.md")
+    (mdrepo.state / "queue").mkdir(parents=True, exist_ok=True)
+    (mdrepo.state / "queue" / on_main).write_text("refs/heads/main\n0\n")
+    on_topic = other.commit("spec: topic", {"spec/topic.md": "# Topic\n"}, env=FOREGROUND)
+    mdrepo.wait_landed()
+    for checkout, spec, branch in ((mdrepo, on_main, "main"), (other, on_topic, "topic")):
+        assert checkout.git("symbolic-ref", "--short", "HEAD").strip() == branch
+        assert checkout.head("HEAD~1") == spec
+        assert trailers.values(checkout.message(), trailers.IMPLEMENTS) == [spec]
+        assert (checkout.top / "out.txt").read_text() == "implemented\n"
+        assert checkout.status() == ""
+    assert sorted((r["status"], r["branch"]) for r in runs(mdrepo)) == [
+        ("landed", "refs/heads/main"), ("landed", "refs/heads/topic")]

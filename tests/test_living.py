@@ -134,9 +134,11 @@ def test_conflict_is_held_status_says_why_and_apply_retries(mdrepo: Repo, tmp_pa
     info = json.loads(mdrepo.mdspec("status", "--json").stdout)
     assert [(s["commit"], s["state"], s["run"]) for s in info["spec_commits"]] == [(spec, "held", rec["id"])]
     assert info["held"][0]["run"] == rec["id"]
-    # Still in the way: apply says so and changes nothing.
+    # Still in the way: apply hands the merge to git; the user backs out of it and nothing changed.
     proc = mdrepo.mdspec("apply", check=False)
-    assert proc.returncode == 1 and why in proc.stdout and user_state(mdrepo) == before
+    assert proc.returncode == 1 and "CONFLICT (content): Merge conflict in app.txt" in proc.stdout
+    mdrepo.git("cherry-pick", "--abort")
+    assert user_state(mdrepo) == before
     # The user takes their change back; apply retries and lands, rebased onto the new tip.
     mdrepo.git("revert", "--no-edit", mine, env=QUIET)
     assert mdrepo.mdspec("apply").returncode == 0

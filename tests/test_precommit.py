@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,8 @@ def _full_cycle(repo: Repo) -> None:
     proc = _git_commit(repo, "spec: greet", env=FOREGROUND)
     assert proc.returncode == 0, proc.stderr
     assert "mdspec" in proc.stderr and "Passed" in proc.stderr, proc.stderr  # pre-commit ran our hook
+    assert "lands as soon as this git command returns" in proc.stdout + proc.stderr
+    repo.wait_landed()
     spec, generated = _new_commits(repo, before)
     assert repo.message(spec).startswith("spec: greet")
     msg = repo.message(generated)
@@ -174,3 +177,120 @@ def test_remote_form(
     envs = list(session_pre_commit_home.glob("repo*/py_env-*/bin/mdspec"))
     assert envs, "pre-commit did not build an environment with mdspec's console script"
     _full_cycle(repo)
+
+
+# --- pre-commit hides unstaged changes while post-commit hooks run: a landing must wait for them -------
+
+APP = "line 1\nline 2\nline 3\n"
+APP_AGENT = """
+import os, pathlib, time
+go = pathlib.Path({go!r})
+pathlib.Path({started!r}).write_text("started")
+deadline = time.time() + 30
+while {wait} and not go.exists() and time.time() < deadline:
+    time.sleep(0.02)
+app = pathlib.Path("app.py")
+app.write_text(app.read_text().replace("line 1\\n", "line 1 by the agent\\n"))
+pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Change line 1\\n")
+"""
+
+
+def _set_up_app(repo: Repo, tmp_path: Path, wait: bool, slow_hook: bool = False) -> tuple[Path, Path]:
+    """pre-commit form; an agent that changes app.py line 1 (after `go` appears, when `wait`)."""
+    started, go = tmp_path / "agent-started", tmp_path / "agent-go"
+    repo.mdspec("init")
+    body = APP_AGENT.format(go=str(go), started=str(started), wait=wait)
+    repo.configure(f'[agent]\nbackend = "command"\ncommand = "{agent_script(tmp_path, body)}"\n')
+    if slow_hook:
+        (tmp_path / "hook-go").touch()  # passes at once until the test removes this file
+        # Another post-commit hook of the user's that takes its time (waits for a file the test writes).
+        path = repo.top / ".pre-commit-config.yaml"
+        cfg = yaml.safe_load(path.read_text())
+        cfg["repos"].append({"repo": "local", "hooks": [{
+            "id": "slow", "name": "slow", "language": "system", "stages": ["post-commit"], "always_run": True,
+            "pass_filenames": False,
+            "entry": f"sh -c 'touch {tmp_path}/hook-running; while [ ! -e {tmp_path}/hook-go ]; do sleep 0.02; done'",
+        }]})
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        repo.mdspec("init")  # installs the hook types again; changes nothing else
+    repo.commit("set up mdspec", {"app.py": APP}, env={"MDSPEC_RUNNING": "1"})
+    return started, go
+
+
+def test_unstaged_edit_survives_a_foreground_run_under_pre_commit(repo: Repo, tmp_path: Path) -> None:
+    _set_up_app(repo, tmp_path, wait=False)
+    repo.write("app.py", APP.replace("line 1\n", "line 1 by the user, not staged\n"))
+    repo.write("spec/app.md", "# App\nChange line 1.\n")
+    repo.git("add", "spec/app.md")
+    proc = _git_commit_staged(repo, "spec: line 1", env=FOREGROUND)
+    assert proc.returncode == 0, proc.stderr
+    repo.wait_landed()
+    # The edit pre-commit hid while the hooks ran is back, untouched; the result could not land over it.
+    assert (repo.top / "app.py").read_text() == APP.replace("line 1\n", "line 1 by the user, not staged\n")
+    assert repo.status() == " M app.py\n"
+    rec = _last(repo)
+    assert rec["status"] == "held" and "app.py" in str(rec["reason"]), rec
+    assert "`mdspec apply" in repo.mdspec("status").stdout
+
+
+def test_background_landing_waits_for_a_commit_whose_hooks_still_run(repo: Repo, tmp_path: Path) -> None:
+    started, go = _set_up_app(repo, tmp_path, wait=True, slow_hook=True)
+    repo.write("spec/app.md", "# App\nChange line 1.\n")
+    repo.git("add", "spec/app.md")
+    assert _git_commit_staged(repo, "spec: line 1").returncode == 0
+    wait_for_file(started)
+    (tmp_path / "hook-go").unlink()
+    (tmp_path / "hook-running").unlink()
+    # The user edits app.py (not staged) and commits something else; its slow hook keeps git commit running,
+    # with the edit hidden by pre-commit meanwhile.
+    repo.write("app.py", APP.replace("line 3\n", "line 3 by the user\n"))
+    repo.write("notes.txt", "the user's notes\n")
+    repo.git("add", "notes.txt")
+    user = subprocess.Popen(["git", "commit", "-m", "user: notes"], cwd=repo.top, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    wait_for_file(tmp_path / "hook-running")
+    assert (repo.top / "app.py").read_text() == APP  # pre-commit has hidden the edit
+    mine = repo.head()
+    go.touch()  # the run finishes now and wants to land
+    wait_for(lambda: _last(repo).get("stage") == "landing", what="the run to reach its landing")
+    time.sleep(0.5)
+    assert repo.head() == mine, "landed while the user's git commit was still running its hooks"
+    (tmp_path / "hook-go").touch()
+    out, _ = user.communicate(timeout=30)
+    assert user.returncode == 0, out
+    wait_for(lambda: _last(repo)["status"] != "running", what="the landing after the commit returned")
+    # pre-commit put the edit back when its hooks ended; only then did the landing look, and hold.
+    rec = _last(repo)
+    assert rec["status"] == "held" and "app.py" in str(rec["reason"]), rec
+    assert (repo.top / "app.py").read_text() == APP.replace("line 3\n", "line 3 by the user\n")
+    assert repo.head() == mine and repo.status() == " M app.py\n"
+    # Once the user commits the edit, `mdspec apply` merges both.
+    repo.git("commit", "-qam", "user: line 3")
+    assert repo.mdspec("apply").returncode == 0
+    assert (repo.top / "app.py").read_text() == "line 1 by the agent\nline 2\nline 3 by the user\n"
+    assert repo.status() == ""
+
+
+def _git_commit_staged(repo: Repo, message: str, env: dict[str, str] | None = None
+                       ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "commit", "-m", message], cwd=repo.top, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+
+
+def _last(repo: Repo) -> dict[str, object]:
+    recs = [json.loads(p.read_text()) for p in (repo.state / "runs").glob("*/run.json")]
+    return max(recs, key=lambda r: float(str(r["started"])))
+
+
+def wait_for_file(path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"timed out waiting for {path}"
+        time.sleep(0.02)
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 30, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import Repo
 
 from mdspec import config, pending, prompt
@@ -53,3 +54,37 @@ def test_huge_diffs_are_capped(mdrepo: Repo) -> None:
     p = _render(mdrepo)
     assert "more characters of this diff cut" in p.task
     assert len(p.task) < prompt.DIFF_LIMIT + 20_000
+
+
+def test_long_commit_messages_are_capped_with_a_note(mdrepo: Repo) -> None:
+    body = "why " * 30_000
+    mdrepo.commit(f"spec: long story\n\n{body}", {"spec/a.md": "alpha\n"})
+    p = _render(mdrepo)
+    assert "more characters of this commit message cut" in p.task
+    assert p.task.count("why ") < prompt.MESSAGE_LIMIT // 4 + 10
+    assert "+alpha" in p.task  # the diff is still there after the cut message
+
+
+@pytest.mark.parametrize(("target", "why"), [
+    ("../outside-secret.txt", "outside the repository"),
+    ("/etc/hostname", "outside the repository"),
+    ("spec/missing.md", "that does not exist (a dangling link)"),
+])
+def test_linked_task_md_is_refused_in_one_line(mdrepo: Repo, target: str, why: str) -> None:
+    secret = mdrepo.top.parent / "outside-secret.txt"
+    secret.write_text("SECRET-OUTSIDE-THE-REPO\n")
+    (mdrepo.top / "TASK.md").symlink_to(target)
+    sha = mdrepo.commit("task: linked")
+    with pytest.raises(prompt.LinkedSpecPath) as info:
+        _render(mdrepo)
+    msg = str(info.value)
+    assert msg == (f"TASK.md in spec commit {sha[:12]} is a symbolic link to {target!r}, {why}: mdspec does not "
+                   "follow it; commit the file itself in its place, then `mdspec run`")
+
+
+def test_a_link_inside_the_repository_is_only_text(mdrepo: Repo) -> None:
+    mdrepo.commit("spec: real", {"spec/real.md": "the real spec\n"})
+    (mdrepo.top / "spec" / "alias.md").symlink_to("real.md")
+    mdrepo.commit("spec: alias")
+    p = _render(mdrepo)
+    assert "+real.md" in p.task  # the diff shows the link's target name

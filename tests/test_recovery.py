@@ -116,35 +116,44 @@ def test_killed_during_the_backend_kills_what_it_left_and_the_next_commit_recove
     assert mdrepo.status() == "" and queued(mdrepo) == []
 
 
-def test_killed_between_branch_and_checkout_update_is_finished(mdrepo: Repo) -> None:
+def test_killed_between_checkout_and_branch_update_is_finished(mdrepo: Repo) -> None:
     spec = background_spec(mdrepo, "landing")
     kill_at(mdrepo, "landing")
     rec = last_run(mdrepo)
     journal = json.loads((mdrepo.state / "landing.json").read_text())
     assert journal["old"] == spec and journal["new"] == rec["result"] and journal["run_id"] == rec["id"]
-    # Half landed: the branch moved, the index and files did not (this is what recovery must repair).
-    assert mdrepo.head() == rec["result"] and mdrepo.head("HEAD~1") == spec
-    assert mdrepo.git("write-tree").strip() == mdrepo.git("rev-parse", f"{spec}^{{tree}}").strip()
-    assert not (mdrepo.top / "out.txt").exists()
-    assert "landing: a worker was stopped while landing" in mdrepo.mdspec("status").stdout
-
-    proc = mdrepo.mdspec("run", "--foreground")
-    assert "nothing pending" in proc.stdout
-    assert not (mdrepo.state / "landing.json").exists()
-    assert mdrepo.head() == rec["result"] and mdrepo.status() == ""
+    # Files and index are done, the branch is not: HEAD still names the tree the index was made from... no:
+    # the index is the result's already, and the killed landing's index.lock keeps git from committing on it.
+    assert mdrepo.head() == spec
     assert (mdrepo.top / "out.txt").read_text() == "implemented\n"
+    assert (mdrepo.top / ".git" / "index.lock").exists()
+    refused = subprocess.run(["git", "commit", "--allow-empty", "-m", "user"], cwd=mdrepo.top,
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "index.lock" in refused.stderr
+    assert mdrepo.head() == spec
+
+    # `mdspec status` (what a user runs first) finishes the landing.
+    out = mdrepo.mdspec("status").stdout
+    assert f"run {rec['id']} was interrupted: landed" in out
+    assert not (mdrepo.state / "landing.json").exists() and not (mdrepo.top / ".git" / "index.lock").exists()
+    assert mdrepo.head() == rec["result"] and mdrepo.status() == ""
     done = last_run(mdrepo)
     assert done["id"] == rec["id"] and done["status"] == "landed" and done["landed_as"] == rec["result"]
-    assert done["recovery"] == "recovery finished updating the checkout"
+    assert done["recovery"] == "recovery finished the landing"
     note = mdrepo.git("log", "-1", "--notes=mdspec", "--format=%N", rec["result"])
     assert f"mdspec run {rec['id']}" in note
     assert queued(mdrepo) == [] and len(runs(mdrepo)) == 1
+    # The user's next ordinary commit keeps the generated work.
+    mdrepo.commit("user: readme", {"README.md": "# project\nmore\n"}, env=QUIET)
+    assert mdrepo.head("HEAD~1") == rec["result"]
+    assert "out.txt" in mdrepo.git("ls-tree", "--name-only", "HEAD")
 
 
-def test_killed_while_landing_then_user_edits_is_put_back_and_held(mdrepo: Repo) -> None:
-    spec = background_spec(mdrepo, "landing")
-    kill_at(mdrepo, "landing")
+def test_killed_before_the_checkout_then_user_edits_is_undone_and_held(mdrepo: Repo) -> None:
+    spec = background_spec(mdrepo, "checkout")
+    kill_at(mdrepo, "checkout")
     rec = last_run(mdrepo)
+    (mdrepo.top / ".git" / "index.lock").unlink()  # as git's own message tells the user to
     mdrepo.write("out.txt", "the user's own out.txt\n")  # in the way of the result's new file
     mdrepo.write("README.md", "# project\nedited\n")
 
@@ -158,7 +167,7 @@ def test_killed_while_landing_then_user_edits_is_put_back_and_held(mdrepo: Repo)
     assert sorted(mdrepo.status().splitlines()) == [" M README.md", "?? out.txt"]
     held = last_run(mdrepo)
     assert held["id"] == rec["id"] and held["status"] == "held"
-    assert "out.txt" in held["reason"] and "put the branch back" in held["recovery"]
+    assert "out.txt" in held["reason"] and "recovery undid the landing" in held["recovery"]
     assert mdrepo.head(f"refs/mdspec/results/{rec['id']}") == rec["result"]
     status = mdrepo.mdspec("status").stdout
     assert f"held: {spec[:10]}" in status and f"`mdspec apply {rec['id']}` lands it" in status

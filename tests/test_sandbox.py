@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import Repo
 
-from mdspec import sandbox
+from mdspec import procs, sandbox
 from mdspec.globs import Globs
 
 needs_bwrap = pytest.mark.skipif(sandbox.bwrap_path() is None, reason="bubblewrap is not usable on this machine")
@@ -86,3 +88,61 @@ def test_off_and_required_without_bwrap(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert auto.prefix == () and auto.warning and "not installed" in auto.warning
     with pytest.raises(sandbox.SandboxUnavailable, match="apt-get install bubblewrap"):
         sandbox.build("bwrap", tmp_path, tmp_path, Globs(["spec/**"]), False)
+
+
+@needs_bwrap
+@pytest.mark.parametrize("target", ["/nonexistent/secret", "../../outside.txt", "spec/a.md"])
+def test_a_protected_symlink_does_not_stop_the_sandbox(repo: Repo, git_env: Path, target: str) -> None:
+    outside = repo.top.parent / "outside.txt"
+    outside.write_text("the user's file outside the repository\n")
+    repo.write("spec/a.md", "spec\n")
+    (repo.top / "TASK.md").symlink_to(target)
+    (repo.top / "docs").symlink_to("/nonexistent/dir")  # a protected directory that is a dangling link
+    repo.commit("spec and a linked task")
+    wt = repo.top.parent / "wt"
+    repo.git("worktree", "add", "-q", "--detach", str(wt), "HEAD")
+    sb = sandbox.build("bwrap", wt, repo.top / ".git", Globs(["spec/**", "TASK.md", "docs/**"]), network=False)
+    proc = sh(sb, wt, "echo started; echo pwned > ../outside.txt; echo x > spec/a.md; true")
+    assert proc.returncode == 0 and proc.stdout.startswith("started"), proc.stderr
+    assert outside.read_text() == "the user's file outside the repository\n"  # not bound writable through the link
+    assert (wt / "spec/a.md").read_text() == "spec\n"
+
+
+# --- sandbox off: the worker's own environment --------------------------------------------------------
+
+WORKER = """
+import ctypes, os, subprocess, sys
+from mdspec import procs
+if os.geteuid() == 0:
+    # Root reads every process's environ: become an ordinary user, as people run mdspec. Changing the uid
+    # clears the dumpable flag, so set it back as an ordinary process has it.
+    os.setgid(65534)
+    os.setuid(65534)
+    ctypes.CDLL(None).prctl(procs.PR_SET_DUMPABLE, 1, 0, 0, 0)
+if sys.argv[1] == "protect":
+    assert procs.protect_environ()
+# What an unsandboxed command of the same user tries: the worker's environment holds the API key.
+r = subprocess.run(["cat", f"/proc/{os.getpid()}/environ"], capture_output=True)
+print(r.returncode, os.environ["ANTHROPIC_API_KEY"].encode() in r.stdout)
+"""
+
+
+@pytest.mark.parametrize(("mode", "readable"), [("protect", False), ("plain", True)])
+def test_the_worker_environment_is_unreadable_to_its_commands(tmp_path: Path, mode: str, readable: bool) -> None:
+    env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-worker-env-3b8d1f-SECRET",
+           "PYTHONPATH": str(Path(sandbox.__file__).parent.parent)}
+    proc = subprocess.run([sys.executable, "-c", WORKER, mode], capture_output=True, text=True, env=env,
+                          cwd="/", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    code, seen = proc.stdout.split()
+    assert (code == "0", seen == "True") == (readable, readable), proc.stdout
+
+
+def test_environ_exposed_says_so_for_root() -> None:
+    assert procs.environ_exposed() == (os.geteuid() == 0)
+
+
+def test_doctor_says_whether_sandbox_off_exposes_the_key(mdrepo: Repo) -> None:
+    proc = mdrepo.mdspec("doctor", check=False, env={"MDSPEC_SANDBOX": "off"})
+    line = next(ln for ln in proc.stdout.splitlines() if "sandbox off" in ln)
+    assert ("can read the API key in the worker's /proc/<pid>/environ" in line) == (os.geteuid() == 0), line

@@ -133,3 +133,45 @@ def test_worktree_of_another_repository_is_replaced(mdrepo: Repo, g: GitRepo, tm
     base = mdrepo.head()
     assert worktree.prepare(g, mdrepo.state, base) == wt
     assert wt_git(wt, "rev-parse", "HEAD").strip() == base
+
+
+def _listed(mdrepo: Repo, wt: Path) -> str | None:
+    """The `git worktree list --porcelain` stanza of `wt`, or None when git no longer knows it."""
+    for stanza in mdrepo.git("worktree", "list", "--porcelain").split("\n\n"):
+        if stanza.startswith(f"worktree {wt}\n"):
+            return stanza
+    return None
+
+
+def test_worktree_is_locked_so_prune_keeps_it(mdrepo: Repo, g: GitRepo, tmp_path: Path) -> None:
+    wt = worktree.prepare(g, mdrepo.state, mdrepo.head()).resolve()
+    stanza = _listed(mdrepo, wt)
+    assert stanza is not None and "\nlocked mdspec" in stanza, stanza
+    line = next(ln for ln in mdrepo.git("worktree", "list").splitlines() if ln.startswith(f"{wt} "))
+    assert line.endswith(" locked"), line
+    # What a user's clean-up does: the directory goes, then git prunes (gc prunes the same way).
+    shutil.rmtree(wt)
+    mdrepo.git("worktree", "prune", "--expire=now")
+    mdrepo.git("gc", "--quiet", "--prune=now")
+    assert _listed(mdrepo, wt) is not None
+    # The control: an unlocked worktree in the same state is pruned.
+    other = tmp_path / "other-wt"
+    mdrepo.git("worktree", "add", "--detach", str(other), "HEAD")
+    shutil.rmtree(other)
+    mdrepo.git("worktree", "prune", "--expire=now")
+    assert _listed(mdrepo, other.resolve()) is None
+    # mdspec recreates its worktree (still locked) and the next run lands.
+    set_agent(tmp_path, CACHING_AGENT)
+    spec_commit(mdrepo, "# A\n", "spec/a.md")
+    assert run_fg(mdrepo).returncode == 0
+    assert last_run(mdrepo)["status"] == "landed"
+    stanza = _listed(mdrepo, wt)
+    assert stanza is not None and "\nlocked mdspec" in stanza
+
+
+def test_an_unlocked_worktree_from_before_is_locked_on_reuse(mdrepo: Repo, g: GitRepo) -> None:
+    wt = worktree.prepare(g, mdrepo.state, mdrepo.head()).resolve()
+    mdrepo.git("worktree", "unlock", str(wt))
+    assert "\nlocked" not in (_listed(mdrepo, wt) or "")
+    worktree.prepare(g, mdrepo.state, mdrepo.head())
+    assert "\nlocked mdspec" in (_listed(mdrepo, wt) or "")
