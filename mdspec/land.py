@@ -26,7 +26,7 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ class Landing:
     reason: str  # why it was held, or how it landed
     busy: bool = False  # held only because a git command of the user's kept running: worth a retry later
     conflict: bool = False  # the branch has commits that change the same lines: git's own merge can do it
+    superseded: tuple[str, ...] = ()  # spec commits of the run no longer on the branch (amended, dropped)
 
 
 @dataclass(frozen=True)
@@ -221,8 +222,12 @@ def _refusal(proc_out: str) -> str:
     return lines[0] if lines else "git refused to update the checkout"
 
 
-def land(repo: Repo, branch: str, result: str, run_id: str, wait: float = LAND_WAIT) -> Landing:
+def land(repo: Repo, branch: str, result: str, run_id: str, wait: float = LAND_WAIT,
+         gone: Callable[[str], list[str]] | None = None) -> Landing:
     """Land `result` (a commit whose parent is the run's base) on `branch`, or say why it cannot.
+
+    `gone(tip)` names the run's spec commits that no longer stand at `tip`; it is asked under the index
+    lock, so an amend of the user's cannot slip in between the question and the landing.
 
     Raises LandingStuck when a landing failed half way and could not be undone (the journal is kept).
     """
@@ -242,7 +247,7 @@ def land(repo: Repo, branch: str, result: str, run_id: str, wait: float = LAND_W
                 # A command that started before we took the lock is still to be waited for.
                 busy = usergit.running(co.top, repo.common_dir)
                 if not busy:
-                    return _land_locked(repo, co, lock, branch, result, run_id)
+                    return _land_locked(repo, co, lock, branch, result, run_id, gone)
             finally:
                 lock.release()
         if time.monotonic() > deadline:
@@ -253,7 +258,8 @@ def land(repo: Repo, branch: str, result: str, run_id: str, wait: float = LAND_W
         time.sleep(0.05)
 
 
-def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result: str, run_id: str) -> Landing:
+def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result: str, run_id: str,
+                 gone: Callable[[str], list[str]] | None) -> Landing:
     op = paths.operation_in_progress(str(co.git_dir))
     if op:
         return Landing(False, result, f"a {_OPERATIONS.get(op, op)} is in progress in {co.top}")
@@ -262,6 +268,10 @@ def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result:
     tip = repo.resolve_ref(branch)
     if tip is None:
         return Landing(False, result, f"branch {short(branch)} no longer exists")
+    superseded = gone(tip) if gone is not None else []
+    if superseded:
+        return Landing(False, result, f"spec commit {superseded[0][:10]} is no longer on {short(branch)} "
+                                      "(amended or dropped)", superseded=tuple(superseded))
     base = repo.commit(result).parents[0]
     commit = result
     if tip != base:

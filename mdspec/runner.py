@@ -337,11 +337,9 @@ class Runner:
                        reason=f"waiting for the git command that ran this hook (pid {self.defer_to}) to finish; "
                               "it lands by itself then")
             return None
-        if self._superseded(rec):
-            return None
         commit = self._keep_new_task(rec, commit)
         try:
-            landing = land.land(repo, rec["branch"], commit, rec["id"])
+            landing = land.land(repo, rec["branch"], commit, rec["id"], gone=self._gone(rec))
         except land.LandingStuck as exc:
             rec.update(status=records.FAILED, reason=str(exc), landing_stuck=True)  # recovery settles it
             return None
@@ -352,30 +350,24 @@ class Runner:
                                                         "the spec commits as implemented")
             self._note(rec, landing.commit)
             repo.delete_ref(land.result_ref(rec["id"]))
+        elif landing.superseded:
+            rec.update(status=records.SUPERSEDED, superseded=list(landing.superseded),
+                       reason=f"{landing.reason}: not landed; the result stays as {land.result_ref(rec['id'])}")
         else:
             rec.update(status=records.HELD, reason=f"{landing.reason}; `mdspec apply {rec['id']}` lands it")
             if landing.busy:
                 rec["auto_land"] = True  # the next worker tries again by itself
         return landing
 
-    def _superseded(self, rec: dict[str, Any]) -> bool:
-        """A spec commit of the run no longer stands on the branch (amended, dropped): never land its result
-        as if it did. The result stays held (nothing is lost); the amended commit is pending, runs by itself."""
-        tip = self.repo.resolve_ref(rec["branch"])
-        if tip is None:
-            return False  # landing says the branch is gone
+    def _gone(self, rec: dict[str, Any]) -> Callable[[str], list[str]]:
+        """Which of the run's spec commits no longer stand at a tip (amended, dropped): landing asks under
+        the index lock and never lands such a result as if they did. The amended commit runs by itself."""
         try:
             cfg = config.load(self.repo.top)
         except FatalError:
             cfg = config.Config(path=None)
-        gone = pending.not_standing(self.repo, tip, cfg, rec.get("spec_commits", []))
-        if not gone:
-            return False
-        branch = str(rec["branch"]).removeprefix("refs/heads/")
-        rec.update(status=records.SUPERSEDED, superseded=gone,
-                   reason=f"spec commit {gone[0][:10]} is no longer on {branch} (amended or dropped): not landed; "
-                          f"the result stays as {land.result_ref(rec['id'])}")
-        return True
+        specs = list(rec.get("spec_commits", []))
+        return lambda tip: pending.not_standing(self.repo, tip, cfg, specs)
 
     def _keep_new_task(self, rec: dict[str, Any], commit: str) -> str:
         """The result removes TASK.md (its task is done), but TASK.md changed on the branch meanwhile: that
