@@ -37,7 +37,9 @@ def pause_point(state_dir: Path, stage: str) -> None:
     if os.environ.get(PAUSE_VAR) != stage:
         return
     marker = state_dir / f"paused-{stage}"
-    marker.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    tmp = marker.with_name(f".{marker.name}.tmp")
+    tmp.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    os.replace(tmp, marker)  # whole or absent: a test reads the pid as soon as the file exists
     deadline = time.monotonic() + PAUSE_LIMIT
     while time.monotonic() < deadline and marker.exists():
         time.sleep(0.05)
