@@ -14,7 +14,6 @@ Usage: python benchmarks/landing.py [--files 50000] [--commits 10000] [--rounds 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from scale import ENV, ensure  # noqa: E402
+from scale import ENV, ensure, options  # noqa: E402
 
 from mdspec import land, usergit  # noqa: E402
 from mdspec.git import Repo  # noqa: E402
@@ -54,11 +53,7 @@ def stats(xs: list[float]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--files", type=int, default=50_000)
-    ap.add_argument("--commits", type=int, default=10_000)
-    ap.add_argument("--rounds", type=int, default=15)
-    a = ap.parse_args()
+    a = options(__doc__)
     big = ensure("big", a.files, a.commits)
     repo = Repo(big)
     branch = "refs/heads/main"

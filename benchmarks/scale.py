@@ -105,12 +105,17 @@ def median_ms(xs: list[float]) -> float:
     return statistics.median(xs) * 1000
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def options(doc: str | None) -> argparse.Namespace:
+    """--files, --commits and --rounds: the benchmark repository's size and how many rounds to time."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=50_000)
     ap.add_argument("--commits", type=int, default=10_000)
     ap.add_argument("--rounds", type=int, default=15)
-    a = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    a = options(__doc__)
     big = ensure("big", a.files, a.commits)
     small = ensure("small", 10, a.commits)
     tiny = ensure("tiny", 10, 50)

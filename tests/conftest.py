@@ -127,10 +127,10 @@ class Repo:
         return self.top / ".git" / "mdspec"
 
 
-def make_repo(path: Path) -> Repo:
+def make_repo(path: Path, *init_args: str) -> Repo:
     path.mkdir(parents=True, exist_ok=True)
     r = Repo(path)
-    r.git("init", "-q", "-b", "main")
+    r.git("init", "-q", "-b", "main", *init_args)
     r.git("config", "user.name", "Ada Lovelace")
     r.git("config", "user.email", "ada@example.com")
     r.git("config", "commit.gpgsign", "false")

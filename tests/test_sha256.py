@@ -12,20 +12,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Repo
+from conftest import Repo, make_repo
 
 from mdspec import pending, triggers
 from mdspec.hook import READABLE_SHA_LENGTHS
 
 
 def sha256_repo(path: Path) -> Repo:
-    path.mkdir(parents=True)
-    r = Repo(path)
-    r.git("init", "-q", "-b", "main", "--object-format=sha256")
-    r.git("config", "user.name", "Ada Lovelace")
-    r.git("config", "user.email", "ada@example.com")
-    r.commit("initial", {"README.md": "# project\n"})
-    return r
+    return make_repo(path, "--object-format=sha256")
 
 
 @pytest.fixture
