@@ -611,7 +611,9 @@ def work(start: Path, wait_pid: int | None, out: Printer) -> int:
     repo = Repo(start)
     state = repo.common_dir / "mdspec"
     # Inside a git command of the user's (a foreground run in the post-commit hook): run now, land later.
-    defer_to = usergit.ancestor_git(repo.top)
+    # A detached worker leads a session of its own and is inside nothing, even while the git command that
+    # spawned it is still running (its landing waits for that command like for any other).
+    defer_to = None if os.getsid(0) == os.getpid() else usergit.ancestor_git(repo.top)
     with cancellable():
         try:
             while True:
