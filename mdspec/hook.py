@@ -197,10 +197,12 @@ def post_commit() -> int:
     # One git process: parents, message and changed paths of HEAD against its first parent.
     try:
         out = _git(["diff-tree", "-r", "-z", "--root", "--no-renames", "--name-status",
-                    "--format=%H%x00%P%x00%B%x00", "HEAD"], dirs.top, dirs.git_dir)
+                    "--always", "--format=%H%x00%P%x00%B%x00", "HEAD"], dirs.top, dirs.git_dir)
     except OSError:
         return 0  # unborn branch or unreadable HEAD: nothing was committed that we could read
     fields = out.decode("utf-8", "replace").split("\0")
+    if len(fields) < 3:
+        return _warn_cache(cache_problem, dirs.state_dir)  # nothing git could describe: nothing to run
     sha, parents, message = fields[0].strip(), fields[1].split(), fields[2]
     rest = [f.strip("\n") for f in fields[3:] if f.strip("\n")]
     changes = dict(zip(rest[1::2], rest[0::2], strict=False))  # path -> status letter

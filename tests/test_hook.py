@@ -166,6 +166,15 @@ def test_skips_a_commit_that_touches_no_watched_path(mdrepo: Repo) -> None:
     assert_silent_skip(mdrepo)
 
 
+def test_an_empty_commit_is_skipped_quietly(mdrepo: Repo) -> None:
+    """`git commit --allow-empty` changes nothing: git describes no diff, and the hook says nothing."""
+    out = mdrepo.git("commit", "--allow-empty", "-m", "empty", env=FOREGROUND)
+    assert "mdspec" not in out
+    assert mdrepo.log(1) == ["empty"]
+    assert queued(mdrepo) == [] and runs(mdrepo) == []
+    assert not (mdrepo.state / "error.log").exists()
+
+
 def test_amend_of_a_non_spec_commit_starts_nothing(mdrepo: Repo) -> None:
     mdrepo.commit("code", {"src/a.py": "a = 1\n"}, env=FOREGROUND)
     mdrepo.write("src/a.py", "a = 2\n")
