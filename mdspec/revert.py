@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mdspec import config, land, trailers
+from mdspec import config, land, pending, trailers
 from mdspec.errors import FatalError, SigningError
 from mdspec.git import CommitInfo, Repo
 from mdspec.lock import worker_lock
@@ -42,6 +42,11 @@ def _targets(repo: Repo, tip: str, target: str | None) -> list[CommitInfo]:
         return by_run
     sha = repo.rev_parse(target)
     hits = [g for g in live if g.sha == sha or sha in trailers.values(g.message, trailers.IMPLEMENTS)]
+    if not hits:
+        # A rebased or cherry-picked spec commit: its generated commit names the old sha, and the pending
+        # set knows which generated commit implements it by content.
+        by_content = pending.find(repo, tip, config.load(repo.top)).implemented.get(sha)
+        hits = [g for g in live if g.sha == by_content]
     if not hits:
         raise FatalError(
             f"{target} is neither a run id nor a spec or generated commit with a live generated commit on this "

@@ -104,6 +104,22 @@ def test_rebase_onto_a_moved_main(hrepo: Repo, tmp_path: Path) -> None:
     assert_next_spec_runs_alone(hrepo)
 
 
+def test_revert_names_a_rebased_spec_commit_by_its_new_sha(hrepo: Repo) -> None:
+    """`mdspec revert SPEC` finds the generated commit of a rewritten spec commit by content."""
+    hrepo.git("switch", "-q", "-c", "feature")
+    implemented_work(hrepo, 1)
+    hrepo.git("switch", "-q", "main")
+    hrepo.commit("user: code on main", {"src/main.py": "x = 1\n"}, env=QUIET)
+    hrepo.git("switch", "-q", "feature")
+    hrepo.git("rebase", "-q", "main", env=QUIET)
+    spec, generated = hrepo.head("HEAD~1"), hrepo.head()
+    assert trailers.values(hrepo.message(), trailers.IMPLEMENTS) != [spec]  # it names the old sha
+    out = hrepo.mdspec("revert", spec).stdout
+    assert f"reverted {generated[:10]}" in out
+    assert trailers.values(hrepo.message(), trailers.REVERTS) == [generated]
+    assert [s["commit"] for s in status(hrepo)["reverted"]] == [spec]
+
+
 def test_rebase_i_reword_of_spec_commits(hrepo: Repo, tmp_path: Path) -> None:
     specs = implemented_work(hrepo)
     before = len(runs(hrepo))
