@@ -6,6 +6,7 @@ line pointing at a log file that keeps the traceback. `MDSPEC_RAISE=1` re-raises
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import tempfile
@@ -100,6 +101,11 @@ def run_guarded(fn: Callable[[], int]) -> int:
     except Exception as exc:  # the last line of defence
         if os.environ.get("MDSPEC_RAISE"):
             raise
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            # A full disk is the machine's state, not a bug: one line, and nothing more written to it.
+            where = f" ({exc.filename})" if exc.filename else ""
+            print(f"mdspec: error: no space left on device{where}: free some space, then try again", file=sys.stderr)
+            return 1
         log = write_traceback(exc)
         print(f"mdspec: internal error: {type(exc).__name__}: {exc} (traceback in {log})", file=sys.stderr)
         return 2

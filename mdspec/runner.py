@@ -18,6 +18,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -150,8 +151,16 @@ class Runner:
             "tool_calls": 0,
             "stage": "preparing",
         }
-        records.write(rdir, rec)
-        events = (rdir / "events.jsonl").open("a", encoding="utf-8")
+        try:
+            records.write(rdir, rec)
+            events = (rdir / "events.jsonl").open("a", encoding="utf-8")
+        except OSError as exc:  # a full disk, say: the run cannot even be recorded, so it does not start
+            shutil.rmtree(rdir, ignore_errors=True)
+            why = (exc.strerror or str(exc)).lower()
+            rec.update(status=records.FAILED, pid=None,
+                       reason=f"could not start the run: {why} ({self.state}); free some space, then `mdspec run`")
+            self.out(f"mdspec: error: {rec['reason']}")
+            return rec
 
         def progress(event: Mapping[str, Any]) -> None:
             line = {"t": round(time.time(), 3), **event}

@@ -8,6 +8,7 @@ journal, lock or temporary file once the fault is over.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -488,3 +489,24 @@ def test_an_edit_in_the_index_s_own_second_is_never_overwritten(mdrepo: Repo) ->
     proc = repo.mdspec("revert", run_id, check=False)
     assert proc.returncode == 1 and "revert not applied" in proc.stderr, proc.stdout + proc.stderr
     assert out.read_text() == "my own edit\n" and repo.head() == head
+
+
+def test_disk_full_before_the_run_is_recorded_is_one_line_and_the_spec_stays_pending(disk: Disk,
+                                                                                      tmp_path: Path) -> None:
+    repo = disk.repo
+    spec = spec_commit(repo, "# App\nSmall.\n")
+    before = user_state(repo)
+    disk.fill()
+    proc = repo.mdspec("run", "--foreground", check=False)
+    log = repo.state / "error.log"
+    assert proc.returncode == 1, (proc.stdout, proc.stderr, log.read_text() if log.exists() else "")
+    assert proc.stderr.startswith("mdspec: error: no space left on device") or (
+        "could not start the run: no space left on device" in proc.stdout), (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stdout + proc.stderr and "internal error" not in proc.stdout + proc.stderr
+    disk.empty()
+    assert user_state(repo) == before and repo.head() == spec
+    info = json.loads(repo.mdspec("status", "--json").stdout)
+    assert [s["commit"] for s in info["pending"]] == [spec]
+    assert_next_run_lands(repo, tmp_path)
+    assert spec in trailers.values(repo.message(), trailers.IMPLEMENTS)
+    assert_no_leftovers(repo)
