@@ -95,7 +95,7 @@ def run_shell(
 ) -> ShellResult:
     """Run `command` with bash in `cwd`; stdout+stderr go to `log_path` (appended), with the API key's
     value (`secrets`, default: the worker's own) replaced."""
-    start = time.monotonic()
+    began = time.monotonic()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     hidden = secret_values() if secrets is None else [s for s in secrets if len(s) >= MIN_SECRET]
     with log_path.open("ab") as log:
@@ -137,13 +137,13 @@ def run_shell(
     with log_path.open("rb") as f:
         # Only the tail is wanted: a command that printed gigabytes must not be read back into memory.
         end = f.seek(0, os.SEEK_END)
-        start = max(offset, end - tail_chars * 4)
-        f.seek(start)
+        cut = max(offset, end - tail_chars * 4)
+        f.seek(cut)
         data = f.read()
     text = data.decode("utf-8", "replace")
-    if start > offset:
-        text = f"[… {start - offset} bytes before this cut …]\n" + text
-    return ShellResult(proc.returncode, timed_out, time.monotonic() - start, tail(text, tail_chars))
+    if cut > offset:
+        text = f"[… {cut - offset} bytes before this cut …]\n" + text
+    return ShellResult(proc.returncode, timed_out, time.monotonic() - began, tail(text, tail_chars))
 
 
 def _pump(src: IO[bytes], log: IO[bytes], secrets: Sequence[bytes]) -> None:
