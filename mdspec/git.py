@@ -260,6 +260,9 @@ class Repo:
             return None
         return obj.data if isinstance(obj, pygit2.Blob) else None
 
+    def is_ancestor(self, ancestor: str, tip: str) -> bool:
+        return run(["merge-base", "--is-ancestor", ancestor, tip], self.top, check=False).returncode == 0
+
     def entry_at(self, sha: str, path: str) -> tuple[int, bytes] | None:
         """(file mode, content) of `path` in a commit or tree; None when absent or a directory."""
         try:

@@ -431,7 +431,7 @@ def _undo(repo: Repo, co: Checkout, lock: IndexLock, old: str, new: str, *, inde
 def _end_orphans(run_id: str) -> None:
     """Wait for the git a killed landing left running (it still writes files and its index), or end it."""
     deadline = time.monotonic() + ORPHAN_WAIT
-    while (left := usergit.tagged(run_id)) and time.monotonic() < deadline:
+    while usergit.tagged(run_id) and time.monotonic() < deadline:
         time.sleep(0.05)
     for pid in usergit.tagged(run_id):
         with contextlib.suppress(OSError):
@@ -439,11 +439,6 @@ def _end_orphans(run_id: str) -> None:
     deadline = time.monotonic() + 5
     while usergit.tagged(run_id) and time.monotonic() < deadline:
         time.sleep(0.02)
-    del left
-
-
-def _is_ancestor(repo: Repo, ancestor: str, tip: str) -> bool:
-    return git.run(["merge-base", "--is-ancestor", ancestor, tip], repo.top, check=False).returncode == 0
 
 
 def _keep(repo: Repo, run_id: str, result: str) -> tuple[bool, str]:
@@ -507,7 +502,7 @@ def recover(repo: Repo) -> Recovery | None:
         held, kept = _keep(repo, run_id, result)
         out = Recovery(run_id, False, held, result, result, f"recovery undid the landing: {undone}{kept}")
     else:
-        landed = tip is not None and _is_ancestor(repo, new, tip)
+        landed = tip is not None and repo.is_ancestor(new, tip)
         out = Recovery(run_id, landed, False, new if landed else result, result,
                        "the branch moved on after the interrupted landing; left as it is")
     if co is not None:

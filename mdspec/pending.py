@@ -255,7 +255,7 @@ def not_standing(repo: Repo, tip: str, cfg: Config, shas: Sequence[str], limit: 
     and it parted (first-parent history from `tip` back to their merge base, within the window) has the
     same content: a rebase or reword moved it, and its implementation still applies.
     """
-    moved = [s for s in shas if s != tip and not _is_ancestor(repo, s, tip)]
+    moved = [s for s in shas if s != tip and not repo.is_ancestor(s, tip)]
     if not moved:
         return []
     watch = Globs(cfg.watch)
@@ -274,10 +274,6 @@ def not_standing(repo: Repo, tip: str, cfg: Config, shas: Sequence[str], limit: 
     ids = patch_ids(repo, list(mine) + [(s.sha, s.paths) for s in since]) if since else {}
     present = {ids[s.sha] for s in since if s.sha in ids}
     return [s for s in moved if not (ids.get(s) and ids[s] in present)]
-
-
-def _is_ancestor(repo: Repo, sha: str, tip: str) -> bool:
-    return git.run(["merge-base", "--is-ancestor", sha, tip], repo.top, check=False).returncode == 0
 
 
 def _merge_base(repo: Repo, a: str, b: str) -> str | None:

@@ -311,7 +311,6 @@ class Runner:
         # The API key's value never lands, whatever put it in the files (guards.secret_leaks).
         leaks = guards.secret_leaks(wt, base, tree, msg)
         if leaks:
-            land.hold(repo, rec["id"], commit)
             rec.update(status=records.FAILED, secret_in=leaks,
                        reason=f"the result contains the API key's value (in {', '.join(leaks)}): not landed; held "
                               f"as {land.result_ref(rec['id'])} for inspection only (remove the key before using it)")
@@ -564,12 +563,11 @@ def land_waiting(repo: Repo, out: Printer) -> list[dict[str, Any]]:
     return done
 
 
-def _spawn_lander(repo: Repo, git_pid: int, out: Printer) -> None:
+def _spawn_lander(repo: Repo, git_pid: int) -> None:
     """A detached worker that lands what waits, once the git command `git_pid` (our ancestor) has returned."""
     from mdspec import hook
 
     hook.spawn_worker(str(repo.top), str(repo.common_dir / "mdspec"), git_pid)
-    del out
 
 
 def drain(repo: Repo, out: Printer, defer_to: int | None = None) -> list[dict[str, Any]]:
@@ -636,7 +634,7 @@ def work(start: Path, wait_pid: int | None, out: Printer) -> int:
                         results += land_waiting(repo, out)
                     results += drain(repo, out, defer_to)
                 if defer_to is not None and any(r.get("auto_land") for r in results):
-                    _spawn_lander(repo, defer_to, out)  # after the unlock, or it would find the lock taken
+                    _spawn_lander(repo, defer_to)  # after the unlock, or it would find the lock taken
                 if cancel_requested():
                     return 1
                 # A trigger queued between our last look and the unlock found the lock taken: look once more.
@@ -699,7 +697,7 @@ def run_now(start: Path, revs: Sequence[str], out: Printer) -> int:
             out("mdspec: cancelled before the run started")
             return 1
     if runner.deferred and runner.defer_to is not None:
-        _spawn_lander(repo, runner.defer_to, out)
+        _spawn_lander(repo, runner.defer_to)
     return 1 if rec["status"] in (records.FAILED, records.CANCELLED) else 0
 
 
@@ -778,10 +776,8 @@ def merge_by_hand(repo: Repo, rec: dict[str, Any], result: str, out: Printer) ->
                    env={"MDSPEC_RUNNING": "1"})
     if proc.returncode == 0:
         head = Repo(co.top).resolve_ref(str(rec["branch"])) or ""
-        rec.update(status=records.LANDED, landed_as=head, reason="merged by git cherry-pick")
-        rec.pop("merging", None)
+        _merged(repo, rec, head)
         Runner(repo, out)._note(rec, head)
-        repo.delete_ref(land.result_ref(str(rec["id"])))
         return
     text = (proc.stdout + proc.stderr).strip()
     if (co.git_dir / "CHERRY_PICK_HEAD").exists():
@@ -795,6 +791,13 @@ def merge_by_hand(repo: Repo, rec: dict[str, Any], result: str, out: Printer) ->
     rec["reason"] = f"git cherry-pick refused: {lines[0] if lines else 'unknown error'}; `mdspec apply` tries again"
 
 
+def _merged(repo: Repo, rec: dict[str, Any], sha: str) -> None:
+    """The held result is on the branch as `sha`, merged by `git cherry-pick`: landed, its ref done with."""
+    rec.update(status=records.LANDED, landed_as=sha, reason="merged by git cherry-pick")
+    rec.pop("merging", None)
+    repo.delete_ref(land.result_ref(str(rec["id"])))
+
+
 def settle_merges(repo: Repo) -> None:
     """Results the user was merging by hand: landed once a commit with the run's trailer is on the branch."""
     state = repo.common_dir / "mdspec"
@@ -804,18 +807,10 @@ def settle_merges(repo: Repo) -> None:
         branch = str(rec.get("branch") or "")
         co = land.checkout_of(repo, branch)
         tip = repo.resolve_ref(branch)
-        landed = None
-        if tip is not None:
-            for n, info in enumerate(repo.first_parent_walk(tip, 200)):
-                if str(rec["id"]) in trailers.values(info.message, trailers.RUN):
-                    landed = info.sha
-                    break
-                if n > 200:
-                    break
+        walk = repo.first_parent_walk(tip, 200) if tip is not None else iter(())
+        landed = next((c.sha for c in walk if str(rec["id"]) in trailers.values(c.message, trailers.RUN)), None)
         if landed:
-            rec.update(status=records.LANDED, landed_as=landed, reason="merged by git cherry-pick")
-            rec.pop("merging", None)
-            repo.delete_ref(land.result_ref(str(rec["id"])))
+            _merged(repo, rec, landed)
         elif co is None or not (co.git_dir / "CHERRY_PICK_HEAD").exists():
             rec.pop("merging", None)
             rec["reason"] = f"the merge by hand was abandoned; `mdspec apply {rec['id']}` tries again"
