@@ -22,9 +22,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from fakeapi import FAKE_KEY, FakeAPI  # noqa: E402 - needs the path above
 
-from mdspec.agent import AnthropicSession, make_client  # noqa: E402
+from mdspec.agents.agent import AnthropicSession, make_client  # noqa: E402
+from mdspec.agents.session import RunContext  # noqa: E402
 from mdspec.config import AgentConfig  # noqa: E402
-from mdspec.session import RunContext  # noqa: E402
 
 TURNS = 30  # the default; `--turns N` for longer runs (DESIGN asks >= 0.95 on long runs)
 

@@ -26,8 +26,8 @@ sys.path.insert(0, str(HERE))
 
 from scale import ENV, ensure, options  # noqa: E402
 
-from mdspec import land, usergit  # noqa: E402
 from mdspec.git import Repo  # noqa: E402
+from mdspec.run import land, usergit  # noqa: E402
 
 
 def git(path: Path, *args: str) -> None:

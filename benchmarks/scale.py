@@ -25,8 +25,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from mdspec import config, pending, worktree  # noqa: E402
+from mdspec import config  # noqa: E402
 from mdspec.git import Repo  # noqa: E402
+from mdspec.run import pending, worktree  # noqa: E402
 
 CACHE = HERE / ".cache"
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}

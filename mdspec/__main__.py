@@ -7,9 +7,9 @@ import sys
 
 def main() -> int:
     if sys.argv[1:3] == ["hook", "post-commit"] and len(sys.argv) == 3:
-        from mdspec.hook import post_commit_guarded
+        from mdspec.commands.hook import post_commit
 
-        return post_commit_guarded()
+        return post_commit()
     from mdspec.cli import main as cli_main
 
     code = cli_main()

@@ -48,7 +48,7 @@ def init(git_hook: bool, remote: str | None, rev: str | None) -> None:
     adds the mdspec hook to .pre-commit-config.yaml and runs `pre-commit install --hook-type post-commit`.
     Commits nothing. Safe to run again.
     """
-    from mdspec import install
+    from mdspec.commands import init as install
 
     _call(install.init, Path.cwd(), git_hook, remote, rev, _out)
 
@@ -57,7 +57,7 @@ def init(git_hook: bool, remote: str | None, rev: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
     """Show the running run, queued and pending spec commits, and the last runs."""
-    from mdspec import report
+    from mdspec.commands import status as report
 
     _call(report.status, Path.cwd(), as_json, _out)
 
@@ -70,7 +70,7 @@ def log(run: str | None, follow: bool) -> None:
 
     RUN is a run id or a unique prefix of one, as `mdspec status` shows them.
     """
-    from mdspec import report
+    from mdspec.commands import status as report
 
     _call(report.log, Path.cwd(), run, follow, _out)
 
@@ -84,7 +84,7 @@ def run(revs: tuple[str, ...], foreground: bool) -> None:
     Without REVs it implements every pending spec commit on the current branch, including those whose
     generated commit was reverted. With REVs, exactly those spec commits.
     """
-    from mdspec import runner
+    from mdspec.run import runner
 
     if foreground or os.environ.get("MDSPEC_FOREGROUND"):
         _call(runner.run_now, Path.cwd(), revs, _out)
@@ -95,7 +95,7 @@ def run(revs: tuple[str, ...], foreground: bool) -> None:
 @click.argument("run", required=False)
 def apply(run: str | None) -> None:
     """Land a held result (default: the newest), with the same safety as a run."""
-    from mdspec import runner
+    from mdspec.run import runner
 
     _call(runner.apply, Path.cwd(), run, _out)
 
@@ -107,7 +107,7 @@ def cancel() -> None:
     Queued spec commits stay queued and the cancelled run's spec commits stay pending: `mdspec run`
     starts them again, from a clean worktree.
     """
-    from mdspec import cancel as cancel_mod
+    from mdspec.run import cancel as cancel_mod
 
     _call(cancel_mod.cancel, Path.cwd(), _out)
 
@@ -123,7 +123,7 @@ def revert(target: str | None, with_spec: bool) -> None:
     spec commit shows as pending again and `mdspec run` implements it anew; with it, spec and code go
     back together. A plain `git revert` of a generated commit works too.
     """
-    from mdspec import revert as revert_mod
+    from mdspec.commands import revert as revert_mod
 
     _call(revert_mod.revert, Path.cwd(), target, with_spec, _out)
 
@@ -131,7 +131,7 @@ def revert(target: str | None, with_spec: bool) -> None:
 @cli.command()
 def doctor() -> None:
     """Check the set-up: config, hook, API key or agent CLI, sandbox, worktree, state dir."""
-    from mdspec import doctor as doctor_mod
+    from mdspec.commands import doctor as doctor_mod
 
     _call(doctor_mod.doctor, Path.cwd(), _out)
 
@@ -167,7 +167,7 @@ def demo(directory: Path | None, preset: str | None, timeout_min: float) -> None
     Creates a repository with a small spec (a word-frequency command), installs the hook, commits the
     spec and follows the agent's run to its generated commit, printing turns, tool calls, tokens and cost.
     """
-    from mdspec import demo as demo_mod
+    from mdspec.commands import demo as demo_mod
 
     _call(demo_mod.demo, directory, preset, timeout_min, _out)
 
@@ -180,16 +180,16 @@ def hook() -> None:
 @hook.command("post-commit")
 def hook_post_commit() -> None:
     """The post-commit fast path: queue a spec commit and start the worker."""
-    from mdspec.hook import post_commit_guarded
+    from mdspec.commands.hook import post_commit
 
-    sys.exit(post_commit_guarded())
+    sys.exit(post_commit())
 
 
 @cli.command(hidden=True)
 @click.option("--wait-pid", type=int, default=None)
 def worker(wait_pid: int | None) -> None:
     """Drain the queue (started by the hook)."""
-    from mdspec import runner
+    from mdspec.run import runner
 
     _call(runner.work, Path.cwd(), wait_pid, _out)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mdspec.errors import ConfigError
-from mdspec.globs import GlobError, check_glob
+from mdspec.fast.globs import GlobError, check_glob
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -48,7 +48,7 @@ class BackendError(FatalError):
 
 def error_log_path() -> Path:
     """Where tracebacks go: the repository's state dir when there is one, else the temp dir."""
-    from mdspec import paths  # late: paths is cheap but not needed on the happy path
+    from mdspec.fast import paths  # late: paths is cheap but not needed on the happy path
 
     state = paths.find_state_dir(os.getcwd())
     if state is not None and os.path.isdir(os.path.dirname(state)):

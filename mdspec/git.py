@@ -20,7 +20,7 @@ from pathlib import Path
 import pygit2
 
 from mdspec.errors import FatalError, GitError, NotARepository, SigningError, UnsupportedRepository
-from mdspec.globs import Globs
+from mdspec.fast.globs import Globs
 
 HEX_LENGTHS = {"sha1": 40, "sha256": 64}  # git's object formats and the length of their names in hex
 # Runs the user's openpgp/x509 signing program unchanged, keeping a copy of what it says on stderr: git

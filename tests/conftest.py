@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mdspec.lock import lock_holder
+from mdspec.run.lock import lock_holder
 
 PROJECT = Path(__file__).resolve().parent.parent
 

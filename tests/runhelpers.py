@@ -11,7 +11,7 @@ from typing import Any
 
 from conftest import FOREGROUND, Repo, agent_script
 
-from mdspec import trailers
+from mdspec.fast import trailers
 
 QUIET = {"MDSPEC_RUNNING": "1"}  # commit without the hook starting a run
 

@@ -17,11 +17,11 @@ from conftest import Repo
 from fakeapi import FAKE_KEY, FakeAPI, PromptCache, fake_api  # noqa: F401
 from test_attacks import KEY, QUIET, Attack, Outcome, configure, transcript
 
-from mdspec import runner
-from mdspec.agent import TOOLS, AnthropicSession, check_ready, make_client
+from mdspec.agents.agent import TOOLS, AnthropicSession, check_ready, make_client
+from mdspec.agents.session import BackendResult, RunContext, Session
 from mdspec.config import AgentConfig, Price
 from mdspec.errors import BackendError
-from mdspec.session import BackendResult, RunContext, Session
+from mdspec.run import runner
 
 EDITOR = "str_replace_based_edit_tool"
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
@@ -91,7 +91,7 @@ def test_check_ready_needs_a_credential_and_does_not_import_the_sdk() -> None:
     assert "ANTHROPIC_API_KEY is not set" in str(info.value) and "\n" not in str(info.value)
     check_ready({"ANTHROPIC_API_KEY": "k"})
     check_ready({"ANTHROPIC_AUTH_TOKEN": "t"})
-    code = ("import sys, mdspec.agent as a; a.check_ready({'ANTHROPIC_API_KEY': 'x'}); "
+    code = ("import sys, mdspec.agents.agent as a; a.check_ready({'ANTHROPIC_API_KEY': 'x'}); "
             "assert 'anthropic' not in sys.modules, 'imported the SDK'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -29,8 +29,9 @@ import pytest
 from conftest import Repo
 from fakeapi import FakeAPI
 
-from mdspec import agent, runner, sandbox, tools
-from mdspec.session import RunContext, Session
+from mdspec.agents import agent, tools
+from mdspec.agents.session import RunContext, Session
+from mdspec.run import runner, sandbox
 
 pytestmark = [
     pytest.mark.skipif(sandbox.bwrap_path() is None, reason="bubblewrap is not usable on this machine"),

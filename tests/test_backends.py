@@ -12,10 +12,12 @@ from typing import Any
 from conftest import Repo, agent_script
 from runhelpers import last_run, reconfigure, run_fg, runs, set_agent, spec_commit
 
-from mdspec import backends, runner, trailers
+from mdspec.agents import backends
+from mdspec.agents.session import RunContext
 from mdspec.config import AgentConfig
-from mdspec.procs import run_shell
-from mdspec.session import RunContext
+from mdspec.fast import trailers
+from mdspec.run import runner
+from mdspec.run.procs import run_shell
 
 
 def make_ctx(tmp_path: Path, command: str = "", preset: str = "", max_minutes: float = 1.0,

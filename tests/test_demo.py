@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fakeapi import FakeAPI, fake_api  # noqa: F401
 
-from mdspec import trailers
+from mdspec.fast import trailers
 
 COUNTING = "def top_words(text, n):\n    return []\n"
 TESTS = "import unittest\n\n\nclass T(unittest.TestCase):\n    def test_empty(self):\n        pass\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import FOREGROUND, Repo
 
-from mdspec import trailers
+from mdspec.fast import trailers
 
 
 def test_spec_commit_gets_a_generated_commit(mdrepo: Repo) -> None:

@@ -23,8 +23,10 @@ from runhelpers import set_agent, user_state, wait_for
 from test_attacks import QUIET, Attack, api, configure, transcript  # noqa: F401 - api is a fixture
 from test_land import APP, BlockedRun
 
-from mdspec import agent, runner, trailers, triggers
-from mdspec.session import RunContext, Session
+from mdspec.agents import agent
+from mdspec.agents.session import RunContext, Session
+from mdspec.fast import trailers, triggers
+from mdspec.run import runner
 
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 

@@ -1,6 +1,6 @@
 import pytest
 
-from mdspec.globs import GlobError, Globs, check_glob
+from mdspec.fast.globs import GlobError, Globs, check_glob
 
 
 @pytest.mark.parametrize(

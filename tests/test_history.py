@@ -20,7 +20,7 @@ import pytest
 from conftest import FOREGROUND, Repo
 from runhelpers import QUIET, changed_paths, last_run, queued, runs, set_agent, spec_commit, wait_for
 
-from mdspec import trailers
+from mdspec.fast import trailers
 
 # Every run adds a file of its own: results never conflict with each other or with the user's commits.
 COUNTING_AGENT = """

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import FOREGROUND, Repo
 
-from mdspec import hook, paths, trailers
+from mdspec.commands import hook as commands_hook
+from mdspec.fast import hook, paths, trailers
 
 RUNNING = {"MDSPEC_RUNNING": "1"}
 # What the fast path must never import on a commit that starts nothing.
@@ -306,9 +307,10 @@ def test_fast_path_imports_nothing_heavy(mdrepo: Repo, kind: str) -> None:
     heavy = sorted(m for m in new if m.split(".")[0] in HEAVY)
     assert heavy == [], f"the fast path imported {heavy}"
     ours = sorted(m for m in new if m.startswith("mdspec"))
-    assert set(ours) <= {"mdspec", "mdspec.__main__", "mdspec.hook", "mdspec.paths", "mdspec.trailers",
-                         "mdspec.triggers", "mdspec.globs"}, ours
-    assert "mdspec.hook" in ours  # the fast path really ran
+    assert set(ours) <= {"mdspec", "mdspec.__main__", "mdspec.commands", "mdspec.commands.hook", "mdspec.fast",
+                         "mdspec.fast.hook", "mdspec.fast.paths", "mdspec.fast.trailers", "mdspec.fast.triggers",
+                         "mdspec.fast.globs"}, ours
+    assert "mdspec.fast.hook" in ours  # the fast path really ran
 
 
 def test_cold_cache_still_answers(mdrepo: Repo) -> None:
@@ -384,12 +386,12 @@ def test_worker_that_cannot_start_is_one_line_and_stays_queued(mdrepo: Repo) -> 
 
 def test_a_bug_in_the_hook_is_one_line_and_exit_0(monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    def broken() -> int:
+    def broken(slow: hook.SlowPath) -> int:
         raise KeyError("surprise")
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(hook, "post_commit", broken)
-    assert hook.post_commit_guarded() == 0
+    assert commands_hook.post_commit() == 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("mdspec: internal error in the post-commit hook: KeyError")
     assert "Traceback" not in err

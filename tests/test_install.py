@@ -13,8 +13,9 @@ import pytest
 import yaml
 from conftest import Repo, make_repo
 
-from mdspec import config, install
-from mdspec.install import InstallError, edit_pre_commit_config, hook_snippet
+from mdspec import config
+from mdspec.commands import init as install
+from mdspec.commands.init import InstallError, edit_pre_commit_config, hook_snippet
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -24,8 +24,9 @@ from runhelpers import (
     wait_for,
 )
 
-from mdspec import land, trailers
+from mdspec.fast import trailers
 from mdspec.git import Repo as GitRepo
+from mdspec.run import land
 
 APP = "line 1\nline 2\nline 3\nline 4\nline 5\nline 6\n"
 

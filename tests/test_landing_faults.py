@@ -32,8 +32,9 @@ from runhelpers import (
 )
 from test_recovery import kill_at
 
-from mdspec import land, records, trailers, triggers
-from mdspec.lock import lock_holder
+from mdspec.fast import trailers, triggers
+from mdspec.run import land, records
+from mdspec.run.lock import lock_holder
 
 BIG = 1_500_000  # bytes of random data: incompressible, so git's object is as big as the file
 

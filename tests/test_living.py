@@ -32,7 +32,7 @@ from runhelpers import (
     wait_for,
 )
 
-from mdspec import trailers
+from mdspec.fast import trailers
 
 BG: dict[str, str] = {}  # commit with the hook starting a background worker
 

@@ -18,8 +18,10 @@ from runhelpers import (
     wait_for,
 )
 
-from mdspec import config, pending, trailers
+from mdspec import config
+from mdspec.fast import trailers
 from mdspec.git import Repo as GitRepo
+from mdspec.run import pending
 
 NEXT_FILE_AGENT = """
 import os, pathlib

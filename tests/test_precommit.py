@@ -19,7 +19,7 @@ import pytest
 import yaml
 from conftest import FOREGROUND, PROJECT, Repo, agent_script
 
-from mdspec import trailers
+from mdspec.fast import trailers
 
 OFFLINE = bool(os.environ.get("MDSPEC_TEST_OFFLINE"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mdspec.procs import run_shell
+from mdspec.run.procs import run_shell
 
 
 def test_seconds_is_how_long_the_command_ran_not_a_log_offset(tmp_path: Path) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from conftest import Repo
 
-from mdspec import config, pending, prompt
+from mdspec import config
+from mdspec.agents import prompt
 from mdspec.git import Repo as GitRepo
+from mdspec.run import pending
 
 
 def _render(repo: Repo) -> prompt.Prompt:

@@ -30,8 +30,9 @@ from runhelpers import (
     wait_for,
 )
 
-from mdspec import land, trailers
+from mdspec.fast import trailers
 from mdspec.git import Repo as GitRepo
+from mdspec.run import land
 
 
 def kill_at(repo: Repo, stage: str) -> int:

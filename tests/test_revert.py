@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import FOREGROUND, Repo
 
-from mdspec import trailers
+from mdspec.fast import trailers
 
 
 def _runs(repo: Repo) -> int:
@@ -61,7 +61,7 @@ def test_unknown_target_is_one_line(mdrepo: Repo) -> None:
 
 
 def test_revert_waits_for_no_run(mdrepo: Repo) -> None:
-    from mdspec.lock import worker_lock
+    from mdspec.run.lock import worker_lock
 
     mdrepo.commit("spec: greet", {"spec/app.md": "# App\n"}, env=FOREGROUND)
     head = mdrepo.head()

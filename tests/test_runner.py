@@ -29,7 +29,7 @@ from runhelpers import (
     wait_for,
 )
 
-from mdspec import trailers
+from mdspec.fast import trailers
 
 
 def test_command_missing(mdrepo: Repo, tmp_path: Path) -> None:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import Repo, make_repo
 
-from mdspec import pending, triggers
-from mdspec.hook import READABLE_SHA_LENGTHS
+from mdspec.fast import triggers
+from mdspec.fast.hook import READABLE_SHA_LENGTHS
+from mdspec.run import pending
 
 
 def sha256_repo(path: Path) -> Repo:

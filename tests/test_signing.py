@@ -18,8 +18,8 @@ import pytest
 from conftest import FOREGROUND, Repo
 from runhelpers import QUIET, last_run, spec_commit
 
-from mdspec import trailers
 from mdspec.errors import SigningError
+from mdspec.fast import trailers
 from mdspec.git import Identity
 from mdspec.git import Repo as GitRepo
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mdspec.globs import Globs
-from mdspec.tools import EDITOR, Bash, Refused, Toolbox, ToolError, cap, resolve
+from mdspec.agents.tools import EDITOR, Bash, Refused, Toolbox, ToolError, cap, resolve
+from mdspec.fast.globs import Globs
 
 PROTECTED = ("spec/**", "TASK.md", "AGENTS.md", ".mdspec.toml")
 

@@ -1,4 +1,4 @@
-from mdspec import trailers
+from mdspec.fast import trailers
 
 
 def test_repeated_keys_are_kept() -> None:

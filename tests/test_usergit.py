@@ -13,7 +13,7 @@ import pytest
 from conftest import Repo
 from runhelpers import pid_gone, wait_for
 
-from mdspec import usergit
+from mdspec.run import usergit
 
 
 @pytest.mark.parametrize(("argv", "sub"), [
@@ -103,7 +103,7 @@ def test_ancestor_git_is_the_command_running_our_hook(repo: Repo, tmp_path: Path
         #!/bin/sh
         PYTHONPATH={Path(__file__).resolve().parent.parent} {sys.executable} -c '
         import os, pathlib
-        from mdspec import usergit
+        from mdspec.run import usergit
         pid = usergit.ancestor_git(pathlib.Path(os.getcwd()))
         pathlib.Path("{out}").write_text(str(pid))
         '

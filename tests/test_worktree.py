@@ -10,8 +10,8 @@ import pytest
 from conftest import FOREGROUND, Repo
 from runhelpers import QUIET, assert_next_run_lands, last_run, run_fg, set_agent, spec_commit
 
-from mdspec import worktree
 from mdspec.git import Repo as GitRepo
+from mdspec.run import worktree
 
 CACHING_AGENT = """
 import os, pathlib, time

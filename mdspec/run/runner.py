@@ -26,16 +26,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mdspec import config, git, guards, land, pending, prompt, records, sandbox, trailers, triggers, usergit, worktree
-from mdspec.cancel import RUN_ID_VAR, Cancelled, cancel_requested, cancellable, kill_leftovers, mark_cancelled, shielded
-from mdspec.check import run_check
+from mdspec import config, git
+from mdspec.agents import prompt
+from mdspec.agents.session import STOP_LIMITS, BackendResult, RunContext, Session
 from mdspec.config import Config
 from mdspec.errors import FatalError, SigningError
+from mdspec.fast import trailers, triggers
+from mdspec.fast.globs import Globs
 from mdspec.git import Identity, Repo, clean_env
-from mdspec.globs import Globs
-from mdspec.lock import lock_holder, wait_for_pid, worker_lock
-from mdspec.pending import SpecCommit
-from mdspec.session import STOP_LIMITS, BackendResult, RunContext, Session
+from mdspec.run import guards, land, pending, records, sandbox, usergit, worktree
+from mdspec.run.cancel import (
+    RUN_ID_VAR,
+    Cancelled,
+    cancel_requested,
+    cancellable,
+    kill_leftovers,
+    mark_cancelled,
+    shielded,
+)
+from mdspec.run.check import run_check
+from mdspec.run.lock import lock_holder, wait_for_pid, worker_lock
+from mdspec.run.pending import SpecCommit
 
 NOTES_REF = "refs/notes/mdspec"
 TASK_REMOVED = f"removed {pending.TASK_FILE}: the task is done (`keep_task = true` keeps it)"
@@ -77,17 +88,17 @@ class RunRequest:
 
 def make_session(ctx: RunContext) -> Session:
     if ctx.agent.backend == "anthropic":
-        from mdspec import agent  # late: imports the SDK only for runs that use it
+        from mdspec.agents import agent  # late: imports the SDK only for runs that use it
 
         return agent.AnthropicSession(ctx, shell_prefix=ctx.sandbox, bash_timeout=ctx.agent.tool_minutes * 60)
-    from mdspec.backends import CommandSession
+    from mdspec.agents.backends import CommandSession
 
     return CommandSession(ctx)
 
 
 def check_backend_ready(cfg: Config) -> None:
     if cfg.agent.backend == "anthropic":
-        from mdspec import agent
+        from mdspec.agents import agent
 
         agent.check_ready(os.environ)
 
@@ -565,7 +576,7 @@ def land_waiting(repo: Repo, out: Printer) -> list[dict[str, Any]]:
 
 def _spawn_lander(repo: Repo, git_pid: int) -> None:
     """A detached worker that lands what waits, once the git command `git_pid` (our ancestor) has returned."""
-    from mdspec import hook
+    from mdspec.fast import hook
 
     hook.spawn_worker(str(repo.top), str(repo.common_dir / "mdspec"), git_pid)
 
@@ -703,7 +714,7 @@ def run_now(start: Path, revs: Sequence[str], out: Printer) -> int:
 
 def start_background(start: Path, revs: Sequence[str], out: Printer) -> int:
     """`mdspec run [REV…]` without --foreground: queue every pending spec commit and start a worker."""
-    from mdspec import hook  # the spawning code lives with the hook that uses it on every commit
+    from mdspec.fast import hook  # the spawning code lives with the hook that uses it on every commit
 
     if revs:
         # Explicit commits: run them now in the foreground; a detached worker has no way to be told which.

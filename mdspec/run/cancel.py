@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
-from mdspec import records, triggers
+from mdspec.fast import triggers
 from mdspec.git import Repo
-from mdspec.lock import lock_holder
+from mdspec.run import records
+from mdspec.run.lock import lock_holder
 
 Printer = Callable[[str], None]
 

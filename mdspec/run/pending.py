@@ -23,10 +23,11 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from mdspec import git, trailers
+from mdspec import git
 from mdspec.config import Config
+from mdspec.fast import trailers
+from mdspec.fast.globs import Globs
 from mdspec.git import CommitInfo, Repo
-from mdspec.globs import Globs
 
 HISTORY_LIMIT = 20000
 TASK_FILE = "TASK.md"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mdspec.globs import Globs
+from mdspec.fast.globs import Globs
 
 EDITOR = "str_replace_based_edit_tool"
 BASH = "bash"

@@ -7,7 +7,6 @@ commit needs no lock: writers never touch each other's files and a rename makes 
 from __future__ import annotations
 
 import os
-import time
 
 
 def queue_dir(state_dir: str) -> str:
@@ -20,7 +19,7 @@ def enqueue(state_dir: str, sha: str, ref: str) -> None:
     tmp = os.path.join(d, f".{sha}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write(f"{ref}\n{time.time():.3f}\n")
+            f.write(f"{ref}\n")  # queued at: the file's mtime, so this needs no `time`
         os.replace(tmp, os.path.join(d, sha))
     finally:
         try:  # noqa: SIM105 - contextlib is one import more on the hook's path
@@ -42,10 +41,12 @@ def entries(state_dir: str) -> list[tuple[str, str, float]]:
             continue
         try:
             with open(os.path.join(d, name), encoding="utf-8") as f:
-                lines = f.read().splitlines()
-            ref, at = lines[0], float(lines[1])
-        except (OSError, IndexError, ValueError):
-            ref, at = "", 0.0  # a truncated entry still names its commit; the worker checks the rest
+                text, at = f.read(), os.fstat(f.fileno()).st_mtime
+        except (OSError, ValueError):
+            text, at = "", 0.0
+        # Only a whole first line names the branch; a truncated entry still names its commit (the file
+        # name), and the worker checks the rest.
+        ref = text.split("\n", 1)[0] if "\n" in text else ""
         out.append((name, ref, at))
     out.sort(key=lambda e: e[2])
     return out

@@ -9,9 +9,10 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from mdspec import git, worktree
-from mdspec.globs import Globs
-from mdspec.procs import secret_values
+from mdspec import git
+from mdspec.fast.globs import Globs
+from mdspec.run import worktree
+from mdspec.run.procs import secret_values
 
 GitDirSnapshot = dict[str, tuple[bytes, int]]
 

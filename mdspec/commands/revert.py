@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mdspec import config, land, pending, trailers
+from mdspec import config
 from mdspec.errors import FatalError, SigningError
+from mdspec.fast import trailers
 from mdspec.git import CommitInfo, Repo
-from mdspec.lock import worker_lock
-from mdspec.pending import HISTORY_LIMIT
+from mdspec.run import land, pending
+from mdspec.run.lock import worker_lock
+from mdspec.run.pending import HISTORY_LIMIT
 
 Printer = Callable[[str], None]
 
@@ -62,7 +64,7 @@ def revert(start: Path, target: str | None, with_spec: bool, out: Printer) -> in
     with worker_lock(repo.common_dir / "mdspec") as got:
         if not got:
             raise FatalError("a run is in progress: wait for it (`mdspec status`) or `mdspec cancel` it, then revert")
-        from mdspec.runner import recover  # first: an interrupted landing may have moved the branch
+        from mdspec.run.runner import recover  # first: an interrupted landing may have moved the branch
 
         recover(repo, out)
         return _revert(repo, target, with_spec, out)

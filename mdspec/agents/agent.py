@@ -26,11 +26,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mdspec.agents.session import BackendResult, RunContext, Usage
+from mdspec.agents.tools import BASH, EDITOR, Toolbox, summary
 from mdspec.config import Price
 from mdspec.errors import BackendError
-from mdspec.procs import KEY_VARS, protect_environ
-from mdspec.session import BackendResult, RunContext, Usage
-from mdspec.tools import BASH, EDITOR, Toolbox, summary
+from mdspec.run.procs import KEY_VARS, protect_environ
 
 # The Anthropic-defined client tools; constant so that the cached prefix never changes.
 TOOLS: list[dict[str, Any]] = [
@@ -214,7 +214,7 @@ def _abandon(box: dict[str, Any], client: Any) -> None:
 
 
 class AnthropicSession:
-    """A `Session` (mdspec.session) holding one conversation across start() and fix()."""
+    """A `Session` (mdspec.agents.session) holding one conversation across start() and fix()."""
 
     def __init__(self, ctx: RunContext, client_factory: ClientFactory | None = None, *,
                  clock: Callable[[], float] = time.monotonic, bash_timeout: float = 120.0,

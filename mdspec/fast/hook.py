@@ -2,7 +2,8 @@
 
 Runs on every commit, so it imports only `os`/`sys` and mdspec's import-free helpers: no click, pygit2,
 anthropic, subprocess, re or tomllib on the common path. The watched globs come from a small cache file
-keyed by the config file's text; only a cache miss loads the full config.
+keyed by the config file's text; only a cache miss loads the full config, through the `SlowPath` the
+caller hands in (mdspec/commands/hook.py), so this package never imports the rest of mdspec.
 """
 
 from __future__ import annotations
@@ -10,11 +11,31 @@ from __future__ import annotations
 import os
 import sys
 
-from mdspec import paths, trailers, triggers
-from mdspec.globs import Globs
+from mdspec.fast import paths, trailers, triggers
+from mdspec.fast.globs import Globs
 
 CACHE_NAME = "hook-cache"
 READABLE_SHA_LENGTHS = (40,)  # SHA-1 only: what the worker's libgit2 can open
+
+
+class SlowPath:
+    """What the hook needs from the rest of mdspec, only on the paths that are not fast.
+
+    A class to subclass rather than callables to pass: typing's Callable would cost the import of
+    `typing` (about 14 ms) on every commit.
+    """
+
+    def load_config(self, cfg_path: str) -> tuple[list[str], bool]:
+        """(watch globs, background) from the config file; raises ConfigError (a ValueError) when invalid."""
+        raise NotImplementedError
+
+    def run_foreground(self, top: str) -> int:
+        """Run the agent now, inside the commit; the exit status of that run."""
+        raise NotImplementedError
+
+    def write_traceback(self, exc: BaseException) -> str:
+        """Keep the traceback of a bug in a log file; that file's path."""
+        raise NotImplementedError
 
 
 def _config_file(top: str) -> tuple[str, str | None] | None:
@@ -39,7 +60,8 @@ def _config_file(top: str) -> tuple[str, str | None] | None:
     return (py, text) if "[tool.mdspec" in text else None
 
 
-def _settings(state_dir: str, cfg_path: str, cfg_text: str | None) -> tuple[list[str], bool, str | None]:
+def _settings(slow: SlowPath, state_dir: str, cfg_path: str, cfg_text: str | None,
+              ) -> tuple[list[str], bool, str | None]:
     """(watch globs, background, a problem writing the cache) from the cache, or from the config (then
     cached). Raises ConfigError.
 
@@ -59,19 +81,15 @@ def _settings(state_dir: str, cfg_path: str, cfg_text: str | None) -> tuple[list
                 return parts[:n], bg == "1", None
         except (OSError, UnicodeDecodeError, ValueError):
             pass
-    from pathlib import Path
-
-    from mdspec import config  # the slow path: tomllib and validation
-
-    cfg = config.load_file(Path(cfg_path))
+    watch, background = slow.load_config(cfg_path)  # the slow path: tomllib and validation
     problem = None
-    if cfg_text is not None and not any("\n" in g for g in cfg.watch):
+    if cfg_text is not None and not any("\n" in g for g in watch):
         tmp = f"{cache}.{os.getpid()}"
         try:  # the cache only saves time: a commit goes on without it, and the user hears why
             os.makedirs(state_dir, exist_ok=True)
             with open(tmp, "w", encoding="utf-8") as f:
-                header = f"{cfg_path}\t{'1' if cfg.background else '0'}\t{len(cfg.watch)}"
-                f.write("\n".join([header, *cfg.watch, cfg_text]))
+                header = f"{cfg_path}\t{'1' if background else '0'}\t{len(watch)}"
+                f.write("\n".join([header, *watch, cfg_text]))
             os.replace(tmp, cache)
         except OSError as exc:
             problem = _os_problem(exc)
@@ -79,7 +97,7 @@ def _settings(state_dir: str, cfg_path: str, cfg_text: str | None) -> tuple[list
                 os.unlink(tmp)
             except OSError:
                 pass
-    return list(cfg.watch), cfg.background, problem
+    return watch, background, problem
 
 
 def _os_problem(exc: OSError) -> str:
@@ -168,7 +186,7 @@ def spawn_worker(top: str, state_dir: str, wait_pid: int | None) -> int:
         os.close(devnull)
 
 
-def post_commit() -> int:
+def post_commit(slow: SlowPath) -> int:
     """`mdspec hook post-commit`. Exit status 0 unless the user must act (no config, bad config)."""
     if os.environ.get("MDSPEC_RUNNING"):
         return 0  # a commit made by a run, or by something a run started
@@ -190,7 +208,7 @@ def post_commit() -> int:
         return 1
     cfg_path, cfg_text = found
     try:
-        watch, background, cache_problem = _settings(dirs.state_dir, cfg_path, cfg_text)
+        watch, background, cache_problem = _settings(slow, dirs.state_dir, cfg_path, cfg_text)
     except Exception as exc:  # ConfigError and OSError alike: one line, never a traceback
         print(f"mdspec: error: {exc}", file=sys.stderr)
         return 1
@@ -233,13 +251,7 @@ def post_commit() -> int:
     _warn_cache(cache_problem, dirs.state_dir)
     if not background or os.environ.get("MDSPEC_FOREGROUND"):
         print(f"mdspec: spec commit {short}: running the agent now (foreground)", flush=True)
-        from pathlib import Path
-
-        from mdspec import runner  # heavy imports only for a foreground run
-        from mdspec.errors import run_guarded
-
-        top = Path(dirs.top)
-        return run_guarded(lambda: runner.work(top, None, lambda s: print(s, flush=True)))
+        return slow.run_foreground(dirs.top)
     try:
         spawn_worker(dirs.top, dirs.state_dir, _committing_git_pid())
     except OSError as exc:
@@ -259,14 +271,12 @@ def _warn_cache(problem: str | None, state_dir: str) -> int:
     return 0
 
 
-def post_commit_guarded() -> int:
+def post_commit_guarded(slow: SlowPath) -> int:
     """post_commit, and never a traceback inside `git commit`: a bug is one line, the traceback a log."""
     try:
-        return post_commit()
+        return post_commit(slow)
     except Exception as exc:
-        from mdspec.errors import write_traceback  # only on the way out of a bug
-
-        log = write_traceback(exc)
+        log = slow.write_traceback(exc)
         print(f"mdspec: internal error in the post-commit hook: {type(exc).__name__}: {exc} (traceback in "
               f"{log}); the commit is made, `mdspec run` implements it", file=sys.stderr)
         return 0

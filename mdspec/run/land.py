@@ -31,9 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mdspec import git, paths, records, rollback, usergit
+from mdspec import git
 from mdspec.errors import FatalError, GitError
+from mdspec.fast import paths
 from mdspec.git import Repo
+from mdspec.run import records, rollback, usergit
 
 RESULTS = "refs/mdspec/results/"
 KEEP_REF = "refs/mdspec/landing"  # keeps a rebased result alive while it lands (`git gc` may run any time)

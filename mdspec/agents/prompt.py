@@ -14,7 +14,7 @@ from mdspec import git, templates
 from mdspec.config import Config
 from mdspec.errors import FatalError
 from mdspec.git import Repo
-from mdspec.pending import SpecCommit
+from mdspec.run.pending import SpecCommit
 
 DIFF_LIMIT = 200_000  # characters of diff per spec commit
 MESSAGE_LIMIT = 20_000  # characters of each spec commit's message

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mdspec.procs import KEY_VARS, protect_environ, run_shell
-from mdspec.sandbox import allow_write
-from mdspec.session import BackendResult, RunContext, Usage
+from mdspec.agents.session import BackendResult, RunContext, Usage
+from mdspec.run.procs import KEY_VARS, protect_environ, run_shell
+from mdspec.run.sandbox import allow_write
 
 PRESETS = {
     "claude-code": "claude -p --output-format json --dangerously-skip-permissions",

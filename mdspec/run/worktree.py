@@ -9,7 +9,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mdspec import git, paths
+from mdspec import git
+from mdspec.fast import paths
 from mdspec.git import Repo
 
 LOCK_REASON = "mdspec"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mdspec.errors import FatalError
-from mdspec.globs import Globs
+from mdspec.fast.globs import Globs
 
 # Relative to $HOME: credentials and tokens a command has no business reading.
 HOME_SECRETS = (

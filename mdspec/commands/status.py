@@ -8,10 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mdspec import config, land, pending, records, triggers
+from mdspec import config
 from mdspec.errors import FatalError
+from mdspec.fast import triggers
 from mdspec.git import Repo
-from mdspec.lock import lock_holder
+from mdspec.run import land, pending, records
+from mdspec.run.lock import lock_holder
 
 Printer = Callable[[str], None]
 LAST_RUNS = 10
@@ -116,7 +118,7 @@ def gather(repo: Repo) -> dict[str, Any]:
 
 def status(start: Path, as_json: bool, out: Printer) -> int:
     repo = Repo(start)
-    from mdspec import runner  # late: only when a landing was interrupted is there anything to do
+    from mdspec.run import runner  # late: only when a landing was interrupted is there anything to do
 
     try:
         runner.recover_now(repo, out if not as_json else lambda _: None)

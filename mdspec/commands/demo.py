@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mdspec import git, records, report, templates
+from mdspec import git, templates
+from mdspec.commands import status as report
 from mdspec.errors import FatalError
+from mdspec.run import records
 
 Printer = Callable[[str], None]
 DEMO_CONFIG = """\

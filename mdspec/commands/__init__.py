@@ -1,0 +1,1 @@
+"""One module per CLI command; each command is a plain function returning an exit status."""

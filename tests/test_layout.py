@@ -1,0 +1,61 @@
+"""The package's import rules (docs/architecture.md), read from the source rather than trusted."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT
+
+PACKAGE = PROJECT / "mdspec"
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (a late import inside a function counts too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            if node.module == "mdspec":
+                found.update(f"mdspec.{alias.name}" for alias in node.names)
+    return found
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted((PACKAGE / package).glob("*.py"))
+
+
+@pytest.mark.parametrize("path", _modules("fast"), ids=lambda p: p.name)
+def test_the_fast_path_imports_only_os_sys_and_itself(path: Path) -> None:
+    outside = {m for m in _imports(path) if m not in ("__future__", "os", "sys") and not m.startswith("mdspec.fast")}
+    assert outside == set(), f"{path.name} imports {sorted(outside)}"
+
+
+def test_only_the_git_module_imports_pygit2() -> None:
+    users = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py") if "pygit2" in _imports(p)}
+    assert users == {"git.py"}
+
+
+def test_only_the_built_in_agent_imports_anthropic() -> None:
+    users = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")
+             if any(m.split(".")[0] == "anthropic" for m in _imports(p))}
+    assert users == {"agents/agent.py"}
+
+
+def test_nothing_imports_the_commands_but_the_cli_and_the_entry_point() -> None:
+    # Commands sit on top: the engine never calls back into a command (that is how import cycles start).
+    allowed = {"cli.py", "__main__.py"}
+    users = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")
+             if p.parent.name != "commands" and any(m.startswith("mdspec.commands") for m in _imports(p))}
+    assert users <= allowed, sorted(users - allowed)
+
+
+def test_the_run_engine_does_not_import_the_agents_at_module_level() -> None:
+    # The worker imports an agent only for the run that needs it: the SDK is not paid by `mdspec status`.
+    for path in _modules("run"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        top = {node.module for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
+        assert not {m for m in top if m in ("mdspec.agents.agent", "mdspec.agents.backends")}, path.name
