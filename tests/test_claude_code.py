@@ -167,3 +167,46 @@ def _cli_result(log: Path) -> dict[str, object]:
             data: dict[str, object] = json.loads(line)
             return data
     raise AssertionError(f"no JSON result in {log}:\n{log.read_text()[-2000:]}")
+
+
+# --- the fake API's check of scripted tool calls against the tools a client declares -----------------------
+
+WRITE = {"name": "Write", "description": "Write a file", "input_schema": {
+    "type": "object", "additionalProperties": False, "required": ["file_path", "content"],
+    "properties": {"file_path": {"type": "string"}, "content": {"type": "string"}}}}
+BASH = {"name": "Bash", "description": "Run a command", "input_schema": {
+    "type": "object", "additionalProperties": False, "required": ["command"],
+    "properties": {"command": {"type": "string"}, "timeout": {"type": "number"},
+                   "run_in_background": {"type": "boolean"}}}}
+
+
+@pytest.mark.parametrize(("name", "tool_input", "problem"), [
+    ("Write", {"file_path": "/w/a.py", "content": "x"}, None),
+    ("Bash", {"command": "ls", "timeout": 5}, None),
+    ("Edit", {"file_path": "/w/a.py"}, "scripted tool_use 'Edit' is not among the request's tools (Bash, Write)"),
+    ("Write", {"path": "/w/a.py", "content": "x"}, "Write input: missing required 'file_path'"),
+    ("Write", {"file_path": "/w/a.py", "content": "x", "mode": "w"}, "Write input: 'mode' is not a declared"),
+    ("Bash", {"command": ["ls"]}, "Bash input.command: expected string, got list"),
+    ("Bash", {"command": "ls", "timeout": True}, "Bash input.timeout: expected number, got bool"),
+])
+def test_fake_checks_scripted_tool_calls_against_the_declared_tools(
+        name: str, tool_input: dict[str, object], problem: str | None) -> None:
+    api = FakeAPI(check_tools=True)  # not started: handle() is what the HTTP handler calls
+    try:
+        api.tool(name, **tool_input)
+        body = {"model": MODEL, "max_tokens": 100, "tools": [BASH, WRITE],
+                "messages": [{"role": "user", "content": "go"}]}
+        answer = api.handle({"x-api-key": FAKE_KEY}, body)
+        if problem is None:
+            assert answer.status == 200
+            assert json.loads(answer.payload)["content"][0]["input"] == tool_input
+        else:
+            assert answer.status == 400
+            assert problem in json.loads(answer.payload)["error"]["message"]
+        # Without the check the same script is served as it is (the built-in loop's own tests rely on it).
+        unchecked = FakeAPI()
+        unchecked.tool(name, **tool_input)
+        assert unchecked.handle({"x-api-key": FAKE_KEY}, body).status == 200
+        unchecked.server.server_close()
+    finally:
+        api.server.server_close()
