@@ -4,6 +4,8 @@ tests/tools/install-claude-code.sh (which .ci/run calls) installs the pinned CLI
 .tools/claude-code. The CLI talks to tests/fakeapi.py through ANTHROPIC_BASE_URL with a dummy key; the fake
 model answers with calls to Claude Code's own tools (Write, Bash) as the CLI declares them in its requests,
 the CLI carries them out in the worktree, and mdspec lands what they wrote as the generated commit.
+CI and the project's machines run as root, where the CLI refuses the preset's --dangerously-skip-permissions
+unless mdspec tells it that it runs in a sandbox (IS_SANDBOX=1).
 """
 
 from __future__ import annotations
