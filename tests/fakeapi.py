@@ -11,6 +11,12 @@ block carrying `cache_control` writes the prefix that ends with it. A later requ
 written prefix that ends at one of the 20 block boundaries at or before one of its own breakpoints, as the
 real cache looks back. Like the real API it also rejects a few malformed requests (a tool_use without its
 tool_result, more than 4 breakpoints, empty text blocks), so a bookkeeping bug in the loop shows up here.
+
+For an external client that declares its own tools (Claude Code), `FakeAPI(check_tools=True)` checks each
+scripted tool call against the request's `tools` — the name declared, the input valid for its
+`input_schema` — and answers a scripted call that is not with an error naming what is wrong, so a test's
+script cannot drift from what the client really offers the model. `HEAD` (a client's connectivity probe)
+is answered with an empty 200.
 """
 
 from __future__ import annotations
@@ -190,6 +196,60 @@ class PromptCache:
         }
 
 
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "array": (list,),
+    "object": (dict,), "null": (type(None),),
+}
+
+
+def _schema_problem(schema: dict[str, Any], value: Any, where: str) -> str | None:
+    """Why `value` does not fit the JSON schema (the subset tool schemas use: type, enum, properties,
+    required, additionalProperties, items), or None."""
+    types = schema.get("type")
+    if types is not None:
+        names = [types] if isinstance(types, str) else list(types)
+        ok = any(isinstance(value, _JSON_TYPES.get(t, ())) and not (t in ("integer", "number") and
+                                                                   isinstance(value, bool)) for t in names)
+        if not ok:
+            return f"{where}: expected {'/'.join(names)}, got {type(value).__name__}"
+    if "enum" in schema and value not in schema["enum"]:
+        return f"{where}: {value!r} is not one of {schema['enum']}"
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for key in schema.get("required") or []:
+            if key not in value:
+                return f"{where}: missing required {key!r}"
+        for key, v in value.items():
+            if key in props:
+                if (bad := _schema_problem(props[key], v, f"{where}.{key}")) is not None:
+                    return bad
+            elif schema.get("additionalProperties") is False:
+                return f"{where}: {key!r} is not a declared property (declared: {', '.join(props)})"
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, v in enumerate(value):
+            if (bad := _schema_problem(schema["items"], v, f"{where}[{i}]")) is not None:
+                return bad
+    return None
+
+
+def _undeclared_tool_use(body: dict[str, Any], reply: Reply) -> str | None:
+    """Why a scripted tool call is not one the request offers the model, or None."""
+    declared = {t.get("name"): t for t in body.get("tools") or [] if isinstance(t, dict)}
+    for block in reply.content:
+        if block.get("type") != "tool_use":
+            continue
+        tool = declared.get(block["name"])
+        if tool is None:
+            return (f"fake API: scripted tool_use {block['name']!r} is not among the request's tools "
+                    f"({', '.join(sorted(str(n) for n in declared))})")
+        schema = tool.get("input_schema")
+        if isinstance(schema, dict):
+            bad = _schema_problem(schema, block.get("input", {}), f"{block['name']} input")
+            if bad is not None:
+                return f"fake API: scripted tool_use does not fit the declared schema: {bad}"
+    return None
+
+
 def _invalid(body: dict[str, Any]) -> str | None:
     """What the real API would reject in this request, if anything (a few checks that catch loop bugs)."""
     messages = body.get("messages")
@@ -224,8 +284,9 @@ def _invalid(body: dict[str, Any]) -> str | None:
 class FakeAPI:
     """The server; script it with `reply`/`text`/`tool`/`error`, read `requests` afterwards."""
 
-    def __init__(self, api_key: str = FAKE_KEY) -> None:
+    def __init__(self, api_key: str = FAKE_KEY, check_tools: bool = False) -> None:
         self.api_key = api_key
+        self.check_tools = check_tools
         self.script: deque[Scripted] = deque()
         self.closed = threading.Event()  # ends the handlers that stall (Pings, Silent)
         self.requests: list[Recorded] = []
@@ -332,6 +393,8 @@ class FakeAPI:
                 item = self.script.popleft()
                 if isinstance(item, Failure):
                     problem = item
+                elif self.check_tools and isinstance(item, Reply) and (bad := _undeclared_tool_use(body, item)):
+                    problem = Failure(400, bad, "invalid_request_error")
             if problem is not None:
                 rec.status = problem.status
                 if problem.retry_after_ms is not None:
@@ -438,6 +501,11 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet test output
             pass
+
+        def do_HEAD(self) -> None:
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
 
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)

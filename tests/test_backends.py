@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -9,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import Repo, agent_script
 from runhelpers import last_run, reconfigure, run_fg, runs, set_agent, spec_commit
 
@@ -16,8 +18,11 @@ from mdspec.agents import backends
 from mdspec.agents.session import RunContext
 from mdspec.config import AgentConfig
 from mdspec.fast import trailers
-from mdspec.run import runner
+from mdspec.fast.globs import Globs
+from mdspec.run import runner, sandbox
 from mdspec.run.procs import run_shell
+
+needs_bwrap = pytest.mark.skipif(sandbox.bwrap_path() is None, reason="bubblewrap is not usable on this machine")
 
 
 def make_ctx(tmp_path: Path, command: str = "", preset: str = "", max_minutes: float = 1.0,
@@ -79,6 +84,57 @@ def test_claude_code_json_output_gives_answer_turns_and_cost(tmp_path: Path) -> 
     assert result.final_text == "Implement greeting\n\nAdded hello()."
     assert result.usage.cost_usd == 0.42
     assert result.usage.total_input == 80 and result.usage.output_tokens == 20
+
+
+def test_the_model_is_the_one_claude_code_reports_doing_most_of_the_work(tmp_path: Path) -> None:
+    out = {"type": "result", "result": "Done", "num_turns": 2, "total_cost_usd": 0.1,
+           "modelUsage": {"claude-haiku-4-5": {"inputTokens": 900, "outputTokens": 10},
+                          "claude-opus-4-1": {"inputTokens": 5, "outputTokens": 400, "cacheReadInputTokens": 9000}}}
+    cmd = agent_script(tmp_path, f"print({json.dumps(json.dumps(out))})\n")
+    ctx, _ = make_ctx(tmp_path, cmd)
+    session = backends.CommandSession(ctx)
+    assert session.start().model == "claude-opus-4-1"
+    # A CLI that names no model leaves it to the configured one (the run record keeps its own value).
+    ctx, _ = make_ctx(tmp_path, agent_script(tmp_path, "print('{\"result\": \"Done\"}')\n"))
+    assert backends.CommandSession(ctx).start().model == ""
+
+
+def box_for(tmp_path: Path, ctx: RunContext) -> RunContext:
+    """`ctx` with the real bubblewrap sandbox of a worktree at ctx.worktree."""
+    common = tmp_path / "gitdir"
+    common.mkdir(exist_ok=True)
+    box = sandbox.build("bwrap", ctx.worktree, common, Globs(["spec/**"]), network=True)
+    return dataclasses.replace(ctx, sandbox=box.prefix)
+
+
+@needs_bwrap
+def test_a_command_in_the_sandbox_is_told_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Claude Code refuses --dangerously-skip-permissions as root unless IS_SANDBOX says it is confined.
+    monkeypatch.delenv("IS_SANDBOX", raising=False)
+    say = 'echo "IS_SANDBOX=$IS_SANDBOX" > "$MDSPEC_SUMMARY_FILE"'
+    ctx, _ = make_ctx(tmp_path, say)
+    assert backends.CommandSession(box_for(tmp_path, ctx)).start().final_text == "IS_SANDBOX=1\n"
+    assert backends.CommandSession(ctx).start().final_text == "IS_SANDBOX=\n"  # not without a sandbox
+
+
+@needs_bwrap
+def test_a_cli_installed_under_tmp_stays_visible_in_the_sandbox(tmp_path: Path) -> None:
+    # As npm installs one: node_modules/.bin/tool links to the package's own bin/ (here all under /tmp,
+    # which the sandbox replaces with an empty one).
+    pkg = tmp_path / "ci" / "node_modules" / "tool" / "bin"
+    pkg.mkdir(parents=True)
+    (pkg / "tool.exe").write_text('#!/bin/sh\necho "ran $1" > "$MDSPEC_SUMMARY_FILE"\n')
+    (pkg / "tool.exe").chmod(0o755)
+    dotbin = tmp_path / "ci" / "node_modules" / ".bin"
+    dotbin.mkdir()
+    (dotbin / "tool").symlink_to("../tool/bin/tool.exe")
+    env = {**runner.backend_env(), "PATH": f"{dotbin}:{os.environ['PATH']}"}
+    ctx, _ = make_ctx(tmp_path, "LANG=C tool --fast", env=env)
+    result = backends.CommandSession(box_for(tmp_path, ctx)).start()
+    assert (result.error, result.final_text) == (None, "ran --fast\n")
+    # Nothing else of /tmp comes along.
+    ctx, _ = make_ctx(tmp_path, f"ls {tmp_path / 'ci'} > \"$MDSPEC_SUMMARY_FILE\"", env=env)
+    assert backends.CommandSession(box_for(tmp_path, ctx)).start().final_text == ""
 
 
 def test_cost_over_the_limit_stops(tmp_path: Path) -> None:

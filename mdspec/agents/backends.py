@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import stat
 import time
 from collections.abc import Mapping
@@ -18,7 +20,7 @@ from typing import Any
 
 from mdspec.agents.session import BackendResult, RunContext, Usage
 from mdspec.run.procs import KEY_VARS, protect_environ, run_shell
-from mdspec.run.sandbox import allow_write
+from mdspec.run.sandbox import allow_read, allow_write
 
 PRESETS = {
     "claude-code": "claude -p --output-format json --dangerously-skip-permissions",
@@ -50,6 +52,22 @@ class _Parsed:
     text: str
     turns: int
     usage: Usage
+    model: str = ""
+
+
+def _main_model(model_usage: Any) -> str:
+    """The model that did most of the work, from Claude Code's `modelUsage` (model id -> its token counts);
+    a small model it uses on the side counts fewer tokens."""
+    if not isinstance(model_usage, dict):
+        return ""
+
+    def tokens(item: tuple[Any, Any]) -> int:
+        u = item[1] if isinstance(item[1], dict) else {}
+        keys = ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheCreationInputTokens")
+        return sum(int(u.get(k, 0) or 0) for k in keys)
+
+    named = [(str(k), v) for k, v in model_usage.items() if k]
+    return max(named, key=tokens)[0] if named else ""
 
 
 def _parse_output(stdout_tail: str) -> _Parsed | None:
@@ -72,8 +90,25 @@ def _parse_output(stdout_tail: str) -> _Parsed | None:
             int(u.get("cache_read_input_tokens", 0) or 0),
             float(data.get("total_cost_usd", 0.0) or 0.0),
         )
-        return _Parsed(str(data.get("result") or ""), int(data.get("num_turns", 1) or 1), usage)
+        return _Parsed(str(data.get("result") or ""), int(data.get("num_turns", 1) or 1), usage,
+                       _main_model(data.get("modelUsage")))
     return None
+
+
+def _program_dirs(command: str, env: Mapping[str, str]) -> list[Path]:
+    """The directories of the command's program when they are under /tmp, which the sandbox replaces with
+    an empty one (a CLI installed in a CI job's checkout there): the PATH entry it is found in and the
+    directory of the file that links to (npm's node_modules/.bin links to the package's own bin/)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return []
+    program = next((w for w in words if not ("=" in w and w.partition("=")[0].isidentifier())), None)
+    found = shutil.which(program, path=env.get("PATH")) if program else None
+    if found is None:
+        return []
+    dirs = {os.path.dirname(os.path.abspath(found)), os.path.dirname(os.path.realpath(found))}
+    return [Path(d) for d in sorted(dirs) if d.startswith("/tmp/")]
 
 
 def _read_answer(path: Path, limit: int = 64_000) -> str | None:
@@ -94,6 +129,7 @@ class CommandSession:
         self.ctx = ctx
         self.turns = 0
         self.usage = Usage()
+        self.model = ""  # as the CLI reports it, when it does
         self.started = time.monotonic()
         self.prompt_file = ctx.run_dir / "prompt.md"
         # The one place in the git dir the sandboxed command may write: a directory of its own for the answer.
@@ -101,6 +137,8 @@ class CommandSession:
         self.summary_file = self.answer_dir / "summary.txt"
         self.sandbox = allow_write(ctx.sandbox, self.answer_dir)
         protect_environ()  # without a sandbox, the command could read the key from the worker's /proc entry
+        for d in _program_dirs(command_for(ctx), ctx.env):
+            self.sandbox = allow_read(self.sandbox, d)
         # A preset's CLI keeps its own state and login under ~ (read-only in the sandbox otherwise).
         for name in PRESET_STATE.get(ctx.agent.preset, ()):
             path = Path.home() / name
@@ -128,6 +166,10 @@ class CommandSession:
         self.summary_file.unlink(missing_ok=True)
         env = {**command_env(ctx.env, ctx.agent.preset), "MDSPEC_PROMPT_FILE": str(self.prompt_file),
                "MDSPEC_SUMMARY_FILE": str(self.summary_file)}
+        if self.sandbox:
+            # Claude Code refuses --dangerously-skip-permissions as root unless told it runs in a sandbox;
+            # inside bwrap it does (the filesystem confined as for every command of a run).
+            env["IS_SANDBOX"] = "1"
         remaining = ctx.agent.max_minutes * 60 - (time.monotonic() - self.started)
         command = command_for(ctx)
         ctx.on_progress({"event": "tool", "name": "command", "summary": command, "is_error": False})
@@ -139,6 +181,7 @@ class CommandSession:
         self.turns += parsed.turns if parsed else 1
         if parsed:
             self.usage = self.usage + parsed.usage
+            self.model = parsed.model or self.model
         text = _read_answer(self.summary_file)
         if text is None:
             text = parsed.text if parsed else ""
@@ -156,5 +199,6 @@ class CommandSession:
         return self._result(text, None, None)
 
     def _result(self, text: str, stopped_by: str | None, error: str | None) -> BackendResult:
-        # The model is whatever the external CLI is set to use: mdspec's `model` key is not passed to it.
-        return BackendResult(text, self.turns, self.usage, stopped_by, error, (), "")
+        # The model is whatever the external CLI is set to use (mdspec's `model` key is not passed to it),
+        # as the CLI reports it.
+        return BackendResult(text, self.turns, self.usage, stopped_by, error, (), self.model)

@@ -71,12 +71,17 @@ class Sandbox:
         return [*self.prefix, *argv]
 
 
-def allow_write(prefix: Sequence[str], path: Path) -> tuple[str, ...]:
+def allow_write(prefix: Sequence[str], path: Path, flag: str = "--bind") -> tuple[str, ...]:
     """`prefix` (a bwrap command line from `build`, or empty) with `path` writable as well."""
     if "--chdir" not in prefix:
         return tuple(prefix)
     i = list(prefix).index("--chdir")
-    return (*prefix[:i], "--bind", str(path), str(path), *prefix[i:])
+    return (*prefix[:i], flag, str(path), str(path), *prefix[i:])
+
+
+def allow_read(prefix: Sequence[str], path: Path) -> tuple[str, ...]:
+    """`prefix` with `path` visible read-only: for what lives under the sandbox's private /tmp."""
+    return allow_write(prefix, path, "--ro-bind")
 
 
 def _protected_mounts(worktree: Path, protected: Globs) -> list[Path]:
