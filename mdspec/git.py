@@ -10,7 +10,6 @@ gpg.format, user.signingkey and the signing programs are git's business, not our
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pygit2
 
+from mdspec import gitenv
 from mdspec.errors import FatalError, GitError, NotARepository, SigningError, UnsupportedRepository
 from mdspec.globs import Globs
 
@@ -54,9 +54,9 @@ def _info(c: pygit2.Commit) -> CommitInfo:
 
 
 def clean_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment without git's hook variables (GIT_DIR, GIT_INDEX_FILE, GIT_AUTHOR_* …)."""
-    src = os.environ if base is None else base
-    return {k: v for k, v in src.items() if not k.startswith("GIT_")}
+    """The environment without git's hook variables (GIT_DIR, GIT_INDEX_FILE, GIT_AUTHOR_* …), keeping
+    what the user's git needs to reach remotes and credentials (the rule is in gitenv.py)."""
+    return gitenv.clean(base)
 
 
 def run(

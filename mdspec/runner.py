@@ -44,8 +44,11 @@ SUBJECT_MAX = 72
 Printer = Callable[[str], None]
 
 # Variables that carry credentials: the agent's own commands never see them.
-_SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
-_SECRET_PREFIXES = ("ANTHROPIC_", "AWS_", "OPENAI_", "GOOGLE_", "AZURE_", "SSH_AUTH")
+_SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH", "ASKPASS")
+# Configuration passed to git in the environment may carry credentials (an `http.extraHeader`), and the
+# hints above would take its keys and leave its count (git then refuses to run): it goes as a whole.
+_SECRET_PREFIXES = ("ANTHROPIC_", "AWS_", "OPENAI_", "GOOGLE_", "AZURE_", "SSH_AUTH", "GIT_CONFIG_COUNT",
+                    "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_", "GIT_CONFIG_PARAMETERS")
 
 
 def agent_env(base: Mapping[str, str] | None = None) -> dict[str, str]:

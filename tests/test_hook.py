@@ -307,7 +307,7 @@ def test_fast_path_imports_nothing_heavy(mdrepo: Repo, kind: str) -> None:
     assert heavy == [], f"the fast path imported {heavy}"
     ours = sorted(m for m in new if m.startswith("mdspec"))
     assert set(ours) <= {"mdspec", "mdspec.__main__", "mdspec.hook", "mdspec.paths", "mdspec.trailers",
-                         "mdspec.triggers", "mdspec.globs"}, ours
+                         "mdspec.triggers", "mdspec.globs", "mdspec.atomic", "mdspec.gitenv"}, ours
     assert "mdspec.hook" in ours  # the fast path really ran
 
 
