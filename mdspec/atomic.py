@@ -27,15 +27,17 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str | os.PathLike[str], data: str | bytes, durable: bool, mode: int | None = None) -> None:
+def write_atomic(path: str | os.PathLike[str], data: str | bytes, durable: bool, mode: int | None = None,
+                 suffix: str = "tmp") -> None:
     """Replace `path` with `data` (text is written as UTF-8), atomically; see the module's rule for `durable`.
 
-    The temporary file is named after the target and this process, in the same directory (a rename
-    across filesystems is not atomic), and is removed again when anything fails (a full disk).
+    The temporary file `.<name>.<pid>.<suffix>` is in the same directory (a rename across filesystems is
+    not atomic) and is removed again when anything fails (a full disk). `mode` sets the file's permission
+    bits whatever the umask (default: 0o644 less the umask).
     """
     target = os.fspath(path)
     directory, name = os.path.split(target)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{suffix}")
     raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644 if mode is None else mode)

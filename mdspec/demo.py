@@ -9,13 +9,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from mdspec import git, records, report, templates
+from mdspec import git, paths, records, report, templates
 from mdspec.errors import FatalError
+from mdspec.printer import Printer
 
-Printer = Callable[[str], None]
 DEMO_CONFIG = """\
 check = "python3 -m unittest -q"
 
@@ -74,7 +73,7 @@ def demo(directory: Path | None, preset: str | None, timeout_min: float, out: Pr
     for line in _sh(["git", "commit", "-q", "-m", "spec: wordfreq, a word-frequency command"], top, env).splitlines():
         out("     " + line)
     out("  3. following the run (mdspec log -f):")
-    state = top / ".git" / "mdspec"
+    state = top / ".git" / paths.STATE_DIRNAME
     deadline = time.monotonic() + 30
     while records.find_run(state, None) is None:
         if time.monotonic() > deadline:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pygit2
 
-from mdspec import gitenv
+from mdspec import gitenv, paths
 from mdspec.errors import FatalError, GitError, NotARepository, SigningError, UnsupportedRepository
 from mdspec.globs import Globs
 
@@ -87,7 +87,9 @@ def run(
     )
     if check and proc.returncode != 0:
         msg = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
-        raise GitError(f"git {' '.join(args[:3])} failed: {msg[-1] if msg else f'exit {proc.returncode}'}")
+        raise GitError(f"git {' '.join(args[:3])} failed: {msg[-1] if msg else f'exit {proc.returncode}'}",
+                       ["git", *args], (proc.stdout + proc.stderr).strip() or f"(no output; exit {proc.returncode})",
+                       str(cwd))
     return proc
 
 
@@ -142,6 +144,11 @@ class Repo:
         # Both follow the repository's object format, never a fixed SHA-1 length.
         self.zero_oid = "0" * HEX_LENGTHS.get(fmt, 40)
         self.empty_tree = hashlib.new(fmt, b"tree 0\0").hexdigest()
+
+    @property
+    def state_dir(self) -> Path:
+        """mdspec's state (`.git/mdspec`): under the common git dir, shared by every worktree, never committed."""
+        return self.common_dir / paths.STATE_DIRNAME
 
     # --- refs ---------------------------------------------------------------------------------------
 
@@ -348,7 +355,7 @@ class Repo:
     def _signed_commit_tree(self, args: list[str], message: str, env: dict[str, str]) -> str:
         fmt = run(["config", "--get", "gpg.format"], self.top, check=False).stdout.strip() or "openpgp"
         # The wrapper goes where git's own hooks run from, not /tmp, which may be mounted noexec.
-        state = self.common_dir / "mdspec"
+        state = self.state_dir
         try:
             state.mkdir(exist_ok=True)
             where: Path | None = state
