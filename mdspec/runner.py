@@ -162,7 +162,7 @@ class Runner:
             shutil.rmtree(rdir, ignore_errors=True)
             why = (exc.strerror or str(exc)).lower()
             rec.update({"status": records.FAILED, "pid": None,
-                       "reason": f"could not start the run: {why} ({self.state}); free some space, then `mdspec run`"})
+                        "reason": f"could not start the run: {why} ({self.state}); free some space, then `mdspec run`"})
             self.out(f"mdspec: error: {rec['reason']}")
             return rec
 
@@ -200,7 +200,7 @@ class Runner:
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # expected on a full disk: say so, no traceback
                 rec.update({"status": records.FAILED, "reason": f"no space left on device ({exc.filename or exc}); "
-                                                         "free some space, then `mdspec run`"})
+                                                                "free some space, then `mdspec run`"})
             else:
                 _internal_error(rec, rdir, exc)
         except Exception as exc:  # a bug must not lose the record or kill the queue
@@ -305,7 +305,7 @@ class Runner:
             commit = repo.create_commit(tree, base, msg, author, user, sign=False)
             land.hold(repo, rec["id"], commit)
             rec.update({"result": commit, "status": records.HELD,
-                       "reason": f"{exc}; fix signing, then `mdspec apply {rec['id']}` lands it signed"})
+                        "reason": f"{exc}; fix signing, then `mdspec apply {rec['id']}` lands it signed"})
             return
         rec["result"] = commit
         # Referenced at once: a `git gc --prune=now` of the user's may run at any moment, and an unreferenced
@@ -317,13 +317,14 @@ class Runner:
         leaks = guards.secret_leaks(wt, base, tree, msg)
         if leaks:
             rec.update({"status": records.FAILED, "secret_in": leaks,
-                       "reason": f"the result contains the API key's value (in {', '.join(leaks)}): not landed; held "
-                              f"as {land.result_ref(rec['id'])} for inspection only (remove the key before using it)"})
+                        "reason": f"the result contains the API key's value (in {', '.join(leaks)}): not landed; "
+                                  f"held as {land.result_ref(rec['id'])} for inspection only (remove the key before "
+                                  "using it)"})
             return
         if result.stopped_by is not None:
             land.hold(repo, rec["id"], commit)
             rec.update({"status": records.HELD if result.stopped_by in STOP_LIMITS else records.FAILED,
-                       "reason": _stop_reason(result) + f"; partial work held as {land.result_ref(rec['id'])}"})
+                        "reason": _stop_reason(result) + f"; partial work held as {land.result_ref(rec['id'])}"})
             return
         if check == "failed" and not cfg.land_failing:
             land.hold(repo, rec["id"], commit)
@@ -347,8 +348,8 @@ class Runner:
         if self.defer_to is not None:
             self.deferred = True
             rec.update({"status": records.HELD, "auto_land": True,
-                       "reason": f"waiting for the git command that ran this hook (pid {self.defer_to}) to finish; "
-                              "it lands by itself then"})
+                        "reason": f"waiting for the git command that ran this hook (pid {self.defer_to}) to finish; "
+                                  "it lands by itself then"})
             return None
         commit = self._keep_new_task(rec, commit)
         try:
@@ -365,7 +366,7 @@ class Runner:
             repo.delete_ref(land.result_ref(rec["id"]))
         elif landing.superseded:
             rec.update({"status": records.SUPERSEDED, "superseded": list(landing.superseded),
-                       "reason": f"{landing.reason}: not landed; the result stays as {land.result_ref(rec['id'])}"})
+                        "reason": f"{landing.reason}: not landed; the result stays as {land.result_ref(rec['id'])}"})
         else:
             rec.update({"status": records.HELD, "reason": f"{landing.reason}; `mdspec apply {rec['id']}` lands it"})
             if landing.busy:
@@ -487,7 +488,7 @@ def mark_interrupted(state: Path, landing: land.Recovery | None = None) -> list[
         what = "the landing could not be undone at first" if stuck else "the worker stopped while landing"
         if not stuck:
             rec.update({"status": records.INTERRUPTED, "reason": "the worker stopped before the run finished",
-                       "interrupted": True})
+                        "interrupted": True})
         rec.pop("stage", None)
         if landing is not None and landing.run_id == rec.get("id"):
             rec["recovery"] = landing.reason
@@ -498,7 +499,7 @@ def mark_interrupted(state: Path, landing: land.Recovery | None = None) -> list[
                 rec.update({"reason": f"{what}; {landing.reason}"})
                 if landing.held:
                     rec.update({"status": records.HELD,
-                               "reason": f"{rec['reason']}; `mdspec apply {rec['id']}` lands it"})
+                                "reason": f"{rec['reason']}; `mdspec apply {rec['id']}` lands it"})
         records.write(records.runs_dir(state) / rec["id"], rec)
         done.append(rec)
     return done
