@@ -33,7 +33,10 @@ Only `os` is imported: the hook fast path uses this for the git it runs and the 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+
+TYPE_CHECKING = False  # mypy reads the import below; at run time the fast path is spared `collections.abc`
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 KEEP = frozenset({
     "GIT_EXEC_PATH",
