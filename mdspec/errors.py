@@ -1,18 +1,21 @@
 """FatalError and the top-level error handler.
 
-Expected failures raise a FatalError subclass: one line on stderr, exit 1. Anything else is a bug: one
-line pointing at a log file that keeps the traceback. `MDSPEC_RAISE=1` re-raises instead (for debugging).
+Expected failures raise a FatalError subclass: one line on stderr, exit 1 (a failed git command's whole
+command line and output go to the log, and the line says where). Anything else is a bug: one line
+pointing at a log file that keeps the traceback, with mdspec's, git's and Python's versions and the
+platform. `MDSPEC_RAISE=1` re-raises instead (for debugging).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shlex
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -20,6 +23,10 @@ class FatalError(Exception):
     """An expected failure with a message meant for the user."""
 
     exit_code = 1
+
+    def details(self) -> str | None:
+        """More than the one line, for the log (a failed git's whole command and output), or None."""
+        return None
 
 
 class NotARepository(FatalError):
@@ -31,7 +38,19 @@ class ConfigError(FatalError):
 
 
 class GitError(FatalError):
-    pass
+    """git failed. The message is one line; `command` and `output` keep the whole story for the log."""
+
+    def __init__(self, message: str, command: Sequence[str] = (), output: str = "", cwd: str = "") -> None:
+        super().__init__(message)
+        self.command = tuple(command)
+        self.output = output
+        self.cwd = cwd
+
+    def details(self) -> str | None:
+        if not self.command:
+            return None
+        where = f" (in {self.cwd})" if self.cwd else ""
+        return f"command: {shlex.join(self.command)}{where}\noutput:\n{self.output.rstrip()}\n"
 
 
 class SigningError(GitError):
@@ -56,16 +75,50 @@ def error_log_path() -> Path:
     return Path(tempfile.gettempdir()) / f"mdspec-error-{os.getuid()}.log"
 
 
-def write_traceback(exc: BaseException) -> Path:
+def _git_version() -> str:
+    import subprocess  # late: only on the way out of a failure
+
+    try:
+        proc = subprocess.run(["git", "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"git unavailable ({type(exc).__name__})"
+    return proc.stdout.strip() or f"git --version said nothing (exit {proc.returncode})"
+
+
+def versions() -> str:
+    """One line for a report of a failure: mdspec's, git's and Python's versions, and the platform."""
+    import platform  # late: only on the way out of a failure
+
+    from mdspec import __version__
+
+    return (f"mdspec {__version__}; {_git_version()}; Python {platform.python_version()} "
+            f"({sys.executable}); {platform.platform()}")
+
+
+def _append_log(body: str) -> Path:
     path = error_log_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as f:
             f.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} pid {os.getpid()} argv {sys.argv!r}\n")
-            f.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+            f.write(f"versions: {versions()}\n")
+            f.write(body)
     except OSError:
         pass
     return path
+
+
+def write_traceback(exc: BaseException) -> Path:
+    """Append the traceback of a bug, with the versions a report needs, to the error log."""
+    return _append_log("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+
+
+def write_details(exc: FatalError) -> Path | None:
+    """Append what an expected failure leaves out of its one line (a failed git's output), if anything."""
+    more = exc.details()
+    if more is None:
+        return None
+    return _append_log(f"{type(exc).__name__}: {exc}\n{more}")
 
 
 BROKEN_PIPE_EXIT = 141  # what a shell reports for a process ended by SIGPIPE, as `git log | head` is
@@ -93,7 +146,8 @@ def run_guarded(fn: Callable[[], int]) -> int:
     except FatalError as exc:
         if os.environ.get("MDSPEC_RAISE"):
             raise
-        print(f"mdspec: error: {exc}", file=sys.stderr)
+        log = write_details(exc)
+        print(f"mdspec: error: {exc}" + (f" (git's full output in {log})" if log else ""), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("mdspec: interrupted", file=sys.stderr)

@@ -10,7 +10,6 @@ gpg.format, user.signingkey and the signing programs are git's business, not our
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -20,6 +19,7 @@ from pathlib import Path
 import pygit2
 
 from mdspec.errors import FatalError, GitError, NotARepository, SigningError, UnsupportedRepository
+from mdspec.fast import gitenv, paths
 from mdspec.fast.globs import Globs
 
 HEX_LENGTHS = {"sha1": 40, "sha256": 64}  # git's object formats and the length of their names in hex
@@ -54,9 +54,9 @@ def _info(c: pygit2.Commit) -> CommitInfo:
 
 
 def clean_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment without git's hook variables (GIT_DIR, GIT_INDEX_FILE, GIT_AUTHOR_* …)."""
-    src = os.environ if base is None else base
-    return {k: v for k, v in src.items() if not k.startswith("GIT_")}
+    """The environment without git's hook variables (GIT_DIR, GIT_INDEX_FILE, GIT_AUTHOR_* …), keeping
+    what the user's git needs to reach remotes and credentials (the rule is in gitenv.py)."""
+    return gitenv.clean(base)
 
 
 def run(
@@ -87,7 +87,9 @@ def run(
     )
     if check and proc.returncode != 0:
         msg = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
-        raise GitError(f"git {' '.join(args[:3])} failed: {msg[-1] if msg else f'exit {proc.returncode}'}")
+        raise GitError(f"git {' '.join(args[:3])} failed: {msg[-1] if msg else f'exit {proc.returncode}'}",
+                       ["git", *args], (proc.stdout + proc.stderr).strip() or f"(no output; exit {proc.returncode})",
+                       str(cwd))
     return proc
 
 
@@ -142,6 +144,11 @@ class Repo:
         # Both follow the repository's object format, never a fixed SHA-1 length.
         self.zero_oid = "0" * HEX_LENGTHS.get(fmt, 40)
         self.empty_tree = hashlib.new(fmt, b"tree 0\0").hexdigest()
+
+    @property
+    def state_dir(self) -> Path:
+        """mdspec's state (`.git/mdspec`): under the common git dir, shared by every worktree, never committed."""
+        return self.common_dir / paths.STATE_DIRNAME
 
     # --- refs ---------------------------------------------------------------------------------------
 
@@ -348,7 +355,7 @@ class Repo:
     def _signed_commit_tree(self, args: list[str], message: str, env: dict[str, str]) -> str:
         fmt = run(["config", "--get", "gpg.format"], self.top, check=False).stdout.strip() or "openpgp"
         # The wrapper goes where git's own hooks run from, not /tmp, which may be mounted noexec.
-        state = self.common_dir / "mdspec"
+        state = self.state_dir
         try:
             state.mkdir(exist_ok=True)
             where: Path | None = state

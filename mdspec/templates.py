@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
@@ -27,8 +28,14 @@ def hook_shim() -> str:
     return (_find("hooks") / "post-commit").read_text(encoding="utf-8")
 
 
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
 def render(text: str, **values: str) -> str:
-    """Replace `{{name}}` placeholders; braces elsewhere (code in markdown) are left alone."""
-    for key, value in values.items():
-        text = text.replace("{{" + key + "}}", value)
-    return text
+    """Replace `{{name}}` placeholders in one pass over the template; braces elsewhere (code in markdown)
+    and names not given are left alone.
+
+    One pass: a value is never searched again, so a spec commit whose text contains `{{listing}}` reaches
+    the prompt as written, not with the file listing expanded inside it.
+    """
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)

@@ -309,7 +309,7 @@ def test_fast_path_imports_nothing_heavy(mdrepo: Repo, kind: str) -> None:
     ours = sorted(m for m in new if m.startswith("mdspec"))
     assert set(ours) <= {"mdspec", "mdspec.__main__", "mdspec.commands", "mdspec.commands.hook", "mdspec.fast",
                          "mdspec.fast.hook", "mdspec.fast.paths", "mdspec.fast.trailers", "mdspec.fast.triggers",
-                         "mdspec.fast.globs"}, ours
+                         "mdspec.fast.globs", "mdspec.fast.atomic", "mdspec.fast.gitenv"}, ours
     assert "mdspec.fast.hook" in ours  # the fast path really ran
 
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -511,3 +512,28 @@ def test_disk_full_before_the_run_is_recorded_is_one_line_and_the_spec_stays_pen
     assert_next_run_lands(repo, tmp_path)
     assert spec in trailers.values(repo.message(), trailers.IMPLEMENTS)
     assert_no_leftovers(repo)
+
+
+def test_a_killed_revert_landing_is_undone_and_nothing_is_held(mdrepo: Repo) -> None:
+    """The journal says what is landing (`kind`), so recovery holds a run's result but never a revert."""
+    repo = mdrepo
+    repo.commit("spec: greet", {"spec/app.md": "# App\n"}, env=FOREGROUND)
+    head = repo.head()
+    proc = subprocess.Popen([sys.executable, "-m", "mdspec", "revert"], cwd=repo.top,
+                            env={**os.environ, records.PAUSE_VAR: "checkout"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid = wait_paused(repo, "checkout")
+    journal = json.loads((repo.state / "landing.json").read_text())
+    assert journal["kind"] == land.Kind.REVERT.value
+    os.kill(pid, signal.SIGKILL)
+    proc.wait()
+    repo.mdspec("status")
+    assert repo.head() == head and repo.status() == ""
+    assert repo.git("for-each-ref", "refs/mdspec/results/") == ""
+    assert_no_leftovers(repo)
+
+
+def test_a_journal_without_kind_is_read_as_before() -> None:
+    assert land._journal_kind({"run_id": "revert"}) is land.Kind.REVERT  # written by an older mdspec
+    assert land._journal_kind({"run_id": "20260101-000000-abcdef"}) is land.Kind.RESULT
+    assert land._journal_kind({"run_id": "revert", "kind": "result"}) is land.Kind.RESULT

@@ -90,3 +90,15 @@ def test_a_link_inside_the_repository_is_only_text(mdrepo: Repo) -> None:
     mdrepo.commit("spec: alias")
     p = _render(mdrepo)
     assert "+real.md" in p.task  # the diff shows the link's target name
+
+
+def test_placeholders_in_a_spec_commit_reach_the_prompt_verbatim(mdrepo: Repo) -> None:
+    # `{{commits}}` comes before `{{listing}}` and `{{notes}}` in task.md: replaced one after another, the
+    # listing and the notes index would be expanded inside the spec commit's own text.
+    text = "Show {{listing}} here, then {{notes}}, {{notes_dir}}, {{file_count}}, {{plural}} and {{commits}}.\n"
+    mdrepo.commit("spec: templating {{listing}} {{notes}}", {"spec/tpl.md": text, "src/marker_file.py": "x = 1\n"})
+    p = _render(mdrepo)
+    assert "+" + text.rstrip("\n") in p.task
+    assert "spec: templating {{listing}} {{notes}}" in p.task
+    assert p.task.count("src/marker_file.py") == 1  # the listing itself, once, outside the spec's text
+    assert p.task.count("notes/README.md: Notes") == 1

@@ -29,7 +29,7 @@ from runhelpers import (
     wait_for,
 )
 
-from mdspec.fast import trailers
+from mdspec.fast import gitenv, trailers
 
 
 def test_command_missing(mdrepo: Repo, tmp_path: Path) -> None:
@@ -300,11 +300,17 @@ def test_secrets_and_git_variables_do_not_reach_the_check(mdrepo: Repo, tmp_path
     reconfigure(mdrepo, tmp_path, extra=f'check = "{check}"')
     spec_commit(mdrepo)
     proc = mdrepo.mdspec("run", "--foreground", env={"ANTHROPIC_API_KEY": "sk-secret", "GIT_DIR": "/nowhere",
-                                                     "MY_TOKEN": "t"})
+                                                     "MY_TOKEN": "t", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
+                                                     "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+                                                     "GIT_CONFIG_VALUE_0": "Authorization: Bearer t"})
     assert proc.returncode == 0, proc.stderr
     env = json.loads(dump.read_text())
     assert "ANTHROPIC_API_KEY" not in env and "MY_TOKEN" not in env
-    assert not [k for k in env if k.startswith("GIT_")]
+    assert "GIT_DIR" not in env
+    # Only what says how the user's git reaches remotes stays (gitenv.py); the tests set GIT_CONFIG_NOSYSTEM.
+    assert not [k for k in env if k.startswith("GIT_") and not gitenv.keeps(k)]
+    assert env["GIT_CONFIG_NOSYSTEM"] == "1" and env["GIT_SSH_COMMAND"] == "ssh -o BatchMode=yes"
+    assert not [k for k in env if k.startswith(("GIT_CONFIG_COUNT", "GIT_CONFIG_KEY", "GIT_CONFIG_VALUE"))]
     assert env["MDSPEC_RUNNING"] == "1"
     assert trailers.values(mdrepo.message(), trailers.CHECK) == ["passed"]
 

@@ -9,15 +9,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from mdspec import git, templates
 from mdspec.commands import status as report
 from mdspec.errors import FatalError
+from mdspec.fast import paths
+from mdspec.printer import Printer
 from mdspec.run import records
 
-Printer = Callable[[str], None]
 DEMO_CONFIG = """\
 check = "python3 -m unittest -q"
 
@@ -76,7 +76,7 @@ def demo(directory: Path | None, preset: str | None, timeout_min: float, out: Pr
     for line in _sh(["git", "commit", "-q", "-m", "spec: wordfreq, a word-frequency command"], top, env).splitlines():
         out("     " + line)
     out("  3. following the run (mdspec log -f):")
-    state = top / ".git" / "mdspec"
+    state = top / ".git" / paths.STATE_DIRNAME
     deadline = time.monotonic() + 30
     while records.find_run(state, None) is None:
         if time.monotonic() > deadline:

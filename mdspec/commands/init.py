@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,10 @@ import yaml
 from mdspec import config, git, templates
 from mdspec.errors import FatalError
 from mdspec.git import Repo
+from mdspec.printer import Printer
 
 PRE_COMMIT_CONFIG = ".pre-commit-config.yaml"
 SHIM_MARKER = "mdspec post-commit hook"
-Printer = Callable[[str], None]
 
 STARTERS = (
     ("spec/README.md", "spec-README.md"),

@@ -7,18 +7,16 @@ commit is reverted in the same commit, so spec and code go back together.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from mdspec import config
 from mdspec.errors import FatalError, SigningError
 from mdspec.fast import trailers
 from mdspec.git import CommitInfo, Repo
+from mdspec.printer import Printer
 from mdspec.run import land, pending
 from mdspec.run.lock import worker_lock
 from mdspec.run.pending import HISTORY_LIMIT
-
-Printer = Callable[[str], None]
 
 
 def _generated_on_branch(repo: Repo, tip: str) -> list[CommitInfo]:
@@ -61,7 +59,7 @@ def revert(start: Path, target: str | None, with_spec: bool, out: Printer) -> in
     repo = Repo(start)
     config.load(repo.top)
     # Under the worker lock: a run landing at the same moment would race this landing (and its journal).
-    with worker_lock(repo.common_dir / "mdspec") as got:
+    with worker_lock(repo.state_dir) as got:
         if not got:
             raise FatalError("a run is in progress: wait for it (`mdspec status`) or `mdspec cancel` it, then revert")
         from mdspec.run.runner import recover  # first: an interrupted landing may have moved the branch
@@ -100,7 +98,7 @@ def _revert(repo: Repo, target: str | None, with_spec: bool, out: Printer) -> in
         commit = repo.create_commit(tree, tip, msg, user, user)  # signed when the user's commits are
     except SigningError as exc:
         raise SigningError(f"revert not made: {exc}; nothing changed") from None
-    landing = land.land(repo, branch, commit, "revert")
+    landing = land.land(repo, branch, commit, "revert", kind=land.Kind.REVERT)
     if not landing.landed:
         raise FatalError(f"revert not applied: {landing.reason}; nothing changed")
     out(f"mdspec: reverted {', '.join(c[:10] for c in undo)} as {landing.commit[:10]}")

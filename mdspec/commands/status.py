@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +12,11 @@ from mdspec import config
 from mdspec.errors import FatalError
 from mdspec.fast import triggers
 from mdspec.git import Repo
+from mdspec.printer import Printer
 from mdspec.run import land, pending, records
 from mdspec.run.lock import lock_holder
+from mdspec.run.records import RunRecord
 
-Printer = Callable[[str], None]
 LAST_RUNS = 10
 
 
@@ -24,8 +25,8 @@ def _age(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def _tokens(rec: dict[str, Any]) -> str:
-    u = rec.get("usage") or {}
+def _tokens(usage: Mapping[str, Any] | None) -> str:
+    u = usage or {}
     cached = int(u.get("cache_read_input_tokens", 0) or 0)
     into = int(u.get("input_tokens", 0) or 0) + int(u.get("cache_creation_input_tokens", 0) or 0) + cached
     out = int(u.get("output_tokens", 0) or 0)
@@ -34,7 +35,7 @@ def _tokens(rec: dict[str, Any]) -> str:
     return f"{into:,} tokens in ({cached:,} from cache), {out:,} out"
 
 
-def live_summary(rec: dict[str, Any]) -> str:
+def live_summary(rec: RunRecord) -> str:
     """One line on a running run: stage, elapsed, turns, tool calls, tokens and cost so far."""
     n = int(rec.get("tool_calls", 0) or 0)
     parts = [
@@ -44,15 +45,15 @@ def live_summary(rec: dict[str, Any]) -> str:
         f"turn {rec.get('turns', 0)}",
         f"{n} tool call{'s' * (n != 1)}",
     ]
-    tokens = _tokens(rec)
+    tokens = _tokens(rec.get("usage"))
     if tokens:
         parts.append(tokens)
     parts.append(f"${float(rec.get('cost_usd') or 0.0):.2f}")
     return f"run {rec['id']} ({', '.join(parts)})"
 
 
-def _spec_states(runs: list[dict[str, Any]], pending_specs: list[dict[str, Any]], reverted: set[str],
-                 running: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _spec_states(runs: list[RunRecord], pending_specs: list[dict[str, Any]], reverted: set[str],
+                 running: RunRecord | None) -> list[dict[str, Any]]:
     """Every spec commit still waiting, with what its newest run made of it: running, held, failed, …"""
     out = []
     for spec in pending_specs:
@@ -75,7 +76,7 @@ def _spec_states(runs: list[dict[str, Any]], pending_specs: list[dict[str, Any]]
 
 
 def gather(repo: Repo) -> dict[str, Any]:
-    state = repo.common_dir / "mdspec"
+    state = repo.state_dir
     runs = records.all_runs(state)
     holder = lock_holder(state)
     running = next((r for r in runs if r.get("status") == records.RUNNING), None) if holder else None
@@ -181,7 +182,7 @@ def status(start: Path, as_json: bool, out: Printer) -> int:
     return 0
 
 
-def _print_run(rdir: Path, out: Printer) -> dict[str, Any]:
+def _print_run(rdir: Path, out: Printer) -> RunRecord:
     rec = records.read(rdir)
     out(f"run {rec.get('id')}: {rec.get('status')}" + (f" — {rec['reason']}" if rec.get("reason") else ""))
     for key in ("branch", "base", "backend", "model", "sandbox", "turns", "cost_usd", "check", "result", "landed_as",
@@ -207,7 +208,7 @@ def _event_line(ev: dict[str, Any]) -> str | None:
         line = f"  turn {ev.get('turn')}"
         if ev.get("stop_reason"):
             line += f": {ev['stop_reason']}"
-        tokens = _tokens({"usage": ev.get("usage") or {}})
+        tokens = _tokens(ev.get("usage"))
         return line + (f", {tokens} so far" if tokens else "") + f", ${float(ev.get('cost_usd') or 0):.3f} so far"
     if kind == "tool":
         mark = " (refused/error)" if ev.get("is_error") else ""
@@ -241,7 +242,7 @@ def _run_to_follow(state: Path, run: str | None) -> Path | None:
 
 def log(start: Path, run: str | None, follow: bool, out: Printer) -> int:
     repo = Repo(start)
-    state = repo.common_dir / "mdspec"
+    state = repo.state_dir
     rdir = _run_to_follow(state, run) if follow else records.find_run(state, run)
     if rdir is None:
         raise FatalError(f"no run {'matching ' + repr(run) if run else 'yet'}: `mdspec status` lists the runs")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from mdspec.fast import paths, trailers, triggers
+from mdspec.fast import atomic, gitenv, paths, trailers, triggers
 from mdspec.fast.globs import Globs
 
 CACHE_NAME = "hook-cache"
@@ -84,19 +84,12 @@ def _settings(slow: SlowPath, state_dir: str, cfg_path: str, cfg_text: str | Non
     watch, background = slow.load_config(cfg_path)  # the slow path: tomllib and validation
     problem = None
     if cfg_text is not None and not any("\n" in g for g in watch):
-        tmp = f"{cache}.{os.getpid()}"
         try:  # the cache only saves time: a commit goes on without it, and the user hears why
             os.makedirs(state_dir, exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as f:
-                header = f"{cfg_path}\t{'1' if background else '0'}\t{len(watch)}"
-                f.write("\n".join([header, *watch, cfg_text]))
-            os.replace(tmp, cache)
+            header = f"{cfg_path}\t{'1' if background else '0'}\t{len(watch)}"
+            atomic.write_atomic(cache, "\n".join([header, *watch, cfg_text]), durable=False)
         except OSError as exc:
             problem = _os_problem(exc)
-            try:  # noqa: SIM105 - contextlib is one import more on the hook's path
-                os.unlink(tmp)
-            except OSError:
-                pass
     return watch, background, problem
 
 
@@ -110,7 +103,7 @@ def _os_problem(exc: OSError) -> str:
 
 def _git(args: list[str], cwd: str, git_dir: str) -> bytes:
     """Run git and return stdout, without importing subprocess (posix_spawn and a pipe)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env = gitenv.clean()
     # diff-tree reads the index although it never uses it: 4 ms on 50,000 files. A missing index is empty.
     env["GIT_INDEX_FILE"] = os.path.join(git_dir, "mdspec-no-index")
     r, w = os.pipe()
@@ -165,7 +158,7 @@ def spawn_worker(top: str, state_dir: str, wait_pid: int | None) -> int:
     os.makedirs(state_dir, exist_ok=True)
     log = os.open(os.path.join(state_dir, "worker.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     devnull = os.open(os.devnull, os.O_RDONLY)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env = gitenv.clean()
     argv = [sys.executable, "-m", "mdspec", "worker"]
     if wait_pid:
         argv += ["--wait-pid", str(wait_pid)]

@@ -1,12 +1,15 @@
 """The trigger queue: one small file per queued spec commit under `<state>/queue/`.
 
 The hook fast path writes here with nothing but `os`; the worker reads and removes entries. A file per
-commit needs no lock: writers never touch each other's files and a rename makes each write atomic.
+commit needs no lock: writers never touch each other's files and `atomic.write_atomic` makes each write
+whole or absent.
 """
 
 from __future__ import annotations
 
 import os
+
+from mdspec.fast import atomic
 
 
 def queue_dir(state_dir: str) -> str:
@@ -16,16 +19,9 @@ def queue_dir(state_dir: str) -> str:
 def enqueue(state_dir: str, sha: str, ref: str) -> None:
     d = queue_dir(state_dir)
     os.makedirs(d, exist_ok=True)
-    tmp = os.path.join(d, f".{sha}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(f"{ref}\n")  # queued at: the file's mtime, so this needs no `time`
-        os.replace(tmp, os.path.join(d, sha))
-    finally:
-        try:  # noqa: SIM105 - contextlib is one import more on the hook's path
-            os.unlink(tmp)  # gone after the rename; left only by a failed write (a full disk)
-        except FileNotFoundError:
-            pass
+    # Durable: a queue entry lost to a crash is a spec commit nobody implements (atomic.py's rule).
+    # Queued at: the file's mtime, so the fast path needs no `time`.
+    atomic.write_atomic(os.path.join(d, sha), f"{ref}\n", durable=True)
 
 
 def entries(state_dir: str) -> list[tuple[str, str, float]]:

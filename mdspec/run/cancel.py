@@ -14,16 +14,15 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
 from mdspec.fast import triggers
 from mdspec.git import Repo
+from mdspec.printer import Printer
 from mdspec.run import records
 from mdspec.run.lock import lock_holder
-
-Printer = Callable[[str], None]
 
 
 class Cancelled(BaseException):
@@ -117,7 +116,7 @@ def kill_leftovers(run_id: str) -> int:
 def cancel(start: Path, out: Printer, wait: float = 30.0) -> int:
     """`mdspec cancel`: stop the running run and everything it started; land nothing; keep the queue."""
     repo = Repo(start)
-    state = repo.common_dir / "mdspec"
+    state = repo.state_dir
     pid = lock_holder(state)
     if pid is None or pid <= 0 or not _is_mdspec(pid):
         out("mdspec: nothing to cancel: no run is going on")

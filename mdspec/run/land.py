@@ -19,6 +19,7 @@ and the files agree.
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import json
 import os
@@ -33,7 +34,7 @@ from typing import Any
 
 from mdspec import git
 from mdspec.errors import FatalError, GitError
-from mdspec.fast import paths
+from mdspec.fast import atomic, paths
 from mdspec.git import Repo
 from mdspec.run import records, rollback, usergit
 
@@ -48,6 +49,13 @@ _OPERATIONS = {
     "rebase-merge": "rebase", "rebase-apply": "rebase or am", "CHERRY_PICK_HEAD": "cherry-pick",
     "REVERT_HEAD": "revert", "MERGE_HEAD": "merge", "BISECT_LOG": "bisect", "sequencer": "cherry-pick or revert",
 }
+
+
+class Kind(enum.Enum):
+    """What is being landed: it decides what happens to a landing that is undone."""
+
+    RESULT = "result"  # a run's generated commit: an undone landing holds it under refs/mdspec/results/<run id>
+    REVERT = "revert"  # `mdspec revert`'s commit: nothing is held; the user runs the revert again
 
 
 @dataclass(frozen=True)
@@ -133,29 +141,29 @@ def checkout_of(repo: Repo, branch: str) -> Checkout | None:
 
 
 def journal_path(repo: Repo) -> Path:
-    return repo.common_dir / "mdspec" / JOURNAL
+    return repo.state_dir / JOURNAL
 
 
 def _work_dir(repo: Repo) -> Path:
-    return repo.common_dir / "mdspec" / "landing"
+    return repo.state_dir / "landing"
 
 
 def _write_journal(repo: Repo, entry: Mapping[str, Any]) -> None:
     path = journal_path(repo)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{JOURNAL}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            json.dump(entry, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic.write_atomic(path, json.dumps(entry), durable=True)  # recovery cannot undo what it cannot find
 
 
 def _clear_journal(repo: Repo) -> None:
     journal_path(repo).unlink(missing_ok=True)
+
+
+def _journal_kind(entry: Mapping[str, Any]) -> Kind:
+    try:
+        return Kind(entry["kind"])
+    except (KeyError, ValueError):
+        # A journal from before `kind` was recorded: reverts landed under the name "revert" then.
+        return Kind.REVERT if entry.get("run_id") == "revert" else Kind.RESULT
 
 
 def read_journal(repo: Repo) -> dict[str, Any] | None:
@@ -225,8 +233,11 @@ def _refusal(proc_out: str) -> str:
 
 
 def land(repo: Repo, branch: str, result: str, run_id: str, wait: float = LAND_WAIT,
-         gone: Callable[[str], list[str]] | None = None) -> Landing:
+         gone: Callable[[str], list[str]] | None = None, kind: Kind = Kind.RESULT) -> Landing:
     """Land `result` (a commit whose parent is the run's base) on `branch`, or say why it cannot.
+
+    `run_id` names the landing in the reflog and in its git processes' environment; `kind` says whether
+    recovery holds the result when it undoes the landing.
 
     `gone(tip)` names the run's spec commits that no longer stand at `tip`; it is asked under the index
     lock, so an amend of the user's cannot slip in between the question and the landing.
@@ -249,7 +260,7 @@ def land(repo: Repo, branch: str, result: str, run_id: str, wait: float = LAND_W
                 # A command that started before we took the lock is still to be waited for.
                 busy = usergit.running(co.top, repo.common_dir)
                 if not busy:
-                    return _land_locked(repo, co, lock, branch, result, run_id, gone)
+                    return _land_locked(repo, co, lock, branch, result, run_id, gone, kind)
             finally:
                 lock.release()
         if time.monotonic() > deadline:
@@ -261,7 +272,7 @@ def land(repo: Repo, branch: str, result: str, run_id: str, wait: float = LAND_W
 
 
 def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result: str, run_id: str,
-                 gone: Callable[[str], list[str]] | None) -> Landing:
+                 gone: Callable[[str], list[str]] | None, kind: Kind) -> Landing:
     op = paths.operation_in_progress(str(co.git_dir))
     if op:
         return Landing(False, result, f"a {_OPERATIONS.get(op, op)} is in progress in {co.top}")
@@ -304,13 +315,13 @@ def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result:
             _cleanup(repo)
             return Landing(False, result, _refusal(dry.stderr or dry.stdout))
         _write_journal(repo, {"branch": branch, "old": tip, "new": commit, "result": result, "run_id": run_id,
-                              "top": str(co.top), "git_dir": str(co.git_dir), "lock_ino": lock.ino,
-                              "pid": os.getpid()})
+                              "kind": kind.value, "top": str(co.top), "git_dir": str(co.git_dir),
+                              "lock_ino": lock.ino, "pid": os.getpid()})
     except OSError as exc:  # nothing of the user's changed yet: the disk is full, say
         _cleanup(repo)
         _clear_journal(repo)
         return Landing(False, result, f"could not prepare the landing: {exc.strerror or exc}")
-    records.pause_point(repo.common_dir / "mdspec", "checkout")
+    records.pause_point(repo.state_dir, "checkout")
     try:
         proc = git.run(["read-tree", "-m", "-u", tip, commit], co.top, check=False, env=env)
         if proc.returncode != 0:
@@ -321,7 +332,7 @@ def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result:
         why = exc.strerror or str(exc)
         undone = _undo(repo, co, lock, tip, commit, index_swapped=False, why=why)
         return Landing(False, result, f"updating the checkout failed ({why}); {undone}")
-    records.pause_point(repo.common_dir / "mdspec", "landing")
+    records.pause_point(repo.state_dir, "landing")
     moved = git.run(["update-ref", "-m", f"mdspec: {run_id}", branch, commit, tip], repo.top, check=False)
     if moved.returncode != 0:
         # A compare-and-swap that lost, or git that could not write the ref (a full disk): tell them apart.
@@ -443,9 +454,9 @@ def _end_orphans(run_id: str) -> None:
         time.sleep(0.02)
 
 
-def _keep(repo: Repo, run_id: str, result: str) -> tuple[bool, str]:
+def _keep(repo: Repo, run_id: str, kind: Kind, result: str) -> tuple[bool, str]:
     """Hold an undone landing's result: (held, what to add to the reason when it could not be)."""
-    if not run_id or run_id == "revert" or not repo.has_commit(result):
+    if not run_id or kind is not Kind.RESULT or not repo.has_commit(result):
         return False, ""
     try:
         hold(repo, run_id, result)
@@ -472,6 +483,7 @@ def recover(repo: Repo) -> Recovery | None:
     try:
         branch, old, new = str(entry["branch"]), str(entry["old"]), str(entry["new"])
         result, run_id = str(entry.get("result") or new), str(entry.get("run_id") or "")
+        kind = _journal_kind(entry)
     except KeyError:
         _clear_journal(repo)
         return None
@@ -491,7 +503,7 @@ def recover(repo: Repo) -> Recovery | None:
         lock = IndexLock(co)
         lock.ino = ino
         undone = _undo(repo, co, lock, old, new, index_swapped=swapped, why="the landing had failed")
-        held, kept = _keep(repo, run_id, result)
+        held, kept = _keep(repo, run_id, kind, result)
         out = Recovery(run_id, False, held, result, result, f"recovery finished undoing the landing: {undone}{kept}")
     elif tip == new:
         out = Recovery(run_id, True, False, new, result, "the landing had finished; recovery tidied up")
@@ -501,7 +513,7 @@ def recover(repo: Repo) -> Recovery | None:
         lock = IndexLock(co)
         lock.ino = ino
         undone = _undo(repo, co, lock, old, new, index_swapped=swapped, why="the worker was stopped")
-        held, kept = _keep(repo, run_id, result)
+        held, kept = _keep(repo, run_id, kind, result)
         out = Recovery(run_id, False, held, result, result, f"recovery undid the landing: {undone}{kept}")
     else:
         landed = tip is not None and repo.is_ancestor(new, tip)

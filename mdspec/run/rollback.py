@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mdspec import git
+from mdspec.fast import atomic
 from mdspec.git import Repo
 
 _EXEC = 0o100755
@@ -89,14 +90,16 @@ def _write(path: Path, entry: Entry | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Written beside the file and renamed over it: on a full disk the file keeps its content (the new one,
     # which a later undo still recognises) instead of vanishing, and no half-written copy stays behind.
+    # Not durable (atomic.py's rule): the landing's own writes are not either, and an undo cut short is
+    # finished by recovery, which compares content file by file.
+    if entry.mode != _LINK:
+        atomic.write_atomic(path, entry.data, durable=False, mode=0o755 if entry.mode == _EXEC else 0o644,
+                            suffix="mdspec-undo")
+        return
     tmp = path.with_name(f".{path.name}.mdspec-undo")
     try:
         tmp.unlink(missing_ok=True)
-        if entry.mode == _LINK:
-            os.symlink(os.fsdecode(entry.data), tmp)
-        else:
-            tmp.write_bytes(entry.data)
-            os.chmod(tmp, 0o755 if entry.mode == _EXEC else 0o644)
+        os.symlink(os.fsdecode(entry.data), tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mdspec import config, git
 from mdspec.agents import prompt
@@ -34,6 +34,7 @@ from mdspec.errors import FatalError, SigningError
 from mdspec.fast import trailers, triggers
 from mdspec.fast.globs import Globs
 from mdspec.git import Identity, Repo, clean_env
+from mdspec.printer import Printer
 from mdspec.run import guards, land, pending, records, sandbox, usergit, worktree
 from mdspec.run.cancel import (
     RUN_ID_VAR,
@@ -47,16 +48,19 @@ from mdspec.run.cancel import (
 from mdspec.run.check import run_check
 from mdspec.run.lock import lock_holder, wait_for_pid, worker_lock
 from mdspec.run.pending import SpecCommit
+from mdspec.run.records import RunRecord
 
 NOTES_REF = "refs/notes/mdspec"
 TASK_REMOVED = f"removed {pending.TASK_FILE}: the task is done (`keep_task = true` keeps it)"
 TASK_KEPT = f"kept {pending.TASK_FILE}: it changed on the branch while the run went on (a new task)"
 SUBJECT_MAX = 72
-Printer = Callable[[str], None]
 
 # Variables that carry credentials: the agent's own commands never see them.
-_SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
-_SECRET_PREFIXES = ("ANTHROPIC_", "AWS_", "OPENAI_", "GOOGLE_", "AZURE_", "SSH_AUTH")
+_SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH", "ASKPASS")
+# Configuration passed to git in the environment may carry credentials (an `http.extraHeader`), and the
+# hints above would take its keys and leave its count (git then refuses to run): it goes as a whole.
+_SECRET_PREFIXES = ("ANTHROPIC_", "AWS_", "OPENAI_", "GOOGLE_", "AZURE_", "SSH_AUTH", "GIT_CONFIG_COUNT",
+                    "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_", "GIT_CONFIG_PARAMETERS")
 
 
 def agent_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -127,7 +131,7 @@ def commit_message(result: BackendResult | None, specs: Sequence[SpecCommit], ru
 class Runner:
     def __init__(self, repo: Repo, out: Printer, defer_to: int | None = None) -> None:
         self.repo = repo
-        self.state = repo.common_dir / "mdspec"
+        self.state = repo.state_dir
         self.out = out
         self.max_file_bytes: int | None = None
         # The pid of a git command of the user's that this process runs inside (a foreground run in the
@@ -135,13 +139,13 @@ class Runner:
         self.defer_to = defer_to
         self.deferred = False
 
-    def run(self, req: RunRequest, cfg: Config) -> dict[str, Any]:
+    def run(self, req: RunRequest, cfg: Config) -> RunRecord:
         """Implement `req.specs` on `req.branch`; returns the final run record (never raises FatalError)."""
         repo = self.repo
         run_id = records.new_run_id()
         rdir = records.runs_dir(self.state) / run_id
         base = repo.resolve_ref(req.branch) or ""
-        rec: dict[str, Any] = {
+        rec: RunRecord = {
             "id": run_id,
             "status": records.RUNNING,
             "branch": req.branch,
@@ -168,8 +172,8 @@ class Runner:
         except OSError as exc:  # a full disk, say: the run cannot even be recorded, so it does not start
             shutil.rmtree(rdir, ignore_errors=True)
             why = (exc.strerror or str(exc)).lower()
-            rec.update(status=records.FAILED, pid=None,
-                       reason=f"could not start the run: {why} ({self.state}); free some space, then `mdspec run`")
+            rec.update({"status": records.FAILED, "pid": None,
+                        "reason": f"could not start the run: {why} ({self.state}); free some space, then `mdspec run`"})
             self.out(f"mdspec: error: {rec['reason']}")
             return rec
 
@@ -187,7 +191,7 @@ class Runner:
                 records.write(rdir, rec)
                 self.out(f"mdspec: [{run_id}] {event.get('name')}: {str(event.get('summary', ''))[:100]}")
             elif event.get("event") == "stage":
-                rec["stage"] = event.get("stage")
+                rec["stage"] = str(event.get("stage"))
                 records.write(rdir, rec)
 
         n = len(req.specs)
@@ -199,14 +203,15 @@ class Runner:
             # The finally blocks below the raise point have killed what the run started; nothing landed.
             mark_cancelled()
             with shielded():
-                rec.update(status=records.CANCELLED, reason="cancelled (`mdspec cancel`); nothing landed")
+                rec.update({"status": records.CANCELLED, "reason": "cancelled (`mdspec cancel`); nothing landed"})
                 kill_leftovers(run_id)
         except FatalError as exc:
-            rec.update(status=records.FAILED, reason=str(exc))
+            rec.update({"status": records.FAILED, "reason": str(exc)})
+            _log_details(rdir, exc)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # expected on a full disk: say so, no traceback
-                rec.update(status=records.FAILED, reason=f"no space left on device ({exc.filename or exc}); "
-                                                         "free some space, then `mdspec run`")
+                rec.update({"status": records.FAILED, "reason": f"no space left on device ({exc.filename or exc}); "
+                                                                "free some space, then `mdspec run`"})
             else:
                 _internal_error(rec, rdir, exc)
         except Exception as exc:  # a bug must not lose the record or kill the queue
@@ -225,7 +230,7 @@ class Runner:
             self.out(f"mdspec: run {run_id} {rec['status']}: {rec.get('reason', '')}".rstrip(": "))
         return rec
 
-    def _run(self, req: RunRequest, cfg: Config, rec: dict[str, Any], rdir: Path,
+    def _run(self, req: RunRequest, cfg: Config, rec: RunRecord, rdir: Path,
              progress: Callable[[Mapping[str, Any]], None]) -> None:
         repo, base = self.repo, rec["base"]
         user = repo.identity()
@@ -258,7 +263,7 @@ class Runner:
         progress({"event": "stage", "stage": "backend"})
         result = session.start()
         violations = self._guard(wt, base, protected, gitdir_before)
-        check = "skipped"
+        check: records.CheckOutcome = "skipped"
         if cfg.check and result.stopped_by is None:
             for round_no in range(cfg.check_rounds + 1):
                 progress({"event": "stage", "stage": "check"})
@@ -273,16 +278,16 @@ class Runner:
                 violations += self._guard(wt, base, protected, gitdir_before)
                 if result.stopped_by is not None:
                     break
-        rec.update(
-            turns=result.turns,
-            usage=result.usage.__dict__,
-            cost_usd=round(result.usage.cost_usd, 6),
-            check=check,
-            violations=violations,
-            refusals=list(result.refusals),
-            model=result.model or rec["model"],
-            stopped_by=result.stopped_by,
-        )
+        rec.update({
+            "turns": result.turns,
+            "usage": cast(records.UsageRecord, result.usage.__dict__),
+            "cost_usd": round(result.usage.cost_usd, 6),
+            "check": check,
+            "violations": violations,
+            "refusals": list(result.refusals),
+            "model": result.model or rec["model"],
+            "stopped_by": result.stopped_by,
+        })
         overrun = result.usage.cost_usd - cfg.agent.max_cost_usd
         if overrun > 0:  # the cap stops before a turn where it can; a turn billed above its estimate shows here
             rec["cost_overrun_usd"] = round(overrun, 6)
@@ -292,7 +297,7 @@ class Runner:
             notes.append(f"the run stopped early: {result.stopped_by}" + (f" ({result.error})" if result.error else ""))
         unchanged = tree == repo.tree_of(base)
         if unchanged and result.stopped_by is not None:
-            rec.update(status=records.FAILED, reason=_stop_reason(result))
+            rec.update({"status": records.FAILED, "reason": _stop_reason(result)})
             return
         if result.stopped_by is None and _finish_task(wt, req.specs, cfg):
             tree = worktree.snapshot_tree(wt)
@@ -310,8 +315,8 @@ class Runner:
             # Never land unsigned: keep the work as an unsigned result; `mdspec apply` signs it first.
             commit = repo.create_commit(tree, base, msg, author, user, sign=False)
             land.hold(repo, rec["id"], commit)
-            rec.update(result=commit, status=records.HELD,
-                       reason=f"{exc}; fix signing, then `mdspec apply {rec['id']}` lands it signed")
+            rec.update({"result": commit, "status": records.HELD,
+                        "reason": f"{exc}; fix signing, then `mdspec apply {rec['id']}` lands it signed"})
             return
         rec["result"] = commit
         # Referenced at once: a `git gc --prune=now` of the user's may run at any moment, and an unreferenced
@@ -322,63 +327,64 @@ class Runner:
         # The API key's value never lands, whatever put it in the files (guards.secret_leaks).
         leaks = guards.secret_leaks(wt, base, tree, msg)
         if leaks:
-            rec.update(status=records.FAILED, secret_in=leaks,
-                       reason=f"the result contains the API key's value (in {', '.join(leaks)}): not landed; held "
-                              f"as {land.result_ref(rec['id'])} for inspection only (remove the key before using it)")
+            rec.update({"status": records.FAILED, "secret_in": leaks,
+                        "reason": f"the result contains the API key's value (in {', '.join(leaks)}): not landed; "
+                                  f"held as {land.result_ref(rec['id'])} for inspection only (remove the key before "
+                                  "using it)"})
             return
         if result.stopped_by is not None:
             land.hold(repo, rec["id"], commit)
-            rec.update(status=records.HELD if result.stopped_by in STOP_LIMITS else records.FAILED,
-                       reason=_stop_reason(result) + f"; partial work held as {land.result_ref(rec['id'])}")
+            rec.update({"status": records.HELD if result.stopped_by in STOP_LIMITS else records.FAILED,
+                        "reason": _stop_reason(result) + f"; partial work held as {land.result_ref(rec['id'])}"})
             return
         if check == "failed" and not cfg.land_failing:
             land.hold(repo, rec["id"], commit)
-            rec.update(status=records.HELD, reason="the check failed and land_failing = false")
+            rec.update({"status": records.HELD, "reason": "the check failed and land_failing = false"})
             return
         progress({"event": "stage", "stage": "landing"})
         self.land_result(rec, commit)
 
-    def land_result(self, rec: dict[str, Any], commit: str) -> land.Landing | None:
+    def land_result(self, rec: RunRecord, commit: str) -> land.Landing | None:
         with shielded():
             return self._land_result(rec, commit)
 
-    def _land_result(self, rec: dict[str, Any], commit: str) -> land.Landing | None:
+    def _land_result(self, rec: RunRecord, commit: str) -> land.Landing | None:
         repo = self.repo
         rec.pop("auto_land", None)
         try:
             land.hold(repo, rec["id"], commit)  # referenced until it is on the branch, whatever happens
         except FatalError as exc:
-            rec.update(status=records.FAILED, reason=f"{exc}; the result was not landed")
+            rec.update({"status": records.FAILED, "reason": f"{exc}; the result was not landed"})
             return None
         if self.defer_to is not None:
             self.deferred = True
-            rec.update(status=records.HELD, auto_land=True,
-                       reason=f"waiting for the git command that ran this hook (pid {self.defer_to}) to finish; "
-                              "it lands by itself then")
+            rec.update({"status": records.HELD, "auto_land": True,
+                        "reason": f"waiting for the git command that ran this hook (pid {self.defer_to}) to finish; "
+                                  "it lands by itself then"})
             return None
         commit = self._keep_new_task(rec, commit)
         try:
             landing = land.land(repo, rec["branch"], commit, rec["id"], gone=self._gone(rec))
         except land.LandingStuck as exc:
-            rec.update(status=records.FAILED, reason=str(exc), landing_stuck=True)  # recovery settles it
+            rec.update({"status": records.FAILED, "reason": str(exc), "landing_stuck": True})  # recovery settles it
             return None
         if landing.landed:
-            rec.update(status=records.LANDED, landed_as=landing.commit, reason=landing.reason)
+            rec.update({"status": records.LANDED, "landed_as": landing.commit, "reason": landing.reason})
             if rec.get("empty"):
-                rec.update(status=records.EMPTY, reason=f"the agent changed nothing; {landing.commit[:10]} records "
-                                                        "the spec commits as implemented")
+                rec.update({"status": records.EMPTY, "reason": f"the agent changed nothing; {landing.commit[:10]} "
+                                                               "records the spec commits as implemented"})
             self._note(rec, landing.commit)
             repo.delete_ref(land.result_ref(rec["id"]))
         elif landing.superseded:
-            rec.update(status=records.SUPERSEDED, superseded=list(landing.superseded),
-                       reason=f"{landing.reason}: not landed; the result stays as {land.result_ref(rec['id'])}")
+            rec.update({"status": records.SUPERSEDED, "superseded": list(landing.superseded),
+                        "reason": f"{landing.reason}: not landed; the result stays as {land.result_ref(rec['id'])}"})
         else:
-            rec.update(status=records.HELD, reason=f"{landing.reason}; `mdspec apply {rec['id']}` lands it")
+            rec.update({"status": records.HELD, "reason": f"{landing.reason}; `mdspec apply {rec['id']}` lands it"})
             if landing.busy:
                 rec["auto_land"] = True  # the next worker tries again by itself
         return landing
 
-    def _gone(self, rec: dict[str, Any]) -> Callable[[str], list[str]]:
+    def _gone(self, rec: RunRecord) -> Callable[[str], list[str]]:
         """Which of the run's spec commits no longer stand at a tip (amended, dropped): landing asks under
         the index lock and never lands such a result as if they did. The amended commit runs by itself."""
         try:
@@ -388,7 +394,7 @@ class Runner:
         specs = list(rec.get("spec_commits", []))
         return lambda tip: pending.not_standing(self.repo, tip, cfg, specs)
 
-    def _keep_new_task(self, rec: dict[str, Any], commit: str) -> str:
+    def _keep_new_task(self, rec: RunRecord, commit: str) -> str:
         """The result removes TASK.md (its task is done), but TASK.md changed on the branch meanwhile: that
         is a new task, for the next run. Keep it, rather than hold the result on a modify/delete conflict."""
         repo, task = self.repo, pending.TASK_FILE
@@ -409,7 +415,7 @@ class Runner:
         rec["result"] = new
         return new
 
-    def _note(self, rec: dict[str, Any], sha: str) -> None:
+    def _note(self, rec: RunRecord, sha: str) -> None:
         u = rec.get("usage") or {}
         text = (
             f"mdspec run {rec['id']}\nbackend: {rec['backend']}\nmodel: {rec.get('model') or '-'}\n"
@@ -441,7 +447,7 @@ def _finish_task(wt: Path, specs: Sequence[SpecCommit], cfg: Config) -> bool:
 
 def _tree_with_path(repo: Repo, tree: str, source: str, path: str) -> str:
     """`tree` with `path` as it is in commit `source`, built in a scratch index (never the user's)."""
-    index = repo.common_dir / "mdspec" / f"scratch-index-{os.getpid()}"
+    index = repo.state_dir / f"scratch-index-{os.getpid()}"
     env = {"GIT_INDEX_FILE": str(index)}
     try:
         git.run(["read-tree", tree], repo.top, env=env)
@@ -454,10 +460,18 @@ def _tree_with_path(repo: Repo, tree: str, source: str, path: str) -> str:
         index.unlink(missing_ok=True)
 
 
-def _internal_error(rec: dict[str, Any], rdir: Path, exc: Exception) -> None:
-    rec.update(status=records.FAILED, reason=f"internal error: {type(exc).__name__}: {exc}")
+def _internal_error(rec: RunRecord, rdir: Path, exc: Exception) -> None:
+    rec.update({"status": records.FAILED, "reason": f"internal error: {type(exc).__name__}: {exc}"})
     with contextlib.suppress(OSError):  # the disk may be full: the record matters more than the traceback
         (rdir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+
+
+def _log_details(rdir: Path, exc: FatalError) -> None:
+    """What the one-line reason leaves out (a failed git's command and output) goes to the run's error.log."""
+    more = exc.details()
+    if more is not None:
+        with contextlib.suppress(OSError), (rdir / "error.log").open("a", encoding="utf-8") as f:
+            f.write(f"{type(exc).__name__}: {exc}\n{more}")
 
 
 def _stop_reason(result: BackendResult) -> str:
@@ -471,7 +485,7 @@ def _stop_reason(result: BackendResult) -> str:
 # --- the worker ------------------------------------------------------------------------------------
 
 
-def mark_interrupted(state: Path, landing: land.Recovery | None = None) -> list[dict[str, Any]]:
+def mark_interrupted(state: Path, landing: land.Recovery | None = None) -> list[RunRecord]:
     """Runs left `running` by a worker that died (we hold the lock, so none is really running).
 
     The run whose landing `land.recover` finished or undid gets that outcome instead: landed, or held.
@@ -484,18 +498,19 @@ def mark_interrupted(state: Path, landing: land.Recovery | None = None) -> list[
         # A landing that failed and could not be undone then (a full disk) is settled by recovery now.
         what = "the landing could not be undone at first" if stuck else "the worker stopped while landing"
         if not stuck:
-            rec.update(status=records.INTERRUPTED, reason="the worker stopped before the run finished",
-                       interrupted=True)
+            rec.update({"status": records.INTERRUPTED, "reason": "the worker stopped before the run finished",
+                        "interrupted": True})
         rec.pop("stage", None)
         if landing is not None and landing.run_id == rec.get("id"):
             rec["recovery"] = landing.reason
             if landing.landed:
-                rec.update(status=records.LANDED, landed_as=landing.commit, reason=f"{what}; {landing.reason}")
+                rec.update({"status": records.LANDED, "landed_as": landing.commit,
+                            "reason": f"{what}; {landing.reason}"})
             elif landing.result and rec.get("result"):
-                rec.update(reason=f"{what}; {landing.reason}")
+                rec.update({"reason": f"{what}; {landing.reason}"})
                 if landing.held:
-                    rec.update(status=records.HELD,
-                               reason=f"{rec['reason']}; `mdspec apply {rec['id']}` lands it")
+                    rec.update({"status": records.HELD,
+                                "reason": f"{rec['reason']}; `mdspec apply {rec['id']}` lands it"})
         records.write(records.runs_dir(state) / rec["id"], rec)
         done.append(rec)
     return done
@@ -503,7 +518,7 @@ def mark_interrupted(state: Path, landing: land.Recovery | None = None) -> list[
 
 def recover(repo: Repo, out: Printer) -> None:
     """Clean up after a worker that died; the caller holds the lock. Cheap when there is nothing to do."""
-    state = repo.common_dir / "mdspec"
+    state = repo.state_dir
     landing = land.recover(repo)
     settle_merges(repo)
     interrupted = mark_interrupted(state, landing)
@@ -522,10 +537,10 @@ def recover_now(repo: Repo, out: Printer) -> None:
 
     Until then the checkout's index.lock, left by the killed landing, makes git refuse to commit.
     """
-    merging = any(r.get("merging") for r in records.all_runs(repo.common_dir / "mdspec"))
+    merging = any(r.get("merging") for r in records.all_runs(repo.state_dir))
     if not land.journal_path(repo).exists() and not merging:
         return
-    with worker_lock(repo.common_dir / "mdspec") as got:
+    with worker_lock(repo.state_dir) as got:
         if not got:
             return
         recover(repo, out)
@@ -551,13 +566,13 @@ def _reset_worktree(repo: Repo, state: Path, base: str) -> None:
             worktree.prepare(repo, state, base)
 
 
-def land_waiting(repo: Repo, out: Printer) -> list[dict[str, Any]]:
+def land_waiting(repo: Repo, out: Printer) -> list[RunRecord]:
     """Land the results that wait to land by themselves, oldest first; the caller holds the lock.
 
     A foreground run inside `git commit` leaves its result waiting for that commit to return; a landing a
     user's long git command held up is tried again here too.
     """
-    state = repo.common_dir / "mdspec"
+    state = repo.state_dir
     done = []
     for rec in reversed(records.all_runs(state)):
         if rec.get("status") != records.HELD or not rec.get("auto_land"):
@@ -578,13 +593,13 @@ def _spawn_lander(repo: Repo, git_pid: int) -> None:
     """A detached worker that lands what waits, once the git command `git_pid` (our ancestor) has returned."""
     from mdspec.fast import hook
 
-    hook.spawn_worker(str(repo.top), str(repo.common_dir / "mdspec"), git_pid)
+    hook.spawn_worker(str(repo.top), str(repo.state_dir), git_pid)
 
 
-def drain(repo: Repo, out: Printer, defer_to: int | None = None) -> list[dict[str, Any]]:
+def drain(repo: Repo, out: Printer, defer_to: int | None = None) -> list[RunRecord]:
     """Run every queued trigger; the caller holds the lock. Stops after a cancel."""
-    state = repo.common_dir / "mdspec"
-    done: list[dict[str, Any]] = []
+    state = repo.state_dir
+    done: list[RunRecord] = []
     seen: set[str] = set()
     while not cancel_requested():
         queued = [e for e in triggers.entries(str(state)) if e[0] not in seen]
@@ -616,9 +631,9 @@ def drain(repo: Repo, out: Printer, defer_to: int | None = None) -> list[dict[st
     return done
 
 
-def _record_failure(state: Path, branch: str, shas: list[str], reason: str) -> dict[str, Any]:
+def _record_failure(state: Path, branch: str, shas: list[str], reason: str) -> RunRecord:
     now = time.time()
-    rec: dict[str, Any] = {"id": records.new_run_id(), "status": records.FAILED, "reason": reason, "branch": branch,
+    rec: RunRecord = {"id": records.new_run_id(), "status": records.FAILED, "reason": reason, "branch": branch,
                            "spec_commits": shas, "spec_subjects": [], "started": now, "ended": now, "seconds": 0.0}
     records.write(records.runs_dir(state) / rec["id"], rec)
     return rec
@@ -627,7 +642,7 @@ def _record_failure(state: Path, branch: str, shas: list[str], reason: str) -> d
 def work(start: Path, wait_pid: int | None, out: Printer) -> int:
     """The worker: drain the queue under the lock; exit at once if another worker has it."""
     repo = Repo(start)
-    state = repo.common_dir / "mdspec"
+    state = repo.state_dir
     # Inside a git command of the user's (a foreground run in the post-commit hook): run now, land later.
     # A detached worker leads a session of its own and is inside nothing, even while the git command that
     # spawned it is still running (its landing waits for that command like for any other).
@@ -658,7 +673,7 @@ def work(start: Path, wait_pid: int | None, out: Printer) -> int:
 
 def _drop_stale_triggers(repo: Repo, branch: str, keep: set[str]) -> None:
     """Remove the queued triggers for `branch` except those in `keep` (spec commits still waiting)."""
-    state = str(repo.common_dir / "mdspec")
+    state = str(repo.state_dir)
     for sha, ref, _ in triggers.entries(state):
         if (ref or branch) == branch and sha not in keep:
             triggers.remove(state, sha)
@@ -673,7 +688,7 @@ def run_now(start: Path, revs: Sequence[str], out: Printer) -> int:
         raise FatalError("HEAD is detached: check out the branch to implement the spec on, then `mdspec run`")
     if repo.resolve_ref(branch) is None:
         raise FatalError(f"{branch.removeprefix('refs/heads/')} has no commits yet: commit a spec first")
-    state = repo.common_dir / "mdspec"
+    state = repo.state_dir
     with cancellable(), worker_lock(state) as got:
         if not got:
             raise FatalError("a run is in progress: wait for it (`mdspec status`), then try again")
@@ -724,7 +739,7 @@ def start_background(start: Path, revs: Sequence[str], out: Printer) -> int:
     tip = repo.resolve_ref(branch) if branch else None
     if branch is None or tip is None:
         return run_now(start, revs, out)  # reports detached/unborn clearly
-    state = repo.common_dir / "mdspec"
+    state = repo.state_dir
     todo = pending.find(repo, tip, config.load(repo.top)).all_pending
     if not todo:
         if land.journal_path(repo).exists() and lock_holder(state) is None:
@@ -742,7 +757,7 @@ def start_background(start: Path, revs: Sequence[str], out: Printer) -> int:
 def apply(start: Path, run_prefix: str | None, out: Printer) -> int:
     """`mdspec apply [RUN]`: land a held result with the same safety as a run."""
     repo = Repo(start)
-    state = repo.common_dir / "mdspec"
+    state = repo.state_dir
     with cancellable(), worker_lock(state) as got:
         if not got:
             raise FatalError("a run is in progress: wait for it (`mdspec status`), then try again")
@@ -773,7 +788,7 @@ def apply(start: Path, run_prefix: str | None, out: Printer) -> int:
     return 0 if rec["status"] in (records.LANDED, records.EMPTY) else 1
 
 
-def merge_by_hand(repo: Repo, rec: dict[str, Any], result: str, out: Printer) -> None:
+def merge_by_hand(repo: Repo, rec: RunRecord, result: str, out: Printer) -> None:
     """`git cherry-pick` the held result onto the branch in the user's checkout (its trailers come along).
 
     On a conflict git leaves its markers and its usual `--continue`/`--abort` flow; `recover` later sees
@@ -795,23 +810,23 @@ def merge_by_hand(repo: Repo, rec: dict[str, Any], result: str, out: Printer) ->
         conflicts = [ln.strip() for ln in text.splitlines() if ln.startswith("CONFLICT")]
         for line in conflicts:
             out(f"mdspec: {line}")
-        rec.update(merging=True, reason="being merged by `git cherry-pick`: fix the conflicts, `git add` them, then "
-                                        "`git cherry-pick --continue` (or `git cherry-pick --abort`)")
+        rec.update({"merging": True, "reason": "being merged by `git cherry-pick`: fix the conflicts, `git add` them, "
+                                               "then `git cherry-pick --continue` (or `git cherry-pick --abort`)"})
         return
     lines = [ln for ln in text.splitlines() if ln.startswith(("error:", "fatal:"))] or text.splitlines()[:1]
     rec["reason"] = f"git cherry-pick refused: {lines[0] if lines else 'unknown error'}; `mdspec apply` tries again"
 
 
-def _merged(repo: Repo, rec: dict[str, Any], sha: str) -> None:
+def _merged(repo: Repo, rec: RunRecord, sha: str) -> None:
     """The held result is on the branch as `sha`, merged by `git cherry-pick`: landed, its ref done with."""
-    rec.update(status=records.LANDED, landed_as=sha, reason="merged by git cherry-pick")
+    rec.update({"status": records.LANDED, "landed_as": sha, "reason": "merged by git cherry-pick"})
     rec.pop("merging", None)
     repo.delete_ref(land.result_ref(str(rec["id"])))
 
 
 def settle_merges(repo: Repo) -> None:
     """Results the user was merging by hand: landed once a commit with the run's trailer is on the branch."""
-    state = repo.common_dir / "mdspec"
+    state = repo.state_dir
     for rec in records.all_runs(state):
         if rec.get("status") != records.HELD or not rec.get("merging"):
             continue

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mdspec.errors import FatalError
+from mdspec.fast import paths
 from mdspec.fast.globs import Globs
 
 # Relative to $HOME: credentials and tokens a command has no business reading.
@@ -114,7 +115,7 @@ def _protected_mounts(worktree: Path, protected: Globs) -> list[Path]:
 
 def _empty_file(common_dir: Path) -> Path:
     """An empty file under the state dir to bind over home-directory secrets that are files."""
-    path = common_dir / "mdspec" / "sandbox-empty"
+    path = common_dir / paths.STATE_DIRNAME / "sandbox-empty"
     if not path.is_file() or path.stat().st_size:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
