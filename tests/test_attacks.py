@@ -65,6 +65,8 @@ class Attack:
     def __init__(self, repo: Repo, api: FakeAPI, home: Path, tmp: Path) -> None:
         self.repo, self.api, self.home, self.tmp = repo, api, home, tmp
         self.git_dir = repo.top / ".git"
+        # Short, so hanging commands end quickly; a test that needs a command to finish under load raises it.
+        self.bash_timeout = BASH_TIMEOUT
         self.outside = tmp / "outside"
         self.outside.mkdir()
 
@@ -162,12 +164,14 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAPI]:
 def atk(repo: Repo, api: FakeAPI, git_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Attack:
     monkeypatch.delenv("MDSPEC_SANDBOX")  # the sandbox is what is tested here
     original = runner.make_session
+    attack: Attack | None = None
 
     def make_session(ctx: RunContext) -> Session:
         if ctx.agent.backend != "anthropic":
             return original(ctx)
         return agent.AnthropicSession(ctx, lambda: agent.make_client(max_retries=0, timeout=60),
-                                      bash_timeout=BASH_TIMEOUT, shell_prefix=ctx.sandbox)
+                                      bash_timeout=attack.bash_timeout if attack else BASH_TIMEOUT,
+                                      shell_prefix=ctx.sandbox)
 
     monkeypatch.setattr(runner, "make_session", make_session)
     hook = repo.top / ".git" / "hooks" / "post-commit"
@@ -183,7 +187,8 @@ def atk(repo: Repo, api: FakeAPI, git_env: Path, tmp_path: Path, monkeypatch: py
     repo.commit("project", {"AGENTS.md": "# rules\n", "src/app.py": "print('app')\n"}, env=QUIET)
     configure(repo)
     repo.commit("spec: greet", {"spec/app.md": "# App\n\nGreet the world.\n"}, env=QUIET)
-    return Attack(repo, api, git_env, tmp_path)
+    attack = Attack(repo, api, git_env, tmp_path)
+    return attack
 
 
 def refused(out: Outcome) -> list[str]:
@@ -428,6 +433,7 @@ def alive(pattern: str) -> bool:
 
 def test_100_mb_of_output_is_capped_with_memory_bounded(atk: Attack) -> None:
     atk.api.bash("head -c 100000000 /dev/zero | tr '\\0' a; echo; echo END-OF-OUTPUT")
+    atk.bash_timeout = 120.0  # 100 MB through a pipe takes seconds on a loaded machine: it must finish
     atk.finish()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out = atk.run()
