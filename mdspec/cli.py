@@ -101,6 +101,28 @@ def apply(run: str | None) -> None:
 
 
 @cli.command()
+@click.option("--push", "deliver", flag_value="push", default=True,
+              help="Push the generated commit to the branch (default).")
+@click.option("--pull-request", "deliver", flag_value="pull-request",
+              help="Push it to mdspec/<spec sha> and open a pull/merge request instead.")
+@click.option("--remote", metavar="NAME", help="The remote to fetch from and push to (default: [ci] remote, origin).")
+@click.option("--branch", metavar="NAME", help="The branch to compile (default: the CI's branch, else HEAD's).")
+@click.option("--forge", type=click.Choice(["auto", "github", "gitlab"]), default="auto", show_default=True,
+              help="How a pull/merge request is opened.")
+def ci(deliver: str, remote: str | None, branch: str | None, forge: str) -> None:
+    """Compile the branch's pending spec commits in a CI job, and push the result.
+
+    Fetches the branch, runs once for every spec commit on it that no generated commit implements, then
+    pushes the generated commit (rebased and pushed again if the branch moved; on a conflict it goes to
+    branch mdspec/results/<run-id>) or opens a pull/merge request. Never force-pushes. Exit status: 0
+    landed or nothing pending, 1 held or failed, 2 a config or usage error.
+    """
+    from mdspec import ci as ci_mod
+
+    _call(ci_mod.ci, Path.cwd(), deliver, remote, branch, forge, _out)
+
+
+@cli.command()
 def cancel() -> None:
     """Stop the running run and everything it started; land nothing.
 

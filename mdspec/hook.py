@@ -39,13 +39,13 @@ def _config_file(top: str) -> tuple[str, str | None] | None:
     return (py, text) if "[tool.mdspec" in text else None
 
 
-def _settings(state_dir: str, cfg_path: str, cfg_text: str | None) -> tuple[list[str], bool, str | None]:
-    """(watch globs, background, a problem writing the cache) from the cache, or from the config (then
-    cached). Raises ConfigError.
+def _settings(state_dir: str, cfg_path: str, cfg_text: str | None) -> tuple[list[str], str, str | None]:
+    """(watch globs, how a spec commit runs, a problem writing the cache) from the cache, or from the config
+    (then cached). How: "1" in the background, "0" in the foreground, "ci" left to CI. Raises ConfigError.
 
     The cache holds the config text it was made from and is used only while the file still reads the
     same: size and mtime alone miss a same-size edit within one timestamp tick, or a copy that keeps mtime.
-    Layout: `path<TAB>background<TAB>number of globs`, one glob a line, then the config text verbatim.
+    Layout: `path<TAB>how<TAB>number of globs`, one glob a line, then the config text verbatim.
     """
     cache = os.path.join(state_dir, CACHE_NAME)
     if cfg_text is not None:
@@ -56,7 +56,7 @@ def _settings(state_dir: str, cfg_path: str, cfg_text: str | None) -> tuple[list
             n = int(count)
             parts = rest.split("\n", n)
             if path == cfg_path and len(parts) == n + 1 and parts[n] == cfg_text:
-                return parts[:n], bg == "1", None
+                return parts[:n], bg, None
         except (OSError, UnicodeDecodeError, ValueError):
             pass
     from pathlib import Path
@@ -64,13 +64,14 @@ def _settings(state_dir: str, cfg_path: str, cfg_text: str | None) -> tuple[list
     from mdspec import config  # the slow path: tomllib and validation
 
     cfg = config.load_file(Path(cfg_path))
+    how = "ci" if cfg.ci.mode == "ci" else "1" if cfg.background else "0"
     problem = None
     if cfg_text is not None and not any("\n" in g for g in cfg.watch):
         tmp = f"{cache}.{os.getpid()}"
         try:  # the cache only saves time: a commit goes on without it, and the user hears why
             os.makedirs(state_dir, exist_ok=True)
             with open(tmp, "w", encoding="utf-8") as f:
-                header = f"{cfg_path}\t{'1' if cfg.background else '0'}\t{len(cfg.watch)}"
+                header = f"{cfg_path}\t{how}\t{len(cfg.watch)}"
                 f.write("\n".join([header, *cfg.watch, cfg_text]))
             os.replace(tmp, cache)
         except OSError as exc:
@@ -79,7 +80,7 @@ def _settings(state_dir: str, cfg_path: str, cfg_text: str | None) -> tuple[list
                 os.unlink(tmp)
             except OSError:
                 pass
-    return list(cfg.watch), cfg.background, problem
+    return list(cfg.watch), how, problem
 
 
 def _os_problem(exc: OSError) -> str:
@@ -190,7 +191,7 @@ def post_commit() -> int:
         return 1
     cfg_path, cfg_text = found
     try:
-        watch, background, cache_problem = _settings(dirs.state_dir, cfg_path, cfg_text)
+        watch, how, cache_problem = _settings(dirs.state_dir, cfg_path, cfg_text)
     except Exception as exc:  # ConfigError and OSError alike: one line, never a traceback
         print(f"mdspec: error: {exc}", file=sys.stderr)
         return 1
@@ -224,6 +225,10 @@ def post_commit() -> int:
               "(`mdspec run HEAD` implements this one too)")
         return 0
     short = sha[:10]
+    if how == "ci":  # [ci] mode = "ci": the team's CI compiles it after the push; nothing runs here
+        _warn_cache(cache_problem, dirs.state_dir)
+        print(f"mdspec: spec commit {short} will be compiled by CI when pushed (`mdspec run` compiles it here)")
+        return 0
     try:
         triggers.enqueue(dirs.state_dir, sha, branch)
     except OSError as exc:
@@ -231,7 +236,7 @@ def post_commit() -> int:
               "writable directory, then `mdspec run` implements it", file=sys.stderr)
         return 0
     _warn_cache(cache_problem, dirs.state_dir)
-    if not background or os.environ.get("MDSPEC_FOREGROUND"):
+    if how == "0" or os.environ.get("MDSPEC_FOREGROUND"):
         print(f"mdspec: spec commit {short}: running the agent now (foreground)", flush=True)
         from pathlib import Path
 
