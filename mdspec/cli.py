@@ -41,7 +41,9 @@ def cli() -> None:
 @click.option("--git-hook", is_flag=True, help="Install a plain git post-commit hook instead of using pre-commit.")
 @click.option("--pre-commit-repo", "remote", metavar="URL", help="Pin mdspec as a remote pre-commit hook repository.")
 @click.option("--rev", metavar="REV", help="The tag or commit of --pre-commit-repo to pin.")
-def init(git_hook: bool, remote: str | None, rev: str | None) -> None:
+@click.option("--ci", "ci", type=click.Choice(["github", "gitlab"]),
+              help="Also write the CI file that runs `mdspec ci` on pushes (GitHub Actions or GitLab CI).")
+def init(git_hook: bool, remote: str | None, rev: str | None, ci: str | None) -> None:
     """Set up mdspec in the current repository.
 
     Creates (only where absent) spec/README.md, notes/README.md, AGENTS.md, CLAUDE.md and .mdspec.toml,
@@ -50,7 +52,7 @@ def init(git_hook: bool, remote: str | None, rev: str | None) -> None:
     """
     from mdspec import install
 
-    _call(install.init, Path.cwd(), git_hook, remote, rev, _out)
+    _call(install.init, Path.cwd(), git_hook, remote, rev, _out, ci)
 
 
 @cli.command()
