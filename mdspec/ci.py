@@ -39,6 +39,7 @@ DELIVERIES = ("push", "pull-request")
 FORGES = ("auto", "github", "gitlab")
 LOCK_PREFIX = "refs/mdspec/ci-lock/"
 SEEN_LOCK_PREFIX = "refs/mdspec/ci-lock-seen/"
+REQUESTS_PREFIX = "refs/mdspec/ci-requests/"  # the remote's mdspec/<sha> branches, fetched
 RESULTS_BRANCH = "mdspec/results/"
 LOCK_POLL = 1.0  # seconds between looks at another job's lock
 LOCK_MARGIN_MINUTES = 10.0  # on top of a run's own limits, before a job's lock counts as abandoned
@@ -279,6 +280,25 @@ def _one_line(text: str, limit: int = 900) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def open_requests(repo: Repo, t: Target) -> dict[str, str]:
+    """Spec commits a pull/merge request branch (`mdspec/<sha>`) on the remote already implements, with
+    the branch: a later job leaves them to that request rather than compile them again."""
+    for ref in git.run(["for-each-ref", "--format=%(refname)", REQUESTS_PREFIX], repo.top).stdout.split():
+        repo.delete_ref(ref)  # a branch merged and deleted since must not count
+    git.run(["fetch", "--quiet", "--no-tags", t.remote, f"+refs/heads/mdspec/*:{REQUESTS_PREFIX}*"], repo.top,
+            check=False)
+    found: dict[str, str] = {}
+    listing = git.run(["for-each-ref", "--format=%(refname) %(objectname)", REQUESTS_PREFIX], repo.top).stdout
+    for line in listing.splitlines():
+        ref, sha = line.split()
+        name = "mdspec/" + ref.removeprefix(REQUESTS_PREFIX)
+        if name.startswith(RESULTS_BRANCH):
+            continue  # a result a conflict held is no request: the next job tries again on the new tip
+        for spec in trailers.values(repo.commit(sha).message, trailers.IMPLEMENTS):
+            found.setdefault(spec, name)
+    return found
+
+
 # --- the runner, delivering to the remote ---------------------------------------------------------
 
 
@@ -495,6 +515,7 @@ def ci(start: Path, deliver: str, remote: str | None, branch: str | None, forge:
     t = _target(repo, cfg, remote, branch, env)
     state = repo.common_dir / "mdspec"
     rec: dict[str, Any] | None = None
+    in_review = 0
     with cancellable(), worker_lock(state) as got:
         if not got:
             raise FatalError("a run is in progress in this clone: wait for it (`mdspec status`), then try again")
@@ -503,11 +524,22 @@ def ci(start: Path, deliver: str, remote: str | None, branch: str | None, forge:
         with remote_lock(repo, t, cfg, out):
             tip = fetch(repo, t)  # again: the job before us may have pushed while we waited
             todo = pending.find(repo, tip, cfg).pending
+            if deliver == "pull-request" and todo:
+                asked = open_requests(repo, t)
+                for s in todo:
+                    if s.sha in asked:
+                        out(f"mdspec ci: spec commit {s.sha[:10]} is already in {asked[s.sha]}, waiting for review")
+                in_review = sum(1 for s in todo if s.sha in asked)
+                todo = tuple(s for s in todo if s.sha not in asked)
             if todo:
                 runner = CiRunner(repo, out, t, cfg, deliver, forge, env)
                 rec = runner.run(RunRequest(t.tracking, todo), cfg)
     if rec is None:
-        out(f"mdspec ci: nothing pending on {t.remote}/{t.branch}: every spec commit is implemented")
+        if in_review:
+            out(f"mdspec ci: nothing pending on {t.remote}/{t.branch} but {in_review} spec commit(s) in open "
+                "pull/merge requests")
+        else:
+            out(f"mdspec ci: nothing pending on {t.remote}/{t.branch}: every spec commit is implemented")
         step_summary(None, t, env)
         return 0
     out(summary_line(rec, t))

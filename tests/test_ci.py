@@ -313,6 +313,10 @@ def test_pull_request_on_gitlab_sends_push_options(tmp_path: Path) -> None:
     assert title == "merge_request.title=mdspec: Compile the spec"
     description = next(o for o in options if o.startswith("merge_request.description="))
     assert sha[:10] in description and "1 turns" in description and "check skipped" in description
+    # The next job leaves the spec commit to its open merge request: compiled once.
+    again = team.ci(team.clone("ci2"), "--pull-request", env={"GITLAB_CI": "true"})
+    assert again.returncode == 0 and f"already in {branch}" in again.stdout and "nothing pending" in again.stdout
+    assert len(team.agent_runs()) == 1
 
 
 def test_pull_request_on_github_uses_gh_when_there(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -27,7 +28,7 @@ def validate(kind: str, path: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True)
 
 
-def rendered(tmp_path: Path, kind: str, cfg: Config | None = None) -> tuple[Path, dict[str, object]]:
+def rendered(tmp_path: Path, kind: str, cfg: Config | None = None) -> tuple[Path, dict[Any, Any]]:
     f = ciconfig.render(kind, cfg or Config(path=None))
     path = tmp_path / f"{kind}.yml"
     path.write_text(f.text, encoding="utf-8")
