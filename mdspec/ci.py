@@ -327,6 +327,7 @@ class CiRunner(Runner):
         super()._run(req, cfg, rec, rdir, loud)
 
     def _land_result(self, rec: dict[str, Any], commit: str) -> land.Landing | None:
+        rec["delivery"] = self.deliver
         try:
             land.hold(self.repo, rec["id"], commit)  # referenced until it is pushed, whatever happens
         except FatalError as exc:
@@ -534,6 +535,12 @@ def ci(start: Path, deliver: str, remote: str | None, branch: str | None, forge:
             if todo:
                 runner = CiRunner(repo, out, t, cfg, deliver, forge, env)
                 rec = runner.run(RunRequest(t.tracking, todo), cfg)
+                kept = repo.resolve_ref(land.result_ref(str(rec["id"])))
+                if rec.get("status") == records.HELD and "delivery" not in rec and kept and not rec.get("secret_in"):
+                    # Held before delivery (a limit reached, a failing check): this clone is thrown away, so
+                    # the partial work goes where people can see it.
+                    runner._aside(rec, kept, records.HELD, str(rec.get("reason") or "held"))
+                    records.write(records.runs_dir(state) / str(rec["id"]), rec)
     if rec is None:
         if in_review:
             out(f"mdspec ci: nothing pending on {t.remote}/{t.branch} but {in_review} spec commit(s) in open "

@@ -376,3 +376,20 @@ def test_usage_and_config_errors_exit_2(tmp_path: Path) -> None:
     bad = ci.mdspec("ci", check=False)
     assert bad.returncode == 2 and "ci.mode" in bad.stderr and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_result_held_before_delivery_goes_to_a_results_branch(tmp_path: Path) -> None:
+    team = make_team(tmp_path)
+    text = team.alice.top.joinpath(".mdspec.toml").read_text()
+    team.alice.configure('check = "false"\nland_failing = false\ncheck_rounds = 0\n\n' + text)
+    team.alice.commit("a check that fails", env=QUIET)
+    spec(team.alice, "app", "# App\n")
+    team.alice.git("push", "-q", "origin", "main")
+    job = team.clone("ci")
+    proc = team.ci(job)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rec = runs(job)[0]
+    assert rec["status"] == "held" and "check failed" in rec["reason"]
+    branch = f"mdspec/results/{rec['id']}"
+    assert rec["pushed_to"] == branch and f"branch {branch}" in proc.stdout
+    assert git_bare(team.bare, "show", f"{branch}:code/app.txt") == "# APP\n"
