@@ -33,7 +33,7 @@ from mdspec.config import Config
 from mdspec.errors import ConfigError, FatalError
 from mdspec.git import Repo
 from mdspec.lock import worker_lock
-from mdspec.runner import NOTES_REF, Printer, Runner, RunRequest, recover
+from mdspec.runner import NOTES_REF, Printer, Runner, RunRequest, check_backend_ready, recover
 
 DELIVERIES = ("push", "pull-request")
 FORGES = ("auto", "github", "gitlab")
@@ -533,6 +533,10 @@ def ci(start: Path, deliver: str, remote: str | None, branch: str | None, forge:
                 in_review = sum(1 for s in todo if s.sha in asked)
                 todo = tuple(s for s in todo if s.sha not in asked)
             if todo:
+                try:
+                    check_backend_ready(cfg)
+                except FatalError as exc:  # a secret missing from the CI's settings: a config error
+                    raise UsageError(f"{exc} (in CI: add it to the CI's secrets)") from None
                 runner = CiRunner(repo, out, t, cfg, deliver, forge, env)
                 rec = runner.run(RunRequest(t.tracking, todo), cfg)
                 kept = repo.resolve_ref(land.result_ref(str(rec["id"])))

@@ -378,6 +378,17 @@ def test_usage_and_config_errors_exit_2(tmp_path: Path) -> None:
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
+def test_a_missing_api_key_is_a_config_error_and_leaves_no_lock(tmp_path: Path) -> None:
+    team = make_team(tmp_path)
+    team.alice.configure('[ci]\nmode = "ci"\n')  # the built-in agent: it needs ANTHROPIC_API_KEY
+    team.alice.commit("use the built-in agent", env=QUIET)
+    spec(team.alice, "app", "# App\n")
+    team.alice.git("push", "-q", "origin", "main")
+    proc = team.ci(team.clone("ci"))
+    assert proc.returncode == 2 and "ANTHROPIC_API_KEY is not set" in proc.stderr, proc.stdout + proc.stderr
+    assert git_bare(team.bare, "for-each-ref", "refs/mdspec/") == ""
+
+
 def test_a_result_held_before_delivery_goes_to_a_results_branch(tmp_path: Path) -> None:
     team = make_team(tmp_path)
     text = team.alice.top.joinpath(".mdspec.toml").read_text()
