@@ -60,7 +60,9 @@ class Team:
         return r
 
     def ci(self, runner: Repo, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return runner.mdspec("ci", *args, check=False, env=env)
+        # A bound, so a job that waits for a lock forever fails the test instead of hanging it.
+        return subprocess.run([sys.executable, "-m", "mdspec", "ci", *args], cwd=runner.top, capture_output=True,
+                              text=True, env={**os.environ, **(env or {})}, timeout=300)
 
     def remote_log(self, n: int = 20) -> list[str]:
         return git_bare(self.bare, "log", f"-{n}", "--format=%s", "main").splitlines()
@@ -404,3 +406,19 @@ def test_a_result_held_before_delivery_goes_to_a_results_branch(tmp_path: Path) 
     branch = f"mdspec/results/{rec['id']}"
     assert rec["pushed_to"] == branch and f"branch {branch}" in proc.stdout
     assert git_bare(team.bare, "show", f"{branch}:code/app.txt") == "# APP\n"
+
+
+def test_a_dead_jobs_expired_lock_is_taken_over(tmp_path: Path) -> None:
+    team = make_team(tmp_path)
+    sha = spec(team.alice, "app", "# App\n")
+    team.alice.git("push", "-q", "origin", "main")
+    # What a killed job leaves: its lock, its time long past.
+    tree = team.alice.git("write-tree").strip()
+    dead = subprocess.run(["git", "commit-tree", tree, "-m", "mdspec ci lock for main\n\nexpires: 1"],
+                          cwd=team.alice.top, capture_output=True, text=True, check=True).stdout.strip()
+    team.alice.git("push", "-q", "origin", f"{dead}:refs/mdspec/ci-lock/main")
+    proc = team.ci(team.clone("ci"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "the CI lock of main expired" in proc.stdout
+    assert implemented(team.clone("check", "Eve"), "main") == [sha]
+    assert git_bare(team.bare, "for-each-ref", "refs/mdspec/") == ""
