@@ -28,15 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from mdspec import config, git, land, pending, records, trailers
-from mdspec.cancel import cancellable
+from mdspec.cancel import Cancelled, cancellable
 from mdspec.config import Config
 from mdspec.errors import ConfigError, FatalError
 from mdspec.git import Repo
 from mdspec.lock import worker_lock
 from mdspec.runner import NOTES_REF, Printer, Runner, RunRequest, check_backend_ready, recover
 
-DELIVERIES = ("push", "pull-request")
-FORGES = ("auto", "github", "gitlab")
 LOCK_PREFIX = "refs/mdspec/ci-lock/"
 SEEN_LOCK_PREFIX = "refs/mdspec/ci-lock-seen/"
 REQUESTS_PREFIX = "refs/mdspec/ci-requests/"  # the remote's mdspec/<sha> branches, fetched
@@ -504,16 +502,10 @@ def step_summary(rec: Mapping[str, Any] | None, t: Target, env: Mapping[str, str
         pass  # the summary is a courtesy; the log has everything
 
 
-def ci(start: Path, deliver: str, remote: str | None, branch: str | None, forge: str, out: Printer) -> int:
-    """`mdspec ci`: exit 0 when landed (or nothing pending, or a pull request opened), 1 when held or failed,
-    2 on a config or usage error."""
-    env = dict(os.environ)
-    try:
-        repo = Repo(start)
-        cfg = config.load(repo.top)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
-    t = _target(repo, cfg, remote, branch, env)
+def _compile(repo: Repo, cfg: Config, t: Target, deliver: str, forge: str, env: Mapping[str, str],
+             out: Printer) -> tuple[dict[str, Any] | None, int]:
+    """Under this clone's worker lock and the branch's CI lock: fetch, the pending set, one run, delivery.
+    (the run's record or None when nothing was pending, how many spec commits wait in open requests)"""
     state = repo.common_dir / "mdspec"
     rec: dict[str, Any] | None = None
     in_review = 0
@@ -545,6 +537,24 @@ def ci(start: Path, deliver: str, remote: str | None, branch: str | None, forge:
                     # the partial work goes where people can see it.
                     runner._aside(rec, kept, records.HELD, str(rec.get("reason") or "held"))
                     records.write(records.runs_dir(state) / str(rec["id"]), rec)
+    return rec, in_review
+
+
+def ci(start: Path, deliver: str, remote: str | None, branch: str | None, forge: str, out: Printer) -> int:
+    """`mdspec ci`: exit 0 when landed (or nothing pending, or a pull request opened), 1 when held or failed,
+    2 on a config or usage error."""
+    env = dict(os.environ)
+    try:
+        repo = Repo(start)
+        cfg = config.load(repo.top)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    t = _target(repo, cfg, remote, branch, env)
+    try:
+        rec, in_review = _compile(repo, cfg, t, deliver, forge, env, out)
+    except Cancelled:  # SIGTERM from the CI (a job timeout, a cancel) before the run started
+        out("mdspec ci: cancelled; nothing was pushed")
+        return 1
     if rec is None:
         if in_review:
             out(f"mdspec ci: nothing pending on {t.remote}/{t.branch} but {in_review} spec commit(s) in open "
