@@ -250,7 +250,9 @@ def log(start: Path, run: str | None, follow: bool, out: Printer) -> int:
     if rdir is None:
         from mdspec import ci  # a clone where the run happened elsewhere (CI): its git note is what there is
 
-        if not follow and ci.log_from_notes(repo, run, out):
+        local = records.runs_dir(state)
+        ours = [d for d in local.iterdir() if d.name.startswith(run or "")] if local.is_dir() else []
+        if not follow and not ours and ci.log_from_notes(repo, run, out):
             return 0
         raise FatalError(f"no run {'matching ' + repr(run) if run else 'yet'}: `mdspec status` lists the runs")
     rec = _print_run(rdir, out)

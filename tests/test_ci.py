@@ -62,7 +62,7 @@ class Team:
     def ci(self, runner: Repo, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         # A bound, so a job that waits for a lock forever fails the test instead of hanging it.
         return subprocess.run([sys.executable, "-m", "mdspec", "ci", *args], cwd=runner.top, capture_output=True,
-                              text=True, env={**os.environ, **(env or {})}, timeout=300)
+                              text=True, env={**os.environ, **(env or {})}, timeout=900)
 
     def remote_log(self, n: int = 20) -> list[str]:
         return git_bare(self.bare, "log", f"-{n}", "--format=%s", "main").splitlines()
@@ -150,7 +150,7 @@ def test_local_mode_still_runs_in_the_hook(tmp_path: Path) -> None:
     team = make_team(tmp_path, mode="local")
     sha = spec(team.alice, "app", "# App\n")
     assert "will be compiled by CI" not in team.alice.last_output
-    wait_for(lambda: implemented(team.alice) == [sha], 60, "the local run")
+    wait_for(lambda: implemented(team.alice) == [sha], 240, "the local run")
 
 
 # --- mdspec ci --push ----------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ def test_two_ci_jobs_racing_on_one_branch_compile_each_spec_commit_once(tmp_path
     p1 = subprocess.Popen([sys.executable, "-m", "mdspec", "ci"], cwd=job1.top, env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     marker = job1.state / "paused-before-backend"
-    wait_for(marker.exists, 60, "job 1 to start its run")
+    wait_for(marker.exists, 240, "job 1 to start its run")
     # A second spec commit is pushed while job 1 runs; job 2 starts at once.
     team.bob.git("pull", "-q", "--ff-only")
     second = spec(team.bob, "two", "# Two\n")
@@ -230,10 +230,10 @@ def test_two_ci_jobs_racing_on_one_branch_compile_each_spec_commit_once(tmp_path
     with out2.open("w") as f:
         p2 = subprocess.Popen([sys.executable, "-m", "mdspec", "ci"], cwd=job2.top, text=True, stdout=f,
                               stderr=subprocess.STDOUT)
-    wait_for(lambda: "another mdspec ci job is working on main" in out2.read_text(), 60, "job 2 to wait")
+    wait_for(lambda: "another mdspec ci job is working on main" in out2.read_text(), 240, "job 2 to wait")
     marker.unlink()
-    out1, _ = p1.communicate(timeout=120)
-    assert p2.wait(timeout=120) == 0, out2.read_text()
+    out1, _ = p1.communicate(timeout=600)
+    assert p2.wait(timeout=600) == 0, out2.read_text()
     assert p1.returncode == 0, out1
     assert len(team.agent_runs()) == 2
     mainline = team.clone("check", "Eve")
@@ -253,12 +253,12 @@ def test_a_teammate_push_during_a_run_is_rebased_over(tmp_path: Path) -> None:
     p = subprocess.Popen([sys.executable, "-m", "mdspec", "ci"], cwd=job.top, env=env, text=True,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     marker = job.state / "paused-after-commit"
-    wait_for(marker.exists, 60, "the run's commit")
+    wait_for(marker.exists, 240, "the run's commit")
     team.bob.git("pull", "-q", "--ff-only")
     team.bob.commit("docs", {"docs.md": "unrelated\n"})
     team.bob.git("push", "-q", "origin", "main")
     marker.unlink()
-    out, _ = p.communicate(timeout=120)
+    out, _ = p.communicate(timeout=600)
     assert p.returncode == 0, out
     assert "main moved on origin meanwhile" in out and "rebased onto" in out
     check = team.clone("check", "Eve")
@@ -275,13 +275,13 @@ def test_a_conflicting_teammate_push_sends_the_result_to_a_results_branch(tmp_pa
     p = subprocess.Popen([sys.executable, "-m", "mdspec", "ci"], cwd=job.top, env=env, text=True,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     marker = job.state / "paused-after-commit"
-    wait_for(marker.exists, 60, "the run's commit")
+    wait_for(marker.exists, 240, "the run's commit")
     team.bob.git("pull", "-q", "--ff-only")
     team.bob.commit("hand-written code", {"code/app.txt": "mine\n"})
     team.bob.git("push", "-q", "origin", "main")
     bob_tip = team.bob.head()
     marker.unlink()
-    out, _ = p.communicate(timeout=120)
+    out, _ = p.communicate(timeout=600)
     assert p.returncode == 1, out
     run_id = runs(job)[0]["id"]
     branch = f"mdspec/results/{run_id}"
