@@ -41,7 +41,9 @@ def cli() -> None:
 @click.option("--git-hook", is_flag=True, help="Install a plain git post-commit hook instead of using pre-commit.")
 @click.option("--pre-commit-repo", "remote", metavar="URL", help="Pin mdspec as a remote pre-commit hook repository.")
 @click.option("--rev", metavar="REV", help="The tag or commit of --pre-commit-repo to pin.")
-def init(git_hook: bool, remote: str | None, rev: str | None) -> None:
+@click.option("--ci", "ci", type=click.Choice(["github", "gitlab"]),
+              help="Also write the CI file that runs `mdspec ci` on pushes (GitHub Actions or GitLab CI).")
+def init(git_hook: bool, remote: str | None, rev: str | None, ci: str | None) -> None:
     """Set up mdspec in the current repository.
 
     Creates (only where absent) spec/README.md, notes/README.md, AGENTS.md, CLAUDE.md and .mdspec.toml,
@@ -50,7 +52,7 @@ def init(git_hook: bool, remote: str | None, rev: str | None) -> None:
     """
     from mdspec.commands import init as install
 
-    _call(install.init, Path.cwd(), git_hook, remote, rev, _out)
+    _call(install.init, Path.cwd(), git_hook, remote, rev, _out, ci)
 
 
 @cli.command()
@@ -98,6 +100,28 @@ def apply(run: str | None) -> None:
     from mdspec.run import runner
 
     _call(runner.apply, Path.cwd(), run, _out)
+
+
+@cli.command()
+@click.option("--push", "deliver", flag_value="push", default=True,
+              help="Push the generated commit to the branch (default).")
+@click.option("--pull-request", "deliver", flag_value="pull-request",
+              help="Push it to mdspec/<spec sha> and open a pull/merge request instead.")
+@click.option("--remote", metavar="NAME", help="The remote to fetch from and push to (default: [ci] remote, origin).")
+@click.option("--branch", metavar="NAME", help="The branch to compile (default: the CI's branch, else HEAD's).")
+@click.option("--forge", type=click.Choice(["auto", "github", "gitlab"]), default="auto", show_default=True,
+              help="How a pull/merge request is opened.")
+def ci(deliver: str, remote: str | None, branch: str | None, forge: str) -> None:
+    """Compile the branch's pending spec commits in a CI job, and push the result.
+
+    Fetches the branch, runs once for every spec commit on it that no generated commit implements, then
+    pushes the generated commit (rebased and pushed again if the branch moved; on a conflict it goes to
+    branch mdspec/results/<run-id>) or opens a pull/merge request. Never force-pushes. Exit status: 0
+    landed or nothing pending, 1 held or failed, 2 a config or usage error.
+    """
+    from mdspec.commands import ci as ci_mod
+
+    _call(ci_mod.ci, Path.cwd(), deliver, remote, branch, forge, _out)
 
 
 @cli.command()

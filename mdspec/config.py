@@ -27,6 +27,7 @@ ALWAYS_PROTECTED = ("AGENTS.md", "CLAUDE.md")
 BACKENDS = ("anthropic", "command")
 PRESETS = ("", "claude-code", "codex")
 SANDBOX_MODES = ("auto", "bwrap", "off")
+CI_MODES = ("local", "ci")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,15 @@ class AgentConfig:
 
 
 @dataclass(frozen=True)
+class CiConfig:
+    """`[ci]`: who compiles spec commits (this machine, or the team's CI) and how `mdspec ci` pushes."""
+
+    mode: str = "local"  # "ci": the local hook starts no run; the spec commit waits for CI
+    remote: str = "origin"
+    push_retries: int = 5  # a push the branch outran is rebased and tried again this many times
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None  # the file it came from; None means built-in defaults
     watch: tuple[str, ...] = ("spec/**", "TASK.md")
@@ -90,6 +100,7 @@ class Config:
     network: bool = False
     keep_task: bool = False  # keep TASK.md after its run lands (default: the generated commit removes it)
     agent: AgentConfig = field(default_factory=AgentConfig)
+    ci: CiConfig = field(default_factory=CiConfig)
 
     @property
     def config_name(self) -> str:
@@ -217,6 +228,19 @@ def _validate_agent(c: _Checker, raw: dict[str, Any]) -> AgentConfig:
     return agent
 
 
+def _validate_ci(c: _Checker, raw: dict[str, Any]) -> CiConfig:
+    d = CiConfig()
+    c.unknown("ci.", raw, {f.name for f in fields(CiConfig)})
+    remote = c.string("ci.remote", raw.get("remote", d.remote))
+    if not remote or remote.startswith("-") or any(ch.isspace() for ch in remote):
+        raise c.fail("ci.remote", f"expected the name of a git remote, got {remote!r}")
+    return CiConfig(
+        mode=c.string("ci.mode", raw.get("mode", d.mode), CI_MODES),
+        remote=remote,
+        push_retries=c.integer("ci.push_retries", raw.get("push_retries", d.push_retries)),
+    )
+
+
 def _sandbox_mode(c: _Checker, value: Any) -> str:
     """The `sandbox` key; MDSPEC_SANDBOX in the environment overrides it (e.g. `off` to debug a run)."""
     mode = c.string("sandbox", value, SANDBOX_MODES)
@@ -252,6 +276,7 @@ def from_mapping(raw: Mapping[str, Any], path: Path | None, file_label: str) -> 
         network=c.boolean("network", get("network", d.network)),
         keep_task=c.boolean("keep_task", get("keep_task", d.keep_task)),
         agent=_validate_agent(c, c.table("agent", get("agent", {}))),
+        ci=_validate_ci(c, c.table("ci", get("ci", {}))),
     )
 
 

@@ -10,13 +10,13 @@ from mdspec.fast import hook
 
 
 class _SlowPath(hook.SlowPath):
-    def load_config(self, cfg_path: str) -> tuple[list[str], bool]:
+    def load_config(self, cfg_path: str) -> tuple[list[str], str]:
         from pathlib import Path
 
         from mdspec import config
 
         cfg = config.load_file(Path(cfg_path))
-        return list(cfg.watch), cfg.background
+        return list(cfg.watch), "ci" if cfg.ci.mode == "ci" else "1" if cfg.background else "0"
 
     def run_foreground(self, top: str) -> int:
         from pathlib import Path

@@ -247,7 +247,8 @@ def explain_hooks_path(hooks: Path, hooks_path: str, out: Printer) -> None:
         f"`{HOOK_LINE}` to {hooks / 'post-commit'} (or run `mdspec init --git-hook`, which adds it)")
 
 
-def init(start: Path, git_hook: bool, remote_url: str | None, rev: str | None, out: Printer) -> int:
+def init(start: Path, git_hook: bool, remote_url: str | None, rev: str | None, out: Printer,
+         ci: str | None = None) -> int:
     if remote_url and not rev:
         raise InstallError("--pre-commit-repo needs --rev (a tag or commit of that repository)")
     if git_hook and remote_url:
@@ -262,5 +263,9 @@ def init(start: Path, git_hook: bool, remote_url: str | None, rev: str | None, o
         explain_hooks_path(hooks, hooks_path, out)
     else:
         install_pre_commit(repo, remote_url, rev, out)
+    if ci:
+        from mdspec.commands import ciconfig  # the CI file: written where absent, like the starters
+
+        ciconfig.write(repo.top, ci, config.load(repo.top), out)
     out("Next: describe your application in spec/, then `git add -A && git commit`. mdspec commits nothing itself.")
     return 0

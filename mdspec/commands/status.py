@@ -114,6 +114,10 @@ def gather(repo: Repo) -> dict[str, Any]:
         info["reverted"] = [{"commit": s.sha, "subject": s.info.subject} for s in ps.reverted]
         waiting = [{"commit": s.sha, "subject": s.info.subject} for s in ps.all_pending]
         info["spec_commits"] = _spec_states(runs, waiting, {s.sha for s in ps.reverted}, running)
+        if cfg.ci.mode == "ci":  # the team's CI compiles them once pushed
+            for entry in info["spec_commits"]:
+                if entry["state"] == "pending" and entry["run"] is None:
+                    entry["state"] = "waiting for CI"
     return info
 
 
@@ -152,6 +156,8 @@ def status(start: Path, as_json: bool, out: Printer) -> int:
         state = s["state"]
         if state == "running":
             out(f"pending (running now): {what}")
+        elif state == "waiting for CI":
+            out(f"waiting for CI: {what}")
         elif state == "reverted":
             out(f"pending (generated commit reverted; `mdspec run` implements it again): {what}")
         elif state == "held":
@@ -245,6 +251,12 @@ def log(start: Path, run: str | None, follow: bool, out: Printer) -> int:
     state = repo.state_dir
     rdir = _run_to_follow(state, run) if follow else records.find_run(state, run)
     if rdir is None:
+        from mdspec.commands import ci  # a clone where the run happened elsewhere (CI): its git note is what there is
+
+        local = records.runs_dir(state)
+        ours = [d for d in local.iterdir() if d.name.startswith(run or "")] if local.is_dir() else []
+        if not follow and not ours and ci.log_from_notes(repo, run, out):
+            return 0
         raise FatalError(f"no run {'matching ' + repr(run) if run else 'yet'}: `mdspec status` lists the runs")
     rec = _print_run(rdir, out)
     events = rdir / "events.jsonl"

@@ -25,8 +25,9 @@ class SlowPath:
     `typing` (about 14 ms) on every commit.
     """
 
-    def load_config(self, cfg_path: str) -> tuple[list[str], bool]:
-        """(watch globs, background) from the config file; raises ConfigError (a ValueError) when invalid."""
+    def load_config(self, cfg_path: str) -> tuple[list[str], str]:
+        """(watch globs, how a spec commit runs: "1" background, "0" foreground, "ci" left to CI) from the
+        config file; raises ConfigError (a ValueError) when invalid."""
         raise NotImplementedError
 
     def run_foreground(self, top: str) -> int:
@@ -61,13 +62,13 @@ def _config_file(top: str) -> tuple[str, str | None] | None:
 
 
 def _settings(slow: SlowPath, state_dir: str, cfg_path: str, cfg_text: str | None,
-              ) -> tuple[list[str], bool, str | None]:
-    """(watch globs, background, a problem writing the cache) from the cache, or from the config (then
-    cached). Raises ConfigError.
+              ) -> tuple[list[str], str, str | None]:
+    """(watch globs, how a spec commit runs, a problem writing the cache) from the cache, or from the config
+    (then cached). How: "1" in the background, "0" in the foreground, "ci" left to CI. Raises ConfigError.
 
     The cache holds the config text it was made from and is used only while the file still reads the
     same: size and mtime alone miss a same-size edit within one timestamp tick, or a copy that keeps mtime.
-    Layout: `path<TAB>background<TAB>number of globs`, one glob a line, then the config text verbatim.
+    Layout: `path<TAB>how<TAB>number of globs`, one glob a line, then the config text verbatim.
     """
     cache = os.path.join(state_dir, CACHE_NAME)
     if cfg_text is not None:
@@ -78,19 +79,19 @@ def _settings(slow: SlowPath, state_dir: str, cfg_path: str, cfg_text: str | Non
             n = int(count)
             parts = rest.split("\n", n)
             if path == cfg_path and len(parts) == n + 1 and parts[n] == cfg_text:
-                return parts[:n], bg == "1", None
+                return parts[:n], bg, None
         except (OSError, UnicodeDecodeError, ValueError):
             pass
-    watch, background = slow.load_config(cfg_path)  # the slow path: tomllib and validation
+    watch, how = slow.load_config(cfg_path)  # the slow path: tomllib and validation
     problem = None
     if cfg_text is not None and not any("\n" in g for g in watch):
         try:  # the cache only saves time: a commit goes on without it, and the user hears why
             os.makedirs(state_dir, exist_ok=True)
-            header = f"{cfg_path}\t{'1' if background else '0'}\t{len(watch)}"
+            header = f"{cfg_path}\t{how}\t{len(watch)}"
             atomic.write_atomic(cache, "\n".join([header, *watch, cfg_text]), durable=False)
         except OSError as exc:
             problem = _os_problem(exc)
-    return watch, background, problem
+    return watch, how, problem
 
 
 def _os_problem(exc: OSError) -> str:
@@ -201,7 +202,7 @@ def post_commit(slow: SlowPath) -> int:
         return 1
     cfg_path, cfg_text = found
     try:
-        watch, background, cache_problem = _settings(slow, dirs.state_dir, cfg_path, cfg_text)
+        watch, how, cache_problem = _settings(slow, dirs.state_dir, cfg_path, cfg_text)
     except Exception as exc:  # ConfigError and OSError alike: one line, never a traceback
         print(f"mdspec: error: {exc}", file=sys.stderr)
         return 1
@@ -235,6 +236,10 @@ def post_commit(slow: SlowPath) -> int:
               "(`mdspec run HEAD` implements this one too)")
         return 0
     short = sha[:10]
+    if how == "ci":  # [ci] mode = "ci": the team's CI compiles it after the push; nothing runs here
+        _warn_cache(cache_problem, dirs.state_dir)
+        print(f"mdspec: spec commit {short} will be compiled by CI when pushed (`mdspec run` compiles it here)")
+        return 0
     try:
         triggers.enqueue(dirs.state_dir, sha, branch)
     except OSError as exc:
@@ -242,7 +247,7 @@ def post_commit(slow: SlowPath) -> int:
               "writable directory, then `mdspec run` implements it", file=sys.stderr)
         return 0
     _warn_cache(cache_problem, dirs.state_dir)
-    if not background or os.environ.get("MDSPEC_FOREGROUND"):
+    if how == "0" or os.environ.get("MDSPEC_FOREGROUND"):
         print(f"mdspec: spec commit {short}: running the agent now (foreground)", flush=True)
         return slow.run_foreground(dirs.top)
     try:

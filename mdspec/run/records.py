@@ -48,6 +48,14 @@ class _Identity(TypedDict):
     status: Status
 
 
+class CiRecord(TypedDict):
+    """Where a run of `mdspec ci` delivers its result."""
+
+    remote: str
+    branch: str
+    deliver: str  # "push" or "pull-request"
+
+
 class RunRecord(_Identity, total=False):
     """run.json. Every key but `id` and `status` may be missing (older records, failures before a run)."""
 
@@ -85,6 +93,12 @@ class RunRecord(_Identity, total=False):
     landing_stuck: bool  # a landing that failed and could not be undone; recovery settles it
     interrupted: bool  # the worker died while the run went on
     recovery: str  # what recovery did about the run's interrupted landing
+    ci: CiRecord  # a run of `mdspec ci`: where it delivers
+    delivery: str  # `mdspec ci`: "push" or "pull-request"
+    delivered: str  # `mdspec ci`: how the result went ("pull-request")
+    pushed_to: str  # `mdspec ci`: the remote branch a result went to when it did not land on its branch
+    note_pushed: bool  # `mdspec ci`: the run's git note reached the remote
+    pull_request: str  # `mdspec ci --pull-request`: the request's URL, or the compare URL to open one
 
 
 PAUSE_VAR = "MDSPEC_TEST_PAUSE"
