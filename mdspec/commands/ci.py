@@ -371,8 +371,8 @@ class CiRunner(Runner):
                 rec.update({"status": records.LANDED, "landed_as": candidate, "reason": f"pushed to {where} ({how})"})
                 if rec.get("empty"):
                     rec.update({"status": records.EMPTY,
-                                "reason": f"the agent changed nothing; {candidate[:10]}, pushed to {where}, records the "
-                                          "spec commits as implemented"})
+                                "reason": f"the agent changed nothing; {candidate[:10]}, pushed to {where}, records "
+                                          "the spec commits as implemented"})
                 repo.delete_ref(land.result_ref(rec["id"]))
                 self._note(rec, candidate)
                 rec["note_pushed"] = push_notes(repo, t.remote, self.cfg.ci.push_retries, self.out)
