@@ -19,8 +19,11 @@ from typing import Any
 from mdspec.procs import KEY_VARS
 
 NAMES = {"anthropic": "the Anthropic API", "bedrock": "Amazon Bedrock", "vertex": "Google Vertex AI"}
-# The modules each provider's SDK client imports, and the extra that installs them.
-MODULES = {"bedrock": ("boto3", "botocore"), "vertex": ("google.auth", "google.auth.transport.requests")}
+# The modules each provider's SDK client imports (and their packages), which the extra of its name installs.
+MODULES = {
+    "bedrock": (("boto3", "boto3"), ("botocore", "botocore")),
+    "vertex": (("google.auth", "google-auth"), ("google.auth.transport.requests", "requests")),
+}
 # Credentials besides the Anthropic keys that may sit in the worker's environment: redacted like them.
 SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK")
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
@@ -35,11 +38,11 @@ class Readiness:
 
 def missing_extra(provider: str) -> str | None:
     """The one-line instruction when the provider's optional libraries are not importable, else None."""
-    for module in MODULES.get(provider, ()):
+    for module, package in MODULES.get(provider, ()):
         try:
             importlib.import_module(module)
         except ImportError:
-            return (f'agent.provider = "{provider}" needs {module.split(".")[0]}, which is not installed: '
+            return (f'agent.provider = "{provider}" needs {package}, which is not installed: '
                     f"pip install 'mdspec[{provider}]'")
     return None
 
