@@ -155,7 +155,14 @@ def _one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def describe_failure(exc: Exception) -> tuple[str, str]:
+# What to check when a cloud provider refuses the credentials (401 or 403).
+CLOUD_REFUSED = {
+    "bedrock": "check the AWS credentials and region, and that the account has access to the model",
+    "vertex": "check the Google credentials, CLOUD_ML_REGION and the project's access to the model",
+}
+
+
+def describe_failure(exc: Exception, provider: str = "anthropic") -> tuple[str, str]:
     """(stopped_by, one line for the record) for an exception from the API call."""
     import anthropic
 
@@ -163,8 +170,12 @@ def describe_failure(exc: Exception) -> tuple[str, str]:
     if isinstance(exc, StreamFault):
         return "error", _one_line(str(exc))
     if isinstance(exc, anthropic.APIStatusError):
-        rid = exc.request_id or "none"
+        rid = exc.request_id or exc.response.headers.get("x-amzn-requestid") or "none"
         msg = getattr(exc, "api_message", None) or exc.message
+        refused = (anthropic.AuthenticationError, anthropic.PermissionDeniedError)
+        if provider in CLOUD_REFUSED and isinstance(exc, refused):
+            return "error", _one_line(f"the credentials were refused ({name}, status {exc.status_code}, request id "
+                                      f"{rid}): {CLOUD_REFUSED[provider]}; the API said: {msg}")
         if isinstance(exc, anthropic.AuthenticationError):
             return "error", _one_line(f"the API key was refused ({name}, status 401, request id {rid}): "
                                       f"check ANTHROPIC_API_KEY; the API said: {msg}")
@@ -485,7 +496,7 @@ class AnthropicSession:
     # --- endings --------------------------------------------------------------------------------------
 
     def _failed(self, exc: Exception, began: float) -> BackendResult:
-        stopped_by, line = describe_failure(exc)
+        stopped_by, line = describe_failure(exc, self.ctx.agent.provider)
         self.transcript.write("error", error=line, stopped_by=stopped_by)
         if self._elapsed(began) >= self.ctx.agent.max_minutes * 60:
             return self._result("max_minutes", line)  # a request cut short by the time limit

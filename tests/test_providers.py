@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Repo
@@ -17,7 +18,9 @@ from fakeapi import AWS_KEY_ID, AWS_SECRET, FAKE_KEY, VERTEX_TOKEN, FakeAPI
 from runhelpers import QUIET, last_run, spec_commit
 
 from mdspec import config, providers, trailers
+from mdspec.config import AgentConfig
 from mdspec.errors import BackendError, ConfigError
+from mdspec.session import RunContext
 
 BEDROCK_MODEL = "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"
 VERTEX_MODEL = "claude-sonnet-4-5@20250929"
@@ -236,10 +239,38 @@ def test_refused_aws_credentials_end_the_run_with_the_reason(mdrepo: Repo, cloud
     assert mdrepo.head() == spec, proc.stdout + proc.stderr
     rec = last_run(mdrepo)
     assert rec["status"] != "landed"
-    text = json.dumps(rec)
-    assert "403" in text and "signature we calculated does not match" in text
+    assert rec["reason"].startswith("the credentials were refused (PermissionDeniedError, status 403, request id "
+                                    "req_fake") and "check the AWS credentials" in rec["reason"]
+    assert "signature we calculated does not match" in rec["reason"]
     assert "wrong/secret-0123456789-also-secret" not in files_under(mdrepo.state)
     assert [r.status for r in cloud_api.requests][-1] == 403
+
+
+def bedrock_session(tmp_path: Path, api: FakeAPI, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from mdspec.agent import AnthropicSession
+
+    for k, v in bedrock_env(api).items():
+        monkeypatch.setenv(k, v)
+    (tmp_path / "wt").mkdir()
+    ctx = RunContext(worktree=tmp_path / "wt", run_dir=tmp_path / "run", system_prompt="You implement specs.",
+                     task_prompt="Implement spec/a.md.", agent=AgentConfig(provider="bedrock", model=BEDROCK_MODEL),
+                     protected=("spec/**",), env={"PATH": os.environ["PATH"]})
+    return AnthropicSession(ctx, bash_timeout=10)  # the default client: the provider's own
+
+
+@pytest.mark.parametrize("fault", ["truncated", "dropped"])
+def test_a_bedrock_event_stream_cut_short_is_a_failure_not_the_end_of_the_turn(
+        fault: str, tmp_path: Path, cloud_api: FakeAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    if fault == "truncated":  # whole frames, then the response ends cleanly without message_stop
+        cloud_api.truncate("Done: all of it was implemented.", events=5)
+    else:  # the connection closes in the middle of a frame
+        cloud_api.drop("Done: all of it was implemented.", keep=0.6)
+    result = bedrock_session(tmp_path, cloud_api, monkeypatch).start()
+    assert result.stopped_by == "error" and result.final_text == ""
+    assert result.error and "\n" not in result.error
+    if fault == "truncated":
+        assert "ended without message_stop" in result.error and "req_fake" in result.error
+    assert [r.path for r in cloud_api.requests] == [f"/model/{BEDROCK_MODEL}/invoke-with-response-stream"]
 
 
 # --- doctor ---------------------------------------------------------------------------------------------
