@@ -28,6 +28,13 @@ BACKENDS = ("anthropic", "command")
 PRESETS = ("", "claude-code", "codex")
 SANDBOX_MODES = ("auto", "bwrap", "off")
 CI_MODES = ("local", "ci")
+PROVIDERS = ("anthropic", "bedrock", "vertex")
+# Each provider names the same model its own way; `model` defaults to the provider's name for it.
+PROVIDER_MODELS = {
+    "anthropic": "claude-sonnet-4-5",
+    "bedrock": "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    "vertex": "claude-sonnet-4-5@20250929",
+}
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ DEFAULT_PRICES: Mapping[str, Price] = {
 @dataclass(frozen=True)
 class AgentConfig:
     backend: str = "anthropic"
+    provider: str = "anthropic"  # where the built-in agent's model runs: the Anthropic API, Bedrock, Vertex AI
     model: str = "claude-sonnet-4-5"
     max_turns: int = 60
     max_cost_usd: float = 5.0
@@ -69,6 +77,7 @@ class AgentConfig:
         name = model or self.model
         if name in self.prices:
             return self.prices[name]
+        name = name.partition("anthropic.")[2] or name  # Bedrock's ids: [<geo>.]anthropic.<model>-v1:0
         for known in sorted(self.prices, key=len, reverse=True):
             if name.startswith(known):
                 return self.prices[known]
@@ -207,9 +216,11 @@ def _validate_agent(c: _Checker, raw: dict[str, Any]) -> AgentConfig:
     d = AgentConfig()
     c.unknown("agent.", raw, {f.name for f in fields(AgentConfig)})
     get: Callable[[str, Any], Any] = lambda k, default: raw.get(k, default)  # noqa: E731
+    provider = c.string("agent.provider", get("provider", d.provider), PROVIDERS)
     agent = AgentConfig(
         backend=c.string("agent.backend", get("backend", d.backend), BACKENDS),
-        model=c.string("agent.model", get("model", d.model)),
+        provider=provider,
+        model=c.string("agent.model", get("model", PROVIDER_MODELS[provider])),
         max_turns=c.integer("agent.max_turns", get("max_turns", d.max_turns), minimum=1),
         max_cost_usd=c.number("agent.max_cost_usd", get("max_cost_usd", d.max_cost_usd)),
         max_minutes=c.number("agent.max_minutes", get("max_minutes", d.max_minutes)),
@@ -223,6 +234,9 @@ def _validate_agent(c: _Checker, raw: dict[str, Any]) -> AgentConfig:
         raise c.fail("agent.command", "set either command or preset, not both")
     if "backend" not in raw and (agent.command or agent.preset):
         agent = AgentConfig(**{**{f.name: getattr(agent, f.name) for f in fields(agent)}, "backend": "command"})
+    if agent.backend == "command" and provider != "anthropic":
+        raise c.fail("agent.provider", 'only the built-in agent (backend = "anthropic") uses it; an agent CLI '
+                     "chooses its provider itself")
     if agent.backend == "command" and not (agent.command or agent.preset):
         raise c.fail("agent.command", 'the command backend needs `command = "..."` or `preset = "claude-code"`')
     return agent

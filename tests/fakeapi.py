@@ -1,7 +1,9 @@
 """A fake Anthropic Messages API on 127.0.0.1 for driving the real SDK in tests and benchmarks.
 
 It speaks the wire format: `POST /v1/messages` answered with JSON, or with server-sent events when the
-body has `"stream": true`; errors carry their real status, the `{"type": "error", "error": {...}}` body, a
+body has `"stream": true`; and the same Messages API as Amazon Bedrock and Google Vertex AI serve it (see
+"cloud providers" below: their paths, their authentication, Bedrock's binary event stream). Errors carry
+their real status, the `{"type": "error", "error": {...}}` body, a
 `request-id` header and, when scripted, `retry-after-ms`. Tests script it with a queue of replies and
 failures and read back every request it received.
 
@@ -21,12 +23,18 @@ is answered with an empty 200.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import hmac
 import json
+import re
 import socket
+import struct
 import threading
 import time
+import urllib.parse
+import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +44,9 @@ from typing import Any
 import pytest
 
 FAKE_KEY = "sk-ant-fake-0123456789-DO-NOT-LEAK-q7Zx"
+AWS_KEY_ID = "AKIAFAKE0123456789QZ"
+AWS_SECRET = "fake/aws+Secret0123456789-DO-NOT-LEAK-b3Kp"
+VERTEX_TOKEN = "ya29.fake-vertex-token-0123456789-DO-NOT-LEAK"
 LOOKBACK = 20  # block boundaries the cache checks before each breakpoint
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -134,6 +145,21 @@ class Recorded:
     body: dict[str, Any]
     status: int = 200
     usage: dict[str, int] = field(default_factory=dict)
+    path: str = "/v1/messages"
+    provider: str = "anthropic"
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which API a request came in through: the model and streaming come from the path on Bedrock, and
+    `auth_error` is the cloud's own refusal of its credentials (checked by the handler, which has the raw
+    request)."""
+
+    provider: str = "anthropic"
+    path: str = "/v1/messages"
+    model: str | None = None
+    stream: bool | None = None
+    auth_error: str | None = None
 
 
 def _canon(obj: Any) -> str:
@@ -293,6 +319,8 @@ class FakeAPI:
         self.cache = PromptCache()
         self.lock = threading.Lock()
         self._ids = 0
+        self.service_account: ServiceAccount | None = None
+        self.token_requests = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="fake-anthropic",
@@ -302,6 +330,12 @@ class FakeAPI:
     def base_url(self) -> str:
         host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    def service_account_info(self, project: str = "fake-project") -> dict[str, str]:
+        """A service account key file's contents whose token endpoint is this server's /token."""
+        if self.service_account is None:
+            self.service_account = ServiceAccount()
+        return self.service_account.info(f"{self.base_url}/token", project)
 
     def start(self) -> FakeAPI:
         self.thread.start()
@@ -374,18 +408,23 @@ class FakeAPI:
         self._ids += 1
         return f"{prefix}_fake{self._ids:05d}"
 
-    def handle(self, headers: dict[str, str], body: dict[str, Any]) -> Answer:
+    def handle(self, headers: dict[str, str], body: dict[str, Any], route: Route | None = None) -> Answer:
+        route = route or Route()
         with self.lock:
-            rec = Recorded(headers, body)
+            rec = Recorded(headers, body, path=route.path, provider=route.provider)
             self.requests.append(rec)
             request_id = self._next_id("req")
-            hdrs = {"request-id": request_id}
+            hdrs = {"x-amzn-requestid": request_id} if route.provider == "bedrock" else {"request-id": request_id}
             problem: Failure | None = None
             item: Scripted | None = None
             key = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
-            if key != self.api_key:
+            if route.provider == "bedrock" and route.auth_error:
+                problem = Failure(403, route.auth_error, "InvalidSignatureException")
+            elif route.provider == "vertex" and key != VERTEX_TOKEN:
+                problem = Failure(401, "Request had invalid authentication credentials.", "UNAUTHENTICATED")
+            elif route.provider == "anthropic" and key != self.api_key:
                 problem = Failure(401, "invalid x-api-key", "authentication_error")
-            elif (bad := _invalid(body)) is not None:
+            elif (bad := _platform_invalid(route, body) or _invalid(body)) is not None:
                 problem = Failure(400, bad, "invalid_request_error")
             elif not self.script:
                 problem = Failure(400, "fake API: no scripted response left", "invalid_request_error")
@@ -401,9 +440,7 @@ class FakeAPI:
                     hdrs["retry-after-ms"] = str(problem.retry_after_ms)
                 if problem.retry_after is not None:
                     hdrs["retry-after"] = str(problem.retry_after)
-                err = {"type": "error", "error": {"type": problem.error_type, "message": problem.message},
-                       "request_id": request_id}
-                return Answer(problem.status, {**hdrs, "content-type": "application/json"}, json.dumps(err).encode())
+                return _error_answer(route, problem, hdrs, request_id)
             if isinstance(item, Silent):
                 return Answer(silent=item.seconds)
             sse_headers = {**hdrs, "content-type": "text/event-stream", "cache-control": "no-cache"}
@@ -411,8 +448,18 @@ class FakeAPI:
                 return Answer(200, sse_headers, chunks=self._pings(item))
             reply = item.reply if isinstance(item, (Drop, Truncated, Malformed, JsonBody)) else item
             assert isinstance(reply, Reply)
-            message, content = self._message(body, reply, rec)
-            if body.get("stream") and not isinstance(item, JsonBody):
+            message, content = self._message({**body, "model": route.model or body.get("model")}, reply, rec)
+            stream = body.get("stream") if route.stream is None else route.stream
+            if stream and route.provider == "bedrock" and not isinstance(item, JsonBody):
+                frames = [_chunk_frame(data) for _, data in _events(message, content)]
+                if isinstance(item, Truncated):
+                    frames = frames[: item.events]
+                es_headers = {**hdrs, "content-type": EVENTSTREAM, "x-amzn-bedrock-content-type": "application/json"}
+                if isinstance(item, Drop):
+                    raw = b"".join(frames)
+                    return Answer(200, es_headers, raw, int(len(raw) * item.keep))
+                return Answer(200, es_headers, chunks=frames)
+            if stream and not isinstance(item, JsonBody):
                 events = _events(message, content)
                 if isinstance(item, Truncated):
                     return Answer(200, sse_headers, chunks=[_sse_bytes(e) for e in events[: item.events]])
@@ -455,6 +502,154 @@ class FakeAPI:
         while time.monotonic() < end and not self.closed.is_set():
             yield _sse_bytes(("ping", {"type": "ping"}))
             self.closed.wait(item.every)
+
+
+# --- cloud providers -----------------------------------------------------------------------------------
+#
+# Vertex AI: POST [/v1]/projects/{project}/locations/{region}/publishers/anthropic/models/{model}:rawPredict
+# (or :streamRawPredict, answered with the same server-sent events), `Authorization: Bearer <token>`, the
+# body without `model` and with `anthropic_version`. The token comes from Google's OAuth token endpoint,
+# imitated at POST /token for a service account whose key `service_account_info` hands out.
+#
+# Bedrock: POST /model/{model}/invoke (or /invoke-with-response-stream), signed with AWS Signature V4
+# (verified here against AWS_SECRET), the body without `model` and `stream`. The stream is AWS's binary
+# event stream: one frame per event, each a `chunk` whose JSON payload carries the event's JSON in base64.
+
+EVENTSTREAM = "application/vnd.amazon.eventstream"
+VERTEX_PATH = re.compile(r"^(?:/v1)?/projects/([^/]+)/locations/([^/]+)/publishers/anthropic/models/([^/:]+)"
+                         r":(rawPredict|streamRawPredict)$")
+BEDROCK_PATH = re.compile(r"^/model/([^/]+)/(invoke|invoke-with-response-stream)$")
+
+
+def _platform_invalid(route: Route, body: dict[str, Any]) -> str | None:
+    """What Bedrock or Vertex AI would reject in a body the SDK prepared for them."""
+    if route.provider == "anthropic":
+        return None
+    if not isinstance(body.get("anthropic_version"), str) or not body["anthropic_version"]:
+        return "anthropic_version: field required"
+    if "model" in body:
+        return "model: the model is named in the path, not in the body"
+    if route.provider == "bedrock" and "stream" in body:
+        return "#: extraneous key [stream] is not permitted"
+    if route.provider == "vertex" and bool(body.get("stream")) != bool(route.stream):
+        return "stream: streamRawPredict is for streamed requests, rawPredict for the others"
+    return None
+
+
+def _error_answer(route: Route, problem: Failure, hdrs: dict[str, str], request_id: str) -> Answer:
+    """An error in the provider's own format."""
+    if route.provider == "bedrock":  # AWS's JSON protocol: the type in a header, the body a bare message
+        hdrs = {**hdrs, "x-amzn-errortype": f"{problem.error_type}:http://internal.amazon.com/coral/com.amazon.bedrock/"}
+        payload: dict[str, Any] = {"message": problem.message}
+    elif route.provider == "vertex" and problem.status == 401:  # Google's own refusal, before the model
+        payload = {"error": {"code": 401, "message": problem.message, "status": problem.error_type}}
+    else:
+        payload = {"type": "error", "error": {"type": problem.error_type, "message": problem.message},
+                   "request_id": request_id}
+    return Answer(problem.status, {**hdrs, "content-type": "application/json"}, json.dumps(payload).encode())
+
+
+def eventstream_frame(headers: dict[str, str], payload: bytes) -> bytes:
+    """One message of AWS's event stream encoding: a prelude (total length, headers length, CRC32 of
+    those 8 bytes), the headers (name length, name, type 7 = string, value length, value), the payload,
+    and a CRC32 of everything before it."""
+    encoded = b"".join(struct.pack(">B", len(k)) + k.encode() + b"\x07" + struct.pack(">H", len(v.encode()))
+                       + v.encode() for k, v in headers.items())
+    prelude = struct.pack(">II", 12 + len(encoded) + len(payload) + 4, len(encoded))
+    prelude += struct.pack(">I", zlib.crc32(prelude))
+    message = prelude + encoded + payload
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def _chunk_frame(event: dict[str, Any]) -> bytes:
+    data = base64.b64encode(json.dumps(event).encode()).decode()
+    payload = json.dumps({"bytes": data, "p": "abcdefghijklmnopqrstuvwxyzABCD"[: 4 + len(data) % 20]})
+    return eventstream_frame({":event-type": "chunk", ":content-type": "application/json",
+                              ":message-type": "event"}, payload.encode())
+
+
+def _signing_key(secret: str, day: str, region: str, service: str) -> bytes:
+    key = ("AWS4" + secret).encode()
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
+
+
+def sigv4_problem(method: str, raw_path: str, headers: dict[str, str], body: bytes, key_id: str = AWS_KEY_ID,
+                  secret: str = AWS_SECRET) -> str | None:
+    """Why the request's AWS Signature Version 4 is not valid for `key_id`/`secret`, or None when it is."""
+    auth = headers.get("authorization", "")
+    m = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+                     r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})", auth)
+    if not m:
+        return "Authorization header requires an AWS4-HMAC-SHA256 signature."
+    got_key, day, region, service, signed, signature = m.groups()
+    if got_key != key_id:
+        return "The security token included in the request is invalid."
+    if service != "bedrock":
+        return f"Credential should be scoped to correct service: 'bedrock', not {service!r}."
+    amz_date = headers.get("x-amz-date", "")
+    if not amz_date.startswith(day):
+        return "Date in Credential scope does not match YYYYMMDD from X-Amz-Date."
+    names = signed.split(";")
+    if "host" not in names or any(n not in headers for n in names):
+        return "The request signature we calculated does not match the signature you provided."
+    path, _, query = raw_path.partition("?")
+    canonical = "\n".join([
+        method, urllib.parse.quote(path, safe="/~"),
+        "&".join(sorted(query.split("&"))) if query else "",
+        "".join(f"{n}:{' '.join(headers[n].split())}\n" for n in names),
+        signed, hashlib.sha256(body).hexdigest(),
+    ])
+    scope = f"{day}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    expected = hmac.new(_signing_key(secret, day, region, service), to_sign.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        return "The request signature we calculated does not match the signature you provided."
+    return None
+
+
+class ServiceAccount:
+    """A Google service account key pair made for the test, and the check of the JWT a client signs with
+    it to get an access token (RS256, issued by the account, for the cloud-platform scope)."""
+
+    email = "mdspec-test@fake-project.iam.gserviceaccount.com"
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.pem = self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()).decode()
+
+    def info(self, token_uri: str, project: str) -> dict[str, str]:
+        return {"type": "service_account", "project_id": project, "private_key_id": "fakekey0001",
+                "private_key": self.pem, "client_email": self.email, "client_id": "1000000000001",
+                "token_uri": token_uri}
+
+    def problem(self, form: dict[str, str]) -> str | None:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return "unsupported_grant_type"
+        try:
+            head, claims, sig = form.get("assertion", "").split(".")
+            self.key.public_key().verify(unb64(sig), f"{head}.{claims}".encode(), padding.PKCS1v15(),
+                                         hashes.SHA256())
+            payload = json.loads(unb64(claims))
+        except (ValueError, InvalidSignature):
+            return "invalid_grant: Invalid JWT Signature."
+        if payload.get("iss") != self.email or "cloud-platform" not in str(payload.get("scope")):
+            return "invalid_scope"
+        return None
+
+
+def unb64(text: str) -> bytes:
+    """base64url without padding, as JWTs carry it."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _chunks(text: str, size: int = 40) -> list[str]:
@@ -510,7 +705,12 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length)
-            if self.path.split("?")[0] != "/v1/messages":
+            path = self.path.split("?")[0]
+            if path == "/token":
+                self._token(raw)
+                return
+            route = self._route(path, raw)
+            if route is None:
                 self._send(404, {"content-type": "application/json"},
                            b'{"type":"error","error":{"type":"not_found_error","message":"not found"}}', None)
                 return
@@ -521,7 +721,32 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
                            b'{"type":"error","error":{"type":"invalid_request_error","message":"bad JSON"}}', None)
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
-            self._answer(api.handle(headers, body))
+            if route.provider == "bedrock":
+                route = Route(route.provider, route.path, route.model, route.stream,
+                              sigv4_problem("POST", self.path, headers, raw))
+            self._answer(api.handle(headers, body, route))
+
+        def _route(self, path: str, raw: bytes) -> Route | None:
+            if path == "/v1/messages":
+                return Route()
+            if m := VERTEX_PATH.match(path):
+                return Route("vertex", path, urllib.parse.unquote(m.group(3)), m.group(4) == "streamRawPredict")
+            if m := BEDROCK_PATH.match(path):
+                return Route("bedrock", path, urllib.parse.unquote(m.group(1)), m.group(2).endswith("stream"))
+            return None
+
+        def _token(self, raw: bytes) -> None:
+            """Google's OAuth token endpoint, for the service account of `FakeAPI.service_account_info`."""
+            form = dict(urllib.parse.parse_qsl(raw.decode()))
+            with api.lock:
+                api.token_requests += 1
+            problem = api.service_account.problem(form) if api.service_account else "invalid_client"
+            if problem:
+                body = {"error": problem.split(":")[0], "error_description": problem}
+                self._send(400, {"content-type": "application/json"}, json.dumps(body).encode(), None)
+                return
+            token = {"access_token": VERTEX_TOKEN, "expires_in": 3599, "token_type": "Bearer"}
+            self._send(200, {"content-type": "application/json"}, json.dumps(token).encode(), None)
 
         def _send(self, status: int, headers: dict[str, str], payload: bytes, cut: int | None) -> None:
             self._answer(Answer(status, headers, payload, cut))

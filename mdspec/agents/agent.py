@@ -16,6 +16,7 @@ to import and the hook's fast path must not pay for it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -26,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mdspec.agents.providers import SECRET_VARS, readiness
 from mdspec.agents.session import BackendResult, RunContext, Usage
 from mdspec.agents.tools import BASH, EDITOR, Toolbox, summary
 from mdspec.config import Price
@@ -41,6 +43,8 @@ EPHEMERAL = {"type": "ephemeral"}
 DEFAULT_RETRIES = 2
 REQUEST_TIMEOUT = 600.0  # seconds per request; a streamed response keeps the connection busy throughout
 UNCACHEABLE = ("thinking", "redacted_thinking")  # blocks that cannot carry cache_control
+# A streamed answer: server-sent events, or on Bedrock AWS's binary event stream framing the same events.
+STREAM_TYPES = ("text/event-stream", "application/vnd.amazon.eventstream")
 
 CONTINUE = "Your last response was cut off by the output token limit. Continue exactly where it stopped."
 CUT_TOOL = (" Its last {name} call was cut off before it was complete and was not run: make it again, and if it"
@@ -61,18 +65,26 @@ class DeadlineReached(Exception):
     """The run's max_minutes passed while a request was still in flight (mdspec's own deadline)."""
 
 
-def check_ready(env: Mapping[str, str]) -> None:
-    """Fail early, in one line, when the SDK would have no credentials."""
-    if not any(env.get(k) for k in KEY_VARS):
-        raise BackendError(
-            'ANTHROPIC_API_KEY is not set: export it, or set [agent] preset = "claude-code" in .mdspec.toml'
-        )
+def check_ready(env: Mapping[str, str], provider: str = "anthropic") -> None:
+    """Fail early, in one line, when the provider's libraries are missing or the SDK would find no
+    credentials (or, on Bedrock and Vertex AI, no region)."""
+    ready = readiness(provider, env)
+    if not ready.ok:
+        raise BackendError(ready.line)
 
 
-def make_client(max_retries: int = DEFAULT_RETRIES, timeout: float = REQUEST_TIMEOUT) -> Any:
-    """An SDK client reading ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL from the environment."""
+def make_client(max_retries: int = DEFAULT_RETRIES, timeout: float = REQUEST_TIMEOUT,
+                provider: str = "anthropic") -> Any:
+    """An SDK client for `provider`, configured from the environment as the SDK documents it: the
+    Anthropic API (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL), Bedrock (AWS_REGION and the AWS credential
+    chain, ANTHROPIC_BEDROCK_BASE_URL) or Vertex AI (CLOUD_ML_REGION, ANTHROPIC_VERTEX_PROJECT_ID, Google
+    application default credentials, ANTHROPIC_VERTEX_BASE_URL)."""
     import anthropic  # late: see the module docstring
 
+    if provider == "bedrock":
+        return anthropic.AnthropicBedrock(max_retries=max_retries, timeout=timeout)
+    if provider == "vertex":
+        return anthropic.AnthropicVertex(max_retries=max_retries, timeout=timeout)
     return anthropic.Anthropic(max_retries=max_retries, timeout=timeout)
 
 
@@ -143,7 +155,14 @@ def _one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def describe_failure(exc: Exception) -> tuple[str, str]:
+# What to check when a cloud provider refuses the credentials (401 or 403).
+CLOUD_REFUSED = {
+    "bedrock": "check the AWS credentials and region, and that the account has access to the model",
+    "vertex": "check the Google credentials, CLOUD_ML_REGION and the project's access to the model",
+}
+
+
+def describe_failure(exc: Exception, provider: str = "anthropic") -> tuple[str, str]:
     """(stopped_by, one line for the record) for an exception from the API call."""
     import anthropic
 
@@ -151,8 +170,12 @@ def describe_failure(exc: Exception) -> tuple[str, str]:
     if isinstance(exc, StreamFault):
         return "error", _one_line(str(exc))
     if isinstance(exc, anthropic.APIStatusError):
-        rid = exc.request_id or "none"
+        rid = exc.request_id or exc.response.headers.get("x-amzn-requestid") or "none"
         msg = getattr(exc, "api_message", None) or exc.message
+        refused = (anthropic.AuthenticationError, anthropic.PermissionDeniedError)
+        if provider in CLOUD_REFUSED and isinstance(exc, refused):
+            return "error", _one_line(f"the credentials were refused ({name}, status {exc.status_code}, request id "
+                                      f"{rid}): {CLOUD_REFUSED[provider]}; the API said: {msg}")
         if isinstance(exc, anthropic.AuthenticationError):
             return "error", _one_line(f"the API key was refused ({name}, status 401, request id {rid}): "
                                       f"check ANTHROPIC_API_KEY; the API said: {msg}")
@@ -167,7 +190,8 @@ def describe_failure(exc: Exception) -> tuple[str, str]:
 
 def _request_id(stream: Any) -> str:
     try:
-        return str(stream.response.headers.get("request-id") or "none")
+        headers = stream.response.headers
+        return str(headers.get("request-id") or headers.get("x-amzn-requestid") or "none")
     except Exception:  # no response to ask
         return "none"
 
@@ -184,7 +208,7 @@ def _stream_message(client: Any, params: dict[str, Any], timeout: float, box: di
         box["stream"] = stream
         rid = _request_id(stream)
         kind = stream.response.headers.get("content-type", "")
-        if not kind.startswith("text/event-stream"):
+        if not kind.startswith(STREAM_TYPES):
             raise StreamFault(f"the Messages API sent a body of type {kind or 'unknown'} where a stream was "
                               f"asked (request id {rid})")
         stopped = False
@@ -220,7 +244,7 @@ class AnthropicSession:
                  clock: Callable[[], float] = time.monotonic, bash_timeout: float = 120.0,
                  shell_prefix: Sequence[str] = ()) -> None:
         self.ctx = ctx
-        self.client_factory = client_factory or make_client
+        self.client_factory = client_factory or functools.partial(make_client, provider=ctx.agent.provider)
         self.client: Any = None
         self.clock = clock
         self.system = [{"type": "text", "text": ctx.system_prompt, "cache_control": EPHEMERAL}]
@@ -238,7 +262,7 @@ class AnthropicSession:
         self.refusals: list[str] = []
         self.tools = Toolbox(ctx.worktree, ctx.protected, ctx.env, bash_timeout, shell_prefix)
         protect_environ()  # without a sandbox, a command could read the key from the worker's /proc entry
-        secrets = [v for k in KEY_VARS for v in (os.environ.get(k), ctx.env.get(k)) if v]
+        secrets = [v for k in (*KEY_VARS, *SECRET_VARS) for v in (os.environ.get(k), ctx.env.get(k)) if v]
         self.transcript = Transcript(ctx.run_dir / "transcript.jsonl", secrets)
 
     # --- the Session interface ------------------------------------------------------------------------
@@ -472,7 +496,7 @@ class AnthropicSession:
     # --- endings --------------------------------------------------------------------------------------
 
     def _failed(self, exc: Exception, began: float) -> BackendResult:
-        stopped_by, line = describe_failure(exc)
+        stopped_by, line = describe_failure(exc, self.ctx.agent.provider)
         self.transcript.write("error", error=line, stopped_by=stopped_by)
         if self._elapsed(began) >= self.ctx.agent.max_minutes * 60:
             return self._result("max_minutes", line)  # a request cut short by the time limit

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from mdspec import config
+from mdspec.agents import providers
 from mdspec.commands.init import HOOK_LINE, PRE_COMMIT_CONFIG, SHIM_MARKER, hooks_dir
 from mdspec.errors import FatalError
 from mdspec.git import Repo
@@ -51,9 +52,13 @@ def _managers(repo: Repo, hooks: Path) -> list[Path]:
 def _backend(cfg: config.Config) -> tuple[bool, str]:
     a = cfg.agent
     if a.backend == "anthropic":
-        if os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"):
-            return True, f"built-in agent, model {a.model}, API key set"
-        return False, "built-in agent needs ANTHROPIC_API_KEY: export it (or set [agent] preset in .mdspec.toml)"
+        where = f"built-in agent on {providers.NAMES[a.provider]} (provider {a.provider})"
+        ready = providers.readiness(a.provider, os.environ)
+        if ready.ok:
+            return True, f"{where}, model {a.model}, {ready.line}"
+        if a.provider == "anthropic":
+            return False, "built-in agent needs ANTHROPIC_API_KEY: export it (or set [agent] preset in .mdspec.toml)"
+        return False, f"{where}: {ready.line}"
     if a.preset:
         exe = {"claude-code": "claude", "codex": "codex"}[a.preset]
         if shutil.which(exe):

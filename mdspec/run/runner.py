@@ -104,7 +104,7 @@ def check_backend_ready(cfg: Config) -> None:
     if cfg.agent.backend == "anthropic":
         from mdspec.agents import agent
 
-        agent.check_ready(os.environ)
+        agent.check_ready(os.environ, cfg.agent.provider)
 
 
 def commit_message(result: BackendResult | None, specs: Sequence[SpecCommit], run_id: str, check: str,
