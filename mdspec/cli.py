@@ -131,7 +131,7 @@ def cancel() -> None:
     Queued spec commits stay queued and the cancelled run's spec commits stay pending: `mdspec run`
     starts them again, from a clean worktree.
     """
-    from mdspec.run import cancel as cancel_mod
+    from mdspec.commands import cancel as cancel_mod
 
     _call(cancel_mod.cancel, Path.cwd(), _out)
 
@@ -164,19 +164,9 @@ def doctor() -> None:
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def validate_config(file: Path | None) -> None:
     """Check .mdspec.toml (or [tool.mdspec] in pyproject.toml, or FILE)."""
-    from mdspec import config
+    from mdspec.commands import validate_config as validate_mod
 
-    def check() -> int:
-        if file is not None:
-            cfg = config.load_file(file)
-        else:
-            from mdspec.git import Repo
-
-            cfg = config.load(Repo(Path.cwd()).top)
-        _out(f"{cfg.config_name}: OK (backend {cfg.agent.backend}, watching {', '.join(cfg.watch)})")
-        return 0
-
-    _call(check)
+    _call(validate_mod.validate_config, Path.cwd(), file, _out)
 
 
 @cli.command()
