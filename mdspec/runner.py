@@ -90,6 +90,10 @@ def check_backend_ready(cfg: Config) -> None:
         from mdspec import agent
 
         agent.check_ready(os.environ)
+    else:
+        from mdspec import backends
+
+        backends.check_ready(cfg.agent, sandbox.will_confine(cfg.sandbox), os.environ)
 
 
 def commit_message(result: BackendResult | None, specs: Sequence[SpecCommit], run_id: str, check: str,

@@ -59,6 +59,11 @@ def bwrap_path() -> str | None:
     return exe if probe.returncode == 0 else None
 
 
+def will_confine(mode: str) -> bool:
+    """Whether a run with the config's `sandbox` mode runs its commands inside bubblewrap."""
+    return mode != "off" and bwrap_path() is not None
+
+
 @dataclass(frozen=True)
 class Sandbox:
     """How to wrap a command; `prefix` is empty when running unsandboxed."""
@@ -69,6 +74,20 @@ class Sandbox:
 
     def wrap(self, argv: Sequence[str]) -> list[str]:
         return [*self.prefix, *argv]
+
+
+def hidden_because(path: str, home: str | None = None) -> str | None:
+    """Why `path` (absolute, as seen outside) cannot be seen inside the sandbox, or None if it can."""
+    real = os.path.realpath(path)
+    for p in dict.fromkeys((os.path.abspath(path), real)):
+        if p == "/tmp" or p.startswith("/tmp/"):
+            return "the sandbox has a private /tmp"
+        home = home if home is not None else os.environ.get("HOME")
+        for name in HOME_SECRETS if home else ():
+            secret = os.path.join(home or "", name)
+            if p == secret or p.startswith(secret + "/"):
+                return f"the sandbox hides ~/{name}"
+    return None
 
 
 def allow_write(prefix: Sequence[str], path: Path) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import fakeclis
 from conftest import Repo, agent_script
 from runhelpers import last_run, reconfigure, run_fg, runs, set_agent, spec_commit
 
@@ -208,25 +209,16 @@ def test_cost_from_json_output_is_recorded(mdrepo: Repo, tmp_path: Path) -> None
 # --- the API key and the claude-code preset ------------------------------------------------------------
 
 KEY = "sk-ant-preset-test-5e2d9c7b1a-SECRET"
-FAKE_CLAUDE = """#!/bin/sh
-# A stand-in for Claude Code: records its environment, prints the key, writes the files it is told to.
-env > "$DUMP"
-echo "debug: using key $ANTHROPIC_API_KEY"
-echo "x" > out.txt
-if [ -n "$LEAK_INTO" ]; then echo "API_KEY = '$ANTHROPIC_API_KEY'" > "$LEAK_INTO"; fi
-echo '{"type": "result", "result": "Add out.txt\\n\\nDone.", "num_turns": 1, "total_cost_usd": 0.01}'
-"""
 
 
 def claude_repo(mdrepo: Repo, tmp_path: Path) -> dict[str, str]:
-    """mdrepo configured with the claude-code preset, a fake `claude` first on PATH; the env to run with."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "claude").write_text(FAKE_CLAUDE)
-    (bin_dir / "claude").chmod(0o755)
+    """mdrepo configured with the claude-code preset, a fake `claude` first on PATH; the env to run with.
+    Unsandboxed as root, Claude Code runs only when told the machine is a sandbox (a container)."""
+    bin_dir = fakeclis.install(tmp_path / "bin")
     mdrepo.configure('[agent]\npreset = "claude-code"\n')
     mdrepo.commit("configure mdspec", env={"MDSPEC_RUNNING": "1"})
-    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "ANTHROPIC_API_KEY": KEY, "DUMP": str(tmp_path / "env.txt")}
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "ANTHROPIC_API_KEY": KEY, "FAKE_LOG": str(tmp_path / "env.txt"),
+            "IS_SANDBOX": "1"}
 
 
 def test_the_claude_code_preset_gets_the_key_and_its_output_is_redacted(mdrepo: Repo, tmp_path: Path) -> None:
@@ -234,7 +226,7 @@ def test_the_claude_code_preset_gets_the_key_and_its_output_is_redacted(mdrepo: 
     spec_commit(mdrepo)
     proc = mdrepo.mdspec("run", "--foreground", env=env, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert f"ANTHROPIC_API_KEY={KEY}" in (tmp_path / "env.txt").read_text()  # the CLI signs in with it
+    assert json.loads((tmp_path / "env.txt").read_text())["env"]["ANTHROPIC_API_KEY"] == KEY  # it signs in with it
     rec = last_run(mdrepo)
     assert rec["status"] == "landed"
     log = (mdrepo.state / "runs" / rec["id"] / "output.log").read_text()
