@@ -100,7 +100,8 @@ thread = str(uuid.uuid4())
 home = os.environ.get("CODEX_HOME") or os.path.join(os.path.expanduser("~"), ".codex")
 day = time.strftime("%Y/%m/%d")
 os.makedirs(os.path.join(home, "sessions", day), exist_ok=True)
-with open(os.path.join(home, "sessions", day, f"rollout-{time.strftime('%Y-%m-%dT%H-%M-%S')}-{thread}.jsonl"), "w") as f:
+name = f"rollout-{time.strftime('%Y-%m-%dT%H-%M-%S')}-{thread}.jsonl"
+with open(os.path.join(home, "sessions", day, name), "w") as f:
     f.write(json.dumps({"type": "session_meta", "payload": {"id": thread, "cwd": os.getcwd()}}) + "\n")
     f.write(json.dumps({"type": "turn_context", "payload": {"cwd": os.getcwd(), "model": model}}) + "\n")
 
