@@ -8,6 +8,7 @@ where it reports them; `cliout.py` reads it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import stat
@@ -119,9 +120,13 @@ def check_ready(agent: AgentConfig, confined: bool, env: Mapping[str, str]) -> N
         raise BackendError(why)
 
 
-def state_mounts(prefix: tuple[str, ...], preset: str) -> tuple[str, ...]:
-    """`prefix` with the preset CLI's own state under ~ writable (read-only in the sandbox otherwise)."""
-    p = PRESETS.get(preset)
+def sandbox_for(prefix: tuple[str, ...], agent: AgentConfig, answer_dir: Path | None = None) -> tuple[str, ...]:
+    """The run's bwrap prefix (empty: none) as the agent command gets it: its answer directory and the
+    preset CLI's own state and login under ~ writable (read-only in the sandbox otherwise). `mdspec
+    doctor` probes with the same prefix, so what it finds is what the run gets."""
+    if answer_dir is not None:
+        prefix = allow_write(prefix, answer_dir)
+    p = PRESETS.get(agent.preset)
     for name in p.state if p else ():
         path = Path.home() / name
         if path.exists():
@@ -153,7 +158,7 @@ class CommandSession:
         # The one place in the git dir the sandboxed command may write: a directory of its own for the answer.
         self.answer_dir = ctx.run_dir / "answer"
         self.summary_file = self.answer_dir / "summary.txt"
-        self.sandbox = state_mounts(allow_write(ctx.sandbox, self.answer_dir), ctx.agent.preset)
+        self.sandbox = sandbox_for(ctx.sandbox, ctx.agent, self.answer_dir)
         protect_environ()  # without a sandbox, the command could read the key from the worker's /proc entry
 
     def start(self) -> BackendResult:
@@ -194,7 +199,8 @@ class CommandSession:
         text = _read_answer(self.summary_file)
         if text is None:
             text = out.text
-        ctx.on_progress({"event": "turn", "turn": self.turns, "cost_usd": self.usage.cost_usd})
+        ctx.on_progress({"event": "turn", "turn": self.turns, "usage": dataclasses.asdict(self.usage),
+                         "cost_usd": self.usage.cost_usd})
         if res.timed_out:
             return self._result(text, "max_minutes", None)
         if res.returncode == 127:

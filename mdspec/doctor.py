@@ -110,7 +110,7 @@ def _agent_command(repo: Repo, cfg: config.Config) -> tuple[bool, str] | None:
         box = sandbox.build(cfg.sandbox, wt, repo.common_dir, Globs(cfg.protected_globs), network=True)
     except FatalError as exc:
         return False, f"agent command in the sandbox: {exc}"
-    prefix = backends.state_mounts(box.prefix, a.preset)
+    prefix = backends.sandbox_for(box.prefix, a)
     env = backends.command_env({**clean_env(), "MDSPEC_RUNNING": "1", "IS_SANDBOX": "1"}, a.preset)
     probe = ('for p in "$@"; do case "$p" in -f:*) [ -e "${p#-f:}" ] || echo "${p#-f:}";; '
              '*) command -v -- "$p" >/dev/null || echo "$p";; esac; done')

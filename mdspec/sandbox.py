@@ -78,15 +78,14 @@ class Sandbox:
 
 def hidden_because(path: str, home: str | None = None) -> str | None:
     """Why `path` (absolute, as seen outside) cannot be seen inside the sandbox, or None if it can."""
-    real = os.path.realpath(path)
-    for p in dict.fromkeys((os.path.abspath(path), real)):
-        if p == "/tmp" or p.startswith("/tmp/"):
-            return "the sandbox has a private /tmp"
-        home = home if home is not None else os.environ.get("HOME")
+    home = home if home is not None else os.environ.get("HOME")
+    for p in dict.fromkeys((os.path.abspath(path), os.path.realpath(path))):
         for name in HOME_SECRETS if home else ():
             secret = os.path.join(home or "", name)
             if p == secret or p.startswith(secret + "/"):
                 return f"the sandbox hides ~/{name}"
+        if p == "/tmp" or p.startswith("/tmp/"):
+            return "the sandbox has a private /tmp"
     return None
 
 
