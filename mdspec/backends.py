@@ -153,6 +153,7 @@ class CommandSession:
         self.turns = 0
         self.usage = Usage()
         self.model = ""
+        self.cost_unknown: str | None = None
         self.started = time.monotonic()
         self.prompt_file = ctx.run_dir / "prompt.md"
         # The one place in the git dir the sandboxed command may write: a directory of its own for the answer.
@@ -196,11 +197,13 @@ class CommandSession:
         self.turns += out.turns or 1
         self.usage = self.usage + out.usage
         self.model = out.model or cliout.model_in_command(command) or self.model
+        if not out.cost_known:
+            self.cost_unknown = f"{ctx.agent.preset or 'the agent command'} reported no cost"
         text = _read_answer(self.summary_file)
         if text is None:
             text = out.text
         ctx.on_progress({"event": "turn", "turn": self.turns, "usage": dataclasses.asdict(self.usage),
-                         "cost_usd": self.usage.cost_usd})
+                         "cost_usd": self.usage.cost_usd, "cost_unknown": self.cost_unknown})
         if res.timed_out:
             return self._result(text, "max_minutes", None)
         if res.returncode == 127:
@@ -217,4 +220,4 @@ class CommandSession:
 
     def _result(self, text: str, stopped_by: str | None, error: str | None) -> BackendResult:
         # mdspec's `model` key is not passed to an external CLI: the model is whatever the CLI says it used.
-        return BackendResult(text, self.turns, self.usage, stopped_by, error, (), self.model)
+        return BackendResult(text, self.turns, self.usage, stopped_by, error, (), self.model, self.cost_unknown)

@@ -32,7 +32,8 @@ CODEX_EVENTS = ("thread.started", "turn.started", "turn.completed", "turn.failed
 class CliOutput:
     text: str = ""  # the final answer
     turns: int = 0  # 0: the CLI did not say
-    usage: Usage = field(default_factory=lambda: Usage(cost_unknown=True))
+    usage: Usage = field(default_factory=Usage)
+    cost_known: bool = False  # the CLI reported its dollar cost (usage.cost_usd)
     model: str = ""
     error: str | None = None  # the CLI says the work failed (Claude Code's is_error, Codex's turn.failed)
     complaint: str | None = None  # the last error message it printed, failed or not (retries, say)
@@ -106,7 +107,7 @@ def _claude(data: dict[str, Any]) -> CliOutput:
     cost = data.get("total_cost_usd")
     known = isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost >= 0
     usage = Usage(total.input_tokens, total.output_tokens, total.cache_creation_input_tokens,
-                  total.cache_read_input_tokens, _num(data, "total_cost_usd"), not known)
+                  total.cache_read_input_tokens, _num(data, "total_cost_usd"))
     # The model that did the work: the one that cost the most (then wrote the most).
     model = max(per_model, key=lambda n: (per_model[n].cost_usd, per_model[n].output_tokens), default="")
     text = str(data.get("result") or "")
@@ -115,7 +116,7 @@ def _claude(data: dict[str, Any]) -> CliOutput:
         errors = data.get("errors")
         first = text.strip().splitlines()[:1] or ([str(errors[0])] if isinstance(errors, list) and errors else [])
         error = f"{data.get('subtype') or 'error'}" + (f": {first[0].strip()}" if first else "")
-    return CliOutput(text, _int(data, "num_turns"), usage, model, error, error)
+    return CliOutput(text, _int(data, "num_turns"), usage, known, model, error, error)
 
 
 def _num(d: Any, key: str) -> float:
@@ -128,7 +129,7 @@ class _Codex:
         self.seen = False
         self.thread = ""
         self.turns = 0
-        self.usage = Usage(cost_unknown=True)  # Codex reports tokens, never dollars
+        self.usage = Usage()  # Codex reports tokens, never dollars
         self.text = ""
         self.model = ""
         self.failed: str | None = None
@@ -146,7 +147,7 @@ class _Codex:
             cached = _int(u, "cached_input_tokens")
             # OpenAI counts cached tokens inside input_tokens; mdspec keeps them apart, as Anthropic does.
             self.usage = self.usage + Usage(max(0, _int(u, "input_tokens") - cached), _int(u, "output_tokens"),
-                                            0, cached, 0.0, True)
+                                            0, cached)
             if kind == "turn.failed":
                 self.failed = _message(data.get("error")) or "turn failed"
                 self.complaint = self.failed
@@ -159,7 +160,7 @@ class _Codex:
 
     def output(self) -> CliOutput:
         model = self.model or (_codex_session_model(self.thread) if self.thread else "")
-        return CliOutput(self.text, self.turns, self.usage, model, self.failed, self.complaint)
+        return CliOutput(self.text, self.turns, self.usage, False, model, self.failed, self.complaint)
 
 
 def _message(d: Any) -> str | None:

@@ -22,9 +22,6 @@ class Usage:
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
     cost_usd: float = 0.0
-    # True when some of this usage has no known cost: an agent CLI that reports tokens but no dollars
-    # (Codex), or none at all. cost_usd then counts only the part whose cost is known.
-    cost_unknown: bool = False
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -33,7 +30,6 @@ class Usage:
             self.cache_creation_input_tokens + other.cache_creation_input_tokens,
             self.cache_read_input_tokens + other.cache_read_input_tokens,
             self.cost_usd + other.cost_usd,
-            self.cost_unknown or other.cost_unknown,
         )
 
     @property
@@ -54,7 +50,10 @@ class BackendResult:
     stopped_by: str | None = None  # None: the agent finished; else one of STOP_LIMITS / STOP_OTHER
     error: str | None = None  # one line for the record when stopped_by is "error" (type, request id)
     refusals: tuple[str, ...] = ()  # guard refusals during this session, one line each
-    model: str = ""  # the model that did the work, as the backend reports it ("" when it does not say)
+    model: str = ""
+    # Set when the session's dollar cost is not known (no price for the model it ran): one line, such as
+    # "no price for claude-x". usage.cost_usd then counts only what was priced and must not be shown as the cost.
+    cost_unknown: str | None = None
 
 
 @dataclass(frozen=True)
