@@ -10,13 +10,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import fakeclis
 import pytest
 from conftest import Repo, agent_script
 from runhelpers import last_run, reconfigure, run_fg, runs, set_agent, spec_commit
 
-from mdspec.agents import backends
-from mdspec.agents.session import RunContext
+from mdspec.agents import backends, cliout
+from mdspec.agents.session import RunContext, Usage
 from mdspec.config import AgentConfig
+from mdspec.errors import BackendError
 from mdspec.fast import trailers
 from mdspec.fast.globs import Globs
 from mdspec.run import runner, sandbox
@@ -84,6 +86,7 @@ def test_claude_code_json_output_gives_answer_turns_and_cost(tmp_path: Path) -> 
     assert result.final_text == "Implement greeting\n\nAdded hello()."
     assert result.usage.cost_usd == 0.42
     assert result.usage.total_input == 80 and result.usage.output_tokens == 20
+    assert result.cost_unknown is None  # the CLI said what it cost
 
 
 def test_the_model_is_the_one_claude_code_reports_doing_most_of_the_work(tmp_path: Path) -> None:
@@ -266,25 +269,16 @@ def test_cost_from_json_output_is_recorded(mdrepo: Repo, tmp_path: Path) -> None
 # --- the API key and the claude-code preset ------------------------------------------------------------
 
 KEY = "sk-ant-preset-test-5e2d9c7b1a-SECRET"
-FAKE_CLAUDE = """#!/bin/sh
-# A stand-in for Claude Code: records its environment, prints the key, writes the files it is told to.
-env > "$DUMP"
-echo "debug: using key $ANTHROPIC_API_KEY"
-echo "x" > out.txt
-if [ -n "$LEAK_INTO" ]; then echo "API_KEY = '$ANTHROPIC_API_KEY'" > "$LEAK_INTO"; fi
-echo '{"type": "result", "result": "Add out.txt\\n\\nDone.", "num_turns": 1, "total_cost_usd": 0.01}'
-"""
 
 
 def claude_repo(mdrepo: Repo, tmp_path: Path) -> dict[str, str]:
-    """mdrepo configured with the claude-code preset, a fake `claude` first on PATH; the env to run with."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "claude").write_text(FAKE_CLAUDE)
-    (bin_dir / "claude").chmod(0o755)
+    """mdrepo configured with the claude-code preset, a fake `claude` first on PATH; the env to run with.
+    Unsandboxed as root, Claude Code runs only when told the machine is a sandbox (a container)."""
+    bin_dir = fakeclis.install(tmp_path / "bin")
     mdrepo.configure('[agent]\npreset = "claude-code"\n')
     mdrepo.commit("configure mdspec", env={"MDSPEC_RUNNING": "1"})
-    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "ANTHROPIC_API_KEY": KEY, "DUMP": str(tmp_path / "env.txt")}
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "ANTHROPIC_API_KEY": KEY, "FAKE_LOG": str(tmp_path / "env.txt"),
+            "IS_SANDBOX": "1"}
 
 
 def test_the_claude_code_preset_gets_the_key_and_its_output_is_redacted(mdrepo: Repo, tmp_path: Path) -> None:
@@ -292,7 +286,7 @@ def test_the_claude_code_preset_gets_the_key_and_its_output_is_redacted(mdrepo: 
     spec_commit(mdrepo)
     proc = mdrepo.mdspec("run", "--foreground", env=env, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert f"ANTHROPIC_API_KEY={KEY}" in (tmp_path / "env.txt").read_text()  # the CLI signs in with it
+    assert json.loads((tmp_path / "env.txt").read_text())["env"]["ANTHROPIC_API_KEY"] == KEY  # it signs in with it
     rec = last_run(mdrepo)
     assert rec["status"] == "landed"
     log = (mdrepo.state / "runs" / rec["id"] / "output.log").read_text()
@@ -337,3 +331,180 @@ def test_output_log_redacts_a_key_split_across_reads(tmp_path: Path) -> None:
     assert res.returncode == 0 and key not in text and key[:10] not in text
     assert text.startswith("start [redacted] end\n") and text.endswith("[redacted]\n")
     assert len(text) > 200_000 and key not in res.output_tail
+
+
+# --- presets as the CLIs are today ---------------------------------------------------------------------
+
+needs_bwrap = pytest.mark.skipif(sandbox.bwrap_path() is None, reason="bubblewrap is not usable on this machine")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the real root path needs root")
+
+
+@pytest.fixture(autouse=True)
+def no_sandbox_claim(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's own IS_SANDBOX (a CI container may set it) must not decide these tests."""
+    monkeypatch.delenv("IS_SANDBOX", raising=False)
+
+
+def preset_repo(mdrepo: Repo, tmp_path: Path, preset: str, mode: str = "off") -> tuple[dict[str, str], Path]:
+    """mdrepo with `preset` and sandbox `mode`; the fake CLIs first on PATH. Inside bubblewrap the tmp dirs
+    are private, so the CLIs live in the git dir (read-only there) and log under their own ~ state."""
+    bin_dir = fakeclis.install(mdrepo.top / ".git" / "fake-bin" if mode == "bwrap" else tmp_path / "bin")
+    state = Path(os.environ["HOME"]) / (".codex" if preset == "codex" else ".claude")
+    state.mkdir(exist_ok=True)
+    mdrepo.configure(f'sandbox = "{mode}"\n[agent]\npreset = "{preset}"\n')
+    mdrepo.commit("configure mdspec", env={"MDSPEC_RUNNING": "1"})
+    log = state / "fake-log.jsonl"
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log), "MDSPEC_SANDBOX": mode}, log
+
+
+def calls(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+@needs_root
+def test_claude_code_as_root_without_a_sandbox_is_refused_before_it_starts(mdrepo: Repo, tmp_path: Path) -> None:
+    env, log = preset_repo(mdrepo, tmp_path, "claude-code")
+    spec_commit(mdrepo)
+    tip, status = mdrepo.head(), mdrepo.status()
+    proc = mdrepo.mdspec("run", "--foreground", env=env, check=False)
+    assert proc.returncode == 1
+    rec = last_run(mdrepo)
+    assert rec["status"] == "failed"
+    assert rec["reason"].startswith("Claude Code refuses --dangerously-skip-permissions as root outside a sandbox: "
+                                    'set sandbox = "bwrap" in .mdspec.toml'), rec
+    assert "\n" not in rec["reason"] and f"failed: {rec['reason']}" in proc.stdout
+    assert calls(log) == []  # the CLI never started
+    assert (mdrepo.head(), mdrepo.status()) == (tip, status)
+    assert "spec/app.md" in mdrepo.mdspec("status", env=env).stdout  # still pending
+    # doctor says the same, as a FIX
+    doc = mdrepo.mdspec("doctor", env=env, check=False)
+    assert doc.returncode == 1
+    assert "FIX  agent command as root: Claude Code refuses --dangerously-skip-permissions" in doc.stdout
+
+
+@needs_bwrap
+def test_claude_code_in_the_sandbox_is_told_so_and_reports_model_and_usage(mdrepo: Repo, tmp_path: Path) -> None:
+    env, log = preset_repo(mdrepo, tmp_path, "claude-code", "bwrap")
+    spec_commit(mdrepo)
+    proc = mdrepo.mdspec("run", "--foreground", env=env, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (call,) = calls(log)
+    assert call["env"]["IS_SANDBOX"] == "1" and call["uid"] == os.geteuid()
+    assert call["argv"] == ["-p", "--output-format", "json", "--dangerously-skip-permissions"]
+    rec = last_run(mdrepo)
+    assert rec["status"] == "landed" and rec["sandbox"] == "bwrap"
+    assert rec["model"] == "claude-sonnet-4-5-20250929"  # the costliest of modelUsage's keys
+    assert rec["turns"] == 6 and rec["cost_usd"] == 0.0721
+    u = rec["usage"]
+    assert (u["input_tokens"], u["output_tokens"], u["cache_read_input_tokens"], u["cache_creation_input_tokens"]) \
+        == (314, 900, 40200, 5100)  # every model's tokens, the housekeeping model's too
+    assert mdrepo.message().startswith("mdspec: Add out.txt\n")
+
+
+def test_root_refusal_reads_the_uid_and_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    claude = AgentConfig(backend="command", preset="claude-code")
+    monkeypatch.setattr(backends, "effective_uid", lambda: 1000)
+    assert backends.root_refusal(claude, False, {}) is None  # an ordinary user: Claude Code runs
+    backends.check_ready(claude, False, {})
+    monkeypatch.setattr(backends, "effective_uid", lambda: 0)
+    assert 'sandbox = "bwrap"' in (backends.root_refusal(claude, False, {}) or "")
+    with pytest.raises(BackendError, match="refuses --dangerously-skip-permissions as root"):
+        backends.check_ready(claude, False, {})
+    assert backends.root_refusal(claude, True, {}) is None  # inside bubblewrap: IS_SANDBOX=1 is set for it
+    assert backends.root_refusal(claude, False, {"IS_SANDBOX": "1"}) is None  # a container says it is one
+    own = AgentConfig(backend="command", command="FOO=1 /opt/bin/claude -p --dangerously-skip-permissions")
+    assert backends.root_refusal(own, False, {}) is not None
+    for other in (AgentConfig(backend="command", preset="codex"), AgentConfig(backend="command", command="claude -p")):
+        assert backends.root_refusal(other, False, {}) is None
+
+
+def test_codex_preset_uses_the_current_flags(mdrepo: Repo, tmp_path: Path) -> None:
+    env, log = preset_repo(mdrepo, tmp_path, "codex")
+    spec_commit(mdrepo)
+    proc = mdrepo.mdspec("run", "--foreground", env=env, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (call,) = calls(log)
+    argv = call["argv"]
+    assert argv[0] == "exec" and argv[-1] == "-" and "--full-auto" not in argv
+    assert argv[argv.index("--sandbox") + 1] == "workspace-write"
+    assert "--json" in argv and "--skip-git-repo-check" in argv
+    assert argv[argv.index("--output-last-message") + 1].endswith("/answer/summary.txt")
+    assert "IS_SANDBOX" not in call["env"]  # not sandboxed by mdspec: Codex's own sandbox confines its tools
+    rec = last_run(mdrepo)
+    assert rec["status"] == "landed" and rec["model"] == "gpt-5.1-codex"  # from Codex's session log
+    u = rec["usage"]
+    assert (u["input_tokens"], u["cache_read_input_tokens"], u["output_tokens"]) == (3000, 9000, 450)
+    assert rec["cost_usd"] == 0
+    assert mdrepo.message().startswith("mdspec: Add out.txt\n\nWrote out.txt.")
+
+
+@needs_bwrap
+def test_codex_inside_the_sandbox_leaves_sandboxing_to_mdspec(mdrepo: Repo, tmp_path: Path) -> None:
+    env, log = preset_repo(mdrepo, tmp_path, "codex", "bwrap")
+    spec_commit(mdrepo)
+    proc = mdrepo.mdspec("run", "--foreground", env=env, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (call,) = calls(log)
+    assert "--dangerously-bypass-approvals-and-sandbox" in call["argv"] and "--sandbox" not in call["argv"]
+    rec = last_run(mdrepo)
+    assert rec["status"] == "landed" and rec["sandbox"] == "bwrap" and rec["model"] == "gpt-5.1-codex"
+
+
+def test_codex_model_from_the_command_line_and_a_failed_turn(tmp_path: Path) -> None:
+    bin_dir = fakeclis.install(tmp_path / "bin")
+    env = {**runner.backend_env(), "PATH": f"{bin_dir}:{os.environ['PATH']}", "CODEX_HOME": str(tmp_path / "nowhere")}
+    cmd = "codex exec --json -m gpt-5.2 --skip-git-repo-check -"
+    ctx, _ = make_ctx(tmp_path, cmd, env=env)
+    (tmp_path / "nowhere").mkdir()
+    r = backends.CommandSession(ctx).start()
+    assert (r.stopped_by, r.model, r.final_text) == (None, "gpt-5.2", "Add out.txt\n\nWrote out.txt.")
+    assert r.cost_unknown == "the agent command reported no cost" and r.usage.cost_usd == 0
+    ctx, _ = make_ctx(tmp_path, cmd, env={**env, "FAKE_CODEX_FAIL": "You've hit your usage limit."})
+    r = backends.CommandSession(ctx).start()
+    assert r.stopped_by == "error"
+    assert r.error == "agent command exited with status 1: You've hit your usage limit."
+
+
+def test_a_usage_error_names_the_line_that_says_what_is_wrong(mdrepo: Repo, tmp_path: Path) -> None:
+    bin_dir = fakeclis.install(tmp_path / "bin")
+    # The preset as it was: today's `codex exec` has no --full-auto.
+    old = 'codex exec --full-auto --skip-git-repo-check --output-last-message "$MDSPEC_SUMMARY_FILE" -'
+    mdrepo.configure(f"[agent]\ncommand = '{old}'\n")
+    mdrepo.commit("configure mdspec", env={"MDSPEC_RUNNING": "1"})
+    spec_commit(mdrepo)
+    proc = mdrepo.mdspec("run", "--foreground", env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}, check=False)
+    assert proc.returncode == 1
+    rec = last_run(mdrepo)
+    assert rec["reason"] == "agent command exited with status 2: error: unexpected argument '--full-auto' found"
+    log = (mdrepo.state / "runs" / rec["id"] / "output.log").read_text()
+    assert "tip: to pass '--full-auto' as a value" in log
+    assert log.rstrip().endswith("For more information, try '--help'.")
+
+
+def test_failure_line() -> None:
+    clap = ("error: unexpected argument '--full-auto' found\n\n  tip: to pass it as a value, use '-- --full-auto'\n\n"
+            "Usage: codex exec [OPTIONS] [PROMPT]\n\nFor more information, try '--help'.\n")
+    assert cliout.failure_line(clap) == "error: unexpected argument '--full-auto' found"
+    assert cliout.failure_line("starting\nopen(): Permission DENIED\nbye\n") == "open(): Permission DENIED"
+    assert cliout.failure_line("npm: claude: command Not Found\n") == "npm: claude: command Not Found"
+    assert cliout.failure_line('{"type":"error","message":"x"}\nrate limited\n\n') == "rate limited"
+    assert cliout.failure_line("\n\n") == ""
+
+
+def test_claude_code_result_parsing(tmp_path: Path) -> None:
+    log = tmp_path / "output.log"
+    one = {"type": "result", "subtype": "success", "is_error": False, "result": "Done", "num_turns": 3,
+           "usage": {"input_tokens": 5, "output_tokens": 7, "cache_creation_input_tokens": 11,
+                     "cache_read_input_tokens": 13}}
+    log.write_text("noise\n" + json.dumps(one) + "\n")
+    out = cliout.read(log)
+    assert (out.text, out.turns, out.model, out.error) == ("Done", 3, "", None)
+    assert out.usage == Usage(5, 7, 11, 13, 0.0) and not out.cost_known  # no total_cost_usd
+    failed = {**one, "is_error": True, "subtype": "error_during_execution", "result": "",
+              "errors": ["Invalid API key"], "total_cost_usd": 0, "modelUsage": {"claude-opus-4-5": {}}}
+    with log.open("a") as f:
+        f.write(json.dumps(failed) + "\n")
+    out = cliout.read(log, len(json.dumps(one)) + 7)  # the second round's output only
+    assert out.error == "error_during_execution: Invalid API key" and out.model == "claude-opus-4-5"
+    assert out.usage == Usage(5, 7, 11, 13, 0.0) and out.cost_known  # modelUsage without counts: `usage` counts
+    assert cliout.read(tmp_path / "missing.log") == cliout.CliOutput()

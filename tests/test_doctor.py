@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import fakeclis
 import pytest
 from conftest import Repo
+
+from mdspec.agents import backends
+from mdspec.commands import doctor
+from mdspec.run import sandbox
 
 
 def test_all_ok_with_a_command_backend(mdrepo: Repo) -> None:
@@ -65,3 +75,85 @@ def test_husky_and_lefthook_hooks_are_recognised(repo: Repo) -> None:
     assert "FIX  hook:" in repo.mdspec("doctor", check=False).stdout
     repo.write("lefthook.yml", "post-commit:\n  commands:\n    mdspec:\n      run: mdspec hook post-commit\n")
     assert f"OK   hook: called from {repo.top / 'lefthook.yml'}" in repo.mdspec("doctor", check=False).stdout
+
+
+# --- the agent command as the run will start it ------------------------------------------------------
+
+needs_bwrap = pytest.mark.skipif(sandbox.bwrap_path() is None, reason="bubblewrap is not usable on this machine")
+
+
+def agent_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [ln for ln in proc.stdout.splitlines() if "agent command" in ln]
+
+
+@needs_bwrap
+def test_an_agent_cli_the_sandbox_cannot_see_is_a_fix(repo: Repo, git_env: Path) -> None:
+    hidden = fakeclis.install(git_env / ".config" / "yarn" / "global" / "bin")  # ~/.config is hidden in there
+    repo.write(".mdspec.toml", 'sandbox = "bwrap"\n[agent]\npreset = "codex"\n')
+    env = {"MDSPEC_SANDBOX": "bwrap", "PATH": f"{hidden}:{os.environ['PATH']}"}
+    proc = repo.mdspec("doctor", check=False, env=env)
+    assert proc.returncode == 1
+    assert agent_lines(proc) == [f"FIX  agent command in the sandbox: {hidden}/codex cannot be seen by the run (the "
+                                 "sandbox hides ~/.config): install or move it elsewhere (e.g. /usr/local or "
+                                 '~/.local), or set sandbox = "off" in .mdspec.toml']
+    assert any(ln.startswith("OK   command backend, preset codex") for ln in proc.stdout.splitlines())
+    seen = fakeclis.install(repo.top / ".git" / "fake-bin")  # the git dir is there, read-only
+    proc = repo.mdspec("doctor", check=False, env={**env, "PATH": f"{seen}:{os.environ['PATH']}"})
+    assert agent_lines(proc) == ["OK   agent command in the sandbox: codex is there (codex exec --json "
+                                 "--dangerously-bypass-approvals-and-sandbox --skip-git-repo-check "
+                                 '--output-last-message "$MDSPEC_SUMMARY_FILE" -)']
+
+
+@needs_bwrap
+def test_a_script_or_its_interpreter_the_sandbox_cannot_see_is_a_fix(repo: Repo, git_env: Path,
+                                                                      tmp_path: Path) -> None:
+    def line(command: str) -> str:
+        repo.write(".mdspec.toml", f'sandbox = "bwrap"\n[agent]\ncommand = "{command}"\n')
+        (found,) = agent_lines(repo.mdspec("doctor", check=False, env={"MDSPEC_SANDBOX": "bwrap"}))
+        return found
+
+    script = tmp_path / "agent.py"  # under /tmp: private inside the sandbox
+    script.write_text("print('hi')\n")
+    assert line(f"{sys.executable} {script}").startswith(
+        f"FIX  agent command in the sandbox: {script} cannot be seen by the run (the sandbox has a private /tmp)")
+    config_script = git_env / ".config" / "agents" / "run.py"
+    config_script.parent.mkdir(parents=True)
+    config_script.write_text("print('hi')\n")
+    assert line(f"{sys.executable} {config_script}").startswith(
+        f"FIX  agent command in the sandbox: {config_script} cannot be seen by the run (the sandbox hides ~/.config)")
+    # A script the sandbox sees, run by an interpreter it does not.
+    python = tmp_path / "py" / "python3"
+    python.parent.mkdir()
+    python.symlink_to(sys.executable)
+    agent = repo.top / ".git" / "agent"
+    agent.write_text(f"#!{python}\nprint('hi')\n")
+    agent.chmod(0o755)
+    assert line(f"{agent} --go").startswith(
+        f"FIX  agent command in the sandbox: {python} cannot be seen by the run (the sandbox has a private /tmp)")
+    agent.write_text("#!/usr/bin/env bash\necho hi\n")
+    assert line(f"{agent} --go").startswith(f"OK   agent command in the sandbox: {agent} is there")
+
+
+@needs_bwrap
+def test_the_sandbox_line_says_which_commands_get_the_network(repo: Repo) -> None:
+    env = {"MDSPEC_SANDBOX": "bwrap", "ANTHROPIC_API_KEY": "x"}
+    repo.write(".mdspec.toml", '[agent]\ncommand = "true"\n')
+    line = next(ln for ln in repo.mdspec("doctor", check=False, env=env).stdout.splitlines() if "sandbox: " in ln)
+    assert line.endswith("network: the agent CLI has it (to reach its model; its own tools share it), the check: off "
+                         "(network = true turns it on)"), line
+    repo.write(".mdspec.toml", "network = true\n")
+    line = next(ln for ln in repo.mdspec("doctor", check=False, env=env).stdout.splitlines() if "sandbox: " in ln)
+    assert line.endswith("network for the agent's shell and the check: on (network = true)"), line
+
+
+def test_claude_code_as_root_without_a_sandbox_is_a_fix(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo.write(".mdspec.toml", '[agent]\npreset = "claude-code"\n')
+    monkeypatch.delenv("IS_SANDBOX", raising=False)
+    for uid, expected in ((1000, []), (0, ["FIX  agent command as root: Claude Code refuses "
+                                           "--dangerously-skip-permissions as root outside a sandbox: set sandbox = "
+                                           '"bwrap" in .mdspec.toml (needs bubblewrap), or export IS_SANDBOX=1 if '
+                                           "this machine is a disposable container"])):
+        monkeypatch.setattr(backends, "effective_uid", lambda uid=uid: uid)
+        lines: list[str] = []
+        doctor.doctor(repo.top, lines.append)
+        assert [ln for ln in lines if "agent command" in ln] == expected

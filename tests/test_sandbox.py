@@ -146,3 +146,20 @@ def test_doctor_says_whether_sandbox_off_exposes_the_key(mdrepo: Repo) -> None:
     proc = mdrepo.mdspec("doctor", check=False, env={"MDSPEC_SANDBOX": "off"})
     line = next(ln for ln in proc.stdout.splitlines() if "sandbox off" in ln)
     assert ("can read the API key in the worker's /proc/<pid>/environ" in line) == (os.geteuid() == 0), line
+
+
+def test_hidden_because_names_what_hides_a_path() -> None:
+    home = "/home/ada"
+    assert sandbox.hidden_because("/tmp/x/bin/claude", home) == "the sandbox has a private /tmp"
+    assert sandbox.hidden_because("/home/ada/.config/agents/run.py", home) == "the sandbox hides ~/.config"
+    assert sandbox.hidden_because("/home/ada/.local/bin/claude", home) is None
+    assert sandbox.hidden_because("/usr/bin/env", home) is None
+    assert sandbox.hidden_because("/home/ada/.configs/x", home) is None  # a prefix of the name is not the dir
+
+
+def test_will_confine_follows_the_mode_and_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not sandbox.will_confine("off")
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: "/usr/bin/bwrap")
+    assert sandbox.will_confine("auto") and sandbox.will_confine("bwrap")
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
+    assert not sandbox.will_confine("auto")

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
 from mdspec import config
-from mdspec.agents import providers
+from mdspec.agents import backends, providers
 from mdspec.commands.init import HOOK_LINE, PRE_COMMIT_CONFIG, SHIM_MARKER, hooks_dir
 from mdspec.errors import FatalError
-from mdspec.git import Repo
+from mdspec.fast.globs import Globs
+from mdspec.git import Repo, clean_env
 from mdspec.printer import Printer
 from mdspec.run import procs, sandbox, worktree
 
@@ -80,10 +82,74 @@ def _sandbox(cfg: config.Config) -> tuple[bool, str]:
             exposed if procs.environ_exposed() else "")
     exe = sandbox.bwrap_path()
     if exe:
-        return True, f"sandbox: bubblewrap ({exe}), network {'on' if cfg.network else 'off'}"
+        rest = "on (network = true)" if cfg.network else "off (network = true turns it on)"
+        if cfg.agent.backend == "anthropic":
+            return True, f"sandbox: bubblewrap ({exe}); network for the agent's shell and the check: {rest}"
+        return True, (f"sandbox: bubblewrap ({exe}); network: the agent CLI has it (to reach its model; its "
+                      f"own tools share it), the check: {rest}")
     if cfg.sandbox == "bwrap":
         return False, "sandbox = \"bwrap\" but bubblewrap is not usable: apt-get install bubblewrap"
     return False, "bubblewrap not installed: runs go unsandboxed (apt-get install bubblewrap)"
+
+
+def _agent_command(repo: Repo, cfg: config.Config) -> tuple[bool, str] | None:
+    """The command backend as the run will start it: as root, and inside the sandbox the run will use
+    (a program or script under the private /tmp or a hidden home directory is not there)."""
+    a = cfg.agent
+    if a.backend == "anthropic":
+        return None
+    confined = sandbox.will_confine(cfg.sandbox)
+    why = backends.root_refusal(a, confined, os.environ)
+    if why:
+        return False, f"agent command as root: {why}"
+    command = backends.preset_command(a, confined)
+    program = backends.program_of(command)
+    if not confined or program is None or not (shutil.which(program) or os.access(program, os.X_OK)):
+        return None  # unconfined, or missing everywhere: the backend line says so
+    words = shlex.split(command)
+    wanted = [program, *_interpreter(program)]
+    files = [w for w in words[1:] if os.path.isabs(w) and os.path.exists(w)]
+    wt = worktree.path_for(repo.state_dir)
+    wt = wt if wt.is_dir() else repo.top  # before the first run: the checkout stands in for the worktree
+    try:
+        box = sandbox.build(cfg.sandbox, wt, repo.common_dir, Globs(cfg.protected_globs), network=True)
+    except FatalError as exc:
+        return False, f"agent command in the sandbox: {exc}"
+    env = backends.command_env({**clean_env(), "MDSPEC_RUNNING": "1", "IS_SANDBOX": "1"}, a.preset)
+    prefix = backends.sandbox_for(box.prefix, a, None, command, env)
+    probe = ('for p in "$@"; do case "$p" in -f:*) [ -e "${p#-f:}" ] || echo "${p#-f:}";; '
+             '*) command -v -- "$p" >/dev/null || echo "$p";; esac; done')
+    try:
+        proc = subprocess.run([*prefix, "bash", "-c", probe, "probe", *wanted, *(f"-f:{f}" for f in files)],
+                              cwd=wt, env=env, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"agent command in the sandbox: the sandbox did not start ({exc})"
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        return False, f"agent command in the sandbox: the sandbox did not start: {last}"
+    missing = proc.stdout.split("\n")[0].strip()
+    if not missing:
+        return True, f"agent command in the sandbox: {program} is there ({command})"
+    seen = shutil.which(missing) or missing
+    because = sandbox.hidden_because(seen) or "it is not visible there"
+    return False, (f"agent command in the sandbox: {seen} cannot be seen by the run ({because}): install or "
+                   'move it elsewhere (e.g. /usr/local or ~/.local), or set sandbox = "off" in .mdspec.toml')
+
+
+def _interpreter(program: str) -> list[str]:
+    """The interpreter a script's #! line names (`env X` names X): it must be visible too."""
+    path = shutil.which(program) or program
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(256)
+    except OSError:
+        return []
+    if not first.startswith(b"#!"):
+        return []
+    words = first[2:].decode("utf-8", "replace").split()
+    if words and os.path.basename(words[0]) == "env":
+        words = [w for w in words[1:] if not w.startswith("-")]
+    return words[:1]
 
 
 def _worktree(repo: Repo) -> tuple[bool, str]:
@@ -119,6 +185,8 @@ def doctor(start: Path, out: Printer) -> int:
     checks.append((ok, "hook: " + line))
     if cfg is not None:
         checks += [_backend(cfg), _sandbox(cfg)]
+        agent_command = _agent_command(repo, cfg)
+        checks += [agent_command] if agent_command else []
     checks += [_worktree(repo), _state(repo)]
     for ok, line in checks:
         out(f"{'OK  ' if ok else 'FIX '} {line}")

@@ -105,6 +105,10 @@ def check_backend_ready(cfg: Config) -> None:
         from mdspec.agents import agent
 
         agent.check_ready(os.environ, cfg.agent.provider)
+    else:
+        from mdspec.agents import backends
+
+        backends.check_ready(cfg.agent, sandbox.will_confine(cfg.sandbox), os.environ)
 
 
 def commit_message(result: BackendResult | None, specs: Sequence[SpecCommit], run_id: str, check: str,

@@ -60,6 +60,11 @@ def bwrap_path() -> str | None:
     return exe if probe.returncode == 0 else None
 
 
+def will_confine(mode: str) -> bool:
+    """Whether a run with the config's `sandbox` mode runs its commands inside bubblewrap."""
+    return mode != "off" and bwrap_path() is not None
+
+
 @dataclass(frozen=True)
 class Sandbox:
     """How to wrap a command; `prefix` is empty when running unsandboxed."""
@@ -70,6 +75,30 @@ class Sandbox:
 
     def wrap(self, argv: Sequence[str]) -> list[str]:
         return [*self.prefix, *argv]
+
+
+def hidden_secret(path: str, home: str | None = None) -> str | None:
+    """The hidden home entry (`.ssh`, `.config`, …) that `path` is under, or None."""
+    home = home if home is not None else os.environ.get("HOME")
+    if not home:
+        return None
+    for p in dict.fromkeys((os.path.abspath(path), os.path.realpath(path))):
+        for name in HOME_SECRETS:
+            secret = os.path.join(home, name)
+            if p == secret or p.startswith(secret + "/"):
+                return name
+    return None
+
+
+def hidden_because(path: str, home: str | None = None) -> str | None:
+    """Why `path` (absolute, as seen outside) cannot be seen inside the sandbox, or None if it can."""
+    secret = hidden_secret(path, home)
+    if secret:
+        return f"the sandbox hides ~/{secret}"
+    for p in dict.fromkeys((os.path.abspath(path), os.path.realpath(path))):
+        if p == "/tmp" or p.startswith("/tmp/"):
+            return "the sandbox has a private /tmp"
+    return None
 
 
 def allow_write(prefix: Sequence[str], path: Path, flag: str = "--bind") -> tuple[str, ...]:
