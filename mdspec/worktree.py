@@ -35,8 +35,9 @@ def prepare(repo: Repo, state_dir: Path, base: str) -> Path:
         for op in (["rebase", "--quit"], ["am", "--quit"], ["cherry-pick", "--quit"], ["revert", "--quit"],
                    ["merge", "--quit"], ["bisect", "reset"]):
             git.run(op, wt, check=False)
-    git.run(["checkout", "--force", "--detach", base], wt)
-    git.run(["reset", "--hard", "--quiet", base], wt)
+    # One command resets HEAD (detached, whatever branch the agent switched to), index and tracked files:
+    # --force discards every change and unmerged entry as `reset --hard` would.
+    git.run(["checkout", "--force", "--quiet", "--detach", base], wt)
     # -ff removes nested repositories the agent made too; not -x: ignored build caches stay.
     git.run(["clean", "-d", "--force", "--force", "--quiet"], wt)
     return wt

@@ -175,3 +175,29 @@ def test_an_unlocked_worktree_from_before_is_locked_on_reuse(mdrepo: Repo, g: Gi
     assert "\nlocked" not in (_listed(mdrepo, wt) or "")
     worktree.prepare(g, mdrepo.state, mdrepo.head())
     assert "\nlocked mdspec" in (_listed(mdrepo, wt) or "")
+
+
+def test_prepare_leaves_the_branch_an_agent_made_and_clears_a_conflicted_merge(mdrepo: Repo, g: GitRepo) -> None:
+    base = mdrepo.head()
+    wt = worktree.prepare(g, mdrepo.state, base)
+    ident = ["-c", "user.name=a", "-c", "user.email=a@b"]
+    wt_git(wt, "checkout", "-q", "-b", "agent-side")
+    (wt / "app.py").write_text("side\n")
+    wt_git(wt, *ident, "commit", "-qam", "side")
+    side = wt_git(wt, "rev-parse", "HEAD").strip()
+    wt_git(wt, "checkout", "-q", "-b", "agent-work", base)
+    (wt / "app.py").write_text("work\n")
+    wt_git(wt, *ident, "commit", "-qam", "work")
+    work = wt_git(wt, "rev-parse", "HEAD").strip()
+    subprocess.run(["git", *ident, "merge", "agent-side"], cwd=wt, capture_output=True)  # stops on a conflict
+    assert "UU app.py" in wt_git(wt, "status", "--porcelain")
+    (wt / "README.md").unlink()
+    worktree.prepare(g, mdrepo.state, base)
+    assert wt_git(wt, "status", "--porcelain") == ""
+    assert wt_git(wt, "ls-files", "--unmerged") == ""
+    assert (wt / "app.py").read_text() == "app\n" and (wt / "README.md").exists()
+    assert wt_git(wt, "rev-parse", "HEAD").strip() == base
+    assert subprocess.run(["git", "symbolic-ref", "-q", "HEAD"], cwd=wt).returncode != 0  # detached
+    # The agent's branches stay where the agent left them: a reset would have moved the checked-out one.
+    assert wt_git(wt, "rev-parse", "agent-work").strip() == work
+    assert wt_git(wt, "rev-parse", "agent-side").strip() == side
