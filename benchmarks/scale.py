@@ -1,13 +1,19 @@
 """Scale: mdspec on a repository with 50,000 tracked files and 10,000 commits.
 
-Prints, each measured side by side in one run:
+Prints, each measured side by side in one run, as min / median / max and the ratio of medians:
 - the hook fast path on the large repository vs on a 10-file repository (target <= 1.2);
 - preparing the persistent worktree for a new run vs a fresh `git worktree add` of the same commit
-  (target <= 0.2);
-- computing the pending set over the 10,000 commits (ms), next to the same walk on a 10-file repository
-  with as many commits (it must not grow with the number of tracked files).
+  (target <= 0.2); the disk is let settle (sync) before each, interleaved: an add right after deleting a
+  50,000-file tree measures the disk's backlog, not git;
+- one run with a command backend that writes one file, worktree reused: from the run's start to the
+  agent's first instruction vs one `git checkout` between the same two commits in a settled worktree
+  (target <= 2), and from the agent's exit to the generated commit landed vs one `git read-tree -m -u`
+  of the same change in the checkout (target <= 2.5);
+- computing the pending set over the 10,000 commits, next to the same walk on a 10-file repository with
+  as many commits (it must not grow with the number of tracked files).
 
-The generated repositories are cached under benchmarks/.cache/ (delete it to rebuild).
+The generated repositories (and the anchors' worktree) are cached under benchmarks/.cache/ of this
+checkout (delete it to rebuild). BENCH_ONLY=hook,worktree,run,pending picks sections.
 Usage: python benchmarks/scale.py [--files 50000] [--commits 10000] [--rounds 15]
 """
 

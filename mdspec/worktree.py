@@ -7,6 +7,7 @@ files (build caches) kept so incremental builds stay warm. The agent never works
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from mdspec import git, paths
@@ -73,13 +74,38 @@ def _remove(repo: Repo, wt: Path) -> None:
     git.run(["worktree", "prune"], repo.top, check=False)
 
 
-def snapshot_tree(wt: Path) -> str:
+UNTRACKED = "?"  # the tag `git ls-files -t` gives an untracked file
+
+
+def changes(wt: Path) -> list[tuple[str, str]]:
+    """(tag, path) for every file that differs from the worktree's index (changed, deleted, unmerged: tag
+    other than "?") and every untracked file .gitignore does not exclude (tag "?"): one scan of the tree.
+
+    A nested repository the agent made shows as its directory, with a trailing "/"."""
+    out = git.run(["ls-files", "-z", "-t", "--modified", "--others", "--exclude-standard"], wt,
+                  errors="surrogateescape").stdout
+    found: dict[str, str] = {}
+    for item in out.split("\0"):
+        if item:
+            found.setdefault(item[2:], item[0])  # an unmerged path is listed once per stage
+    return [(tag, path) for path, tag in found.items()]
+
+
+def snapshot_tree(wt: Path, changed: Sequence[str] | None = None) -> str:
     """Stage everything in the worktree (honouring .gitignore) and return the tree id.
 
     Whatever the agent did with git in the worktree (commits, resets) does not matter: the tree is the
-    files as they are now.
+    files as they are now. `changed` are the paths that differ from the worktree's index (from `changes`,
+    when the caller has scanned already); only those are staged, so the tree is scanned once, not twice
+    as `git add --all` after a scan would.
     """
-    git.run(["add", "--all"], wt)
+    paths = [p for _, p in changes(wt)] if changed is None else list(changed)
+    if any(p.endswith("/") for p in paths):
+        git.run(["add", "--all"], wt)  # a nested repository: `git add` knows how it is recorded
+    elif paths:
+        # --replace: a file that became a directory (or the reverse) swaps its entries, as `git add` does.
+        git.run(["update-index", "-z", "--add", "--remove", "--replace", "--stdin"], wt,
+                input="\0".join(paths) + "\0", errors="surrogateescape")
     return git.run(["write-tree"], wt).stdout.strip()
 
 
