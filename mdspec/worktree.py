@@ -23,13 +23,13 @@ def path_for(state_dir: Path) -> Path:
 def prepare(repo: Repo, state_dir: Path, base: str) -> Path:
     """A clean checkout of `base` (detached) in the persistent worktree, created on first use."""
     wt = path_for(state_dir)
-    if not healthy(repo, wt):
+    gitdir = _own_git_dir(repo, wt)
+    if gitdir is None:
         _remove(repo, wt)
         git.run(["worktree", "add", "--force", "--detach", str(wt), base], repo.top)
         _lock(repo, wt)
         return wt
     # A run may have left git state behind (a half-done rebase, commits, a staged mess): start over.
-    gitdir = git.run(["rev-parse", "--absolute-git-dir"], wt).stdout.strip()
     if not Path(gitdir, "locked").exists():
         _lock(repo, wt)  # made before worktrees were locked
     if paths.operation_in_progress(gitdir):
@@ -45,15 +45,21 @@ def prepare(repo: Repo, state_dir: Path, base: str) -> Path:
 
 
 def healthy(repo: Repo, wt: Path) -> bool:
+    return _own_git_dir(repo, wt) is not None
+
+
+def _own_git_dir(repo: Repo, wt: Path) -> str | None:
+    """The worktree's own git dir, when `wt` is a working linked worktree of `repo` (one git command)."""
     if not (wt / ".git").is_file():
-        return False
-    proc = git.run(["rev-parse", "--git-common-dir"], wt, check=False)
-    if proc.returncode != 0:
-        return False
-    common = Path(proc.stdout.strip())
+        return None
+    proc = git.run(["rev-parse", "--git-common-dir", "--absolute-git-dir"], wt, check=False)
+    lines = proc.stdout.splitlines()
+    if proc.returncode != 0 or len(lines) != 2:
+        return None
+    common = Path(lines[0])
     if not common.is_absolute():
         common = (wt / common).resolve()
-    return common == repo.common_dir
+    return lines[1] if common == repo.common_dir else None
 
 
 def _lock(repo: Repo, wt: Path) -> None:
@@ -100,13 +106,18 @@ def snapshot_tree(wt: Path, changed: Sequence[str] | None = None) -> str:
     as `git add --all` after a scan would.
     """
     paths = [p for _, p in changes(wt)] if changed is None else list(changed)
-    if any(p.endswith("/") for p in paths):
-        git.run(["add", "--all"], wt)  # a nested repository: `git add` knows how it is recorded
+    if any(p.endswith("/") or _real_dir(wt / p) for p in paths):
+        # A nested repository, or a tracked file now a directory: `git add` knows how each is recorded.
+        git.run(["add", "--all"], wt)
     elif paths:
         # --replace: a file that became a directory (or the reverse) swaps its entries, as `git add` does.
         git.run(["update-index", "-z", "--add", "--remove", "--replace", "--stdin"], wt,
                 input="\0".join(paths) + "\0", errors="surrogateescape")
     return git.run(["write-tree"], wt).stdout.strip()
+
+
+def _real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
 
 
 def changed_between(wt: Path, base: str, tree: str) -> list[tuple[str, str]]:
