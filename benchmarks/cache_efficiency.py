@@ -3,7 +3,9 @@
 Drives AnthropicSession through the real SDK against the fake Messages API (tests/fakeapi.py), which bills
 input the way the prompt cache does. The scripted run views one file of a few KB per turn for 30 turns,
 then ends its turn. Prints the share of input tokens read from cache (DESIGN §4 wants at least 0.95 on
-long runs) and the largest single request.
+long runs), the largest single request, and the run's cost next to the ideal for the same sequence of
+requests: each request reads all of the previous request's input from the cache and writes only what is
+new (nothing uncached), at the configured model's list price.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from fakeapi import FAKE_KEY, FakeAPI  # noqa: E402 - needs the path above
 
 from mdspec.agents.agent import AnthropicSession, make_client  # noqa: E402
 from mdspec.agents.session import RunContext  # noqa: E402
-from mdspec.config import AgentConfig  # noqa: E402
+from mdspec.config import AgentConfig, Price  # noqa: E402
 
 TURNS = 30  # the default; `--turns N` for longer runs (DESIGN asks >= 0.95 on long runs)
 
@@ -44,6 +46,22 @@ def source_file(rng: random.Random, n: int) -> str:
             "",
         ]
     return "\n".join(lines) + "\n"
+
+
+def request_costs(usages: list[dict[str, int]], price: Price) -> tuple[float, float]:
+    """(actual, ideal) dollars for the requests' input and output; the ideal reads each request's
+    predecessor from the cache and writes the rest once."""
+    actual = ideal = 0.0
+    previous = 0
+    for u in usages:
+        total = u["input_tokens"] + u["cache_creation_input_tokens"] + u["cache_read_input_tokens"]
+        out = u["output_tokens"] * price.output
+        actual += (u["input_tokens"] * price.input + u["cache_creation_input_tokens"] * price.cache_write
+                   + u["cache_read_input_tokens"] * price.cache_read + out)
+        read = min(previous, total)
+        ideal += read * price.cache_read + (total - read) * price.cache_write + out
+        previous = total
+    return actual / 1_000_000, ideal / 1_000_000
 
 
 def main() -> int:
@@ -86,7 +104,13 @@ def main() -> int:
           f"cache write {u.cache_creation_input_tokens:,}, uncached {u.input_tokens:,})")
     print(f"share served from cache:  {share:.3f} (target >= 0.90)")
     print(f"largest request:          {largest:,} tokens")
-    print(f"cost at list price:       ${u.cost_usd:.4f}")
+    price = AgentConfig().price(result.model or None)
+    if price is not None:
+        actual, ideal = request_costs([r.usage for r in api.requests], price)
+        print(f"cost at list price:       ${actual:.4f}, ideal for the same requests ${ideal:.4f}: "
+              f"{actual / ideal:.3f} x the ideal")
+    else:
+        print(f"cost at list price:       ${u.cost_usd:.4f} (no price known for the model: no ideal)")
     return 0 if share >= 0.90 else 1
 
 

@@ -1,8 +1,8 @@
 """Landing: what mdspec's safe landing costs next to git doing the same update of the checkout by hand.
 
 On the scale benchmark's 50,000-file repository, a one-file result is landed, alternately:
-- by `land.land` (wait-free case: scan for the user's git commands, take index.lock, dry run, journal,
-  read-tree into a copy of the index, swap, compare-and-swap of the branch);
+- by `land.land` (wait-free case: scan for the user's git commands, take index.lock, journal, read-tree
+  into a copy of the index, swap, compare-and-swap of the branch);
 - by the anchor: `git read-tree -m -u OLD NEW` and `git update-ref BRANCH NEW OLD` — the bare minimum
   git itself needs for the same change, with none of the safety.
 Each round resets the checkout between the two (not timed). Prints min/median/max of each and the ratio

@@ -1,31 +1,40 @@
 """Scale: mdspec on a repository with 50,000 tracked files and 10,000 commits.
 
-Prints, each measured side by side in one run:
+Prints, each measured side by side in one run, as min / median / max and the ratio of medians:
 - the hook fast path on the large repository vs on a 10-file repository (target <= 1.2);
 - preparing the persistent worktree for a new run vs a fresh `git worktree add` of the same commit
-  (target <= 0.2);
-- computing the pending set over the 10,000 commits (ms), next to the same walk on a 10-file repository
-  with as many commits (it must not grow with the number of tracked files).
+  (target <= 0.2); the disk is let settle (sync) before each, interleaved: an add right after deleting a
+  50,000-file tree measures the disk's backlog, not git;
+- one run with a command backend that writes one file, worktree reused: from the run's start to the
+  agent's first instruction vs one `git checkout` between the same two commits in a settled worktree
+  (target <= 2), and from the agent's exit to the generated commit landed vs one `git read-tree -m -u`
+  of the same change in the checkout (target <= 2.5);
+- computing the pending set over the 10,000 commits, next to the same walk on a 10-file repository with
+  as many commits (it must not grow with the number of tracked files).
 
-The generated repositories are cached under benchmarks/.cache/ (delete it to rebuild).
+The generated repositories (and the anchors' worktree) are cached under benchmarks/.cache/ of this
+checkout (delete it to rebuild). BENCH_ONLY=hook,worktree,run,pending picks sections.
 Usage: python benchmarks/scale.py [--files 50000] [--commits 10000] [--rounds 15]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from mdspec import config  # noqa: E402
+from mdspec.fast.globs import Globs  # noqa: E402
 from mdspec.git import Repo  # noqa: E402
 from mdspec.run import pending, worktree  # noqa: E402
 
@@ -91,9 +100,9 @@ def ensure(name: str, files: int, commits: int) -> Path:
     return path
 
 
-def timed(fn: object) -> float:
+def timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
-    fn()  # type: ignore[operator]
+    fn()
     return time.perf_counter() - t0
 
 
@@ -102,8 +111,23 @@ def hook(path: Path) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def median_ms(xs: list[float]) -> float:
-    return statistics.median(xs) * 1000
+def git(path: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=path, env=ENV, check=True, stdout=subprocess.DEVNULL)
+
+
+def stats(xs: list[float]) -> str:
+    ms = sorted(x * 1000 for x in xs)
+    return f"min {ms[0]:.0f} / median {statistics.median(ms):.0f} / max {ms[-1]:.0f} ms"
+
+
+def ratio(xs: list[float], anchor: list[float]) -> float:
+    return statistics.median(xs) / statistics.median(anchor)
+
+
+def settle() -> None:
+    """Let the disk catch up (dirty pages written back) before a timed step, the same for both sides."""
+    os.sync()
+    time.sleep(0.2)
 
 
 def options(doc: str | None) -> argparse.Namespace:
@@ -115,54 +139,155 @@ def options(doc: str | None) -> argparse.Namespace:
     return ap.parse_args()
 
 
-def main() -> None:
-    a = options(__doc__)
-    big = ensure("big", a.files, a.commits)
-    small = ensure("small", 10, a.commits)
-    tiny = ensure("tiny", 10, 50)
-
-    # 1. hook fast path (HEAD is a non-spec commit in both)
+def bench_hook(big: Path, tiny: Path, a: argparse.Namespace) -> None:
+    """The hook fast path (HEAD is a non-spec commit in both)."""
     hook(big), hook(tiny)  # warm the config cache
-    hb, ht = [], []
+    hb: list[float] = []
+    ht: list[float] = []
     for _ in range(a.rounds):
         hb.append(timed(lambda: hook(big)))
         ht.append(timed(lambda: hook(tiny)))
-    print(f"hook fast path: {median_ms(hb):.1f} ms on {a.files} files vs {median_ms(ht):.1f} ms on 10 files: "
-          f"ratio {statistics.median(hb) / statistics.median(ht):.2f} (target <= 1.2)")
+    print(f"hook fast path, {a.files} files: {stats(hb)}")
+    print(f"  anchor, the same on 10 files: {stats(ht)}")
+    print(f"  ratio of medians {ratio(hb, ht):.2f} (target <= 1.2)")
 
-    # 2. persistent worktree vs fresh worktree add, same commit
+
+def bench_worktree(big: Path, a: argparse.Namespace) -> None:
+    """Preparing the persistent worktree vs a settled fresh `git worktree add` of the same commit."""
     repo = Repo(big)
     state = big / ".git" / "mdspec"
     head = repo.resolve_ref("refs/heads/main") or ""
     prev = repo.commit(head).parents[0]
     worktree.prepare(repo, state, prev)  # the worktree exists from an earlier run
-    fresh = big.parent / "fresh-worktree"
-    tp, tf = [], []
-    rounds = max(3, a.rounds // 3)
-    for i in range(rounds):
+    fresh = CACHE / "fresh-worktree"
+
+    def drop_fresh() -> None:
+        shutil.rmtree(fresh, ignore_errors=True)
+        git(big, "worktree", "prune")
+
+    tp: list[float] = []
+    tf: list[float] = []
+    for i in range(a.rounds):
         worktree.prepare(repo, state, prev if i % 2 else head)
         (worktree.path_for(state) / "scratch.txt").write_text("left by the last run\n")
         target = head if i % 2 else prev
-        tp.append(timed(lambda target=target: worktree.prepare(repo, state, target)))
-        shutil.rmtree(fresh, ignore_errors=True)
-        subprocess.run(["git", "worktree", "prune"], cwd=big, env=ENV, check=True)
-        tf.append(timed(lambda: subprocess.run(["git", "worktree", "add", "-q", "--detach", str(fresh), head],
-                                                cwd=big, env=ENV, check=True)))
-    shutil.rmtree(fresh, ignore_errors=True)
-    subprocess.run(["git", "worktree", "prune"], cwd=big, env=ENV, check=True)
-    print(f"worktree for a new run: {median_ms(tp):.0f} ms persistent vs {median_ms(tf):.0f} ms fresh "
-          f"`git worktree add`: ratio {statistics.median(tp) / statistics.median(tf):.3f} (target <= 0.2)")
+        drop_fresh()
+        for which in ("ours", "anchor") if i % 2 == 0 else ("anchor", "ours"):
+            settle()  # a fresh add right after deleting 50,000 files would measure the disk's backlog
+            if which == "ours":
+                tp.append(timed(lambda target=target: worktree.prepare(repo, state, target)))
+            else:
+                tf.append(timed(lambda target=target: git(big, "worktree", "add", "-q", "--detach", str(fresh),
+                                                          target)))
+    drop_fresh()
+    print(f"worktree for a new run (persistent, reset): {stats(tp)}")
+    print(f"  anchor, a settled fresh `git worktree add`: {stats(tf)}")
+    print(f"  ratio of medians {ratio(tp, tf):.3f} (target <= 0.2)")
 
-    # 3. pending set over all commits, large vs small tree
-    pb, ps = [], []
-    for _ in range(max(3, a.rounds // 3)):
+
+BENCH_AGENT = (
+    'd=$(dirname "$MDSPEC_SUMMARY_FILE"); echo "$EPOCHREALTIME" > "$d/started"; cat > /dev/null; '
+    'echo "landed $BENCH_ROUND" > landed.txt; echo "bench run" > "$MDSPEC_SUMMARY_FILE"; '
+    'echo "$EPOCHREALTIME" > "$d/exited"'
+)
+
+
+def stamp(path: Path) -> float:
+    return float(path.read_text().strip().replace(",", "."))
+
+
+def bench_run(big: Path, a: argparse.Namespace) -> None:
+    """One run end to end with a command backend that writes one file: the run's own overhead around the
+    agent, each part next to the git command that does the same work with none of mdspec's safety."""
+    from mdspec.run import records, runner
+    from mdspec.run.pending import SpecCommit
+
+    repo = Repo(big)
+    state = big / ".git" / "mdspec"
+    branch = "refs/heads/main"
+    head = repo.resolve_ref(branch) or ""
+    prev = repo.commit(head).parents[0]
+    spec_sha = subprocess.run(["git", "log", "-1", "--format=%H", "--grep=^spec: change", head], cwd=big,
+                              env=ENV, check=True, capture_output=True, text=True).stdout.strip()
+    cfg = config.load(big)
+    cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, command=BENCH_AGENT))
+    spec = SpecCommit(repo.commit(spec_sha), pending.spec_paths(repo, repo.commit(spec_sha), Globs(cfg.watch)))
+    req = runner.RunRequest(branch, (spec,))
+    anchor_wt = CACHE / "anchor-worktree"  # a settled checkout of its own for the `git checkout` anchor
+    if not (anchor_wt / ".git").exists():
+        git(big, "worktree", "add", "-q", "--detach", str(anchor_wt), prev)
+    git(anchor_wt, "checkout", "-q", "--detach", prev)
+    git(big, "reset", "-q", "--hard", prev)
+    worktree.prepare(repo, state, head)  # an earlier run left the worktree at the other commit
+    os.environ["BENCH_ROUND"] = "0"
+    start, finish, checkout, read_tree = [], [], [], []
+    sandbox_mode = ""
+    try:
+        for i in range(a.rounds):
+            base, other = (prev, head) if i % 2 == 0 else (head, prev)
+            git(big, "reset", "-q", "--hard", base)
+            os.environ["BENCH_ROUND"] = str(i)
+            # The same change as the run's, to time git alone on it.
+            git(anchor_wt, "checkout", "-q", "--detach", other)
+            for which in ("ours", "anchor") if i % 2 == 0 else ("anchor", "ours"):
+                settle()
+                if which == "ours":
+                    t0 = time.time()
+                    rec = runner.Runner(repo, lambda _line: None).run(req, cfg)
+                    t_end = time.time()
+                    assert rec["status"] == records.LANDED, rec.get("reason")
+                    sandbox_mode = rec.get("sandbox", "")
+                    answer = records.runs_dir(state) / rec["id"] / "answer"
+                    start.append(stamp(answer / "started") - t0)
+                    finish.append(t_end - stamp(answer / "exited"))
+                    landed = rec["landed_as"]
+                else:
+                    checkout.append(timed(lambda base=base: git(anchor_wt, "checkout", "-q", "--detach", base)))
+            # git's own update of a checkout for the same change: read-tree -m -u of base -> the result.
+            git(big, "reset", "-q", "--hard", base)
+            settle()
+            read_tree.append(timed(lambda base=base, landed=landed: git(big, "read-tree", "-m", "-u", base,
+                                                                         landed)))
+    finally:
+        git(big, "reset", "-q", "--hard", head)
+    print(f"a run on {a.files} files (sandbox {sandbox_mode}), worktree reused:")
+    print(f"  run started -> agent started: {stats(start)}")
+    print(f"    anchor, one `git checkout` between the two commits: {stats(checkout)}")
+    print(f"    ratio of medians {ratio(start, checkout):.2f} (target <= 2)")
+    print(f"  agent exited -> generated commit landed: {stats(finish)}")
+    print(f"    anchor, one `git read-tree -m -u` of the same change: {stats(read_tree)}")
+    print(f"    ratio of medians {ratio(finish, read_tree):.2f} (target <= 2.5)")
+
+
+def bench_pending(big: Path, small: Path, a: argparse.Namespace) -> None:
+    """The pending set over all commits, large vs small tree: it must not grow with the tracked files."""
+    pb: list[float] = []
+    ps: list[float] = []
+    for _ in range(a.rounds):
         for path, out in ((big, pb), (small, ps)):
             r = Repo(path)
             cfg = config.load(path)
             tip = r.resolve_ref("refs/heads/main") or ""
             out.append(timed(lambda r=r, cfg=cfg, tip=tip: pending.find(r, tip, cfg)))
-    print(f"pending set over {a.commits} commits: {median_ms(pb):.0f} ms with {a.files} files, "
-          f"{median_ms(ps):.0f} ms with 10 files (ratio {statistics.median(pb) / statistics.median(ps):.2f})")
+    print(f"pending set over {a.commits} commits with {a.files} files: {stats(pb)}")
+    print(f"  the same with 10 files: {stats(ps)}")
+    print(f"  ratio of medians {ratio(pb, ps):.2f}")
+
+
+def main() -> None:
+    a = options(__doc__)
+    big = ensure("big", a.files, a.commits)
+    small = ensure("small", 10, a.commits)
+    tiny = ensure("tiny", 10, 50)
+    only = os.environ.get("BENCH_ONLY", "hook,worktree,run,pending").split(",")
+    if "hook" in only:
+        bench_hook(big, tiny, a)
+    if "worktree" in only:
+        bench_worktree(big, a)
+    if "run" in only:
+        bench_run(big, a)
+    if "pending" in only:
+        bench_pending(big, small, a)
 
 
 if __name__ == "__main__":

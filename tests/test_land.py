@@ -5,6 +5,7 @@ The agent waits on a flag file so the test can act in the user's checkout while 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -341,3 +342,50 @@ def test_runs_for_branches_in_two_worktrees_each_land_in_their_own(mdrepo: Repo,
         assert checkout.status() == ""
     assert sorted((r["status"], r["branch"]) for r in runs(mdrepo)) == [
         ("landed", "refs/heads/main"), ("landed", "refs/heads/topic")]
+
+
+def _result_changing(repo: Repo, tmp_path: Path, path: str, text: str) -> str:
+    """A commit on HEAD that changes `path` to `text`, as a run's result would, made without touching
+    the checkout or its index."""
+    blob_file = tmp_path / "blob"
+    blob_file.write_text(text)
+    blob = repo.git("hash-object", "-w", str(blob_file)).strip()
+    scratch = {"GIT_INDEX_FILE": str(tmp_path / "scratch-index")}
+    repo.git("read-tree", "HEAD", env=scratch)
+    repo.git("update-index", "--cacheinfo", f"100644,{blob},{path}", env=scratch)
+    tree = repo.git("write-tree", env=scratch).strip()
+    return repo.git("commit-tree", tree, "-p", "HEAD", "-m", "mdspec: a result").strip()
+
+
+def test_a_refused_landing_touches_nothing_and_leaves_no_journal(app_repo: Repo, tmp_path: Path) -> None:
+    """The checkout's own read-tree refuses before it writes a file: nothing to undo, and no journal
+    left for recovery to act on."""
+    result = _result_changing(app_repo, tmp_path, "app.py", APP.replace("line 1\n", "line 1 by the run\n"))
+    head = app_repo.head()
+    app_repo.write("app.py", APP + "line 7 by the user\n")
+    index = app_repo.top / ".git" / "index"
+    before, index_bytes = user_state(app_repo), index.read_bytes()
+    landing = land.land(GitRepo(app_repo.top), "refs/heads/main", result, "r-refused")
+    assert not landing.landed and not landing.busy
+    assert landing.reason == "your uncommitted changes touch files the run changed: app.py"
+    assert user_state(app_repo) == before and index.read_bytes() == index_bytes and app_repo.head() == head
+    state = app_repo.top / ".git" / "mdspec"
+    assert not (state / land.JOURNAL).exists() and not (state / "landing").exists()
+    assert not (app_repo.top / ".git" / "index.lock").exists()
+
+
+def test_an_entry_whose_stat_data_alone_is_stale_still_lands(app_repo: Repo, tmp_path: Path) -> None:
+    """A file the result changes was touched (same content, new mtime): git's first look refuses it as
+    not up to date; the landing refreshes and lands, as git's own checkout would."""
+    new_text = APP.replace("line 1\n", "line 1 by the run\n")
+    result = _result_changing(app_repo, tmp_path, "app.py", new_text)
+    app_repo.write("README.md", "# project\nedited, not staged\n")
+    app_py = app_repo.top / "app.py"
+    later = app_py.stat().st_mtime_ns + 5 * 10**9
+    os.utime(app_py, ns=(later, later))
+    assert "app.py" in app_repo.git("diff-files", "--name-only")  # the index's stat data is stale
+    landing = land.land(GitRepo(app_repo.top), "refs/heads/main", result, "r-stale")
+    assert landing.landed, landing.reason
+    assert app_repo.head() == result and app_py.read_text() == new_text
+    assert app_repo.status() == " M README.md\n"
+    assert not (app_repo.top / ".git" / "mdspec" / land.JOURNAL).exists()

@@ -175,3 +175,83 @@ def test_an_unlocked_worktree_from_before_is_locked_on_reuse(mdrepo: Repo, g: Gi
     assert "\nlocked" not in (_listed(mdrepo, wt) or "")
     worktree.prepare(g, mdrepo.state, mdrepo.head())
     assert "\nlocked mdspec" in (_listed(mdrepo, wt) or "")
+
+
+def test_prepare_leaves_the_branch_an_agent_made_and_clears_a_conflicted_merge(mdrepo: Repo, g: GitRepo) -> None:
+    base = mdrepo.head()
+    wt = worktree.prepare(g, mdrepo.state, base)
+    ident = ["-c", "user.name=a", "-c", "user.email=a@b"]
+    wt_git(wt, "checkout", "-q", "-b", "agent-side")
+    (wt / "app.py").write_text("side\n")
+    wt_git(wt, *ident, "commit", "-qam", "side")
+    side = wt_git(wt, "rev-parse", "HEAD").strip()
+    wt_git(wt, "checkout", "-q", "-b", "agent-work", base)
+    (wt / "app.py").write_text("work\n")
+    wt_git(wt, *ident, "commit", "-qam", "work")
+    work = wt_git(wt, "rev-parse", "HEAD").strip()
+    subprocess.run(["git", *ident, "merge", "agent-side"], cwd=wt, capture_output=True)  # stops on a conflict
+    assert "UU app.py" in wt_git(wt, "status", "--porcelain")
+    (wt / "README.md").unlink()
+    worktree.prepare(g, mdrepo.state, base)
+    assert wt_git(wt, "status", "--porcelain") == ""
+    assert wt_git(wt, "ls-files", "--unmerged") == ""
+    assert (wt / "app.py").read_text() == "app\n" and (wt / "README.md").exists()
+    assert wt_git(wt, "rev-parse", "HEAD").strip() == base
+    assert subprocess.run(["git", "symbolic-ref", "-q", "HEAD"], cwd=wt).returncode != 0  # detached
+    # The agent's branches stay where the agent left them: a reset would have moved the checked-out one.
+    assert wt_git(wt, "rev-parse", "agent-work").strip() == work
+    assert wt_git(wt, "rev-parse", "agent-side").strip() == side
+
+
+def test_snapshot_stages_what_git_add_all_would(mdrepo: Repo, g: GitRepo) -> None:
+    base = mdrepo.head()
+    wt = worktree.prepare(g, mdrepo.state, base)
+    mdrepo.commit("more files", {"dir/a.txt": "a\n", "dir/b.txt": "b\n", "tool.sh": "echo\n", "gone.txt": "g\n"},
+                  env=QUIET)
+    wt = worktree.prepare(g, mdrepo.state, mdrepo.head())
+    (wt / "app.py").write_text("changed\n")
+    (wt / "gone.txt").unlink()
+    (wt / "new.txt").write_text("new\n")
+    (wt / "newdir" / "deep").mkdir(parents=True)
+    (wt / "newdir" / "deep" / "f.txt").write_text("deep\n")
+    (wt / "build").mkdir()
+    (wt / "build" / "cache.bin").write_text("ignored\n")
+    shutil.rmtree(wt / "dir")
+    (wt / "dir").write_text("a file where a directory was\n")
+    (wt / "README.md").unlink()
+    (wt / "README.md").mkdir()
+    (wt / "README.md" / "inside.txt").write_text("a directory where a file was\n")
+    (wt / "tool.sh").chmod(0o755)
+    (wt / "link").symlink_to("app.py")
+    (wt / "staged.txt").write_text("staged, then changed\n")
+    wt_git(wt, "add", "staged.txt")
+    (wt / "staged.txt").write_text("changed after staging\n")
+    found = dict((p, tag) for tag, p in worktree.changes(wt))
+    assert found["new.txt"] == worktree.UNTRACKED and found["app.py"] != worktree.UNTRACKED
+    assert "build/cache.bin" not in found
+    tree = worktree.snapshot_tree(wt)
+    wt_git(wt, "add", "--all")  # git's own staging finds nothing left to add
+    assert wt_git(wt, "write-tree").strip() == tree
+    listing = wt_git(wt, "ls-tree", "-r", "--name-only", tree).split()
+    assert {"new.txt", "newdir/deep/f.txt", "dir", "README.md/inside.txt", "link", "staged.txt"} <= set(listing)
+    assert not {"gone.txt", "dir/a.txt", "README.md", "build/cache.bin"} & set(listing)
+    assert "100755 blob" in wt_git(wt, "ls-tree", tree, "tool.sh")
+    # Nothing changed since: the same tree again, from a scan that finds nothing.
+    assert worktree.changes(wt) == [] and worktree.snapshot_tree(wt) == tree
+
+
+def test_snapshot_of_a_nested_repository_is_staged_as_git_add_does(mdrepo: Repo, g: GitRepo) -> None:
+    wt = worktree.prepare(g, mdrepo.state, mdrepo.head())
+    nested = wt / "vendor" / "lib"
+    nested.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(nested)], check=True)
+    (nested / "x.txt").write_text("x\n")
+    subprocess.run(["git", "-c", "user.name=a", "-c", "user.email=a@b", "add", "x.txt"], cwd=nested, check=True)
+    subprocess.run(["git", "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "x"], cwd=nested,
+                   check=True)
+    (wt / "vendor" / "plain.txt").write_text("plain\n")
+    assert ("?", "vendor/lib/") in worktree.changes(wt)
+    tree = worktree.snapshot_tree(wt)
+    wt_git(wt, "add", "--all")
+    assert wt_git(wt, "write-tree").strip() == tree
+    assert "160000 commit" in wt_git(wt, "ls-tree", "-r", tree, "vendor/lib")

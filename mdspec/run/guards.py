@@ -9,7 +9,6 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from mdspec import git
 from mdspec.fast.globs import Globs
 from mdspec.run import worktree
 from mdspec.run.procs import secret_values
@@ -72,25 +71,35 @@ def _too_large(wt: Path, status: str, path: str, max_bytes: int | None) -> bool:
         return False
 
 
-def drop_oversized(wt: Path, base: str, max_bytes: int | None) -> list[str]:
-    """Remove new or changed files above `max_bytes` before they are staged (hashing 2 GB takes long)."""
+def drop_oversized(wt: Path, base: str, max_bytes: int | None,
+                   found: list[tuple[str, str]] | None = None) -> list[str]:
+    """Remove new or changed files above `max_bytes` before they are staged (hashing 2 GB takes long).
+    `found`: the worktree's changes (`worktree.changes`) when already scanned; the dropped ones leave it."""
     if max_bytes is None:
         return []
-    out = git.run(["ls-files", "-z", "--others", "--modified", "--exclude-standard"], wt,
-                  errors="surrogateescape").stdout
-    tracked = set(git.run(["ls-files", "-z"], wt, errors="surrogateescape").stdout.split("\0"))
-    big = [("M" if p in tracked else "A", p) for p in dict.fromkeys(out.split("\0")) if p]
+    if found is None:
+        found = worktree.changes(wt)
+    big = [("A" if tag == worktree.UNTRACKED else "M", p) for tag, p in found]
     big = [(s, p) for s, p in big if _too_large(wt, s, p, max_bytes)]
     if big:
         worktree.restore(wt, base, big)
+        dropped = {p for _, p in big}
+        found[:] = [(tag, p) for tag, p in found if p not in dropped]
     return [f"{_shown(p)} (larger than {max_bytes // (1 << 20)} MB)" for _, p in big]
 
 
 def enforce_protected(wt: Path, base: str, protected: Globs, max_bytes: int | None = None) -> list[str]:
     """Undo every change to a protected path, every symlink leading out of the worktree, and every file
     above `max_bytes` (None: no size limit)."""
-    labels = drop_oversized(wt, base, max_bytes)
-    tree = worktree.snapshot_tree(wt)
+    return guard_worktree(wt, base, protected, max_bytes)[0]
+
+
+def guard_worktree(wt: Path, base: str, protected: Globs, max_bytes: int | None = None) -> tuple[list[str], str | None]:
+    """`enforce_protected`, and the worktree's tree when nothing had to be restored after it was staged
+    (None otherwise: snapshot again). The tree is scanned once for both."""
+    found = worktree.changes(wt)
+    labels = drop_oversized(wt, base, max_bytes, found)
+    tree = worktree.snapshot_tree(wt, [p for _, p in found])
     changes = worktree.changed_between(wt, base, tree)
     bad: list[tuple[str, str]] = []
     root = wt.resolve()
@@ -111,7 +120,8 @@ def enforce_protected(wt: Path, base: str, protected: Globs, max_bytes: int | No
             labels.append(f"{_shown(p)} (protected)")
     if bad:
         worktree.restore(wt, base, bad)
-    return labels
+        return labels, None
+    return labels, tree
 
 
 def _shown(path: str) -> str:

@@ -5,9 +5,10 @@ the checkout. The protocol, in the checkout (main or linked worktree) that has t
 1. wait while a user's git command that can write runs there (`usergit`: a `git commit` whose hooks still
    run — pre-commit has the unstaged changes hidden then — a `git pull`, …), then take the checkout's
    `index.lock` as git itself does: from here on no git command of the user's can start there;
-2. rebase the result in memory if the branch moved; prove with `read-tree -m -u --dry-run` (git's
-   branch-switch rules) that the checkout can take it;
-3. write the landing journal; update the files with `read-tree -m -u` into a *copy* of the index;
+2. rebase the result in memory if the branch moved;
+3. write the landing journal; update the files with `read-tree -m -u` into a *copy* of the index. git
+   checks every path by its branch-switch rules before it writes one, so a checkout that cannot take the
+   change is refused with nothing touched, and the journal goes again (`_update_checkout`);
 4. swap the new index into place, then move the branch with a compare-and-swap.
 The branch moves last, so at every instant before it the user's HEAD still names the tree their index
 was made from; a worker killed anywhere leaves `index.lock` behind, so git itself refuses to commit on a
@@ -309,11 +310,7 @@ def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result:
             else:
                 p.unlink(missing_ok=True)
         env = _git_env(new_index, run_id)
-        git.run(["update-index", "-q", "--refresh"], co.top, check=False, env=env)
-        dry = git.run(["read-tree", "-m", "-u", "--dry-run", tip, commit], co.top, check=False, env=env)
-        if dry.returncode != 0:
-            _cleanup(repo)
-            return Landing(False, result, _refusal(dry.stderr or dry.stdout))
+        touched = rollback.changed_paths(repo, tip, commit)
         _write_journal(repo, {"branch": branch, "old": tip, "new": commit, "result": result, "run_id": run_id,
                               "kind": kind.value, "top": str(co.top), "git_dir": str(co.git_dir),
                               "lock_ino": lock.ino, "pid": os.getpid()})
@@ -323,9 +320,12 @@ def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result:
         return Landing(False, result, f"could not prepare the landing: {exc.strerror or exc}")
     records.pause_point(repo.state_dir, "checkout")
     try:
-        proc = git.run(["read-tree", "-m", "-u", tip, commit], co.top, check=False, env=env)
-        if proc.returncode != 0:
-            raise OSError(_git_failure(repo, co, tip, commit, proc.stderr or proc.stdout))
+        refused = _update_checkout(repo, co, tip, commit, touched, env)
+        if refused is not None:
+            # The journal first: recovery reads a journal without index.new as "the new index is in".
+            _clear_journal(repo)
+            _cleanup(repo)
+            return Landing(False, result, refused)
         _fsync(new_index)
         os.replace(new_index, co.index)
     except OSError as exc:
@@ -348,6 +348,44 @@ def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result:
     _clear_journal(repo)
     how = "fast-forward" if commit == result else f"rebased onto {tip[:10]}"
     return Landing(True, commit, how)
+
+
+def _update_checkout(repo: Repo, co: Checkout, tip: str, commit: str, paths: list[str],
+                     env: Mapping[str, str]) -> str | None:
+    """`read-tree -m -u tip commit` into the index copy; None when done, git's refusal when the checkout
+    cannot take the change (nothing touched). Raises OSError when git failed after it began writing.
+
+    git checks every path before it writes any (branch-switch rules: local changes, untracked files in
+    the way), so a refusal leaves the files as they were; that the files the change touches are
+    unchanged down to their inode and ctime tells a refusal from a failure half way. The index copy is
+    not refreshed first (that reads every file of the checkout): an entry whose stat data alone is
+    stale makes git refuse, so a refusal is confirmed on a refreshed copy, and tried once more when
+    the refreshed copy is accepted."""
+    for attempt in range(2):
+        before = _stats(co.top, paths)
+        proc = git.run(["read-tree", "-m", "-u", tip, commit], co.top, check=False, env=env)
+        if proc.returncode == 0:
+            return None
+        if attempt == 1 or _stats(co.top, paths) != before:
+            raise OSError(_git_failure(repo, co, tip, commit, proc.stderr or proc.stdout))
+        git.run(["update-index", "-q", "--refresh"], co.top, check=False, env=env)
+        dry = git.run(["read-tree", "-m", "-u", "--dry-run", tip, commit], co.top, check=False, env=env)
+        if dry.returncode != 0:
+            return _refusal(dry.stderr or dry.stdout)
+    return None  # not reached: the second attempt returns or raises
+
+
+def _stats(top: Path, paths: list[str]) -> list[tuple[int, int, int, int] | None]:
+    """What a write leaves on each path: inode, size, mtime and ctime (None: no file)."""
+    out: list[tuple[int, int, int, int] | None] = []
+    for rel in paths:
+        try:
+            st = os.lstat(top / rel)
+        except OSError:
+            out.append(None)
+            continue
+        out.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return out
 
 
 def _fsync(path: Path) -> None:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -73,13 +73,75 @@ def tail(text: str, limit: int) -> str:
     return f"[… {len(text) - limit} characters cut …]\n" + text[-limit:]
 
 
-def kill_group(pgid: int) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+TERM_GRACE = 0.2  # seconds a group gets to exit on SIGTERM before SIGKILL
+KILL_WAIT = 1.0  # seconds to wait for the group to be gone after SIGKILL
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a live process is left in the group. Zombies do not count: a dead member whose parent is
+    gone waits for init to reap it, which can take a second (bwrap's own child ends that way), and it
+    can run nothing nor hold any file. The leader, our child, is reaped by the caller (`reap`)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member we may not signal (it changed user): it is there
+        return True
+    return _live_member(pgid)
+
+
+def _live_member(pgid: int) -> bool:
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return True  # no /proc to tell zombies apart: a member is there
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue  # it ended meanwhile
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ")"
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def wait_group(pgid: int, timeout: float, reap: Callable[[], object] | None = None) -> bool:
+    """Poll until no member of the group is left, at most `timeout` seconds; True when it is gone.
+
+    The group can outlive its leader, so the group is polled, not the leader. `reap` reaps the leader
+    when it is our child (its zombie would keep the group alive). The first polls come quickly, since a
+    group usually ends within milliseconds of its signal; the interval then grows to spare the CPU."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        if reap is not None:
+            reap()
+        if not group_alive(pgid):
+            if reap is not None:
+                reap()  # the leader may have died since the call above: not left a zombie
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 0.05)
+
+
+def kill_group(pgid: int, reap: Callable[[], object] | None = None) -> None:
+    """End every process of the group: SIGTERM, up to TERM_GRACE to exit, then SIGKILL and up to KILL_WAIT
+    for the last member to go. Returns as soon as the group is empty."""
+    for sig, wait in ((signal.SIGTERM, TERM_GRACE), (signal.SIGKILL, KILL_WAIT)):
         try:
             os.killpg(pgid, sig)
         except (ProcessLookupError, PermissionError):
             return
-        time.sleep(0.2)
+        if wait_group(pgid, wait, reap):
+            return
 
 
 def run_shell(
@@ -128,7 +190,7 @@ def run_shell(
             timed_out = True
         finally:
             # The command may be gone while its children still run: kill the group either way.
-            kill_group(proc.pid)
+            kill_group(proc.pid, reap=proc.poll)
             proc.wait()
             if pump is not None:
                 # EOF comes once the whole group is gone; a process that left the group with setsid and

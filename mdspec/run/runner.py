@@ -138,6 +138,7 @@ class Runner:
         self.state = repo.state_dir
         self.out = out
         self.max_file_bytes: int | None = None
+        self.guarded_tree: str | None = None  # the worktree's tree as the last guard staged it, if still current
         # The pid of a git command of the user's that this process runs inside (a foreground run in the
         # post-commit hook): landing now would act under that command, so results wait for it to return.
         self.defer_to = defer_to
@@ -271,6 +272,7 @@ class Runner:
         if cfg.check and result.stopped_by is None:
             for round_no in range(cfg.check_rounds + 1):
                 progress({"event": "stage", "stage": "check"})
+                self.guarded_tree = None  # the check may write files
                 cr = run_check(cfg.check, wt, check_env, rdir / "check.log", cfg.check_minutes, box.prefix)
                 rec["check_rounds"].append(cr.summary)
                 progress({"event": "check", "round": round_no + 1, "passed": cr.passed, "summary": cr.summary})
@@ -295,7 +297,9 @@ class Runner:
         overrun = result.usage.cost_usd - cfg.agent.max_cost_usd
         if overrun > 0:  # the cap stops before a turn where it can; a turn billed above its estimate shows here
             rec["cost_overrun_usd"] = round(overrun, 6)
-        tree = worktree.snapshot_tree(wt)
+        # Staged by the last guard, and nothing ran since: the same files, no second scan of the tree.
+        synced = self.guarded_tree is not None
+        tree = self.guarded_tree or worktree.snapshot_tree(wt)
         notes = [f"restored {v}" for v in violations]
         if result.stopped_by:
             notes.append(f"the run stopped early: {result.stopped_by}" + (f" ({result.error})" if result.error else ""))
@@ -304,7 +308,8 @@ class Runner:
             rec.update({"status": records.FAILED, "reason": _stop_reason(result)})
             return
         if result.stopped_by is None and _finish_task(wt, req.specs, cfg):
-            tree = worktree.snapshot_tree(wt)
+            # The index matches the files but for TASK.md, when the tree above came from it.
+            tree = worktree.snapshot_tree(wt, [pending.TASK_FILE] if synced else None)
             notes.append(TASK_REMOVED)
         if unchanged:
             # Still a commit (with no changes): every clone and CI must see these spec commits implemented.
@@ -432,9 +437,11 @@ class Runner:
             self.repo.add_note(sha, text, NOTES_REF, self.repo.identity(), f"mdspec: note for run {rec['id']}")
 
     def _guard(self, wt: Path, base: str, protected: Globs, gitdir_before: guards.GitDirSnapshot) -> list[str]:
-        found = guards.enforce_protected(wt, base, protected, self.max_file_bytes)
-        found += [f"{p} (git dir)" for p in guards.restore_git_dir(self.repo.common_dir, gitdir_before)]
-        return found
+        found, self.guarded_tree = guards.guard_worktree(wt, base, protected, self.max_file_bytes)
+        gitdir = guards.restore_git_dir(self.repo.common_dir, gitdir_before)
+        if gitdir:
+            self.guarded_tree = None  # staged under the changed info/exclude or config: stage again
+        return found + [f"{p} (git dir)" for p in gitdir]
 
 
 def _finish_task(wt: Path, specs: Sequence[SpecCommit], cfg: Config) -> bool:

@@ -7,6 +7,7 @@ files (build caches) kept so incremental builds stay warm. The agent never works
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from mdspec import git
@@ -23,36 +24,43 @@ def path_for(state_dir: Path) -> Path:
 def prepare(repo: Repo, state_dir: Path, base: str) -> Path:
     """A clean checkout of `base` (detached) in the persistent worktree, created on first use."""
     wt = path_for(state_dir)
-    if not healthy(repo, wt):
+    gitdir = _own_git_dir(repo, wt)
+    if gitdir is None:
         _remove(repo, wt)
         git.run(["worktree", "add", "--force", "--detach", str(wt), base], repo.top)
         _lock(repo, wt)
         return wt
     # A run may have left git state behind (a half-done rebase, commits, a staged mess): start over.
-    gitdir = git.run(["rev-parse", "--absolute-git-dir"], wt).stdout.strip()
     if not Path(gitdir, "locked").exists():
         _lock(repo, wt)  # made before worktrees were locked
     if paths.operation_in_progress(gitdir):
         for op in (["rebase", "--quit"], ["am", "--quit"], ["cherry-pick", "--quit"], ["revert", "--quit"],
                    ["merge", "--quit"], ["bisect", "reset"]):
             git.run(op, wt, check=False)
-    git.run(["checkout", "--force", "--detach", base], wt)
-    git.run(["reset", "--hard", "--quiet", base], wt)
+    # One command resets HEAD (detached, whatever branch the agent switched to), index and tracked files:
+    # --force discards every change and unmerged entry as `reset --hard` would.
+    git.run(["checkout", "--force", "--quiet", "--detach", base], wt)
     # -ff removes nested repositories the agent made too; not -x: ignored build caches stay.
     git.run(["clean", "-d", "--force", "--force", "--quiet"], wt)
     return wt
 
 
 def healthy(repo: Repo, wt: Path) -> bool:
+    return _own_git_dir(repo, wt) is not None
+
+
+def _own_git_dir(repo: Repo, wt: Path) -> str | None:
+    """The worktree's own git dir, when `wt` is a working linked worktree of `repo` (one git command)."""
     if not (wt / ".git").is_file():
-        return False
-    proc = git.run(["rev-parse", "--git-common-dir"], wt, check=False)
-    if proc.returncode != 0:
-        return False
-    common = Path(proc.stdout.strip())
+        return None
+    proc = git.run(["rev-parse", "--git-common-dir", "--absolute-git-dir"], wt, check=False)
+    lines = proc.stdout.splitlines()
+    if proc.returncode != 0 or len(lines) != 2:
+        return None
+    common = Path(lines[0])
     if not common.is_absolute():
         common = (wt / common).resolve()
-    return common == repo.common_dir
+    return lines[1] if common == repo.common_dir else None
 
 
 def _lock(repo: Repo, wt: Path) -> None:
@@ -73,14 +81,44 @@ def _remove(repo: Repo, wt: Path) -> None:
     git.run(["worktree", "prune"], repo.top, check=False)
 
 
-def snapshot_tree(wt: Path) -> str:
+UNTRACKED = "?"  # the tag `git ls-files -t` gives an untracked file
+
+
+def changes(wt: Path) -> list[tuple[str, str]]:
+    """(tag, path) for every file that differs from the worktree's index (changed, deleted, unmerged: tag
+    other than "?") and every untracked file .gitignore does not exclude (tag "?"): one scan of the tree.
+
+    A nested repository the agent made shows as its directory, with a trailing "/"."""
+    out = git.run(["ls-files", "-z", "-t", "--modified", "--others", "--exclude-standard"], wt,
+                  errors="surrogateescape").stdout
+    found: dict[str, str] = {}
+    for item in out.split("\0"):
+        if item:
+            found.setdefault(item[2:], item[0])  # an unmerged path is listed once per stage
+    return [(tag, path) for path, tag in found.items()]
+
+
+def snapshot_tree(wt: Path, changed: Sequence[str] | None = None) -> str:
     """Stage everything in the worktree (honouring .gitignore) and return the tree id.
 
     Whatever the agent did with git in the worktree (commits, resets) does not matter: the tree is the
-    files as they are now.
+    files as they are now. `changed` are the paths that differ from the worktree's index (from `changes`,
+    when the caller has scanned already); only those are staged, so the tree is scanned once, not twice
+    as `git add --all` after a scan would.
     """
-    git.run(["add", "--all"], wt)
+    paths = [p for _, p in changes(wt)] if changed is None else list(changed)
+    if any(p.endswith("/") or _real_dir(wt / p) for p in paths):
+        # A nested repository, or a tracked file now a directory: `git add` knows how each is recorded.
+        git.run(["add", "--all"], wt)
+    elif paths:
+        # --replace: a file that became a directory (or the reverse) swaps its entries, as `git add` does.
+        git.run(["update-index", "-z", "--add", "--remove", "--replace", "--stdin"], wt,
+                input="\0".join(paths) + "\0", errors="surrogateescape")
     return git.run(["write-tree"], wt).stdout.strip()
+
+
+def _real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
 
 
 def changed_between(wt: Path, base: str, tree: str) -> list[tuple[str, str]]:
