@@ -30,14 +30,14 @@ from mdspec import config, git, guards, land, pending, prompt, records, sandbox,
 from mdspec.cancel import RUN_ID_VAR, Cancelled, cancel_requested, cancellable, kill_leftovers, mark_cancelled, shielded
 from mdspec.check import run_check
 from mdspec.config import Config
+from mdspec.cost import NOTES_REF, note_text, record_fields, require_price, usage_fields
 from mdspec.errors import FatalError, SigningError
 from mdspec.git import Identity, Repo, clean_env
 from mdspec.globs import Globs
 from mdspec.lock import lock_holder, wait_for_pid, worker_lock
 from mdspec.pending import SpecCommit
-from mdspec.session import STOP_LIMITS, BackendResult, RunContext, Session
+from mdspec.session import STOP_LIMITS, BackendResult, RunContext, Session, Usage
 
-NOTES_REF = "refs/notes/mdspec"
 TASK_REMOVED = f"removed {pending.TASK_FILE}: the task is done (`keep_task = true` keeps it)"
 TASK_KEPT = f"kept {pending.TASK_FILE}: it changed on the branch while the run went on (a new task)"
 SUBJECT_MAX = 72
@@ -137,13 +137,15 @@ class Runner:
             "base": base,
             "spec_commits": [s.sha for s in req.specs],
             "spec_subjects": [s.info.subject for s in req.specs],
+            "spec_files": list(dict.fromkeys(p for s in req.specs for p in s.paths)),
             "backend": cfg.agent.backend if cfg.agent.backend == "anthropic" else (cfg.agent.preset or "command"),
             "model": cfg.agent.model if cfg.agent.backend == "anthropic" else "",
             "pid": os.getpid(),
             "started": time.time(),
             "turns": 0,
-            "usage": {},
+            "usage": usage_fields(Usage()),
             "cost_usd": 0.0,
+            "cost_unknown": None,
             "check": "skipped",
             "check_rounds": [],
             "violations": [],
@@ -170,6 +172,7 @@ class Runner:
                 rec["turns"] = event.get("turn", rec["turns"])
                 rec["usage"] = event.get("usage", rec["usage"])
                 rec["cost_usd"] = event.get("cost_usd", rec["cost_usd"])
+                rec["cost_unknown"] = event.get("cost_unknown", rec.get("cost_unknown"))
                 records.write(rdir, rec)
             elif event.get("event") == "tool":
                 rec["tool_calls"] = rec.get("tool_calls", 0) + 1
@@ -264,8 +267,7 @@ class Runner:
                     break
         rec.update(
             turns=result.turns,
-            usage=result.usage.__dict__,
-            cost_usd=round(result.usage.cost_usd, 6),
+            **record_fields(result.usage, result.cost_unknown),
             check=check,
             violations=violations,
             refusals=list(result.refusals),
@@ -399,14 +401,7 @@ class Runner:
         return new
 
     def _note(self, rec: dict[str, Any], sha: str) -> None:
-        u = rec.get("usage") or {}
-        text = (
-            f"mdspec run {rec['id']}\nbackend: {rec['backend']}\nmodel: {rec.get('model') or '-'}\n"
-            f"turns: {rec.get('turns', 0)}\ninput tokens: {u.get('input_tokens', 0)}\n"
-            f"output tokens: {u.get('output_tokens', 0)}\ncache read tokens: {u.get('cache_read_input_tokens', 0)}\n"
-            f"cost: ${rec.get('cost_usd', 0.0):.4f}\ncheck: {rec.get('check')}\n"
-            f"duration: {time.time() - rec['started']:.0f}s\n"
-        )
+        text = note_text(rec)
         with contextlib.suppress(Exception):
             self.repo.add_note(sha, text, NOTES_REF, self.repo.identity(), f"mdspec: note for run {rec['id']}")
 
@@ -590,6 +585,7 @@ def drain(repo: Repo, out: Printer, defer_to: int | None = None) -> list[dict[st
                 # A reverted spec commit runs only when queued by hand (`mdspec run`), never along by itself.
                 specs = tuple(s for s in ps.all_pending if s in ps.pending or s.sha in batch)
                 if any(s.sha in batch for s in specs):
+                    require_price(cfg)
                     runner = Runner(repo, out, defer_to)
                     done.append(runner.run(RunRequest(branch, specs), cfg))
         except FatalError as exc:
@@ -657,6 +653,7 @@ def run_now(start: Path, revs: Sequence[str], out: Printer) -> int:
     """`mdspec run [REV…] --foreground`: implement the given spec commits (default: all pending) now."""
     repo = Repo(start)
     cfg = config.load(repo.top)
+    require_price(cfg)  # before anything is touched: the spec commits stay pending
     branch = repo.head_branch()
     if branch is None:
         raise FatalError("HEAD is detached: check out the branch to implement the spec on, then `mdspec run`")
@@ -714,7 +711,10 @@ def start_background(start: Path, revs: Sequence[str], out: Printer) -> int:
     if branch is None or tip is None:
         return run_now(start, revs, out)  # reports detached/unborn clearly
     state = repo.common_dir / "mdspec"
-    todo = pending.find(repo, tip, config.load(repo.top)).all_pending
+    cfg = config.load(repo.top)
+    todo = pending.find(repo, tip, cfg).all_pending
+    if todo:
+        require_price(cfg)
     if not todo:
         if land.journal_path(repo).exists() and lock_holder(state) is None:
             # An interrupted landing may be all there is to do: the worker finishes or undoes it first.

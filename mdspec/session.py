@@ -51,6 +51,9 @@ class BackendResult:
     error: str | None = None  # one line for the record when stopped_by is "error" (type, request id)
     refusals: tuple[str, ...] = ()  # guard refusals during this session, one line each
     model: str = ""
+    # Set when the session's dollar cost is not known (no price for the model it ran): one line, such as
+    # "no price for claude-x". usage.cost_usd then counts only what was priced and must not be shown as the cost.
+    cost_unknown: str | None = None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from test_attacks import KEY, QUIET, Attack, Outcome, configure, transcript
 
 from mdspec import runner
 from mdspec.agent import TOOLS, AnthropicSession, check_ready, make_client
-from mdspec.config import AgentConfig, Price
+from mdspec.config import DEFAULT_MODEL, AgentConfig, Price
 from mdspec.errors import BackendError
 from mdspec.session import BackendResult, RunContext, Session
 
@@ -124,7 +124,7 @@ def test_multi_turn_run_edits_files_and_ends_with_final_text(h: Harness) -> None
     last = bodies[-1]["messages"]
     assert [m["role"] for m in last] == ["user", "assistant"] * 6 + ["user"]
     assert last[0]["content"][0]["text"] == TASK
-    assert bodies[0]["model"] == "claude-sonnet-4-5" and bodies[0]["max_tokens"] == 16000
+    assert bodies[0]["model"] == DEFAULT_MODEL and bodies[0]["max_tokens"] == 16000
     assert bodies[0]["stream"] is True
     # progress: a turn event per response, a tool event per call, cumulative usage
     turns = [e for e in h.events if e["event"] == "turn"]
@@ -201,7 +201,7 @@ def test_max_cost_stops_cleanly(h: Harness) -> None:
     for _ in range(5):
         h.api.bash("true")
     dear = Price(input=1000.0, output=1000.0, cache_write=1000.0, cache_read=1000.0)
-    r = h.session(AgentConfig(max_cost_usd=0.1, prices={"claude-sonnet-4-5": dear})).start()
+    r = h.session(AgentConfig(max_cost_usd=0.1, prices={DEFAULT_MODEL: dear})).start()
     assert r.stopped_by == "max_cost_usd"
     # max_tokens of output alone could cost $16: the first request is never sent
     assert r.turns == 0 and h.api.requests == [] and r.usage.cost_usd == 0.0
@@ -214,7 +214,7 @@ def test_max_cost_stops_before_the_turn_that_could_exceed_it(h: Harness) -> None
     # Output is what costs here: max_tokens = 100 bounds a turn's output at $0.10.
     price = Price(input=1.0, output=1000.0, cache_write=1.0, cache_read=1.0)
     cap = 0.25
-    r = h.session(AgentConfig(max_cost_usd=cap, max_tokens=100, prices={"claude-sonnet-4-5": price})).start()
+    r = h.session(AgentConfig(max_cost_usd=cap, max_tokens=100, prices={DEFAULT_MODEL: price})).start()
     assert r.stopped_by == "max_cost_usd" and 2 <= r.turns < 30
     assert len(h.api.requests) == r.turns  # stopped before sending, not after
     assert r.usage.cost_usd <= cap  # never over: each turn was affordable at its worst
@@ -226,7 +226,7 @@ def test_a_turn_billed_above_its_estimate_overruns_by_that_turn_only(h: Harness)
         h.api.bash("true")
     # The fake API ignores max_tokens = 1 and bills ~20 output tokens: more than estimated.
     price = Price(input=0.0, output=10_000.0, cache_write=0.0, cache_read=0.0)
-    r = h.session(AgentConfig(max_cost_usd=0.05, max_tokens=1, prices={"claude-sonnet-4-5": price})).start()
+    r = h.session(AgentConfig(max_cost_usd=0.05, max_tokens=1, prices={DEFAULT_MODEL: price})).start()
     assert r.stopped_by == "max_cost_usd" and r.turns == 1 and len(h.api.requests) == 1
     assert r.usage.cost_usd > 0.05  # the overrun is this one turn's, and the record says so (runner)
 
@@ -239,13 +239,31 @@ def test_max_minutes_with_an_injected_clock(h: Harness) -> None:
     assert r.stopped_by == "max_minutes" and 1 <= r.turns < 5
 
 
-def test_unknown_price_counts_zero_and_says_so(h: Harness) -> None:
+def test_an_unpriced_model_stops_before_the_first_request(h: Harness) -> None:
     h.api.text("Done\n\nbody")
     r = h.session(AgentConfig(model="claude-future-9")).start()
-    assert r.stopped_by is None and r.usage.cost_usd == 0.0 and r.usage.output_tokens > 0
+    assert r.stopped_by == "max_cost_usd" and r.turns == 0 and h.api.requests == []
+    assert r.error == ('cost unknown (no price for claude-future-9): max_cost_usd = $5 cannot be enforced; '
+                       'set [agent.prices."claude-future-9"] in .mdspec.toml')
+    # A dated id takes its family's price; a newer family never takes an older one's.
+    h.api.text("Done\n\nbody")
+    r = h.session(AgentConfig(model="claude-sonnet-5-5-20261001")).start()
+    assert r.stopped_by is None and r.cost_unknown is None and r.usage.cost_usd > 0
+
+
+def test_a_reply_from_an_unpriced_model_makes_the_cost_unknown_and_stops(h: Harness) -> None:
+    h.api.response_model = "claude-future-9"  # the API answered with another model than the one asked for
+    h.api.bash("echo hi")
+    h.api.text("never asked for")
+    r = h.session().start()
+    assert r.turns == 1 and len(h.api.requests) == 1 and r.model == "claude-future-9"
+    assert r.stopped_by == "max_cost_usd" and r.error is not None and "no price for claude-future-9" in r.error
+    assert r.cost_unknown == "no price for claude-future-9" and r.usage.output_tokens > 0
     turn = [e for e in h.events if e["event"] == "turn"][-1]
+    assert turn["cost_usd"] is None and turn["cost_unknown"] == "no price for claude-future-9"
     assert turn["price_known"] is False
-    assert h.transcript()[-1]["price_known"] is False
+    result = h.transcript()[-1]
+    assert result["kind"] == "result" and result["cost_usd"] is None and result["price_known"] is False
 
 
 # --- stop reasons -----------------------------------------------------------------------------------------
@@ -575,7 +593,7 @@ def test_run_deadline_with_a_stream_of_pings(e2e: Attack) -> None:
 
 def test_run_record_says_by_how_much_the_cost_cap_was_overrun(e2e: Attack) -> None:
     e2e.repo.configure('sandbox = "off"\n[agent]\nmax_cost_usd = 0.05\nmax_tokens = 1\n'
-                       '[agent.prices.claude-sonnet-4-5]\ninput = 0\noutput = 10000\ncache_write = 0\ncache_read = 0\n')
+                       '[agent.prices.claude-sonnet-5-5]\ninput = 0\noutput = 10000\ncache_write = 0\ncache_read = 0\n')
     e2e.repo.commit("configure mdspec", env=QUIET)
     e2e.api.edit("create", "partial.py", file_text="x = 1\n")
     e2e.api.text("never sent")
