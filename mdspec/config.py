@@ -58,7 +58,6 @@ DEFAULT_PRICES: Mapping[str, Price] = {
     "claude-opus-4-7": Price(5.0, 25.0, 6.25, 0.50),
     "claude-opus-4-6": Price(5.0, 25.0, 6.25, 0.50),
     "claude-opus-4-5": Price(5.0, 25.0, 6.25, 0.50),
-    "claude-opus-4-1": Price(15.0, 75.0, 18.75, 1.50),
     "claude-sonnet-4-6": Price(3.0, 15.0, 3.75, 0.30),
     "claude-sonnet-4-5": Price(3.0, 15.0, 3.75, 0.30),
     "claude-haiku-4-5": Price(1.0, 5.0, 1.25, 0.10),

@@ -47,6 +47,13 @@ def require_price(cfg: config.Config) -> None:
                           f"{cfg.config_name} (input, output, cache_write, cache_read: USD per million tokens)")
 
 
+def spec_files(paths: Iterable[str]) -> list[str]:
+    """The files among a run's changed spec paths, once each: a directory added or removed as a whole is
+    listed along with its files, and only the files count."""
+    found = list(dict.fromkeys(paths))
+    return [p for p in found if not any(q.startswith(p + "/") for q in found)]
+
+
 def usage_fields(u: Usage) -> dict[str, int]:
     return {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
             "cache_read_input_tokens": u.cache_read_input_tokens,
@@ -252,7 +259,7 @@ def _spec_files(repo: Repo, rec: Mapping[str, Any], watch: Globs) -> list[str]:
             found.update(dict.fromkeys(pending.spec_paths(repo, repo.commit(str(sha)), watch)))
         except (FatalError, ValueError, KeyError):
             continue
-    return list(found) or ["(unknown)"]
+    return spec_files(found) or ["(unknown)"]
 
 
 def gather(repo: Repo) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from mdspec import config, git, guards, land, pending, prompt, records, sandbox,
 from mdspec.cancel import RUN_ID_VAR, Cancelled, cancel_requested, cancellable, kill_leftovers, mark_cancelled, shielded
 from mdspec.check import run_check
 from mdspec.config import Config
-from mdspec.cost import NOTES_REF, note_text, record_fields, require_price, usage_fields
+from mdspec.cost import NOTES_REF, note_text, record_fields, require_price, spec_files, usage_fields
 from mdspec.errors import FatalError, SigningError
 from mdspec.git import Identity, Repo, clean_env
 from mdspec.globs import Globs
@@ -137,7 +137,7 @@ class Runner:
             "base": base,
             "spec_commits": [s.sha for s in req.specs],
             "spec_subjects": [s.info.subject for s in req.specs],
-            "spec_files": list(dict.fromkeys(p for s in req.specs for p in s.paths)),
+            "spec_files": spec_files(p for s in req.specs for p in s.paths),
             "backend": cfg.agent.backend if cfg.agent.backend == "anthropic" else (cfg.agent.preset or "command"),
             "model": cfg.agent.model if cfg.agent.backend == "anthropic" else "",
             "pid": os.getpid(),
