@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mdspec import config, git, records
+from mdspec import config, git, records, trailers
 from mdspec.errors import ConfigError, FatalError
 from mdspec.git import Repo
 from mdspec.globs import Globs
@@ -115,7 +115,7 @@ def note_text(rec: Mapping[str, Any], now: float | None = None) -> str:
              f"turns: {rec.get('turns', 0)}"]
     lines += [f"{label}: {n}" for label, n in zip(NOTE_LABELS, tokens(rec), strict=True)]
     c = cost_of(rec)
-    lines.append(f"cost: ${c:.4f}" if c is not None else f"cost: unknown ({unknown_why(rec)})")
+    lines.append(f"cost: ${c:.6f}" if c is not None else f"cost: unknown ({unknown_why(rec)})")
     lines += [f"check: {rec.get('check')}", f"duration: {(now or time.time()) - began:.0f}s",
               f"started: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(began))}"]
     lines += [f"spec commit: {s}" for s in rec.get("spec_commits", [])]
@@ -184,8 +184,11 @@ def noted_runs(repo: Repo) -> list[dict[str, Any]]:
         if rec is None:
             continue
         rec["commit"] = commit
-        if "started" not in rec:
-            rec["started"] = float(git.run(["log", "-1", "--format=%ct", commit], repo.top).stdout.strip() or 0)
+        if "started" not in rec or not rec["spec_commits"]:  # a note from before they were in it
+            with contextlib.suppress(FatalError, ValueError):
+                when, _, message = git.run(["log", "-1", "--format=%ct%n%B", commit], repo.top).stdout.partition("\n")
+                rec.setdefault("started", float(when))
+                rec["spec_commits"] = rec["spec_commits"] or trailers.values(message, trailers.IMPLEMENTS)
         found.append(rec)
     return found
 

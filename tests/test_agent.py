@@ -624,7 +624,7 @@ def test_run_record_note_status_and_log_carry_tokens_and_cost(e2e: Attack) -> No
     note = e2e.repo.git("notes", "--ref=refs/notes/mdspec", "show", rec["landed_as"])
     for line in (f"input tokens: {u['input_tokens']}", f"output tokens: {u['output_tokens']}",
                  f"cache read tokens: {u['cache_read_input_tokens']}",
-                 f"cache write tokens: {u['cache_creation_input_tokens']}", f"cost: ${dollars:.4f}",
+                 f"cache write tokens: {u['cache_creation_input_tokens']}", f"cost: ${rec['cost_usd']:.6f}",
                  "spec file: spec/app.md", "model: claude-sonnet-5-5"):
         assert line in note.splitlines(), (line, note)
     info = json.loads(e2e.repo.mdspec("status", "--json").stdout)
