@@ -115,12 +115,17 @@ def note_text(rec: Mapping[str, Any], now: float | None = None) -> str:
              f"turns: {rec.get('turns', 0)}"]
     lines += [f"{label}: {n}" for label, n in zip(NOTE_LABELS, tokens(rec), strict=True)]
     c = cost_of(rec)
-    lines.append(f"cost: ${c:.6f}" if c is not None else f"cost: unknown ({unknown_why(rec)})")
+    lines.append(f"cost: ${_dollars(c)}" if c is not None else f"cost: unknown ({unknown_why(rec)})")
     lines += [f"check: {rec.get('check')}", f"duration: {(now or time.time()) - began:.0f}s",
               f"started: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(began))}"]
     lines += [f"spec commit: {s}" for s in rec.get("spec_commits", [])]
     lines += [f"spec file: {p}" for p in rec.get("spec_files", [])]
     return "\n".join(lines) + "\n"
+
+
+def _dollars(c: float) -> str:
+    """Four places as people read dollars, six when that would drop a fraction of a cent the record has."""
+    return f"{c:.4f}" if abs(c - round(c, 4)) < 5e-10 else f"{c:.6f}"
 
 
 _COST = re.compile(r"^\$(\d+(?:\.\d+)?)$")

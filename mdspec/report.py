@@ -273,8 +273,8 @@ def log(start: Path, run: str | None, follow: bool, out: Printer) -> int:
         rec = records.read(rdir)
     if follow:
         rec = records.read(rdir)
-        out(f"run {rec.get('id')}: {rec.get('status')}" + (f" — {rec['reason']}" if rec.get("reason") else ""))
         out(f"  usage: {_summary(rec)}")
+        out(f"run {rec.get('id')}: {rec.get('status')}" + (f" — {rec['reason']}" if rec.get("reason") else ""))
         if rec.get("landed_as"):
             out(f"  landed as {rec['landed_as'][:10]}")
     for name in ("output.log", "check.log", "error.log"):

@@ -275,7 +275,8 @@ class Runner:
             stopped_by=result.stopped_by,
         )
         overrun = result.usage.cost_usd - cfg.agent.max_cost_usd
-        if overrun > 0:  # the cap stops before a turn where it can; a turn billed above its estimate shows here
+        # The cap stops before a turn where it can; a turn billed above its estimate shows here.
+        if overrun > 0 and result.cost_unknown is None:
             rec["cost_overrun_usd"] = round(overrun, 6)
         tree = worktree.snapshot_tree(wt)
         notes = [f"restored {v}" for v in violations]
