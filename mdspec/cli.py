@@ -32,7 +32,7 @@ def cli() -> None:
 
     \b
     Start:   mdspec init            (in your repository)
-    Watch:   mdspec status, mdspec log -f
+    Watch:   mdspec status, mdspec log -f, mdspec cost
     By hand: mdspec run, mdspec apply, mdspec cancel, mdspec revert
     """
 
@@ -75,6 +75,24 @@ def log(run: str | None, follow: bool) -> None:
     from mdspec.commands import status as report
 
     _call(report.log, Path.cwd(), run, follow, _out)
+
+
+@cli.command()
+@click.option("--since", metavar="DATE",
+              help="Only runs started on or after DATE: YYYY-MM-DD, or 7d for the last 7 days.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def cost(since: str | None, as_json: bool) -> None:
+    """What the agent runs cost: runs, tokens and US dollars per day, per spec file, and in total.
+
+    Tokens are input, output, cache read and cache write. Read from this clone's run records and from
+    the git notes on generated commits (refs/notes/mdspec), so a fresh clone shows the runs once its
+    notes are fetched: git fetch origin 'refs/notes/mdspec:refs/notes/mdspec'. A run whose model has
+    no price is counted as of unknown cost, never as $0: set [agent.prices."MODEL"] in .mdspec.toml.
+    A run that changed several spec files counts under each of them.
+    """
+    from mdspec.commands import cost as cost_mod
+
+    _call(cost_mod.report, Path.cwd(), since, as_json, _out)
 
 
 @cli.command()

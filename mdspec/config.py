@@ -29,12 +29,6 @@ PRESETS = ("", "claude-code", "codex")
 SANDBOX_MODES = ("auto", "bwrap", "off")
 CI_MODES = ("local", "ci")
 PROVIDERS = ("anthropic", "bedrock", "vertex")
-# Each provider names the same model its own way; `model` defaults to the provider's name for it.
-PROVIDER_MODELS = {
-    "anthropic": "claude-sonnet-4-5",
-    "bedrock": "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
-    "vertex": "claude-sonnet-4-5@20250929",
-}
 
 
 @dataclass(frozen=True)
@@ -47,22 +41,56 @@ class Price:
     cache_read: float
 
 
-# Published list prices (USD per million tokens) for current models; `[agent.prices.<model>]` overrides.
-# Cache writes are the 5-minute tier (1.25 x input), cache reads 0.1 x input.
+DEFAULT_MODEL = "claude-sonnet-5-5"
+# Each provider names the same model its own way; `model` defaults to the provider's name for it. Bedrock
+# and Vertex AI keep their ids for the model before the default (the ids they serve the newer one under
+# are not known here): set `model` to use another.
+PROVIDER_MODELS = {
+    "anthropic": DEFAULT_MODEL,
+    "bedrock": "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    "vertex": "claude-sonnet-4-5@20250929",
+}
+
+# Published list prices (USD per million tokens) as read on PRICES_AS_OF; `[agent.prices."<model>"]` in
+# .mdspec.toml overrides or adds one. Cache writes are the 5-minute tier (what the built-in agent writes).
+# A model missing here has an unknown cost, never $0: Haiku 5.5 is billed in two bands by prompt length,
+# which one price cannot say, and no price was published for the Fable/Mythos 5.2 ids when these were read.
+PRICES_AS_OF = "2026-11-29"
 DEFAULT_PRICES: Mapping[str, Price] = {
+    "claude-opus-5-5": Price(4.0, 20.0, 5.0, 0.20),
+    "claude-sonnet-5-5": Price(2.0, 10.0, 2.50, 0.10),  # cache reads cut from $0.20 on 2026-10-07
+    "claude-fable-5-1": Price(10.0, 50.0, 12.50, 0.25),
+    "claude-mythos-5-1": Price(10.0, 50.0, 12.50, 0.25),
+    "claude-fable-5": Price(10.0, 50.0, 12.50, 1.0),
+    "claude-mythos-5": Price(10.0, 50.0, 12.50, 1.0),
+    "claude-opus-5": Price(5.0, 25.0, 6.25, 0.50),
+    "claude-sonnet-5": Price(2.0, 10.0, 2.50, 0.20),
+    "claude-opus-4-8": Price(5.0, 25.0, 6.25, 0.50),
+    "claude-opus-4-7": Price(5.0, 25.0, 6.25, 0.50),
+    "claude-opus-4-6": Price(5.0, 25.0, 6.25, 0.50),
     "claude-opus-4-5": Price(5.0, 25.0, 6.25, 0.50),
-    "claude-opus-4-1": Price(15.0, 75.0, 18.75, 1.50),
+    "claude-sonnet-4-6": Price(3.0, 15.0, 3.75, 0.30),
     "claude-sonnet-4-5": Price(3.0, 15.0, 3.75, 0.30),
-    "claude-sonnet-4-0": Price(3.0, 15.0, 3.75, 0.30),
     "claude-haiku-4-5": Price(1.0, 5.0, 1.25, 0.10),
 }
+
+
+def price_key(model: str) -> str:
+    """The table to set in .mdspec.toml for `model`'s price (quoted: model ids may hold dots)."""
+    return f'[agent.prices."{model}"]'
+
+
+def is_dated(name: str, known: str) -> bool:
+    """`name` is `known` with a release date appended (claude-sonnet-4-5-20250929)."""
+    rest = name[len(known):]
+    return name.startswith(known) and len(rest) == 9 and rest[0] == "-" and rest[1:].isdigit()
 
 
 @dataclass(frozen=True)
 class AgentConfig:
     backend: str = "anthropic"
     provider: str = "anthropic"  # where the built-in agent's model runs: the Anthropic API, Bedrock, Vertex AI
-    model: str = "claude-sonnet-4-5"
+    model: str = DEFAULT_MODEL
     max_turns: int = 60
     max_cost_usd: float = 5.0
     max_minutes: float = 30.0
@@ -73,15 +101,19 @@ class AgentConfig:
     prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
 
     def price(self, model: str | None = None) -> Price | None:
-        """The price of `model` (default: the configured one); dated ids fall back to their family."""
+        """The price of `model` (default: the configured one), or None: unknown. A dated id takes the price
+        of its undated one, and nothing else does (claude-opus-5-5 is not priced as claude-opus-5)."""
         name = model or self.model
         if name in self.prices:
             return self.prices[name]
-        name = name.partition("anthropic.")[2] or name  # Bedrock's ids: [<geo>.]anthropic.<model>-v1:0
-        for known in sorted(self.prices, key=len, reverse=True):
-            if name.startswith(known):
-                return self.prices[known]
-        return None
+        # Bedrock names a model [<geo>.]anthropic.<model>[-<date>]-v<n>:<m>, Vertex <model>@<date>.
+        bare = (name.partition("anthropic.")[2] or name).partition("@")[0]
+        version = bare.rfind("-v")
+        if version > 0 and ":" in bare[version:]:
+            bare = bare[:version]
+        if bare in self.prices:
+            return self.prices[bare]
+        return next((self.prices[k] for k in self.prices if is_dated(bare, k)), None)
 
 
 @dataclass(frozen=True)

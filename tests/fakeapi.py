@@ -321,6 +321,11 @@ class FakeAPI:
         self._ids = 0
         self.service_account: ServiceAccount | None = None
         self.token_requests = 0
+        # GET /v1/models lists these (newest first, as the real API does), `models_page` to a page.
+        self.models = ["claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5", "claude-sonnet-4-5-20250929"]
+        self.models_page = 2
+        self.model_lists = 0  # GET /v1/models requests answered
+        self.response_model: str | None = None  # the `model` a reply names (default: the one requested)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="fake-anthropic",
@@ -489,13 +494,25 @@ class FakeAPI:
             "id": self._next_id("msg"),
             "type": "message",
             "role": "assistant",
-            "model": body.get("model", "claude-sonnet-4-5"),
+            "model": self.response_model or body.get("model", "claude-sonnet-4-5"),
             "content": [{k: v for k, v in b.items() if k != "partial_json"} for b in content],
             "stop_reason": item.stop_reason,
             "stop_sequence": None,
             "usage": usage,
         }
         return message, content
+
+    def models_list(self, params: dict[str, str]) -> dict[str, Any]:
+        """One page of the model list in the wire format: data, has_more, first_id, last_id; `after_id`
+        continues after an id."""
+        ids = list(self.models)
+        if params.get("after_id") in ids:
+            ids = ids[ids.index(params["after_id"]) + 1 :]
+        page = ids[: min(self.models_page, int(params.get("limit") or 20))]
+        data = [{"type": "model", "id": m, "display_name": m.replace("-", " ").title(),
+                 "created_at": "2026-06-01T00:00:00Z", "lifecycle": "active"} for m in page]
+        return {"data": data, "has_more": len(ids) > len(page), "first_id": page[0] if page else None,
+                "last_id": page[-1] if page else None}
 
     def _pings(self, item: Pings) -> Iterator[bytes]:
         end = time.monotonic() + item.seconds
@@ -701,6 +718,22 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
             self.send_response(200)
             self.send_header("content-length", "0")
             self.end_headers()
+
+        def do_GET(self) -> None:
+            path, _, query = self.path.partition("?")
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            key = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
+            if path != "/v1/models":
+                status, body = 404, {"type": "error", "error": {"type": "not_found_error", "message": "not found"}}
+            elif key != api.api_key:
+                status, body = 401, {"type": "error", "error": {"type": "authentication_error",
+                                                                "message": "invalid x-api-key"}}
+            else:
+                status, body = 200, api.models_list(dict(p.partition("=")[::2] for p in query.split("&") if p))
+            with api.lock:
+                api.model_lists += 1
+            self._send(status, {"content-type": "application/json", "request-id": "req_fakemodels"},
+                       json.dumps(body).encode(), None)
 
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from conftest import Repo
 from fakeapi import FAKE_KEY, FakeAPI, PromptCache, fake_api  # noqa: F401
-from test_attacks import KEY, QUIET, Attack, Outcome, configure, transcript
+from test_attacks import KEY, QUIET, Attack, Outcome, configure, snapshot, transcript
 
 from mdspec.agents.agent import TOOLS, AnthropicSession, check_ready, make_client
 from mdspec.agents.session import BackendResult, RunContext, Session
-from mdspec.config import AgentConfig, Price
+from mdspec.config import DEFAULT_MODEL, AgentConfig, Price
 from mdspec.errors import BackendError
 from mdspec.run import runner
 
@@ -124,7 +124,7 @@ def test_multi_turn_run_edits_files_and_ends_with_final_text(h: Harness) -> None
     last = bodies[-1]["messages"]
     assert [m["role"] for m in last] == ["user", "assistant"] * 6 + ["user"]
     assert last[0]["content"][0]["text"] == TASK
-    assert bodies[0]["model"] == "claude-sonnet-4-5" and bodies[0]["max_tokens"] == 16000
+    assert bodies[0]["model"] == DEFAULT_MODEL and bodies[0]["max_tokens"] == 16000
     assert bodies[0]["stream"] is True
     # progress: a turn event per response, a tool event per call, cumulative usage
     turns = [e for e in h.events if e["event"] == "turn"]
@@ -201,7 +201,7 @@ def test_max_cost_stops_cleanly(h: Harness) -> None:
     for _ in range(5):
         h.api.bash("true")
     dear = Price(input=1000.0, output=1000.0, cache_write=1000.0, cache_read=1000.0)
-    r = h.session(AgentConfig(max_cost_usd=0.1, prices={"claude-sonnet-4-5": dear})).start()
+    r = h.session(AgentConfig(max_cost_usd=0.1, prices={DEFAULT_MODEL: dear})).start()
     assert r.stopped_by == "max_cost_usd"
     # max_tokens of output alone could cost $16: the first request is never sent
     assert r.turns == 0 and h.api.requests == [] and r.usage.cost_usd == 0.0
@@ -214,7 +214,7 @@ def test_max_cost_stops_before_the_turn_that_could_exceed_it(h: Harness) -> None
     # Output is what costs here: max_tokens = 100 bounds a turn's output at $0.10.
     price = Price(input=1.0, output=1000.0, cache_write=1.0, cache_read=1.0)
     cap = 0.25
-    r = h.session(AgentConfig(max_cost_usd=cap, max_tokens=100, prices={"claude-sonnet-4-5": price})).start()
+    r = h.session(AgentConfig(max_cost_usd=cap, max_tokens=100, prices={DEFAULT_MODEL: price})).start()
     assert r.stopped_by == "max_cost_usd" and 2 <= r.turns < 30
     assert len(h.api.requests) == r.turns  # stopped before sending, not after
     assert r.usage.cost_usd <= cap  # never over: each turn was affordable at its worst
@@ -226,7 +226,7 @@ def test_a_turn_billed_above_its_estimate_overruns_by_that_turn_only(h: Harness)
         h.api.bash("true")
     # The fake API ignores max_tokens = 1 and bills ~20 output tokens: more than estimated.
     price = Price(input=0.0, output=10_000.0, cache_write=0.0, cache_read=0.0)
-    r = h.session(AgentConfig(max_cost_usd=0.05, max_tokens=1, prices={"claude-sonnet-4-5": price})).start()
+    r = h.session(AgentConfig(max_cost_usd=0.05, max_tokens=1, prices={DEFAULT_MODEL: price})).start()
     assert r.stopped_by == "max_cost_usd" and r.turns == 1 and len(h.api.requests) == 1
     assert r.usage.cost_usd > 0.05  # the overrun is this one turn's, and the record says so (runner)
 
@@ -239,13 +239,31 @@ def test_max_minutes_with_an_injected_clock(h: Harness) -> None:
     assert r.stopped_by == "max_minutes" and 1 <= r.turns < 5
 
 
-def test_unknown_price_counts_zero_and_says_so(h: Harness) -> None:
+def test_an_unpriced_model_stops_before_the_first_request(h: Harness) -> None:
     h.api.text("Done\n\nbody")
     r = h.session(AgentConfig(model="claude-future-9")).start()
-    assert r.stopped_by is None and r.usage.cost_usd == 0.0 and r.usage.output_tokens > 0
+    assert r.stopped_by == "max_cost_usd" and r.turns == 0 and h.api.requests == []
+    assert r.error == ('cost unknown (no price for claude-future-9): max_cost_usd = $5 cannot be enforced; '
+                       'set [agent.prices."claude-future-9"] in .mdspec.toml')
+    # A dated id takes its family's price; a newer family never takes an older one's.
+    h.api.text("Done\n\nbody")
+    r = h.session(AgentConfig(model="claude-sonnet-5-5-20261001")).start()
+    assert r.stopped_by is None and r.cost_unknown is None and r.usage.cost_usd > 0
+
+
+def test_a_reply_from_an_unpriced_model_makes_the_cost_unknown_and_stops(h: Harness) -> None:
+    h.api.response_model = "claude-future-9"  # the API answered with another model than the one asked for
+    h.api.bash("echo hi")
+    h.api.text("never asked for")
+    r = h.session().start()
+    assert r.turns == 1 and len(h.api.requests) == 1 and r.model == "claude-future-9"
+    assert r.stopped_by == "max_cost_usd" and r.error is not None and "no price for claude-future-9" in r.error
+    assert r.cost_unknown == "no price for claude-future-9" and r.usage.output_tokens > 0
     turn = [e for e in h.events if e["event"] == "turn"][-1]
+    assert turn["cost_usd"] is None and turn["cost_unknown"] == "no price for claude-future-9"
     assert turn["price_known"] is False
-    assert h.transcript()[-1]["price_known"] is False
+    result = h.transcript()[-1]
+    assert result["kind"] == "result" and result["cost_usd"] is None and result["price_known"] is False
 
 
 # --- stop reasons -----------------------------------------------------------------------------------------
@@ -575,7 +593,7 @@ def test_run_deadline_with_a_stream_of_pings(e2e: Attack) -> None:
 
 def test_run_record_says_by_how_much_the_cost_cap_was_overrun(e2e: Attack) -> None:
     e2e.repo.configure('sandbox = "off"\n[agent]\nmax_cost_usd = 0.05\nmax_tokens = 1\n'
-                       '[agent.prices.claude-sonnet-4-5]\ninput = 0\noutput = 10000\ncache_write = 0\ncache_read = 0\n')
+                       '[agent.prices.claude-sonnet-5-5]\ninput = 0\noutput = 10000\ncache_write = 0\ncache_read = 0\n')
     e2e.repo.commit("configure mdspec", env=QUIET)
     e2e.api.edit("create", "partial.py", file_text="x = 1\n")
     e2e.api.text("never sent")
@@ -583,3 +601,92 @@ def test_run_record_says_by_how_much_the_cost_cap_was_overrun(e2e: Attack) -> No
     assert out.rec["status"] == "held" and out.rec["stopped_by"] == "max_cost_usd", out.rec
     assert out.rec["cost_overrun_usd"] == pytest.approx(out.rec["cost_usd"] - 0.05, abs=1e-6)
     assert out.rec["cost_overrun_usd"] > 0 and len(e2e.api.requests) == 1
+
+
+# --- what runs cost: records, notes, status and log ---------------------------------------------------------
+
+
+def test_run_record_note_status_and_log_carry_tokens_and_cost(e2e: Attack) -> None:
+    e2e.finish()
+    out = e2e.run()
+    rec = out.rec
+    assert out.code == 0 and rec["status"] == "landed", rec
+    u = rec["usage"]
+    assert set(u) == {"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"}
+    # The fake API's own bills, summed: the record keeps what the API said, turn by turn.
+    billed = {k: sum(r.usage[k] for r in e2e.api.requests) for k in u}
+    assert u == billed and u["cache_read_input_tokens"] > 0 and u["cache_creation_input_tokens"] > 0
+    p = Price(2.0, 10.0, 2.5, 0.10)  # claude-sonnet-5-5's list price
+    dollars = (u["input_tokens"] * p.input + u["output_tokens"] * p.output + u["cache_read_input_tokens"] * p.cache_read
+               + u["cache_creation_input_tokens"] * p.cache_write) / 1e6
+    assert rec["cost_usd"] == pytest.approx(dollars, abs=1e-6) and rec["cost_unknown"] is None
+    assert rec["spec_files"] == ["spec/app.md"]
+    note = e2e.repo.git("notes", "--ref=refs/notes/mdspec", "show", rec["landed_as"])
+    for line in (f"input tokens: {u['input_tokens']}", f"output tokens: {u['output_tokens']}",
+                 f"cache read tokens: {u['cache_read_input_tokens']}",
+                 f"cache write tokens: {u['cache_creation_input_tokens']}",
+                 "spec file: spec/app.md", "model: claude-sonnet-5-5"):
+        assert line in note.splitlines(), (line, note)
+    noted = next(ln for ln in note.splitlines() if ln.startswith("cost: $"))
+    assert float(noted.removeprefix("cost: $")) == pytest.approx(dollars, abs=1e-6)  # to the fraction of a cent
+    info = json.loads(e2e.repo.mdspec("status", "--json").stdout)
+    assert info["runs"][0]["usage"] == u and info["runs"][0]["cost_usd"] == rec["cost_usd"]
+    assert info["runs"][0]["cost_unknown"] is None
+    log = e2e.repo.mdspec("log", rec["id"]).stdout.splitlines()
+    assert (f"  usage: 2 turns, tokens {u['input_tokens']:,} in, {u['output_tokens']:,} out, "
+            f"{u['cache_read_input_tokens']:,} cache read, {u['cache_creation_input_tokens']:,} cache write, "
+            f"${dollars:.4f}") in log
+    status = e2e.repo.mdspec("status").stdout
+    assert f"  {rec['id']}  landed" in status and f"${dollars:.2f}" in status
+
+
+def test_an_unpriced_model_does_not_start_a_run(e2e: Attack) -> None:
+    repo = e2e.repo
+    repo.mdspec("init", "--git-hook")
+    repo.configure('sandbox = "off"\n[agent]\nmodel = "claude-future-9"\n')
+    repo.commit("configure mdspec", env=QUIET)
+    spec = repo.commit("spec: more", {"spec/more.md": "# More\n"}, env=QUIET)
+    before, tip = snapshot(repo), repo.head()
+    line = ('mdspec: error: .mdspec.toml: agent.model: no price for claude-future-9, so max_cost_usd = $5 cannot be '
+            'enforced: set [agent.prices."claude-future-9"] in .mdspec.toml (input, output, cache_write, cache_read: '
+            'USD per million tokens)\n')
+    for args in (["run", "--foreground"], ["run"]):
+        proc = repo.mdspec(*args, check=False)
+        assert proc.returncode == 1 and proc.stderr == line and proc.stdout == "", proc
+    assert not (repo.state / "runs").exists() and e2e.api.requests == []  # nothing started, nothing recorded
+    assert snapshot(repo) == before and repo.head() == tip
+    # Through the hook: the commit is made, no request is sent, and the failure is recorded with the reason.
+    newer = repo.commit("spec: even more", {"spec/even.md": "# Even\n"}, env={"MDSPEC_FOREGROUND": "1"})
+    assert repo.head() == newer and e2e.api.requests == []
+    rec = json.loads(next((repo.state / "runs").glob("*/run.json")).read_text())
+    assert rec["status"] == "failed" and '[agent.prices."claude-future-9"]' in rec["reason"]
+    pending = [s["commit"] for s in json.loads(repo.mdspec("status", "--json").stdout)["spec_commits"]]
+    assert spec in pending and newer in pending  # still waiting to be implemented
+    # Once priced, the same commits run.
+    repo.configure('sandbox = "off"\n[agent]\nmodel = "claude-future-9"\n[agent.prices."claude-future-9"]\n'
+                   'input = 1\noutput = 2\ncache_write = 1.25\ncache_read = 0.1\n')
+    repo.commit("price the model", env=QUIET)
+    e2e.finish()
+    out = e2e.run()
+    assert out.rec["status"] == "landed" and out.rec["cost_usd"] > 0, out.rec
+
+
+def test_a_run_whose_cost_is_unknown_says_so_everywhere(e2e: Attack) -> None:
+    e2e.api.response_model = "claude-future-9"
+    e2e.api.edit("create", "hello.py", file_text="x = 1\n")
+    out = e2e.run()
+    rec = out.rec
+    assert rec["status"] == "held" and rec["stopped_by"] == "max_cost_usd", rec
+    assert rec["cost_usd"] is None and rec["cost_unknown"] == "no price for claude-future-9"
+    assert rec["usage"]["output_tokens"] > 0 and rec["model"] == "claude-future-9"
+    assert "cost_overrun_usd" not in rec
+    info = json.loads(e2e.repo.mdspec("status", "--json").stdout)
+    assert info["runs"][0]["cost_usd"] is None and info["runs"][0]["cost_unknown"] == rec["cost_unknown"]
+    assert "cost unknown (no price for claude-future-9)" in e2e.repo.mdspec("status").stdout
+    log = e2e.repo.mdspec("log", rec["id"]).stdout
+    assert ", cost unknown (no price for claude-future-9)" in log and "$0.0000" not in log
+    assert "so far, cost unknown (no price for claude-future-9)" in log  # the turn's own line
+    # Landed by hand, its note says the same.
+    assert e2e.repo.mdspec("apply", rec["id"], check=False).returncode == 0
+    note = e2e.repo.git("notes", "--ref=refs/notes/mdspec", "show", "HEAD").splitlines()
+    assert "cost: unknown (no price for claude-future-9)" in note and "cost: $0.0000" not in note

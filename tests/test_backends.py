@@ -434,7 +434,8 @@ def test_codex_preset_uses_the_current_flags(mdrepo: Repo, tmp_path: Path) -> No
     assert rec["status"] == "landed" and rec["model"] == "gpt-5.1-codex"  # from Codex's session log
     u = rec["usage"]
     assert (u["input_tokens"], u["cache_read_input_tokens"], u["output_tokens"]) == (3000, 9000, 450)
-    assert rec["cost_usd"] == 0
+    assert rec["cost_usd"] is None  # Codex reports no cost: unknown, never $0
+    assert rec["cost_unknown"] == "codex reported no cost"
     assert mdrepo.message().startswith("mdspec: Add out.txt\n\nWrote out.txt.")
 
 

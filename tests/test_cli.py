@@ -33,7 +33,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], text: str) -> 
 
 
 @pytest.mark.parametrize("args", [["status"], ["run"], ["run", "--foreground"], ["apply"], ["log"],
-                                  ["validate-config"]])
+                                  ["validate-config"], ["cost"]])
 def test_not_a_git_repository(tmp_path: Path, args: list[str]) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()

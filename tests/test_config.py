@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from conftest import Repo
@@ -137,6 +139,42 @@ def test_price_lookup_and_override() -> None:
     assert cfg.agent.price("gpt-9") is None
     with pytest.raises(ConfigError, match=r"^x\.toml: agent\.prices\.claude-sonnet-4-5\.colour: unknown key"):
         config.from_mapping({"agent": {"prices": {"claude-sonnet-4-5": {"colour": 1}}}}, None, "x.toml")
+
+
+def test_default_model_is_current_and_every_priced_id_is_a_real_one() -> None:
+    from anthropic.types.model_param import ModelParam
+
+    known = set(get_args(get_args(ModelParam)[0]))  # the Literal of the SDK's model ids
+    assert config.DEFAULT_MODEL == config.AgentConfig().model == "claude-sonnet-5-5"
+    assert config.DEFAULT_MODEL in known
+    assert set(config.DEFAULT_PRICES) <= known, set(config.DEFAULT_PRICES) - known
+    assert {"claude-opus-5-5", "claude-sonnet-5-5"} <= set(config.DEFAULT_PRICES)
+    assert time.strptime(config.PRICES_AS_OF, "%Y-%m-%d")
+    for p in config.DEFAULT_PRICES.values():  # the 5-minute cache write costs more than input, a read less
+        assert p.cache_write > p.input > p.cache_read > 0 and p.output > p.input
+
+
+def test_a_model_without_its_own_price_is_unknown_not_a_neighbours() -> None:
+    a = config.AgentConfig()
+    assert a.price("claude-sonnet-5-5") == config.Price(2.0, 10.0, 2.5, 0.10)
+    assert a.price("claude-sonnet-5-5-20261001") == a.price("claude-sonnet-5-5")  # a dated id: its family
+    assert a.price("claude-opus-5-5") != a.price("claude-opus-5")
+    # Unpriced ids are never priced by a prefix they happen to share.
+    for model in ("claude-haiku-5-5", "claude-fable-5-2", "claude-opus-5-5-preview", "claude-opus-5-9"):
+        assert a.price(model) is None, model
+    assert config.price_key("claude-haiku-5-5") == '[agent.prices."claude-haiku-5-5"]'
+
+
+def test_a_price_is_set_for_a_new_model_in_the_config(repo: Repo) -> None:
+    repo.configure('[agent]\nmodel = "claude-haiku-5-5"\n[agent.prices."claude-haiku-5-5"]\n'
+                   'input = 0.1\noutput = 0.5\ncache_write = 0.125\ncache_read = 0.01\n')
+    cfg = config.load(repo.top)
+    assert cfg.agent.price() == config.Price(0.1, 0.5, 0.125, 0.01)
+    assert cfg.agent.price("claude-sonnet-5-5") == config.DEFAULT_PRICES["claude-sonnet-5-5"]  # the rest stay
+    repo.configure('[agent.prices."claude-haiku-5-5"]\ninput = 0.1\n')
+    code, _, err = validate(repo)
+    assert code == 1 and err == ('mdspec: error: .mdspec.toml: agent.prices.claude-haiku-5-5: missing output, '
+                                 'cache_write, cache_read (USD per million tokens)\n')
 
 
 def test_bad_config_stops_a_run_and_the_hook_cleanly(mdrepo: Repo) -> None:

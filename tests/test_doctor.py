@@ -10,7 +10,9 @@ from pathlib import Path
 import fakeclis
 import pytest
 from conftest import Repo
+from fakeapi import FakeAPI, fake_api  # noqa: F401
 
+from mdspec import config
 from mdspec.agents import backends
 from mdspec.commands import doctor
 from mdspec.run import sandbox
@@ -157,3 +159,61 @@ def test_claude_code_as_root_without_a_sandbox_is_a_fix(repo: Repo, monkeypatch:
         lines: list[str] = []
         doctor.doctor(repo.top, lines.append)
         assert [ln for ln in lines if "agent command" in ln] == expected
+
+
+def lines_of(repo: Repo) -> tuple[int, list[str]]:
+    proc = repo.mdspec("doctor", check=False)
+    assert "Traceback" not in proc.stderr
+    return proc.returncode, proc.stdout.splitlines()
+
+
+def test_model_is_checked_against_the_apis_model_list(repo: Repo, fake_api: FakeAPI) -> None:  # noqa: F811
+    repo.write(".mdspec.toml", "")
+    _, lines = lines_of(repo)
+    assert "OK   model: claude-sonnet-5-5 is available to this API key" in lines
+    assert fake_api.model_lists == 2  # four models, two to a page: the SDK followed has_more/last_id
+    price = next(ln for ln in lines if "price of claude-sonnet-5-5" in ln)
+    assert price.startswith("OK ") and f"as of {config.PRICES_AS_OF}" in price and "$2 in, $10 out" in price
+    # A dated id of a listed model is the same model.
+    fake_api.models = ["claude-sonnet-5-5-20261001"]
+    repo.write(".mdspec.toml", '[agent]\nmodel = "claude-sonnet-5-5"\n')
+    assert "OK   model: claude-sonnet-5-5 is available to this API key" in lines_of(repo)[1]
+    # A model the API does not list: what to do, and which ones it does list.
+    fake_api.models = ["claude-opus-5-5", "claude-sonnet-5-5"]
+    repo.write(".mdspec.toml", '[agent]\nmodel = "claude-sonet-5-5"\n[agent.prices."claude-sonet-5-5"]\n'
+                               'input = 2\noutput = 10\ncache_write = 2.5\ncache_read = 0.1\n')
+    code, lines = lines_of(repo)
+    assert code == 1
+    assert ("FIX  model: claude-sonet-5-5 is not in the API's model list for this key: set [agent] model in "
+            ".mdspec.toml to one that is (claude-opus-5-5, claude-sonnet-5-5)") in lines
+    assert any(ln.startswith("OK   price of claude-sonet-5-5: $2 in") and "(from .mdspec.toml)" in ln for ln in lines)
+
+
+def test_a_model_without_a_price_is_a_fix_naming_the_key(repo: Repo, fake_api: FakeAPI) -> None:  # noqa: F811
+    repo.write(".mdspec.toml", '[agent]\nmodel = "claude-haiku-5-5"\n')
+    code, lines = lines_of(repo)
+    assert code == 1
+    assert "OK   model: claude-haiku-5-5 is available to this API key" in lines
+    fix = [ln for ln in lines if ln.startswith("FIX  price:")]
+    assert fix == ['FIX  price: no price for claude-haiku-5-5, so runs do not start (max_cost_usd could not be '
+                   'enforced): set [agent.prices."claude-haiku-5-5"] in .mdspec.toml with input, output, cache_write '
+                   'and cache_read in USD per million tokens']
+
+
+def test_model_list_failures_are_one_line(repo: Repo, fake_api: FakeAPI,  # noqa: F811
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    repo.write(".mdspec.toml", "")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-wrong-key-0000")
+    code, lines = lines_of(repo)
+    assert code == 1
+    bad = [ln for ln in lines if ln.startswith("FIX  model: could not list the API's models: ")]
+    assert len(bad) == 1 and "the API key was refused" in bad[0] and "status 401" in bad[0], lines
+
+
+def test_no_key_no_model_list_request(repo: Repo, fake_api: FakeAPI,  # noqa: F811
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    repo.write(".mdspec.toml", "")
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    _, lines = lines_of(repo)
+    assert fake_api.model_lists == 0 and not any(ln.startswith(("OK   model:", "FIX  model:")) for ln in lines)
+    assert any(ln.startswith("OK   price of claude-sonnet-5-5") for ln in lines)  # the price needs no key

@@ -194,11 +194,11 @@ def test_log_follow_shows_tool_calls_tokens_and_cost_of_the_built_in_agent(mdrep
              "log -f to show the first turns")
     wait_for(lambda: "  str_replace_based_edit_tool: create app.py" in out.read_text(), what="the edit")
     status = mdrepo.mdspec("status").stdout
-    assert "tokens in (" in status and "turn 2, 1 tool call" in status  # the bash call is still running
+    assert " cache write" in status and "turn 2, 1 tool call" in status  # the bash call is still running
     flag.write_text("go")
     assert follow.wait(timeout=30) == 0
     text = out.read_text()
-    assert "  turn 1: tool_use, " in text and "tokens in (" in text and "so far" in text
+    assert "  turn 1: tool_use, " in text and " cache write" in text and "so far" in text
     assert "  bash: while [ ! -e" in text
     assert "landed — fast-forward" in text
     assert (mdrepo.top / "app.py").read_text() == "print('hello')\n"

@@ -98,10 +98,13 @@ def test_provider_is_checked_in_one_line_naming_the_key_and_the_allowed_values(r
 
 def test_each_provider_names_the_model_its_own_way_and_keeps_its_price() -> None:
     sonnet = config.DEFAULT_PRICES["claude-sonnet-4-5"]
+    # Bedrock and Vertex default to the ids they are known to serve, a model before the API's default.
+    expected = {"anthropic": config.DEFAULT_PRICES[config.DEFAULT_MODEL], "bedrock": sonnet, "vertex": sonnet}
     for provider in config.PROVIDERS:
         agent = config.from_mapping({"agent": {"provider": provider}}, None, "x").agent
-        assert agent.provider == provider and agent.model == config.PROVIDER_MODELS[provider]
-        assert agent.price() == sonnet  # the limit in dollars holds on every provider
+        assert agent.provider == provider
+        assert agent.model == config.PROVIDER_MODELS[provider]
+        assert agent.price() == expected[provider]  # the limit in dollars holds on every provider
     chosen = config.from_mapping({"agent": {"provider": "bedrock", "model": BEDROCK_MODEL}}, None, "x").agent
     assert chosen.model == BEDROCK_MODEL and chosen.price() == sonnet
     assert chosen.price("anthropic.claude-haiku-4-5-20251001-v1:0") == config.DEFAULT_PRICES["claude-haiku-4-5"]
@@ -306,6 +309,6 @@ def test_doctor_names_the_provider_and_the_credentials_it_found(repo: Repo, clou
 
     repo.write(".mdspec.toml", "")
     line = doctor_backend_line(repo, {"ANTHROPIC_API_KEY": FAKE_KEY})
-    assert line == ("OK   built-in agent on the Anthropic API (provider anthropic), model claude-sonnet-4-5, "
+    assert line == ("OK   built-in agent on the Anthropic API (provider anthropic), model claude-sonnet-5-5, "
                     "API key set (ANTHROPIC_API_KEY)")
     assert FAKE_KEY not in line and cloud_api.token_requests == 0

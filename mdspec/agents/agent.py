@@ -30,7 +30,7 @@ from typing import Any
 from mdspec.agents.providers import SECRET_VARS, readiness
 from mdspec.agents.session import BackendResult, RunContext, Usage
 from mdspec.agents.tools import BASH, EDITOR, Toolbox, summary
-from mdspec.config import Price
+from mdspec.config import Price, price_key
 from mdspec.errors import BackendError
 from mdspec.run.procs import KEY_VARS, protect_environ
 
@@ -88,13 +88,27 @@ def make_client(max_retries: int = DEFAULT_RETRIES, timeout: float = REQUEST_TIM
     return anthropic.Anthropic(max_retries=max_retries, timeout=timeout)
 
 
-def cost_of(usage: Usage, price: Price | None) -> float:
-    """Dollars for one response; an unknown price counts as 0 (the progress events say so)."""
+def cost_of(usage: Usage, price: Price | None) -> float | None:
+    """Dollars for `usage`; None when the price is unknown (never 0: that would hide the spending)."""
     if price is None:
-        return 0.0
+        return None
     return (usage.input_tokens * price.input + usage.output_tokens * price.output
             + usage.cache_creation_input_tokens * price.cache_write
             + usage.cache_read_input_tokens * price.cache_read) / 1_000_000
+
+
+def list_models(env: Mapping[str, str], timeout: float = 20.0) -> list[str]:
+    """Every model id the API lists for the key in `env` (all pages); raises the SDK's errors."""
+    import anthropic  # late: see the module docstring
+
+    key = env.get("ANTHROPIC_API_KEY") or None
+    token = None if key else env.get("ANTHROPIC_AUTH_TOKEN") or None
+    client = anthropic.Anthropic(api_key=key, auth_token=token, base_url=env.get("ANTHROPIC_BASE_URL") or None,
+                                 max_retries=1, timeout=timeout)
+    try:
+        return [m.id for m in client.models.list(limit=1000)]
+    finally:
+        client.close()
 
 
 def usage_dict(u: Usage) -> dict[str, int]:
@@ -259,6 +273,7 @@ class AnthropicSession:
         self.began: float | None = None  # when the current start()/fix() began
         self.model = ctx.agent.model
         self.price_known = True
+        self.cost_unknown: str | None = None  # "no price for MODEL" once a turn could not be priced
         self.refusals: list[str] = []
         self.tools = Toolbox(ctx.worktree, ctx.protected, ctx.env, bash_timeout, shell_prefix)
         protect_environ()  # without a sandbox, a command could read the key from the worker's /proc entry
@@ -341,6 +356,10 @@ class AnthropicSession:
             return "max_turns", None
         if self._elapsed(began) >= a.max_minutes * 60:
             return "max_minutes", None
+        if a.price(self.model) is None:
+            # An unpriced model's spending cannot be held to max_cost_usd: stop rather than run unbounded.
+            return "max_cost_usd", (f"cost unknown (no price for {self.model}): max_cost_usd = ${a.max_cost_usd:g} "
+                                    f"cannot be enforced; set {price_key(self.model)} in .mdspec.toml")
         spent = self.usage.cost_usd
         if spent >= a.max_cost_usd:
             return "max_cost_usd", f"${spent:.4f} spent of max_cost_usd = ${a.max_cost_usd:g}"
@@ -353,7 +372,7 @@ class AnthropicSession:
     def _next_cost(self) -> float:
         """What the next request can cost at most, as far as it can be known before sending it: the previous
         request's prompt read from the cache, everything added since written to it, and max_tokens of output.
-        0 when the model's price is unknown."""
+        (`_limit_reached` never gets here for an unpriced model.)"""
         price = self.ctx.agent.price(self.model)
         if price is None:
             return 0.0
@@ -450,15 +469,18 @@ class AnthropicSession:
                      u.cache_creation_input_tokens or 0, u.cache_read_input_tokens or 0)
         price = self.ctx.agent.price(self.model)
         self.price_known = self.price_known and price is not None
-        turn = replace(turn, cost_usd=cost_of(turn, price))
+        if price is None and self.cost_unknown is None:
+            self.cost_unknown = f"no price for {self.model}"
+        cost = cost_of(turn, price)
+        turn = replace(turn, cost_usd=cost or 0.0)
         self.usage = self.usage + turn
         self.last_prompt_tokens = turn.total_input + turn.output_tokens
         self.transcript.write("response", turn=self.turns, message=response.model_dump(mode="json", exclude_none=True),
-                              usage=usage_dict(turn), cost_usd=turn.cost_usd, price_known=price is not None)
+                              usage=usage_dict(turn), cost_usd=cost, price_known=price is not None)
         self.ctx.on_progress({
             "event": "turn", "turn": self.turns, "stop_reason": response.stop_reason,
-            "usage": usage_dict(self.usage), "cost_usd": round(self.usage.cost_usd, 6),
-            "price_known": self.price_known,
+            "usage": usage_dict(self.usage), "cost_usd": self._cost(),
+            "price_known": self.price_known, "cost_unknown": self.cost_unknown,
         })
         return [p for p in (_as_param(b) for b in response.content) if p is not None]
 
@@ -504,7 +526,11 @@ class AnthropicSession:
 
     def _result(self, stopped_by: str | None, error: str | None = None) -> BackendResult:
         self.transcript.write("result", stopped_by=stopped_by, error=error, turns=self.turns,
-                              usage=usage_dict(self.usage), cost_usd=self.usage.cost_usd,
+                              usage=usage_dict(self.usage), cost_usd=self._cost(),
                               price_known=self.price_known, final_text=self.final_text)
         return BackendResult(self.final_text, self.turns, self.usage, stopped_by, error, tuple(self.refusals),
-                             self.model)
+                             self.model, self.cost_unknown)
+
+    def _cost(self) -> float | None:
+        """The session's dollars so far, None once any turn could not be priced."""
+        return None if self.cost_unknown else round(self.usage.cost_usd, 6)

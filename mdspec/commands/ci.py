@@ -35,9 +35,10 @@ from mdspec.git import Repo
 from mdspec.printer import Printer
 from mdspec.run import land, pending, records
 from mdspec.run.cancel import Cancelled, cancellable
+from mdspec.run.costs import NOTES_REF
 from mdspec.run.lock import worker_lock
 from mdspec.run.records import RunRecord
-from mdspec.run.runner import NOTES_REF, Runner, RunRequest, check_backend_ready, recover
+from mdspec.run.runner import Runner, RunRequest, check_backend_ready, recover
 
 LOCK_PREFIX = "refs/mdspec/ci-lock/"
 SEEN_LOCK_PREFIX = "refs/mdspec/ci-lock-seen/"

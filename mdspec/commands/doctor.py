@@ -152,6 +152,40 @@ def _interpreter(program: str) -> list[str]:
     return words[:1]
 
 
+def _model(cfg: config.Config) -> list[tuple[bool, str]]:
+    """The built-in agent's model: priced (or runs refuse to start), and, with a key, one the API lists."""
+    a = cfg.agent
+    if a.backend != "anthropic":
+        return []
+    checks: list[tuple[bool, str]] = []
+    p = a.price()
+    if p is None:
+        checks.append((False, f"price: no price for {a.model}, so runs do not start (max_cost_usd could not be "
+                              f"enforced): set {config.price_key(a.model)} in {cfg.config_name} with input, output, "
+                              "cache_write and cache_read in USD per million tokens"))
+    else:
+        where = (f"from {cfg.config_name}" if config.DEFAULT_PRICES.get(a.model) != p
+                 else f"list price as of {config.PRICES_AS_OF}; {config.price_key(a.model)} overrides")
+        checks.append((True, f"price of {a.model}: ${p.input:g} in, ${p.output:g} out, ${p.cache_write:g} cache write, "
+                             f"${p.cache_read:g} cache read per million tokens ({where})"))
+    if not any(os.environ.get(k) for k in procs.KEY_VARS):
+        return checks  # _backend says the key is missing
+    from mdspec.agents import agent  # late: the SDK is imported only when there is a key to ask with
+
+    try:
+        ids = agent.list_models(os.environ)
+    except Exception as exc:  # any API or network failure is one line here, never a traceback
+        checks.append((False, f"model: could not list the API's models: {agent.describe_failure(exc)[1]}"))
+        return checks
+    if any(m == a.model or config.is_dated(m, a.model) for m in ids):
+        checks.append((True, f"model: {a.model} is available to this API key"))
+    else:
+        some = ", ".join(ids[:6]) + (", …" if len(ids) > 6 else "")
+        checks.append((False, f"model: {a.model} is not in the API's model list for this key: set [agent] model "
+                              f"in {cfg.config_name} to one that is ({some or 'the API listed none'})"))
+    return checks
+
+
 def _worktree(repo: Repo) -> tuple[bool, str]:
     wt = worktree.path_for(repo.state_dir)
     if not wt.exists():
@@ -184,7 +218,7 @@ def doctor(start: Path, out: Printer) -> int:
     ok, line = _hook(repo)
     checks.append((ok, "hook: " + line))
     if cfg is not None:
-        checks += [_backend(cfg), _sandbox(cfg)]
+        checks += [_backend(cfg), *_model(cfg), _sandbox(cfg)]
         agent_command = _agent_command(repo, cfg)
         checks += [agent_command] if agent_command else []
     checks += [_worktree(repo), _state(repo)]

@@ -13,6 +13,7 @@ from mdspec.errors import FatalError
 from mdspec.fast import triggers
 from mdspec.git import Repo
 from mdspec.printer import Printer
+from mdspec.run import costs as cost
 from mdspec.run import land, pending, records
 from mdspec.run.lock import lock_holder
 from mdspec.run.records import RunRecord
@@ -25,14 +26,15 @@ def _age(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def _tokens(usage: Mapping[str, Any] | None) -> str:
-    u = usage or {}
-    cached = int(u.get("cache_read_input_tokens", 0) or 0)
-    into = int(u.get("input_tokens", 0) or 0) + int(u.get("cache_creation_input_tokens", 0) or 0) + cached
-    out = int(u.get("output_tokens", 0) or 0)
-    if not into and not out:
-        return ""
-    return f"{into:,} tokens in ({cached:,} from cache), {out:,} out"
+def _tokens(rec: Mapping[str, Any]) -> str:
+    """The four token counts, or "" before the first turn."""
+    return f"tokens {cost.tokens_text(rec)}" if any(cost.tokens(rec)) else ""
+
+
+def _summary(rec: Mapping[str, Any]) -> str:
+    """Turns, the four token counts and the cost (or that it is unknown) of a run."""
+    n = int(rec.get("turns", 0) or 0)
+    return f"{n} turn{'s' * (n != 1)}, tokens {cost.tokens_text(rec)}, {cost.describe(rec)}"
 
 
 def live_summary(rec: RunRecord) -> str:
@@ -45,10 +47,10 @@ def live_summary(rec: RunRecord) -> str:
         f"turn {rec.get('turns', 0)}",
         f"{n} tool call{'s' * (n != 1)}",
     ]
-    tokens = _tokens(rec.get("usage"))
+    tokens = _tokens(rec)
     if tokens:
         parts.append(tokens)
-    parts.append(f"${float(rec.get('cost_usd') or 0.0):.2f}")
+    parts.append(cost.describe(rec, 2))
     return f"run {rec['id']} ({', '.join(parts)})"
 
 
@@ -177,8 +179,8 @@ def status(start: Path, as_json: bool, out: Printer) -> int:
         line = f"  {run.get('id')}  {run.get('status', '?'):<11} {n} spec commit{'s' * (n != 1)}"
         if run.get("landed_as"):
             line += f" → {run['landed_as'][:10]}"
-        if run.get("cost_usd"):
-            line += f"  ${run['cost_usd']:.2f}"
+        if cost.cost_of(run) != 0.0:  # a run that spent something, or whose spending is unknown
+            line += f"  {cost.describe(run, 2)}"
         if run.get("seconds") is not None:
             line += f"  {run['seconds']}s"
         quiet = run.get("status") in (records.LANDED, records.RUNNING) and not run.get("recovery")
@@ -191,8 +193,8 @@ def status(start: Path, as_json: bool, out: Printer) -> int:
 def _print_run(rdir: Path, out: Printer) -> RunRecord:
     rec = records.read(rdir)
     out(f"run {rec.get('id')}: {rec.get('status')}" + (f" — {rec['reason']}" if rec.get("reason") else ""))
-    for key in ("branch", "base", "backend", "model", "sandbox", "turns", "cost_usd", "check", "result", "landed_as",
-                "seconds"):
+    out(f"  usage: {_summary(rec)}")
+    for key in ("branch", "base", "backend", "model", "sandbox", "check", "result", "landed_as", "seconds"):
         if rec.get(key) not in (None, ""):
             out(f"  {key}: {rec[key]}")
     for sha, subj in zip(rec.get("spec_commits", []), rec.get("spec_subjects", []), strict=False):
@@ -214,8 +216,8 @@ def _event_line(ev: dict[str, Any]) -> str | None:
         line = f"  turn {ev.get('turn')}"
         if ev.get("stop_reason"):
             line += f": {ev['stop_reason']}"
-        tokens = _tokens(ev.get("usage"))
-        return line + (f", {tokens} so far" if tokens else "") + f", ${float(ev.get('cost_usd') or 0):.3f} so far"
+        tokens = _tokens({"usage": ev.get("usage") or {}})
+        return line + (f", {tokens} so far" if tokens else "") + f", {cost.describe(ev, 3)} so far"
     if kind == "tool":
         mark = " (refused/error)" if ev.get("is_error") else ""
         return f"  {ev.get('name')}: {str(ev.get('summary', ''))[:160]}{mark}"
@@ -287,6 +289,7 @@ def log(start: Path, run: str | None, follow: bool, out: Printer) -> int:
         rec = records.read(rdir)
     if follow:
         rec = records.read(rdir)
+        out(f"  usage: {_summary(rec)}")
         out(f"run {rec.get('id')}: {rec.get('status')}" + (f" — {rec['reason']}" if rec.get("reason") else ""))
         if rec.get("landed_as"):
             out(f"  landed as {rec['landed_as'][:10]}")

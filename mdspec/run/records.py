@@ -74,7 +74,7 @@ class RunRecord(_Identity, total=False):
     turns: int  # model turns so far
     tool_calls: int  # tool calls so far
     usage: UsageRecord  # tokens so far
-    cost_usd: float  # dollars so far
+    cost_usd: float | None  # dollars so far
     cost_overrun_usd: float  # dollars spent beyond max_cost_usd by the last turn
     sandbox: str  # the sandbox mode the run's commands ran in
     warnings: list[str]  # one line each (a weaker sandbox than asked, say)
@@ -93,6 +93,8 @@ class RunRecord(_Identity, total=False):
     landing_stuck: bool  # a landing that failed and could not be undone; recovery settles it
     interrupted: bool  # the worker died while the run went on
     recovery: str  # what recovery did about the run's interrupted landing
+    spec_files: list[str]  # the watched files the run's spec commits changed
+    cost_unknown: str | None  # why the cost is unknown (no price for the model, a CLI that said none); None: known
     ci: CiRecord  # a run of `mdspec ci`: where it delivers
     delivery: str  # `mdspec ci`: "push" or "pull-request"
     delivered: str  # `mdspec ci`: how the result went ("pull-request")

@@ -24,11 +24,11 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from mdspec import config, git
 from mdspec.agents import prompt
-from mdspec.agents.session import STOP_LIMITS, BackendResult, RunContext, Session
+from mdspec.agents.session import STOP_LIMITS, BackendResult, RunContext, Session, Usage
 from mdspec.config import Config
 from mdspec.errors import FatalError, SigningError
 from mdspec.fast import trailers, triggers
@@ -46,11 +46,11 @@ from mdspec.run.cancel import (
     shielded,
 )
 from mdspec.run.check import run_check
+from mdspec.run.costs import NOTES_REF, note_text, record_cost, require_price, spec_files, usage_fields
 from mdspec.run.lock import lock_holder, wait_for_pid, worker_lock
 from mdspec.run.pending import SpecCommit
 from mdspec.run.records import RunRecord
 
-NOTES_REF = "refs/notes/mdspec"
 TASK_REMOVED = f"removed {pending.TASK_FILE}: the task is done (`keep_task = true` keeps it)"
 TASK_KEPT = f"kept {pending.TASK_FILE}: it changed on the branch while the run went on (a new task)"
 SUBJECT_MAX = 72
@@ -157,13 +157,15 @@ class Runner:
             "base": base,
             "spec_commits": [s.sha for s in req.specs],
             "spec_subjects": [s.info.subject for s in req.specs],
+            "spec_files": spec_files(p for s in req.specs for p in s.paths),
             "backend": cfg.agent.backend if cfg.agent.backend == "anthropic" else (cfg.agent.preset or "command"),
             "model": cfg.agent.model if cfg.agent.backend == "anthropic" else "",
             "pid": os.getpid(),
             "started": time.time(),
             "turns": 0,
-            "usage": {},
+            "usage": usage_fields(Usage()),
             "cost_usd": 0.0,
+            "cost_unknown": None,
             "check": "skipped",
             "check_rounds": [],
             "violations": [],
@@ -190,6 +192,7 @@ class Runner:
                 rec["turns"] = event.get("turn", rec["turns"])
                 rec["usage"] = event.get("usage", rec["usage"])
                 rec["cost_usd"] = event.get("cost_usd", rec["cost_usd"])
+                rec["cost_unknown"] = event.get("cost_unknown", rec.get("cost_unknown"))
                 records.write(rdir, rec)
             elif event.get("event") == "tool":
                 rec["tool_calls"] = rec.get("tool_calls", 0) + 1
@@ -284,10 +287,9 @@ class Runner:
                 violations += self._guard(wt, base, protected, gitdir_before)
                 if result.stopped_by is not None:
                     break
+        record_cost(rec, result.usage, result.cost_unknown)
         rec.update({
             "turns": result.turns,
-            "usage": cast(records.UsageRecord, result.usage.__dict__),
-            "cost_usd": round(result.usage.cost_usd, 6),
             "check": check,
             "violations": violations,
             "refusals": list(result.refusals),
@@ -295,7 +297,8 @@ class Runner:
             "stopped_by": result.stopped_by,
         })
         overrun = result.usage.cost_usd - cfg.agent.max_cost_usd
-        if overrun > 0:  # the cap stops before a turn where it can; a turn billed above its estimate shows here
+        # The cap stops before a turn where it can; a turn billed above its estimate shows here.
+        if overrun > 0 and result.cost_unknown is None:
             rec["cost_overrun_usd"] = round(overrun, 6)
         # Staged by the last guard, and nothing ran since: the same files, no second scan of the tree.
         synced = self.guarded_tree is not None
@@ -425,14 +428,7 @@ class Runner:
         return new
 
     def _note(self, rec: RunRecord, sha: str) -> None:
-        u = rec.get("usage") or {}
-        text = (
-            f"mdspec run {rec['id']}\nbackend: {rec['backend']}\nmodel: {rec.get('model') or '-'}\n"
-            f"turns: {rec.get('turns', 0)}\ninput tokens: {u.get('input_tokens', 0)}\n"
-            f"output tokens: {u.get('output_tokens', 0)}\ncache read tokens: {u.get('cache_read_input_tokens', 0)}\n"
-            f"cost: ${rec.get('cost_usd', 0.0):.4f}\ncheck: {rec.get('check')}\n"
-            f"duration: {time.time() - rec['started']:.0f}s\n"
-        )
+        text = note_text(rec)
         with contextlib.suppress(Exception):
             self.repo.add_note(sha, text, NOTES_REF, self.repo.identity(), f"mdspec: note for run {rec['id']}")
 
@@ -627,6 +623,7 @@ def drain(repo: Repo, out: Printer, defer_to: int | None = None) -> list[RunReco
                 # A reverted spec commit runs only when queued by hand (`mdspec run`), never along by itself.
                 specs = tuple(s for s in ps.all_pending if s in ps.pending or s.sha in batch)
                 if any(s.sha in batch for s in specs):
+                    require_price(cfg)
                     runner = Runner(repo, out, defer_to)
                     done.append(runner.run(RunRequest(branch, specs), cfg))
         except FatalError as exc:
@@ -694,6 +691,7 @@ def run_now(start: Path, revs: Sequence[str], out: Printer) -> int:
     """`mdspec run [REV…] --foreground`: implement the given spec commits (default: all pending) now."""
     repo = Repo(start)
     cfg = config.load(repo.top)
+    require_price(cfg)  # before anything is touched: the spec commits stay pending
     branch = repo.head_branch()
     if branch is None:
         raise FatalError("HEAD is detached: check out the branch to implement the spec on, then `mdspec run`")
@@ -751,7 +749,10 @@ def start_background(start: Path, revs: Sequence[str], out: Printer) -> int:
     if branch is None or tip is None:
         return run_now(start, revs, out)  # reports detached/unborn clearly
     state = repo.state_dir
-    todo = pending.find(repo, tip, config.load(repo.top)).all_pending
+    cfg = config.load(repo.top)
+    todo = pending.find(repo, tip, cfg).all_pending
+    if todo:
+        require_price(cfg)
     if not todo:
         if land.journal_path(repo).exists() and lock_holder(state) is None:
             # An interrupted landing may be all there is to do: the worker finishes or undoes it first.
