@@ -59,9 +59,9 @@ def init(git_hook: bool, remote: str | None, rev: str | None, ci: str | None) ->
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
     """Show the running run, queued and pending spec commits, and the last runs."""
-    from mdspec.commands import status as report
+    from mdspec.commands import status as status_mod
 
-    _call(report.status, Path.cwd(), as_json, _out)
+    _call(status_mod.status, Path.cwd(), as_json, _out)
 
 
 @cli.command()
@@ -72,9 +72,9 @@ def log(run: str | None, follow: bool) -> None:
 
     RUN is a run id or a unique prefix of one, as `mdspec status` shows them.
     """
-    from mdspec.commands import status as report
+    from mdspec.commands import log as log_mod
 
-    _call(report.log, Path.cwd(), run, follow, _out)
+    _call(log_mod.log, Path.cwd(), run, follow, _out)
 
 
 @cli.command()
@@ -104,20 +104,20 @@ def run(revs: tuple[str, ...], foreground: bool) -> None:
     Without REVs it implements every pending spec commit on the current branch, including those whose
     generated commit was reverted. With REVs, exactly those spec commits.
     """
-    from mdspec.run import runner
+    from mdspec.commands import run as run_mod
 
     if foreground or os.environ.get("MDSPEC_FOREGROUND"):
-        _call(runner.run_now, Path.cwd(), revs, _out)
-    _call(runner.start_background, Path.cwd(), revs, _out)
+        _call(run_mod.run_now, Path.cwd(), revs, _out)
+    _call(run_mod.start_background, Path.cwd(), revs, _out)
 
 
 @cli.command()
 @click.argument("run", required=False)
 def apply(run: str | None) -> None:
     """Land a held result (default: the newest), with the same safety as a run."""
-    from mdspec.run import runner
+    from mdspec.commands import apply as apply_mod
 
-    _call(runner.apply, Path.cwd(), run, _out)
+    _call(apply_mod.apply, Path.cwd(), run, _out)
 
 
 @cli.command()

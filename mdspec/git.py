@@ -214,6 +214,19 @@ class Repo:
                 return
             yield _info(c)
 
+    def merged_in(self, merge: CommitInfo, limit: int) -> Iterator[CommitInfo]:
+        """The commits a merge brings in: reachable from its other parents, not from its first one."""
+        if len(merge.parents) < 2:
+            return
+        walker = self.pg.walk(merge.parents[1], pygit2.enums.SortMode.TOPOLOGICAL)
+        for other in merge.parents[2:]:
+            walker.push(other)
+        walker.hide(merge.parents[0])
+        for n, c in enumerate(walker):
+            if n >= limit:
+                return
+            yield _info(c)
+
     def changed_matching(self, info: CommitInfo, globs: Globs) -> list[str]:
         """Paths matching `globs` that a commit changes against its first parent.
 

@@ -534,7 +534,7 @@ def test_a_failing_progress_callback_ends_the_session_cleanly(h: Harness) -> Non
 
 @pytest.fixture
 def e2e(repo: Repo, git_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Attack]:
-    """A repository with a spec commit waiting and the built-in agent, run through runner.run_now."""
+    """A repository with a spec commit waiting and the built-in agent, run through run_now."""
     server = FakeAPI(api_key=KEY).start()
     monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)

@@ -31,7 +31,9 @@ from fakeapi import FakeAPI
 
 from mdspec.agents import agent, tools
 from mdspec.agents.session import RunContext, Session
-from mdspec.run import runner, sandbox
+from mdspec.commands import run as run_mod
+from mdspec.exec import sandbox
+from mdspec.run import runner
 
 pytestmark = [
     pytest.mark.skipif(sandbox.bwrap_path() is None, reason="bubblewrap is not usable on this machine"),
@@ -84,7 +86,7 @@ class Attack:
         self.tip = self.repo.head()
         lines: list[str] = []
         t0 = time.monotonic()
-        code = runner.run_now(self.repo.top, [], lines.append)
+        code = run_mod.run_now(self.repo.top, [], lines.append)
         seconds = time.monotonic() - t0
         run_dir = max((self.git_dir / "mdspec" / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
         rec = json.loads((run_dir / "run.json").read_text())

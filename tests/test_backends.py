@@ -19,10 +19,11 @@ from mdspec.agents import backends, cliout
 from mdspec.agents.session import RunContext, Usage
 from mdspec.config import AgentConfig
 from mdspec.errors import BackendError
+from mdspec.exec import sandbox
+from mdspec.exec.procs import run_shell
 from mdspec.fast import trailers
 from mdspec.fast.globs import Globs
-from mdspec.run import runner, sandbox
-from mdspec.run.procs import run_shell
+from mdspec.run import runner
 
 needs_bwrap = pytest.mark.skipif(sandbox.bwrap_path() is None, reason="bubblewrap is not usable on this machine")
 

@@ -23,8 +23,8 @@ from conftest import FOREGROUND, PROJECT, Repo
 from fakeapi import FAKE_KEY, FakeAPI
 from runhelpers import QUIET, last_run, spec_commit
 
+from mdspec.exec import sandbox
 from mdspec.fast import trailers
-from mdspec.run import sandbox
 
 TOOLS = PROJECT / ".tools" / "claude-code"
 CLAUDE = TOOLS / "node_modules" / ".bin" / "claude"

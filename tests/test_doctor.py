@@ -15,7 +15,7 @@ from fakeapi import FakeAPI, fake_api  # noqa: F401
 from mdspec import config
 from mdspec.agents import backends
 from mdspec.commands import doctor
-from mdspec.run import sandbox
+from mdspec.exec import sandbox
 
 
 def test_all_ok_with_a_command_backend(mdrepo: Repo) -> None:

@@ -73,3 +73,24 @@ def test_the_run_engine_does_not_import_the_agents_at_module_level() -> None:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         top = {node.module for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
         assert not {m for m in top if m in ("mdspec.agents.agent", "mdspec.agents.backends")}, path.name
+
+
+# Imports go one way: cli -> commands -> run -> agents -> exec -> (git, config, errors) -> fast.
+BELOW = {
+    "run": ("mdspec.commands", "mdspec.cli"),
+    "agents": ("mdspec.commands", "mdspec.cli", "mdspec.run"),
+    "exec": ("mdspec.commands", "mdspec.cli", "mdspec.run", "mdspec.agents"),
+}
+
+
+@pytest.mark.parametrize("package", sorted(BELOW))
+def test_no_package_imports_one_above_it(package: str) -> None:
+    above = BELOW[package]
+    found = {f"{path.name} -> {m}" for path in _modules(package) for m in _imports(path) if m.startswith(above)}
+    assert found == set()
+
+
+@pytest.mark.parametrize("module", ["git.py", "config.py", "errors.py", "templates.py", "printer.py"])
+def test_the_ground_floor_imports_no_package_of_mdspec_but_the_fast_path(module: str) -> None:
+    packages = ("mdspec.commands", "mdspec.run", "mdspec.agents", "mdspec.exec", "mdspec.cli")
+    assert {m for m in _imports(PACKAGE / module) if m.startswith(packages)} == set()

@@ -259,3 +259,20 @@ def test_not_standing(mdrepo: Repo) -> None:
     mdrepo.git("reset", "-q", "--hard", f"{a}~1")  # dropped
     assert pending.not_standing(g, mdrepo.head(), cfg, [a]) == [a]
     assert pending.not_standing(g, mdrepo.head(), cfg, ["f" * len(a)]) == ["f" * len(a)]  # unknown
+
+
+def test_a_generated_commit_merged_with_a_merge_commit_implements_its_spec_commit(mdrepo: Repo) -> None:
+    # A pull request of `mdspec ci --pull-request`, merged with a merge commit rather than squashed: the
+    # generated commit is on the branch only through the merge's second parent.
+    spec = spec_commit(mdrepo, "# A\n", "spec/a.md")
+    mdrepo.git("switch", "-q", "-c", f"mdspec/{spec[:10]}")
+    generated = fake_generated(mdrepo, [spec], {"gen.txt": "x\n"})
+    mdrepo.git("switch", "-q", "main")
+    mdrepo.commit("code meanwhile", {"src/y.py": "y = 1\n"}, env=QUIET)
+    mdrepo.git("merge", "-q", "--no-ff", "-m", "Merge pull request", f"mdspec/{spec[:10]}", env=QUIET)
+    ps = find(mdrepo)
+    assert shas(ps.pending) == []
+    assert ps.implemented[spec] == generated
+    # Reverting the merged-in generated commit gives the spec commit back, as for a linear one.
+    mdrepo.git("revert", "--no-edit", generated, env=QUIET)
+    assert shas(find(mdrepo).reverted) == [spec]

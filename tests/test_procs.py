@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from mdspec.run.procs import group_alive, kill_group, run_shell, wait_group
+from mdspec.exec.procs import group_alive, kill_group, run_shell, wait_group
 
 
 def test_seconds_is_how_long_the_command_ran_not_a_log_offset(tmp_path: Path) -> None:

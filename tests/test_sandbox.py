@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import Repo
 
+from mdspec.exec import procs, sandbox
 from mdspec.fast.globs import Globs
-from mdspec.run import procs, sandbox
 
 needs_bwrap = pytest.mark.skipif(sandbox.bwrap_path() is None, reason="bubblewrap is not usable on this machine")
 
@@ -112,7 +112,7 @@ def test_a_protected_symlink_does_not_stop_the_sandbox(repo: Repo, git_env: Path
 
 WORKER = """
 import ctypes, os, subprocess, sys
-from mdspec.run import procs
+from mdspec.exec import procs
 if os.geteuid() == 0:
     # Root reads every process's environ: become an ordinary user, as people run mdspec. Changing the uid
     # clears the dumpable flag, so set it back as an ordinary process has it.

@@ -32,7 +32,7 @@ from mdspec.agents.session import BackendResult, RunContext, Usage
 from mdspec.agents.tools import BASH, EDITOR, Toolbox, summary
 from mdspec.config import Price, price_key
 from mdspec.errors import BackendError
-from mdspec.run.procs import KEY_VARS, protect_environ
+from mdspec.exec.procs import KEY_VARS, protect_environ
 
 # The Anthropic-defined client tools; constant so that the cached prefix never changes.
 TOOLS: list[dict[str, Any]] = [

@@ -22,8 +22,8 @@ from mdspec.agents import cliout
 from mdspec.agents.session import BackendResult, RunContext, Usage
 from mdspec.config import AgentConfig
 from mdspec.errors import BackendError
-from mdspec.run.procs import KEY_VARS, protect_environ, run_shell
-from mdspec.run.sandbox import allow_read, allow_write, hidden_secret
+from mdspec.exec.procs import KEY_VARS, protect_environ, run_shell
+from mdspec.exec.sandbox import allow_read, allow_write, hidden_secret
 
 
 @dataclass(frozen=True)

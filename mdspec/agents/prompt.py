@@ -9,12 +9,23 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from mdspec import git, templates
 from mdspec.config import Config
 from mdspec.errors import FatalError
-from mdspec.git import Repo
-from mdspec.run.pending import SpecCommit
+from mdspec.git import CommitInfo, Repo
+
+
+class SpecCommit(Protocol):
+    """A spec commit as the prompt needs it (the run engine's pending.SpecCommit is one): the agents sit
+    below the run engine and take its records by their shape, not by importing it."""
+
+    @property
+    def info(self) -> CommitInfo: ...
+
+    @property
+    def paths(self) -> tuple[str, ...]: ...
 
 DIFF_LIMIT = 200_000  # characters of diff per spec commit
 MESSAGE_LIMIT = 20_000  # characters of each spec commit's message

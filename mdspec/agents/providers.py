@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mdspec.run.procs import KEY_VARS
+from mdspec.exec.procs import KEY_VARS
 
 NAMES = {"anthropic": "the Anthropic API", "bedrock": "Amazon Bedrock", "vertex": "Google Vertex AI"}
 # The modules each provider's SDK client imports (and their packages), which the extra of its name installs.

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from mdspec import git, templates
-from mdspec.commands import status as report
+from mdspec.commands import log as log_mod
 from mdspec.errors import FatalError
 from mdspec.fast import paths
 from mdspec.printer import Printer
@@ -85,7 +85,7 @@ def demo(directory: Path | None, preset: str | None, timeout_min: float, out: Pr
     cwd = os.getcwd()
     try:
         os.chdir(top)
-        report.log(top, None, True, lambda s: out("     " + s))
+        log_mod.log(top, None, True, lambda s: out("     " + s))
     finally:
         os.chdir(cwd)
     rec = records.read(records.find_run(state, None) or state)

@@ -1,4 +1,4 @@
-"""`mdspec status` and `mdspec log`: what is running, queued, pending, and what past runs did."""
+"""`mdspec status`: what is running, queued, pending and waiting for CI, and what the last runs did."""
 
 from __future__ import annotations
 
@@ -26,18 +26,18 @@ def _age(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def _tokens(rec: Mapping[str, Any]) -> str:
+def tokens_line(rec: Mapping[str, Any]) -> str:
     """The four token counts, or "" before the first turn."""
     return f"tokens {cost.tokens_text(rec)}" if any(cost.tokens(rec)) else ""
 
 
-def _summary(rec: Mapping[str, Any]) -> str:
+def summary_line(rec: Mapping[str, Any]) -> str:
     """Turns, the four token counts and the cost (or that it is unknown) of a run."""
     n = int(rec.get("turns", 0) or 0)
     return f"{n} turn{'s' * (n != 1)}, tokens {cost.tokens_text(rec)}, {cost.describe(rec)}"
 
 
-def live_summary(rec: RunRecord) -> str:
+def livesummary_line(rec: RunRecord) -> str:
     """One line on a running run: stage, elapsed, turns, tool calls, tokens and cost so far."""
     n = int(rec.get("tool_calls", 0) or 0)
     parts = [
@@ -47,7 +47,7 @@ def live_summary(rec: RunRecord) -> str:
         f"turn {rec.get('turns', 0)}",
         f"{n} tool call{'s' * (n != 1)}",
     ]
-    tokens = _tokens(rec)
+    tokens = tokens_line(rec)
     if tokens:
         parts.append(tokens)
     parts.append(cost.describe(rec, 2))
@@ -91,7 +91,7 @@ def gather(repo: Repo) -> dict[str, Any]:
         "branch": branch.removeprefix("refs/heads/") if branch else None,
         "worker_pid": holder,
         "running": running,
-        "live": live_summary(running) if running else None,
+        "live": livesummary_line(running) if running else None,
         "queued": queued,
         "queued_without_worker": bool(queued) and holder is None,
         "landing_interrupted": holder is None and land.journal_path(repo).exists(),
@@ -187,118 +187,4 @@ def status(start: Path, as_json: bool, out: Printer) -> int:
         if run.get("reason") and not quiet:
             line += f"  — {run['reason']}"
         out(line)
-    return 0
-
-
-def _print_run(rdir: Path, out: Printer) -> RunRecord:
-    rec = records.read(rdir)
-    out(f"run {rec.get('id')}: {rec.get('status')}" + (f" — {rec['reason']}" if rec.get("reason") else ""))
-    out(f"  usage: {_summary(rec)}")
-    for key in ("branch", "base", "backend", "model", "sandbox", "check", "result", "landed_as", "seconds"):
-        if rec.get(key) not in (None, ""):
-            out(f"  {key}: {rec[key]}")
-    for sha, subj in zip(rec.get("spec_commits", []), rec.get("spec_subjects", []), strict=False):
-        out(f"  implements: {sha[:10]} {subj}")
-    for v in rec.get("violations", []):
-        out(f"  restored: {v}")
-    for v in rec.get("refusals", []):
-        out(f"  refused: {v}")
-    for c in rec.get("check_rounds", []):
-        out(f"  check: {c}")
-    for w in rec.get("warnings", []):
-        out(f"  warning: {w}")
-    return rec
-
-
-def _event_line(ev: dict[str, Any]) -> str | None:
-    kind = ev.get("event")
-    if kind == "turn":
-        line = f"  turn {ev.get('turn')}"
-        if ev.get("stop_reason"):
-            line += f": {ev['stop_reason']}"
-        tokens = _tokens({"usage": ev.get("usage") or {}})
-        return line + (f", {tokens} so far" if tokens else "") + f", {cost.describe(ev, 3)} so far"
-    if kind == "tool":
-        mark = " (refused/error)" if ev.get("is_error") else ""
-        return f"  {ev.get('name')}: {str(ev.get('summary', ''))[:160]}{mark}"
-    if kind == "warning":
-        return f"  warning: {ev.get('message')}"
-    if kind == "check":
-        return f"  check round {ev.get('round')}: {ev.get('summary')}"
-    if kind == "stage" and ev.get("stage") in ("check", "landing"):
-        return f"  {ev['stage']}…"
-    return None
-
-
-FOLLOW_START = 30.0  # seconds `log -f` waits for a queued or starting run to appear
-
-
-def _run_to_follow(state: Path, run: str | None) -> Path | None:
-    """The run `log -f` follows: the named one, the running one, or the one a live worker is about to start."""
-    if run is not None:
-        return records.find_run(state, run)
-    deadline = time.monotonic() + FOLLOW_START
-    while True:
-        newest = records.find_run(state, None)
-        if newest is not None and records.read(newest).get("status") == records.RUNNING:
-            return newest
-        waiting = lock_holder(state) is not None or bool(triggers.entries(str(state)))
-        if not waiting or time.monotonic() > deadline:
-            return newest
-        time.sleep(0.1)
-
-
-def log(start: Path, run: str | None, follow: bool, out: Printer) -> int:
-    repo = Repo(start)
-    state = repo.state_dir
-    rdir = _run_to_follow(state, run) if follow else records.find_run(state, run)
-    if rdir is None:
-        from mdspec.commands import ci  # a clone where the run happened elsewhere (CI): its git note is what there is
-
-        local = records.runs_dir(state)
-        ours = [d for d in local.iterdir() if d.name.startswith(run or "")] if local.is_dir() else []
-        if not follow and not ours and ci.log_from_notes(repo, run, out):
-            return 0
-        raise FatalError(f"no run {'matching ' + repr(run) if run else 'yet'}: `mdspec status` lists the runs")
-    rec = _print_run(rdir, out)
-    events = rdir / "events.jsonl"
-    pos = 0
-    while True:
-        if events.exists():
-            with events.open(encoding="utf-8") as f:
-                f.seek(pos)
-                for line in f:
-                    if not line.endswith("\n"):
-                        break  # a line being written; read it next time round
-                    pos += len(line.encode())
-                    try:
-                        text = _event_line(json.loads(line))
-                    except ValueError:
-                        continue
-                    if text:
-                        out(text)
-        if not follow or rec.get("status") != records.RUNNING:
-            break
-        if lock_holder(state) is None:
-            rec = records.read(rdir)
-            if rec.get("status") == records.RUNNING:
-                out("  the worker stopped before the run finished; `mdspec run` recovers")
-                break
-            continue  # it ended between our reads: print the last events
-        time.sleep(0.2)
-        rec = records.read(rdir)
-    if follow:
-        rec = records.read(rdir)
-        out(f"  usage: {_summary(rec)}")
-        out(f"run {rec.get('id')}: {rec.get('status')}" + (f" — {rec['reason']}" if rec.get("reason") else ""))
-        if rec.get("landed_as"):
-            out(f"  landed as {rec['landed_as'][:10]}")
-    for name in ("output.log", "check.log", "error.log"):
-        p = rdir / name
-        if p.exists() and not follow:
-            text = p.read_text(encoding="utf-8", errors="replace")
-            out(f"--- {name} ({len(text)} chars{', last 4000' if len(text) > 4000 else ''})")
-            out(text[-4000:].rstrip())
-    if (rdir / "transcript.jsonl").exists() and not follow:
-        out(f"--- transcript: {rdir / 'transcript.jsonl'}")
     return 0

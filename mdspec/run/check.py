@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mdspec.run.procs import run_shell
+from mdspec.exec.procs import run_shell
 
 FEEDBACK_CHARS = 12_000  # what of a failed check's output goes back to the agent
 

@@ -9,9 +9,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from mdspec.exec.procs import secret_values
 from mdspec.fast.globs import Globs
 from mdspec.run import worktree
-from mdspec.run.procs import secret_values
 
 GitDirSnapshot = dict[str, tuple[bytes, int]]
 

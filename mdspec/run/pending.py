@@ -97,6 +97,11 @@ def find(repo: Repo, tip: str, cfg: Config, limit: int = HISTORY_LIMIT) -> Pendi
     names: list[_Name] = []  # newest first
     reverted_generated: set[str] = set()
     for info in repo.first_parent_walk(tip, limit):
+        # A merge brings in what its other parents made: a generated commit merged from a pull request's
+        # branch (with a merge commit, not squashed or rebased) implements its spec commits all the same.
+        for merged in repo.merged_in(info, limit):
+            if trailers.is_generated(merged.message) and merged.sha not in reverted_generated:
+                names += [_Name(len(specs), merged.sha, sha, pid) for sha, pid in trailers.implements(merged.message)]
         # "This reverts commit X" (git revert, mdspec revert): X's effect is gone. Newest first, so a
         # revert is always seen before what it reverts.
         undone = _REVERTS.findall(info.message)

@@ -31,11 +31,12 @@ from mdspec.agents import prompt
 from mdspec.agents.session import STOP_LIMITS, BackendResult, RunContext, Session, Usage
 from mdspec.config import Config
 from mdspec.errors import FatalError, SigningError
+from mdspec.exec import sandbox
 from mdspec.fast import trailers, triggers
 from mdspec.fast.globs import Globs
 from mdspec.git import Identity, Repo, clean_env
 from mdspec.printer import Printer
-from mdspec.run import guards, land, pending, records, sandbox, usergit, worktree
+from mdspec.run import guards, land, pending, records, usergit, worktree
 from mdspec.run.cancel import (
     RUN_ID_VAR,
     Cancelled,
@@ -47,7 +48,8 @@ from mdspec.run.cancel import (
 )
 from mdspec.run.check import run_check
 from mdspec.run.costs import NOTES_REF, note_text, record_cost, require_price, spec_files, usage_fields
-from mdspec.run.lock import lock_holder, wait_for_pid, worker_lock
+from mdspec.run.handmerge import settle_merges
+from mdspec.run.lock import wait_for_pid, worker_lock
 from mdspec.run.pending import SpecCommit
 from mdspec.run.records import RunRecord
 
@@ -557,7 +559,7 @@ def recover_now(repo: Repo, out: Printer) -> None:
         if branch and tip:
             with contextlib.suppress(FatalError):
                 left = {s.sha for s in pending.find(repo, tip, config.load(repo.top)).all_pending}
-                _drop_stale_triggers(repo, branch, left)
+                drop_stale_triggers(repo, branch, left)
 
 
 def _reset_worktree(repo: Repo, state: Path, base: str) -> None:
@@ -596,7 +598,7 @@ def land_waiting(repo: Repo, out: Printer) -> list[RunRecord]:
     return done
 
 
-def _spawn_lander(repo: Repo, git_pid: int) -> None:
+def spawn_lander(repo: Repo, git_pid: int) -> None:
     """A detached worker that lands what waits, once the git command `git_pid` (our ancestor) has returned."""
     from mdspec.fast import hook
 
@@ -668,7 +670,7 @@ def work(start: Path, wait_pid: int | None, out: Printer) -> int:
                         results += land_waiting(repo, out)
                     results += drain(repo, out, defer_to)
                 if defer_to is not None and any(r.get("auto_land") for r in results):
-                    _spawn_lander(repo, defer_to)  # after the unlock, or it would find the lock taken
+                    spawn_lander(repo, defer_to)  # after the unlock, or it would find the lock taken
                 if cancel_requested():
                     return 1
                 # A trigger queued between our last look and the unlock found the lock taken: look once more.
@@ -679,179 +681,9 @@ def work(start: Path, wait_pid: int | None, out: Printer) -> int:
             return 1
 
 
-def _drop_stale_triggers(repo: Repo, branch: str, keep: set[str]) -> None:
+def drop_stale_triggers(repo: Repo, branch: str, keep: set[str]) -> None:
     """Remove the queued triggers for `branch` except those in `keep` (spec commits still waiting)."""
     state = str(repo.state_dir)
     for sha, ref, _ in triggers.entries(state):
         if (ref or branch) == branch and sha not in keep:
             triggers.remove(state, sha)
-
-
-def run_now(start: Path, revs: Sequence[str], out: Printer) -> int:
-    """`mdspec run [REV…] --foreground`: implement the given spec commits (default: all pending) now."""
-    repo = Repo(start)
-    cfg = config.load(repo.top)
-    require_price(cfg)  # before anything is touched: the spec commits stay pending
-    branch = repo.head_branch()
-    if branch is None:
-        raise FatalError("HEAD is detached: check out the branch to implement the spec on, then `mdspec run`")
-    if repo.resolve_ref(branch) is None:
-        raise FatalError(f"{branch.removeprefix('refs/heads/')} has no commits yet: commit a spec first")
-    state = repo.state_dir
-    with cancellable(), worker_lock(state) as got:
-        if not got:
-            raise FatalError("a run is in progress: wait for it (`mdspec status`), then try again")
-        try:
-            recover(repo, out)  # first: an interrupted landing may have moved the branch
-            tip = repo.resolve_ref(branch)
-            if tip is None:
-                raise FatalError(f"branch {branch} no longer exists")
-            ps = pending.find(repo, tip, cfg)
-            specs = list(ps.all_pending)
-            if revs:
-                watch = Globs(cfg.watch)
-                specs = []
-                for rev in revs:
-                    info = repo.commit(repo.rev_parse(rev))
-                    paths = pending.spec_paths(repo, info, watch)
-                    if not paths:
-                        raise FatalError(f"{rev} ({info.short}) is not a spec commit: it changes no watched path")
-                    specs.append(SpecCommit(info, paths))
-            if not specs:
-                _drop_stale_triggers(repo, branch, set())
-                out("mdspec: nothing pending: every spec commit on this branch is implemented")
-                return 0
-            runner = Runner(repo, out, usergit.ancestor_git(repo.top))
-            rec = runner.run(RunRequest(branch, tuple(specs)), cfg)
-            # As a worker would: the run's own triggers are done with, whatever the outcome; triggers for
-            # spec commits made meanwhile stay queued.
-            tip = repo.resolve_ref(branch) or tip
-            keep = {s.sha for s in pending.find(repo, tip, cfg).all_pending} - {s.sha for s in specs}
-            _drop_stale_triggers(repo, branch, keep)
-        except Cancelled:
-            out("mdspec: cancelled before the run started")
-            return 1
-    if runner.deferred and runner.defer_to is not None:
-        _spawn_lander(repo, runner.defer_to)
-    return 1 if rec["status"] in (records.FAILED, records.CANCELLED) else 0
-
-
-def start_background(start: Path, revs: Sequence[str], out: Printer) -> int:
-    """`mdspec run [REV…]` without --foreground: queue every pending spec commit and start a worker."""
-    from mdspec.fast import hook  # the spawning code lives with the hook that uses it on every commit
-
-    if revs:
-        # Explicit commits: run them now in the foreground; a detached worker has no way to be told which.
-        return run_now(start, revs, out)
-    repo = Repo(start)
-    branch = repo.head_branch()
-    tip = repo.resolve_ref(branch) if branch else None
-    if branch is None or tip is None:
-        return run_now(start, revs, out)  # reports detached/unborn clearly
-    state = repo.state_dir
-    cfg = config.load(repo.top)
-    todo = pending.find(repo, tip, cfg).all_pending
-    if todo:
-        require_price(cfg)
-    if not todo:
-        if land.journal_path(repo).exists() and lock_holder(state) is None:
-            # An interrupted landing may be all there is to do: the worker finishes or undoes it first.
-            return run_now(start, revs, out)
-        out("mdspec: nothing pending: every spec commit on this branch is implemented")
-        return 0
-    for s in todo:
-        triggers.enqueue(str(state), s.sha, branch)
-    hook.spawn_worker(str(repo.top), str(state), None)
-    out(f"mdspec: run started in the background for {len(todo)} spec commit(s); follow it with `mdspec log -f`")
-    return 0
-
-
-def apply(start: Path, run_prefix: str | None, out: Printer) -> int:
-    """`mdspec apply [RUN]`: land a held result with the same safety as a run."""
-    repo = Repo(start)
-    state = repo.state_dir
-    with cancellable(), worker_lock(state) as got:
-        if not got:
-            raise FatalError("a run is in progress: wait for it (`mdspec status`), then try again")
-        recover(repo, out)
-        held = [r for r in records.all_runs(state) if r.get("status") == records.HELD and r.get("result")]
-        if run_prefix:
-            held = [r for r in held if str(r.get("id", "")).startswith(run_prefix)]
-        if not held:
-            what = f"matching {run_prefix!r}" if run_prefix else "at all"
-            raise FatalError(f"no held result {what}: `mdspec status` lists runs and their results")
-        rec = held[0]
-        if rec.get("merging"):
-            raise FatalError(f"run {rec['id']} is being merged by `git cherry-pick`: finish it with "
-                             "`git cherry-pick --continue` (or `--abort`), then `mdspec status`")
-        result = repo.resolve_ref(land.result_ref(rec["id"])) or rec["result"]
-        if not repo.has_commit(result):
-            raise FatalError(f"the result of run {rec['id']} is gone (was refs/mdspec/results/{rec['id']} deleted?)")
-        try:
-            result = repo.ensure_signed(result)  # held unsigned because signing failed: never land it so
-        except SigningError as exc:
-            raise SigningError(f"{exc}; run {rec['id']} stays held") from None
-        landing = Runner(repo, out).land_result(rec, result)
-        if landing is not None and landing.conflict:
-            # The user is here: let git's own 3-way merge do it, conflict markers and all.
-            merge_by_hand(repo, rec, result, out)
-        records.write(records.runs_dir(state) / rec["id"], rec)
-    out(f"mdspec: run {rec['id']} {rec['status']}: {rec.get('reason', '')}")
-    return 0 if rec["status"] in (records.LANDED, records.EMPTY) else 1
-
-
-def merge_by_hand(repo: Repo, rec: RunRecord, result: str, out: Printer) -> None:
-    """`git cherry-pick` the held result onto the branch in the user's checkout (its trailers come along).
-
-    On a conflict git leaves its markers and its usual `--continue`/`--abort` flow; `recover` later sees
-    which way it went (a commit carrying the run's trailer on the branch, or none).
-    """
-    co = land.checkout_of(repo, str(rec["branch"]))
-    if co is None:
-        rec["reason"] = f"{land.short(str(rec['branch']))} is not checked out: check it out, then `mdspec apply`"
-        return
-    proc = git.run(["cherry-pick", "--keep-redundant-commits", result], co.top, check=False,
-                   env={"MDSPEC_RUNNING": "1"})
-    if proc.returncode == 0:
-        head = Repo(co.top).resolve_ref(str(rec["branch"])) or ""
-        _merged(repo, rec, head)
-        Runner(repo, out)._note(rec, head)
-        return
-    text = (proc.stdout + proc.stderr).strip()
-    if (co.git_dir / "CHERRY_PICK_HEAD").exists():
-        conflicts = [ln.strip() for ln in text.splitlines() if ln.startswith("CONFLICT")]
-        for line in conflicts:
-            out(f"mdspec: {line}")
-        rec.update({"merging": True, "reason": "being merged by `git cherry-pick`: fix the conflicts, `git add` them, "
-                                               "then `git cherry-pick --continue` (or `git cherry-pick --abort`)"})
-        return
-    lines = [ln for ln in text.splitlines() if ln.startswith(("error:", "fatal:"))] or text.splitlines()[:1]
-    rec["reason"] = f"git cherry-pick refused: {lines[0] if lines else 'unknown error'}; `mdspec apply` tries again"
-
-
-def _merged(repo: Repo, rec: RunRecord, sha: str) -> None:
-    """The held result is on the branch as `sha`, merged by `git cherry-pick`: landed, its ref done with."""
-    rec.update({"status": records.LANDED, "landed_as": sha, "reason": "merged by git cherry-pick"})
-    rec.pop("merging", None)
-    repo.delete_ref(land.result_ref(str(rec["id"])))
-
-
-def settle_merges(repo: Repo) -> None:
-    """Results the user was merging by hand: landed once a commit with the run's trailer is on the branch."""
-    state = repo.state_dir
-    for rec in records.all_runs(state):
-        if rec.get("status") != records.HELD or not rec.get("merging"):
-            continue
-        branch = str(rec.get("branch") or "")
-        co = land.checkout_of(repo, branch)
-        tip = repo.resolve_ref(branch)
-        walk = repo.first_parent_walk(tip, 200) if tip is not None else iter(())
-        landed = next((c.sha for c in walk if str(rec["id"]) in trailers.values(c.message, trailers.RUN)), None)
-        if landed:
-            _merged(repo, rec, landed)
-        elif co is None or not (co.git_dir / "CHERRY_PICK_HEAD").exists():
-            rec.pop("merging", None)
-            rec["reason"] = f"the merge by hand was abandoned; `mdspec apply {rec['id']}` tries again"
-        else:
-            continue
-        records.write(records.runs_dir(state) / str(rec["id"]), rec)
