@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import Repo, agent_script, make_repo
+from fakeapi import FAKE_KEY, FakeAPI
 from runhelpers import QUIET, runs, wait_for
 
 from mdspec.fast import trailers
@@ -422,3 +423,32 @@ def test_a_dead_jobs_expired_lock_is_taken_over(tmp_path: Path) -> None:
     assert "the CI lock of main expired" in proc.stdout
     assert implemented(team.clone("check", "Eve"), "main") == [sha]
     assert git_bare(team.bare, "for-each-ref", "refs/mdspec/") == ""
+
+
+def test_ci_push_with_the_built_in_agent_against_the_messages_api(tmp_path: Path) -> None:
+    # The CI job's agent is mdspec's own loop on the Messages API (the fake server, in its wire format).
+    team = make_team(tmp_path)
+    team.alice.configure('[ci]\nmode = "ci"\n')  # the built-in agent, the default backend
+    team.alice.commit("use the built-in agent", env=QUIET)
+    sha = spec(team.alice, "app", "# App\nSay hello.\n")
+    team.alice.git("push", "-q", "origin", "main")
+    api = FakeAPI().start()
+    try:
+        api.edit("create", "code/app.txt", file_text="HELLO\n")
+        api.text("Compile the spec\n\nWrote code/app.txt.")
+        ci = team.clone("ci")
+        env = {"ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": FAKE_KEY, "NO_PROXY": "127.0.0.1"}
+        proc = team.ci(ci, env=env)
+    finally:
+        api.close()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(api.requests) == 2  # one turn that wrote the file, one that ended
+    assert FAKE_KEY not in proc.stdout + proc.stderr
+    last = proc.stdout.splitlines()[-1]
+    assert last.startswith("mdspec ci: main: run ") and " landed: 1 spec commit, 2 turns" in last, last
+    team.bob.git("pull", "-q", "--ff-only")
+    assert (team.bob.top / "code" / "app.txt").read_text() == "HELLO\n"
+    assert implemented(team.bob) == [sha]
+    assert pending_lines(team.bob) == ["pending: nothing: every spec commit on this branch is implemented"]
+    assert team.agent_runs() == []  # the command backend never ran
+    assert_no_force_push(team)
