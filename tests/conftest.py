@@ -43,7 +43,7 @@ def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     # Tests put agent scripts and dumps in tmp dirs the sandbox hides; the sandbox has tests of its own
     # (test_sandbox.py, test_attacks.py), which unset this.
     monkeypatch.setenv("MDSPEC_SANDBOX", "off")
-    yield home
+    return home
 
 
 @dataclass
