@@ -206,7 +206,7 @@ def _request_id(stream: Any) -> str:
     try:
         headers = stream.response.headers
         return str(headers.get("request-id") or headers.get("x-amzn-requestid") or "none")
-    except Exception:  # no response to ask
+    except Exception:  # noqa: BLE001 - asked while reporting a failure: a half-built stream must not replace it
         return "none"
 
 
@@ -295,7 +295,7 @@ class AnthropicSession:
             return self._loop(began)
         except KeyboardInterrupt:
             raise
-        except Exception as exc:  # a bug here or in a callback: record it and end this session cleanly
+        except Exception as exc:  # noqa: BLE001 - a bug here or in a callback: record it, end the session cleanly
             self.transcript.write("error", traceback=traceback.format_exc())
             return self._result("error", _one_line(f"internal error: {type(exc).__name__}: {exc}"))
         finally:
@@ -316,7 +316,7 @@ class AnthropicSession:
             except DeadlineReached as exc:
                 self.transcript.write("error", error=str(exc), stopped_by="max_minutes")
                 return self._result("max_minutes", str(exc))
-            except Exception as exc:  # every API failure ends the session cleanly, with a record
+            except Exception as exc:  # noqa: BLE001 - SDK, HTTP and cloud-auth errors alike end the session, with a record
                 return self._failed(exc, began)
             content = self._account(response)
             reason = response.stop_reason
@@ -427,7 +427,7 @@ class AnthropicSession:
         def call() -> None:
             try:
                 box["message"] = _stream_message(client, params, timeout, box)
-            except BaseException as exc:  # handed to the waiting thread
+            except BaseException as exc:  # noqa: BLE001 - whatever it is, the waiting thread re-raises it
                 box["error"] = exc
             finally:
                 done.set()

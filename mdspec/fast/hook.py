@@ -203,7 +203,7 @@ def post_commit(slow: SlowPath) -> int:
     cfg_path, cfg_text = found
     try:
         watch, how, cache_problem = _settings(slow, dirs.state_dir, cfg_path, cfg_text)
-    except Exception as exc:  # ConfigError and OSError alike: one line, never a traceback
+    except Exception as exc:  # noqa: BLE001 - ConfigError, OSError alike: one line (the fast path imports no errors module)
         print(f"mdspec: error: {exc}", file=sys.stderr)
         return 1
     # One git process: parents, message and changed paths of HEAD against its first parent.
@@ -273,7 +273,7 @@ def post_commit_guarded(slow: SlowPath) -> int:
     """post_commit, and never a traceback inside `git commit`: a bug is one line, the traceback a log."""
     try:
         return post_commit(slow)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a bug in the hook must never fail the commit it follows
         log = slow.write_traceback(exc)
         print(f"mdspec: internal error in the post-commit hook: {type(exc).__name__}: {exc} (traceback in "
               f"{log}); the commit is made, `mdspec run` implements it", file=sys.stderr)
