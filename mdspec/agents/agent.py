@@ -318,24 +318,31 @@ class AnthropicSession:
                 return self._result("max_minutes", str(exc))
             except Exception as exc:  # noqa: BLE001 - SDK, HTTP and cloud-auth errors alike end the session, with a record
                 return self._failed(exc, began)
-            content = self._account(response)
-            reason = response.stop_reason
-            if reason == "tool_use":
-                self._answer_tools(content, cut=False)
-            elif reason == "max_tokens":
-                self._answer_tools(content, cut=True)
-            elif reason == "pause_turn":
-                if content:  # sent back as it is, the model carries on with its turn
-                    self._add_assistant(content)
-            elif reason == "refusal":
-                return self._result("refusal")
-            elif reason == "model_context_window_exceeded":
-                return self._result("context")
-            else:  # end_turn, stop_sequence
-                if content:
-                    self._add_assistant(content)
-                self.final_text = _text_of(content)
-                return self._result(None)
+            done = self._take(response)
+            if done is not None:
+                return done
+
+    def _take(self, response: Any) -> BackendResult | None:
+        """Act on one response by its stop reason: the session's result when it ends here, else None."""
+        content = self._account(response)
+        reason = response.stop_reason
+        if reason == "tool_use":
+            self._answer_tools(content, cut=False)
+        elif reason == "max_tokens":
+            self._answer_tools(content, cut=True)
+        elif reason == "pause_turn":
+            if content:  # sent back as it is, the model carries on with its turn
+                self._add_assistant(content)
+        elif reason == "refusal":
+            return self._result("refusal")
+        elif reason == "model_context_window_exceeded":
+            return self._result("context")
+        else:  # end_turn, stop_sequence
+            if content:
+                self._add_assistant(content)
+            self.final_text = _text_of(content)
+            return self._result(None)
+        return None
 
     def _answer_tools(self, content: list[dict[str, Any]], cut: bool) -> None:
         """Run the complete tool calls of `content` and append the results (and, if cut, a request to go on)."""
