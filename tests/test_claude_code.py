@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import FOREGROUND, PROJECT, Repo
@@ -168,10 +169,10 @@ def test_claude_code_preset_as_root_in_the_sandbox_lands_a_generated_commit(
     assert sorted(p.name for p in root_home.iterdir()) == ([".claude", ".claude.json"] if used_before else [])
 
 
-def _cli_result(log: Path) -> dict[str, object]:
+def _cli_result(log: Path) -> dict[str, Any]:
     for line in reversed(log.read_text().splitlines()):
         if line.startswith("{"):
-            data: dict[str, object] = json.loads(line)
+            data: dict[str, Any] = json.loads(line)
             return data
     raise AssertionError(f"no JSON result in {log}:\n{log.read_text()[-2000:]}")
 
@@ -197,7 +198,7 @@ BASH = {"name": "Bash", "description": "Run a command", "input_schema": {
     ("Bash", {"command": "ls", "timeout": True}, "Bash input.timeout: expected number, got bool"),
 ])
 def test_fake_checks_scripted_tool_calls_against_the_declared_tools(
-        name: str, tool_input: dict[str, object], problem: str | None) -> None:
+        name: str, tool_input: dict[str, Any], problem: str | None) -> None:
     api = FakeAPI(check_tools=True)  # not started: handle() is what the HTTP handler calls
     try:
         api.tool(name, **tool_input)
