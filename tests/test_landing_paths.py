@@ -245,6 +245,21 @@ def test_a_result_held_already_is_not_held_twice(repo: Repo) -> None:
     assert repo.head(land.result_ref("r1")) == new
 
 
+def test_a_result_that_cannot_be_held_is_not_said_to_be(repo: Repo) -> None:
+    old, new = result_commit(repo)
+    repo.git("update-ref", land.RESULTS.rstrip("/"), old)  # a ref where the results' directory must go
+    write_new_files(repo)
+    journal(repo, old, new)
+    work_files(repo, swapped=False)
+    out = land.recover(GitRepo(repo.top))
+    assert out is not None
+    assert not out.held  # `mdspec apply` is never offered for a result that has no ref
+    assert f"could not keep the result {new[:12]} as {land.result_ref('r1')}" in out.reason
+    assert "\n" not in out.reason
+    assert_old_files(repo)
+    assert_tidy(repo)
+
+
 @pytest.mark.parametrize("on_top", [True, False])
 def test_a_branch_moved_on_after_the_landing_is_left_as_it_is(repo: Repo, on_top: bool) -> None:
     old, new = result_commit(repo)
