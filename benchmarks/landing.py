@@ -59,7 +59,9 @@ def main() -> None:
     branch = "refs/heads/main"
     tip = repo.resolve_ref(branch) or ""
     git(big, "reset", "-q", "--hard", tip)
-    ours, anchor, scans = [], [], []
+    ours: list[float] = []
+    anchor: list[float] = []
+    scans: list[float] = []
     for n in range(a.rounds):
         for which in ("ours", "anchor") if n % 2 == 0 else ("anchor", "ours"):
             result = result_on(repo, tip, n)

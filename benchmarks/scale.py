@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -141,7 +142,8 @@ def options(doc: str | None) -> argparse.Namespace:
 
 def bench_hook(big: Path, tiny: Path, a: argparse.Namespace) -> None:
     """The hook fast path (HEAD is a non-spec commit in both)."""
-    hook(big), hook(tiny)  # warm the config cache
+    hook(big)  # warm the config cache
+    hook(tiny)
     hb: list[float] = []
     ht: list[float] = []
     for _ in range(a.rounds):
@@ -175,10 +177,9 @@ def bench_worktree(big: Path, a: argparse.Namespace) -> None:
         for which in ("ours", "anchor") if i % 2 == 0 else ("anchor", "ours"):
             settle()  # a fresh add right after deleting 50,000 files would measure the disk's backlog
             if which == "ours":
-                tp.append(timed(lambda target=target: worktree.prepare(repo, state, target)))
+                tp.append(timed(partial(worktree.prepare, repo, state, target)))
             else:
-                tf.append(timed(lambda target=target: git(big, "worktree", "add", "-q", "--detach", str(fresh),
-                                                          target)))
+                tf.append(timed(partial(git, big, "worktree", "add", "-q", "--detach", str(fresh), target)))
     drop_fresh()
     print(f"worktree for a new run (persistent, reset): {stats(tp)}")
     print(f"  anchor, a settled fresh `git worktree add`: {stats(tf)}")
@@ -242,12 +243,11 @@ def bench_run(big: Path, a: argparse.Namespace) -> None:
                     finish.append(t_end - stamp(answer / "exited"))
                     landed = rec["landed_as"]
                 else:
-                    checkout.append(timed(lambda base=base: git(anchor_wt, "checkout", "-q", "--detach", base)))
+                    checkout.append(timed(partial(git, anchor_wt, "checkout", "-q", "--detach", base)))
             # git's own update of a checkout for the same change: read-tree -m -u of base -> the result.
             git(big, "reset", "-q", "--hard", base)
             settle()
-            read_tree.append(timed(lambda base=base, landed=landed: git(big, "read-tree", "-m", "-u", base,
-                                                                         landed)))
+            read_tree.append(timed(partial(git, big, "read-tree", "-m", "-u", base, landed)))
     finally:
         git(big, "reset", "-q", "--hard", head)
     print(f"a run on {a.files} files (sandbox {sandbox_mode}), worktree reused:")
@@ -268,7 +268,7 @@ def bench_pending(big: Path, small: Path, a: argparse.Namespace) -> None:
             r = Repo(path)
             cfg = config.load(path)
             tip = r.resolve_ref("refs/heads/main") or ""
-            out.append(timed(lambda r=r, cfg=cfg, tip=tip: pending.find(r, tip, cfg)))
+            out.append(timed(partial(pending.find, r, tip, cfg)))
     print(f"pending set over {a.commits} commits with {a.files} files: {stats(pb)}")
     print(f"  the same with 10 files: {stats(ps)}")
     print(f"  ratio of medians {ratio(pb, ps):.2f}")

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     for k in list(os.environ):
@@ -43,7 +42,7 @@ def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     # Tests put agent scripts and dumps in tmp dirs the sandbox hides; the sandbox has tests of its own
     # (test_sandbox.py, test_attacks.py), which unset this.
     monkeypatch.setenv("MDSPEC_SANDBOX", "off")
-    yield home
+    return home
 
 
 @dataclass

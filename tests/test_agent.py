@@ -88,7 +88,8 @@ def results_of(body: dict[str, Any]) -> list[dict[str, Any]]:
 def test_check_ready_needs_a_credential_and_does_not_import_the_sdk() -> None:
     with pytest.raises(BackendError) as info:
         check_ready({"PATH": "/bin"})
-    assert "ANTHROPIC_API_KEY is not set" in str(info.value) and "\n" not in str(info.value)
+    assert "ANTHROPIC_API_KEY is not set" in str(info.value)
+    assert "\n" not in str(info.value)
     check_ready({"ANTHROPIC_API_KEY": "k"})
     check_ready({"ANTHROPIC_AUTH_TOKEN": "t"})
     code = ("import sys, mdspec.agents.agent as a; a.check_ready({'ANTHROPIC_API_KEY': 'x'}); "
@@ -110,34 +111,43 @@ def test_multi_turn_run_edits_files_and_ends_with_final_text(h: Harness) -> None
     api.edit("view", ".")
     api.text("Add hello.greet\n\nImplements the greeting from spec/a.md.")
     r = h.session().start()
-    assert r.stopped_by is None and r.error is None
+    assert r.stopped_by is None
+    assert r.error is None
     assert r.final_text == "Add hello.greet\n\nImplements the greeting from spec/a.md."
-    assert r.turns == 7 and len(api.requests) == 7
+    assert r.turns == 7
+    assert len(api.requests) == 7
     assert (h.wt / "hello.py").read_text() == '"""Greetings."""\ndef greet():\n    return \'hello world\'\n'
     bodies = h.bodies()
     assert results_of(bodies[1])[0]["content"] == "     1\t# A\n     2\t\n     3\tGreet the world."
     assert results_of(bodies[5])[0]["content"] == "hello world"
     listing = results_of(bodies[6])[0]["content"]
-    assert "hello.py" in listing and "spec/a.md" in listing and ".git" not in listing
+    assert "hello.py" in listing
+    assert "spec/a.md" in listing
+    assert ".git" not in listing
     assert all("is_error" not in res for b in bodies[1:] for res in results_of(b))
     # the whole conversation goes back each time, roles alternating, tool_use answered by tool_result
     last = bodies[-1]["messages"]
     assert [m["role"] for m in last] == ["user", "assistant"] * 6 + ["user"]
     assert last[0]["content"][0]["text"] == TASK
-    assert bodies[0]["model"] == DEFAULT_MODEL and bodies[0]["max_tokens"] == 16000
+    assert bodies[0]["model"] == DEFAULT_MODEL
+    assert bodies[0]["max_tokens"] == 16000
     assert bodies[0]["stream"] is True
     # progress: a turn event per response, a tool event per call, cumulative usage
     turns = [e for e in h.events if e["event"] == "turn"]
     assert [e["turn"] for e in turns] == list(range(1, 8))
     assert turns[-1]["usage"]["output_tokens"] == r.usage.output_tokens
-    assert turns[-1]["cost_usd"] == pytest.approx(r.usage.cost_usd, abs=1e-6) and r.usage.cost_usd > 0
+    assert turns[-1]["cost_usd"] == pytest.approx(r.usage.cost_usd, abs=1e-6)
+    assert r.usage.cost_usd > 0
     assert [e["summary"] for e in h.tools_events()] == [
         "view spec/a.md", "create hello.py", "str_replace hello.py", "insert hello.py",
         "python3 -c 'import hello; print(hello.greet())'", "view .",
     ]
     kinds = [line["kind"] for line in h.transcript()]
-    assert kinds.count("request") == 7 and kinds.count("response") == 7
-    assert kinds.count("tool_call") == 6 and kinds.count("tool_result") == 6 and kinds[-1] == "result"
+    assert kinds.count("request") == 7
+    assert kinds.count("response") == 7
+    assert kinds.count("tool_call") == 6
+    assert kinds.count("tool_result") == 6
+    assert kinds[-1] == "result"
 
 
 def test_cache_breakpoints_and_byte_stable_prefix(h: Harness) -> None:
@@ -158,7 +168,8 @@ def test_cache_breakpoints_and_byte_stable_prefix(h: Harness) -> None:
                   if "cache_control" in blk]
         newest = len(body["messages"]) - 1
         assert marked == [(newest, len(body["messages"][newest]["content"]) - 1)]
-        assert marked and body["messages"][newest]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+        assert marked
+        assert body["messages"][newest]["content"][-1]["cache_control"] == {"type": "ephemeral"}
     usages = [req.usage for req in h.api.requests]
     assert usages[0]["cache_read_input_tokens"] == 0
     assert all(u["cache_read_input_tokens"] > 0 for u in usages[1:])
@@ -179,11 +190,13 @@ def test_fake_cache_reads_the_longest_written_prefix() -> None:
                            {"role": "user", "content": [{"type": "text", "text": "v" * 400, "cache_control": bp}]}]
     u2 = cache.bill(second)
     assert u2["cache_read_input_tokens"] == u1["cache_creation_input_tokens"]
-    assert u2["input_tokens"] == 0 and 200 <= u2["cache_creation_input_tokens"] <= 250  # two blocks of 400 chars
+    assert u2["input_tokens"] == 0
+    assert 200 <= u2["cache_creation_input_tokens"] <= 250  # two blocks of 400 chars
     no_bp = json.loads(json.dumps(second))
     del no_bp["messages"][-1]["content"][0]["cache_control"]
     u3 = cache.bill(no_bp)  # only the system breakpoint: reads the system prefix, the rest is plain input
-    assert 0 < u3["cache_read_input_tokens"] < u1["cache_creation_input_tokens"] and u3["input_tokens"] > 300
+    assert 0 < u3["cache_read_input_tokens"] < u1["cache_creation_input_tokens"]
+    assert u3["input_tokens"] > 300
 
 
 # --- limits -----------------------------------------------------------------------------------------------
@@ -194,7 +207,8 @@ def test_max_turns_stops_cleanly(h: Harness) -> None:
         h.api.bash("true")
     r = h.session(AgentConfig(max_turns=3)).start()
     assert (r.stopped_by, r.turns, r.error) == ("max_turns", 3, None)
-    assert len(h.api.requests) == 3 and len(h.tools_events()) == 3
+    assert len(h.api.requests) == 3
+    assert len(h.tools_events()) == 3
 
 
 def test_max_cost_stops_cleanly(h: Harness) -> None:
@@ -204,8 +218,12 @@ def test_max_cost_stops_cleanly(h: Harness) -> None:
     r = h.session(AgentConfig(max_cost_usd=0.1, prices={DEFAULT_MODEL: dear})).start()
     assert r.stopped_by == "max_cost_usd"
     # max_tokens of output alone could cost $16: the first request is never sent
-    assert r.turns == 0 and h.api.requests == [] and r.usage.cost_usd == 0.0
-    assert r.error is not None and "could cost up to $16" in r.error and "\n" not in r.error
+    assert r.turns == 0
+    assert h.api.requests == []
+    assert r.usage.cost_usd == 0.0
+    assert r.error is not None
+    assert "could cost up to $16" in r.error
+    assert "\n" not in r.error
 
 
 def test_max_cost_stops_before_the_turn_that_could_exceed_it(h: Harness) -> None:
@@ -215,10 +233,12 @@ def test_max_cost_stops_before_the_turn_that_could_exceed_it(h: Harness) -> None
     price = Price(input=1.0, output=1000.0, cache_write=1.0, cache_read=1.0)
     cap = 0.25
     r = h.session(AgentConfig(max_cost_usd=cap, max_tokens=100, prices={DEFAULT_MODEL: price})).start()
-    assert r.stopped_by == "max_cost_usd" and 2 <= r.turns < 30
+    assert r.stopped_by == "max_cost_usd"
+    assert 2 <= r.turns < 30
     assert len(h.api.requests) == r.turns  # stopped before sending, not after
     assert r.usage.cost_usd <= cap  # never over: each turn was affordable at its worst
-    assert r.error is not None and f"stopped before turn {r.turns + 1}" in r.error
+    assert r.error is not None
+    assert f"stopped before turn {r.turns + 1}" in r.error
 
 
 def test_a_turn_billed_above_its_estimate_overruns_by_that_turn_only(h: Harness) -> None:
@@ -227,7 +247,9 @@ def test_a_turn_billed_above_its_estimate_overruns_by_that_turn_only(h: Harness)
     # The fake API ignores max_tokens = 1 and bills ~20 output tokens: more than estimated.
     price = Price(input=0.0, output=10_000.0, cache_write=0.0, cache_read=0.0)
     r = h.session(AgentConfig(max_cost_usd=0.05, max_tokens=1, prices={DEFAULT_MODEL: price})).start()
-    assert r.stopped_by == "max_cost_usd" and r.turns == 1 and len(h.api.requests) == 1
+    assert r.stopped_by == "max_cost_usd"
+    assert r.turns == 1
+    assert len(h.api.requests) == 1
     assert r.usage.cost_usd > 0.05  # the overrun is this one turn's, and the record says so (runner)
 
 
@@ -236,19 +258,24 @@ def test_max_minutes_with_an_injected_clock(h: Harness) -> None:
         h.api.bash("true")
     ticks = itertools.count(0.0, 25.0)  # every reading of the clock is 25 s later
     r = h.session(AgentConfig(max_minutes=1.0), clock=lambda: next(ticks)).start()
-    assert r.stopped_by == "max_minutes" and 1 <= r.turns < 5
+    assert r.stopped_by == "max_minutes"
+    assert 1 <= r.turns < 5
 
 
 def test_an_unpriced_model_stops_before_the_first_request(h: Harness) -> None:
     h.api.text("Done\n\nbody")
     r = h.session(AgentConfig(model="claude-future-9")).start()
-    assert r.stopped_by == "max_cost_usd" and r.turns == 0 and h.api.requests == []
+    assert r.stopped_by == "max_cost_usd"
+    assert r.turns == 0
+    assert h.api.requests == []
     assert r.error == ('cost unknown (no price for claude-future-9): max_cost_usd = $5 cannot be enforced; '
                        'set [agent.prices."claude-future-9"] in .mdspec.toml')
     # A dated id takes its family's price; a newer family never takes an older one's.
     h.api.text("Done\n\nbody")
     r = h.session(AgentConfig(model="claude-sonnet-5-5-20261001")).start()
-    assert r.stopped_by is None and r.cost_unknown is None and r.usage.cost_usd > 0
+    assert r.stopped_by is None
+    assert r.cost_unknown is None
+    assert r.usage.cost_usd > 0
 
 
 def test_a_reply_from_an_unpriced_model_makes_the_cost_unknown_and_stops(h: Harness) -> None:
@@ -256,14 +283,22 @@ def test_a_reply_from_an_unpriced_model_makes_the_cost_unknown_and_stops(h: Harn
     h.api.bash("echo hi")
     h.api.text("never asked for")
     r = h.session().start()
-    assert r.turns == 1 and len(h.api.requests) == 1 and r.model == "claude-future-9"
-    assert r.stopped_by == "max_cost_usd" and r.error is not None and "no price for claude-future-9" in r.error
-    assert r.cost_unknown == "no price for claude-future-9" and r.usage.output_tokens > 0
+    assert r.turns == 1
+    assert len(h.api.requests) == 1
+    assert r.model == "claude-future-9"
+    assert r.stopped_by == "max_cost_usd"
+    assert r.error is not None
+    assert "no price for claude-future-9" in r.error
+    assert r.cost_unknown == "no price for claude-future-9"
+    assert r.usage.output_tokens > 0
     turn = [e for e in h.events if e["event"] == "turn"][-1]
-    assert turn["cost_usd"] is None and turn["cost_unknown"] == "no price for claude-future-9"
+    assert turn["cost_usd"] is None
+    assert turn["cost_unknown"] == "no price for claude-future-9"
     assert turn["price_known"] is False
     result = h.transcript()[-1]
-    assert result["kind"] == "result" and result["cost_usd"] is None and result["price_known"] is False
+    assert result["kind"] == "result"
+    assert result["cost_usd"] is None
+    assert result["price_known"] is False
 
 
 # --- stop reasons -----------------------------------------------------------------------------------------
@@ -273,7 +308,8 @@ def test_max_tokens_text_is_continued(h: Harness) -> None:
     h.api.text("The first half of a long", stop_reason="max_tokens")
     h.api.text("Finish it\n\nsecond half.")
     r = h.session().start()
-    assert r.stopped_by is None and r.final_text == "Finish it\n\nsecond half."
+    assert r.stopped_by is None
+    assert r.final_text == "Finish it\n\nsecond half."
     msgs = h.bodies()[1]["messages"]
     assert msgs[1] == {"role": "assistant", "content": [{"type": "text", "text": "The first half of a long"}]}
     assert "cut off by the output token limit" in msgs[2]["content"][0]["text"]
@@ -285,19 +321,24 @@ def test_max_tokens_inside_a_tool_call_drops_it(h: Harness) -> None:
     h.api.reply("Writing it.", complete, cut, stop_reason="max_tokens")
     h.api.text("Gave up\n\nToo big.")
     r = h.session().start()
-    assert r.stopped_by is None and not (h.wt / "big.py").exists()
+    assert r.stopped_by is None
+    assert not (h.wt / "big.py").exists()
     msgs = h.bodies()[1]["messages"]
     assert [b["type"] for b in msgs[1]["content"]] == ["text", "tool_use"]  # the cut call is gone
     answer = msgs[2]["content"]
-    assert answer[0]["type"] == "tool_result" and answer[0]["content"] == "first"
-    assert answer[1]["type"] == "text" and f"last {EDITOR} call was cut off" in answer[1]["text"]
+    assert answer[0]["type"] == "tool_result"
+    assert answer[0]["content"] == "first"
+    assert answer[1]["type"] == "text"
+    assert f"last {EDITOR} call was cut off" in answer[1]["text"]
 
 
 def test_pause_turn_sends_the_conversation_back(h: Harness) -> None:
     h.api.text("Searching, still going", stop_reason="pause_turn")
     h.api.text("Finished\n\nafter a pause.")
     r = h.session().start()
-    assert r.stopped_by is None and r.turns == 2 and r.final_text == "Finished\n\nafter a pause."
+    assert r.stopped_by is None
+    assert r.turns == 2
+    assert r.final_text == "Finished\n\nafter a pause."
     msgs = h.bodies()[1]["messages"]
     assert [m["role"] for m in msgs] == ["user", "assistant"]
     assert msgs[-1]["content"] == [{"type": "text", "text": "Searching, still going",
@@ -315,7 +356,8 @@ def test_refusal_and_context_stop(h: Harness, reason: str, stopped: str) -> None
 def test_prompt_too_long_is_context(h: Harness) -> None:
     h.api.error(400, "prompt is too long: 212345 tokens > 200000 maximum")
     r = h.session().start()
-    assert r.stopped_by == "context" and "prompt is too long" in (r.error or "")
+    assert r.stopped_by == "context"
+    assert "prompt is too long" in (r.error or "")
 
 
 # --- API errors -------------------------------------------------------------------------------------------
@@ -326,7 +368,9 @@ def test_rate_limit_and_overload_are_retried_by_the_sdk(h: Harness) -> None:
     h.api.error(529, "overloaded", retry_after_ms=20)
     h.api.text("Done\n\nafter retries.")
     r = h.session(retries=2).start()
-    assert r.stopped_by is None and r.turns == 1 and r.final_text == "Done\n\nafter retries."
+    assert r.stopped_by is None
+    assert r.turns == 1
+    assert r.final_text == "Done\n\nafter retries."
     assert [req.status for req in h.api.requests] == [429, 529, 200]
 
 
@@ -334,9 +378,13 @@ def test_retries_exhausted_is_an_error_with_the_request_id(h: Harness) -> None:
     for _ in range(3):
         h.api.error(500, "internal trouble", retry_after_ms=10)
     r = h.session(retries=2).start()
-    assert r.stopped_by == "error" and len(h.api.requests) == 3
-    assert r.error is not None and "\n" not in r.error
-    assert "InternalServerError" in r.error and "500" in r.error and "internal trouble" in r.error
+    assert r.stopped_by == "error"
+    assert len(h.api.requests) == 3
+    assert r.error is not None
+    assert "\n" not in r.error
+    assert "InternalServerError" in r.error
+    assert "500" in r.error
+    assert "internal trouble" in r.error
     assert "req_fake" in r.error
 
 
@@ -344,15 +392,20 @@ def test_refused_key_is_a_one_line_error(h: Harness, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-wrong-key-123456")
     h.api.text("never sent")
     r = h.session().start()
-    assert r.stopped_by == "error" and len(h.api.requests) == 1  # 401 is not retried
-    assert r.error is not None and "\n" not in r.error
-    assert r.error.startswith("the API key was refused") and "401" in r.error and "req_fake" in r.error
+    assert r.stopped_by == "error"
+    assert len(h.api.requests) == 1  # 401 is not retried
+    assert r.error is not None
+    assert "\n" not in r.error
+    assert r.error.startswith("the API key was refused")
+    assert "401" in r.error
+    assert "req_fake" in r.error
 
 
 def test_no_server_is_an_error_not_an_exception(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")  # discard port: nothing listens
     r = h.session(retries=0).start()
-    assert r.stopped_by == "error" and "APIConnectionError" in (r.error or "")
+    assert r.stopped_by == "error"
+    assert "APIConnectionError" in (r.error or "")
 
 
 # --- a broken stream and mdspec's own deadline -----------------------------------------------------------
@@ -364,33 +417,46 @@ def test_a_stream_ending_without_message_stop_is_an_error(h: Harness, events: in
                     "input": {"command": "create", "path": "half.py", "file_text": "x = 1\n" * 20}}, events=events)
     h.api.text("never reached")
     r = h.session().start()
-    assert r.stopped_by == "error" and r.turns == 0 and r.final_text == ""
-    assert r.error is not None and "\n" not in r.error
-    assert r.error.startswith("the Messages API stream ended without message_stop") and "req_fake" in r.error
+    assert r.stopped_by == "error"
+    assert r.turns == 0
+    assert r.final_text == ""
+    assert r.error is not None
+    assert "\n" not in r.error
+    assert r.error.startswith("the Messages API stream ended without message_stop")
+    assert "req_fake" in r.error
     assert not (h.wt / "half.py").exists()  # the cut tool call never ran
-    assert len(h.api.requests) == 1 and h.tools_events() == []
+    assert len(h.api.requests) == 1
+    assert h.tools_events() == []
 
 
 def test_a_text_stream_cut_cleanly_is_not_an_end_of_turn(h: Harness) -> None:
     h.api.bash("echo one")
     h.api.truncate("Done\n\nThis answer looks complete but the stream never finished.", events=5)
     r = h.session().start()
-    assert r.stopped_by == "error" and r.turns == 1 and r.final_text == ""
+    assert r.stopped_by == "error"
+    assert r.turns == 1
+    assert r.final_text == ""
 
 
 def test_a_malformed_stream_event_is_one_line_naming_the_api(h: Harness) -> None:
     h.api.malformed("Some text that is long enough to need a few deltas. " * 3, bad=3)
     r = h.session().start()
-    assert r.stopped_by == "error" and r.error is not None and "\n" not in r.error
-    assert r.error.startswith("the Messages API sent a malformed stream event:") and "req_fake" in r.error
-    assert "JSONDecodeError" not in r.error and "AssertionError" not in r.error
+    assert r.stopped_by == "error"
+    assert r.error is not None
+    assert "\n" not in r.error
+    assert r.error.startswith("the Messages API sent a malformed stream event:")
+    assert "req_fake" in r.error
+    assert "JSONDecodeError" not in r.error
+    assert "AssertionError" not in r.error
 
 
 def test_a_json_body_where_a_stream_was_asked(h: Harness) -> None:
     h.api.json_body("Done\n\nsent as JSON")
     r = h.session().start()
-    assert r.stopped_by == "error" and r.turns == 0
-    assert r.error is not None and r.error.startswith(
+    assert r.stopped_by == "error"
+    assert r.turns == 0
+    assert r.error is not None
+    assert r.error.startswith(
         "the Messages API sent a body of type application/json where a stream was asked (request id req_fake")
 
 
@@ -401,7 +467,9 @@ def deadline_case(h: Harness, retries: int = 2) -> BackendResult:
     t0 = time.monotonic()
     r = h.session(DEADLINE, retries=retries).start()
     assert time.monotonic() - t0 < 60  # only guards against hanging; the deadline is what is asserted
-    assert r.stopped_by == "max_minutes" and r.error is not None and "\n" not in r.error
+    assert r.stopped_by == "max_minutes"
+    assert r.error is not None
+    assert "\n" not in r.error
     assert r.error.startswith("the 0.05-minute deadline (max_minutes) passed while waiting for the Messages API")
     return r
 
@@ -431,9 +499,12 @@ def test_bash_time_limit_is_cut_to_the_deadline(h: Harness) -> None:
     t0 = time.monotonic()
     r = h.session(AgentConfig(max_minutes=0.05)).start()
     assert time.monotonic() - t0 < 25  # the 10 s bash limit would not hang it; 30 s of sleep would
-    assert r.stopped_by == "max_minutes" and r.turns == 1
+    assert r.stopped_by == "max_minutes"
+    assert r.turns == 1
     result = next(line for line in h.transcript() if line["kind"] == "tool_result")
-    assert result["is_error"] and "the command timed out" in result["content"] and "woke" not in result["content"]
+    assert result["is_error"]
+    assert "the command timed out" in result["content"]
+    assert "woke" not in result["content"]
 
 
 # --- the guard inside a run -------------------------------------------------------------------------------
@@ -450,15 +521,19 @@ def test_escaping_tool_calls_are_refused_and_the_run_goes_on(h: Harness) -> None
     api.edit("create", "ok.txt", file_text="fine\n")
     api.text("Done\n\nSome calls were refused.")
     r = h.session().start()
-    assert r.stopped_by is None and r.turns == 7
+    assert r.stopped_by is None
+    assert r.turns == 7
     bodies = h.bodies()
     for n in range(1, 6):
         res = results_of(bodies[n])[0]
-        assert res["is_error"] is True and res["content"].startswith("Refused:"), res
+        assert res["is_error"] is True, res
+        assert res["content"].startswith("Refused:"), res
     assert "is_error" not in results_of(bodies[6])[0]
-    assert len(r.refusals) == 5 and all("\n" not in x for x in r.refusals)
+    assert len(r.refusals) == 5
+    assert all("\n" not in x for x in r.refusals)
     assert (h.wt / "spec/a.md").read_text() == "# A\n\nGreet the world.\n"
-    assert not (h.outside / "evil.txt").exists() and (h.wt / "ok.txt").read_text() == "fine\n"
+    assert not (h.outside / "evil.txt").exists()
+    assert (h.wt / "ok.txt").read_text() == "fine\n"
     assert [e["is_error"] for e in h.tools_events()] == [True] * 5 + [False]
 
 
@@ -468,7 +543,8 @@ def test_unknown_tool_is_an_error_result(h: Harness) -> None:
     r = h.session().start()
     assert r.stopped_by is None
     res = results_of(h.bodies()[1])[0]
-    assert res["is_error"] is True and "unknown tool" in res["content"]
+    assert res["is_error"] is True
+    assert "unknown tool" in res["content"]
 
 
 # --- fix rounds -------------------------------------------------------------------------------------------
@@ -481,14 +557,17 @@ def test_fix_continues_the_same_conversation_and_limits_are_cumulative(h: Harnes
     h.api.bash("true")  # the fourth turn is over the limit
     s = h.session(AgentConfig(max_turns=3))
     first: BackendResult = s.start()
-    assert first.stopped_by is None and first.turns == 2
+    assert first.stopped_by is None
+    assert first.turns == 2
     second = s.fix("FAILED test_app.py::test_x - assert 1 == 2")
-    assert second.stopped_by == "max_turns" and second.turns == 3
+    assert second.stopped_by == "max_turns"
+    assert second.turns == 3
     assert second.final_text == "Add app\n\nFirst try."  # the last finished answer stands
     assert (h.wt / "app.py").read_text() == "x = 2\n"
     msgs = h.bodies()[2]["messages"]
     assert [m["role"] for m in msgs] == ["user", "assistant", "user", "assistant", "user"]
-    assert msgs[:3] == [*h.bodies()[1]["messages"][:2], msgs[2]] and msgs[0]["content"][0]["text"] == TASK
+    assert msgs[:3] == [*h.bodies()[1]["messages"][:2], msgs[2]]
+    assert msgs[0]["content"][0]["text"] == TASK
     assert "FAILED test_app.py::test_x" in msgs[4]["content"][0]["text"]
     assert second.usage.output_tokens > first.usage.output_tokens
 
@@ -513,7 +592,8 @@ def test_the_key_never_reaches_the_run_dir(h: Harness) -> None:
     assert results_of(h.bodies()[1])[0]["content"] == "key=[redacted]"  # the model never saw it either
     assert all(FAKE_KEY not in json.dumps(r.body) for r in h.api.requests)
     req = next(line for line in lines if line["kind"] == "request")
-    assert req["params"]["system"][0]["text"] == SYSTEM and req["messages"][0]["content"][0]["text"] == TASK
+    assert req["params"]["system"][0]["text"] == SYSTEM
+    assert req["messages"][0]["content"][0]["text"] == TASK
 
 
 def test_a_failing_progress_callback_ends_the_session_cleanly(h: Harness) -> None:
@@ -525,7 +605,8 @@ def test_a_failing_progress_callback_ends_the_session_cleanly(h: Harness) -> Non
 
     s.ctx = RunContext(**{**s.ctx.__dict__, "on_progress": boom})
     r = s.start()
-    assert r.stopped_by == "error" and r.error == "internal error: RuntimeError: progress sink broke"
+    assert r.stopped_by == "error"
+    assert r.error == "internal error: RuntimeError: progress sink broke"
     assert any("Traceback" in line.get("traceback", "") for line in h.transcript())
 
 
@@ -555,8 +636,10 @@ def e2e(repo: Repo, git_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def failed_with(e2e: Attack, out: Outcome, start: str) -> None:
-    assert out.code == 1 and out.rec["status"] == "failed", out.rec
-    assert "\n" not in out.rec["reason"] and out.rec["reason"].startswith(start), out.rec["reason"]
+    assert out.code == 1, out.rec
+    assert out.rec["status"] == "failed", out.rec
+    assert "\n" not in out.rec["reason"], out.rec["reason"]
+    assert out.rec["reason"].startswith(start), out.rec["reason"]
     e2e.assert_untouched(out)  # nothing landed, nothing of the user's changed
 
 
@@ -565,7 +648,8 @@ def test_run_with_a_stream_cut_cleanly_fails_and_holds_the_partial_work(e2e: Att
     e2e.api.truncate("Done\n\nLooks finished, but the stream never ended.", events=-1)
     out = e2e.run()
     failed_with(e2e, out, "the Messages API stream ended without message_stop")
-    assert out.rec["stopped_by"] == "error" and out.rec["turns"] == 1
+    assert out.rec["stopped_by"] == "error"
+    assert out.rec["turns"] == 1
     assert "partial work held as refs/mdspec/results/" in out.rec["reason"]
     held = e2e.repo.git("rev-parse", f"refs/mdspec/results/{out.rec['id']}").strip()
     assert e2e.repo.git("show", f"{held}:partial.py") == "x = 1\n"
@@ -578,7 +662,8 @@ def test_run_with_a_broken_stream_fails_with_one_line(e2e: Attack, fault: str) -
     getattr(e2e.api, fault)("Done\n\nnever used. " * 10)
     out = e2e.run()
     failed_with(e2e, out, "the Messages API sent a")
-    assert "Error" not in out.rec["reason"] and (out.run_dir / "run.json").is_file()
+    assert "Error" not in out.rec["reason"]
+    assert (out.run_dir / "run.json").is_file()
 
 
 def test_run_deadline_with_a_stream_of_pings(e2e: Attack) -> None:
@@ -598,9 +683,11 @@ def test_run_record_says_by_how_much_the_cost_cap_was_overrun(e2e: Attack) -> No
     e2e.api.edit("create", "partial.py", file_text="x = 1\n")
     e2e.api.text("never sent")
     out = e2e.run()
-    assert out.rec["status"] == "held" and out.rec["stopped_by"] == "max_cost_usd", out.rec
+    assert out.rec["status"] == "held", out.rec
+    assert out.rec["stopped_by"] == "max_cost_usd", out.rec
     assert out.rec["cost_overrun_usd"] == pytest.approx(out.rec["cost_usd"] - 0.05, abs=1e-6)
-    assert out.rec["cost_overrun_usd"] > 0 and len(e2e.api.requests) == 1
+    assert out.rec["cost_overrun_usd"] > 0
+    assert len(e2e.api.requests) == 1
 
 
 # --- what runs cost: records, notes, status and log ---------------------------------------------------------
@@ -610,16 +697,20 @@ def test_run_record_note_status_and_log_carry_tokens_and_cost(e2e: Attack) -> No
     e2e.finish()
     out = e2e.run()
     rec = out.rec
-    assert out.code == 0 and rec["status"] == "landed", rec
+    assert out.code == 0, rec
+    assert rec["status"] == "landed", rec
     u = rec["usage"]
     assert set(u) == {"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"}
     # The fake API's own bills, summed: the record keeps what the API said, turn by turn.
     billed = {k: sum(r.usage[k] for r in e2e.api.requests) for k in u}
-    assert u == billed and u["cache_read_input_tokens"] > 0 and u["cache_creation_input_tokens"] > 0
+    assert u == billed
+    assert u["cache_read_input_tokens"] > 0
+    assert u["cache_creation_input_tokens"] > 0
     p = Price(2.0, 10.0, 2.5, 0.10)  # claude-sonnet-5-5's list price
     dollars = (u["input_tokens"] * p.input + u["output_tokens"] * p.output + u["cache_read_input_tokens"] * p.cache_read
                + u["cache_creation_input_tokens"] * p.cache_write) / 1e6
-    assert rec["cost_usd"] == pytest.approx(dollars, abs=1e-6) and rec["cost_unknown"] is None
+    assert rec["cost_usd"] == pytest.approx(dollars, abs=1e-6)
+    assert rec["cost_unknown"] is None
     assert rec["spec_files"] == ["spec/app.md"]
     note = e2e.repo.git("notes", "--ref=refs/notes/mdspec", "show", rec["landed_as"])
     for line in (f"input tokens: {u['input_tokens']}", f"output tokens: {u['output_tokens']}",
@@ -630,14 +721,16 @@ def test_run_record_note_status_and_log_carry_tokens_and_cost(e2e: Attack) -> No
     noted = next(ln for ln in note.splitlines() if ln.startswith("cost: $"))
     assert float(noted.removeprefix("cost: $")) == pytest.approx(dollars, abs=1e-6)  # to the fraction of a cent
     info = json.loads(e2e.repo.mdspec("status", "--json").stdout)
-    assert info["runs"][0]["usage"] == u and info["runs"][0]["cost_usd"] == rec["cost_usd"]
+    assert info["runs"][0]["usage"] == u
+    assert info["runs"][0]["cost_usd"] == rec["cost_usd"]
     assert info["runs"][0]["cost_unknown"] is None
     log = e2e.repo.mdspec("log", rec["id"]).stdout.splitlines()
     assert (f"  usage: 2 turns, tokens {u['input_tokens']:,} in, {u['output_tokens']:,} out, "
             f"{u['cache_read_input_tokens']:,} cache read, {u['cache_creation_input_tokens']:,} cache write, "
             f"${dollars:.4f}") in log
     status = e2e.repo.mdspec("status").stdout
-    assert f"  {rec['id']}  landed" in status and f"${dollars:.2f}" in status
+    assert f"  {rec['id']}  landed" in status
+    assert f"${dollars:.2f}" in status
 
 
 def test_an_unpriced_model_does_not_start_a_run(e2e: Attack) -> None:
@@ -652,23 +745,31 @@ def test_an_unpriced_model_does_not_start_a_run(e2e: Attack) -> None:
             'USD per million tokens)\n')
     for args in (["run", "--foreground"], ["run"]):
         proc = repo.mdspec(*args, check=False)
-        assert proc.returncode == 1 and proc.stderr == line and proc.stdout == "", proc
-    assert not (repo.state / "runs").exists() and e2e.api.requests == []  # nothing started, nothing recorded
-    assert snapshot(repo) == before and repo.head() == tip
+        assert proc.returncode == 1, proc
+        assert proc.stderr == line, proc
+        assert proc.stdout == "", proc
+    assert not (repo.state / "runs").exists()
+    assert e2e.api.requests == []  # nothing started, nothing recorded
+    assert snapshot(repo) == before
+    assert repo.head() == tip
     # Through the hook: the commit is made, no request is sent, and the failure is recorded with the reason.
     newer = repo.commit("spec: even more", {"spec/even.md": "# Even\n"}, env={"MDSPEC_FOREGROUND": "1"})
-    assert repo.head() == newer and e2e.api.requests == []
+    assert repo.head() == newer
+    assert e2e.api.requests == []
     rec = json.loads(next((repo.state / "runs").glob("*/run.json")).read_text())
-    assert rec["status"] == "failed" and '[agent.prices."claude-future-9"]' in rec["reason"]
+    assert rec["status"] == "failed"
+    assert '[agent.prices."claude-future-9"]' in rec["reason"]
     pending = [s["commit"] for s in json.loads(repo.mdspec("status", "--json").stdout)["spec_commits"]]
-    assert spec in pending and newer in pending  # still waiting to be implemented
+    assert spec in pending
+    assert newer in pending  # still waiting to be implemented
     # Once priced, the same commits run.
     repo.configure('sandbox = "off"\n[agent]\nmodel = "claude-future-9"\n[agent.prices."claude-future-9"]\n'
                    'input = 1\noutput = 2\ncache_write = 1.25\ncache_read = 0.1\n')
     repo.commit("price the model", env=QUIET)
     e2e.finish()
     out = e2e.run()
-    assert out.rec["status"] == "landed" and out.rec["cost_usd"] > 0, out.rec
+    assert out.rec["status"] == "landed", out.rec
+    assert out.rec["cost_usd"] > 0, out.rec
 
 
 def test_a_run_whose_cost_is_unknown_says_so_everywhere(e2e: Attack) -> None:
@@ -676,17 +777,23 @@ def test_a_run_whose_cost_is_unknown_says_so_everywhere(e2e: Attack) -> None:
     e2e.api.edit("create", "hello.py", file_text="x = 1\n")
     out = e2e.run()
     rec = out.rec
-    assert rec["status"] == "held" and rec["stopped_by"] == "max_cost_usd", rec
-    assert rec["cost_usd"] is None and rec["cost_unknown"] == "no price for claude-future-9"
-    assert rec["usage"]["output_tokens"] > 0 and rec["model"] == "claude-future-9"
+    assert rec["status"] == "held", rec
+    assert rec["stopped_by"] == "max_cost_usd", rec
+    assert rec["cost_usd"] is None
+    assert rec["cost_unknown"] == "no price for claude-future-9"
+    assert rec["usage"]["output_tokens"] > 0
+    assert rec["model"] == "claude-future-9"
     assert "cost_overrun_usd" not in rec
     info = json.loads(e2e.repo.mdspec("status", "--json").stdout)
-    assert info["runs"][0]["cost_usd"] is None and info["runs"][0]["cost_unknown"] == rec["cost_unknown"]
+    assert info["runs"][0]["cost_usd"] is None
+    assert info["runs"][0]["cost_unknown"] == rec["cost_unknown"]
     assert "cost unknown (no price for claude-future-9)" in e2e.repo.mdspec("status").stdout
     log = e2e.repo.mdspec("log", rec["id"]).stdout
-    assert ", cost unknown (no price for claude-future-9)" in log and "$0.0000" not in log
+    assert ", cost unknown (no price for claude-future-9)" in log
+    assert "$0.0000" not in log
     assert "so far, cost unknown (no price for claude-future-9)" in log  # the turn's own line
     # Landed by hand, its note says the same.
     assert e2e.repo.mdspec("apply", rec["id"], check=False).returncode == 0
     note = e2e.repo.git("notes", "--ref=refs/notes/mdspec", "show", "HEAD").splitlines()
-    assert "cost: unknown (no price for claude-future-9)" in note and "cost: $0.0000" not in note
+    assert "cost: unknown (no price for claude-future-9)" in note
+    assert "cost: $0.0000" not in note

@@ -48,7 +48,7 @@ def test_a_failed_rename_keeps_the_old_file_and_removes_the_temporary(tmp_path: 
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", refuse)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left on device"):
         atomic.write_atomic(target, "new\n", durable=True)
     assert target.read_text() == "old\n"
     assert sorted(p.name for p in target.parent.iterdir()) == ["f.txt"]

@@ -101,7 +101,8 @@ class Attack:
             assert self.repo.head("HEAD~1") == self.tip
             changed = git_bytes(self.repo, "diff-tree", "-r", "-z", "--no-commit-id", "--name-only", self.tip, "HEAD")
             names = [os.fsdecode(n) for n in changed.split(b"\0") if n]
-            assert names and not [n for n in names if n.startswith(PROTECTED)], names
+            assert names, names
+            assert not [n for n in names if n.startswith(PROTECTED)], names
             for n in names:
                 before.pop(n, None)
                 after.pop(n, None)
@@ -198,7 +199,8 @@ def refused(out: Outcome) -> list[str]:
 
 
 def assert_landed_hello(atk: Attack, out: Outcome) -> None:
-    assert out.code == 0 and out.rec["status"] == "landed", out.rec
+    assert out.code == 0, out.rec
+    assert out.rec["status"] == "landed", out.rec
     assert out.rec["sandbox"] == "bwrap"
     assert (atk.repo.top / "hello.py").is_file()
 
@@ -215,8 +217,10 @@ def test_editor_paths_with_dotdot_are_refused(atk: Attack) -> None:
     atk.finish()
     out = atk.run()
     assert_landed_hello(atk, out)
-    assert len(refused(out)) == 4 and all("outside the worktree" in r for r in refused(out))
-    assert len(out.rec["refusals"]) == 4 and out.rec["violations"] == []
+    assert len(refused(out)) == 4
+    assert all("outside the worktree" in r for r in refused(out))
+    assert len(out.rec["refusals"]) == 4
+    assert out.rec["violations"] == []
     atk.assert_untouched(out)
 
 
@@ -229,7 +233,8 @@ def test_editor_absolute_paths_outside_are_refused(atk: Attack) -> None:
     atk.finish()
     out = atk.run()
     assert_landed_hello(atk, out)
-    assert len(refused(out)) == 5 and len(out.rec["refusals"]) == 5
+    assert len(refused(out)) == 5
+    assert len(out.rec["refusals"]) == 5
     assert "inside .git" in refused(out)[-1]
     assert not list(atk.outside.iterdir())
     atk.assert_untouched(out)
@@ -249,7 +254,8 @@ def test_symlinks_out_of_the_worktree_or_into_git(atk: Attack) -> None:
     assert_landed_hello(atk, out)
     assert out.results[0] == "linked"
     assert len(refused(out)) == 4
-    assert "Read-only file system" in out.results[5] and "No such file or directory" in out.results[5]
+    assert "Read-only file system" in out.results[5]
+    assert "No such file or directory" in out.results[5]
     assert sorted(out.rec["violations"]) == [
         f"{n} (symlink out of the worktree)" for n in ("escape", "gitfile-link", "hooks-link", "readme-link")
     ]
@@ -282,8 +288,10 @@ def test_git_hooks_and_config_through_editor_and_bash(atk: Attack, mode: str) ->
     atk.api.bash(GIT_DIR_ATTACK)
     atk.finish()
     out = atk.run()
-    assert out.code == 0 and out.rec["status"] == "landed", out.rec
-    assert len(refused(out)) == 2 and len(out.rec["refusals"]) == 2
+    assert out.code == 0, out.rec
+    assert out.rec["status"] == "landed", out.rec
+    assert len(refused(out)) == 2
+    assert len(out.rec["refusals"]) == 2
     assert "attempted" in out.results[2]
     if mode == "bwrap":
         assert out.results[2].count("Read-only file system") >= 4, out.results[2]
@@ -313,8 +321,10 @@ echo attempted""")
     atk.finish()
     out = atk.run()
     assert out.results[0].count("Read-only file system") == 3, out.results[0]
-    assert out.code == 0 and out.rec["status"] == "landed", out.rec
-    assert not marker.exists() and not victim.exists()
+    assert out.code == 0, out.rec
+    assert out.rec["status"] == "landed", out.rec
+    assert not marker.exists()
+    assert not victim.exists()
     assert atk.repo.git("show", "HEAD:.gitattributes") == "* filter=x\n"  # committed as a plain file
     atk.assert_untouched(out)
     # The worktree is healthy for the next run.
@@ -333,7 +343,8 @@ def test_spec_and_config_edits_through_bash(atk: Attack, mode: str) -> None:
                  f" echo x > AGENTS.md; {move}echo attempted")
     atk.finish()
     out = atk.run()
-    assert out.code == 0 and out.rec["status"] == "landed", out.rec
+    assert out.code == 0, out.rec
+    assert out.rec["status"] == "landed", out.rec
     if mode == "bwrap":
         assert out.results[0].count("Read-only file system") >= 3, out.results[0]
         assert out.rec["violations"] == []
@@ -357,17 +368,20 @@ def test_home_secrets_and_the_api_key_are_out_of_reach(atk: Attack) -> None:
     out = atk.run()
     assert_landed_hello(atk, out)
     first, second = out.results[0], out.results[1]
-    assert "done" in first and "KEY=\n" in first
+    assert "done" in first
+    assert "KEY=\n" in first
     for secret in (SSH_KEY, "netrc-secret-99", "gitconfig-secret-42", KEY, "fake-ssh-key"):
         assert secret not in first + second
-    assert "rc=0" in second and "fatal" not in second  # git works with ~/.gitconfig hidden
+    assert "rc=0" in second
+    assert "fatal" not in second  # git works with ~/.gitconfig hidden
     sent = atk.api.requests[0].headers
     assert KEY in sent.get("x-api-key", "") + sent.get("authorization", "")  # the key was in use, in a header
     for p in (atk.git_dir / "mdspec" / "runs").rglob("*"):
         if p.is_file():
             assert KEY.encode() not in p.read_bytes(), p
     committed = atk.repo.git("show", "HEAD")
-    assert KEY not in committed and "fake-ssh-key" not in committed
+    assert KEY not in committed
+    assert "fake-ssh-key" not in committed
     atk.assert_untouched(out)
 
 
@@ -418,7 +432,8 @@ def test_background_process_does_not_hang_or_survive(atk: Attack) -> None:
     atk.finish()
     out = atk.run()
     assert_landed_hello(atk, out)
-    assert out.results[0] == "started" and out.seconds < 20
+    assert out.results[0] == "started"
+    assert out.seconds < 20
     deadline = time.monotonic() + 5
     while alive(f"sleep {tag}") and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -442,7 +457,9 @@ def test_100_mb_of_output_is_capped_with_memory_bounded(atk: Attack) -> None:
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
     assert_landed_hello(atk, out)
     shown = out.results[0]
-    assert len(shown) <= tools.MAX_OUTPUT + 200 and "cut" in shown and shown.endswith("END-OF-OUTPUT")
+    assert len(shown) <= tools.MAX_OUTPUT + 200
+    assert "cut" in shown
+    assert shown.endswith("END-OF-OUTPUT")
     assert grown_mb < 60, f"the worker grew by {grown_mb:.0f} MB"
     assert (out.run_dir / "transcript.jsonl").stat().st_size < 1_000_000
     atk.assert_untouched(out)
@@ -456,7 +473,8 @@ def test_command_backend_100_mb_of_output(atk: Attack) -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out = atk.run()
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
-    assert out.code == 0 and out.rec["status"] == "landed", out.rec
+    assert out.code == 0, out.rec
+    assert out.rec["status"] == "landed", out.rec
     assert atk.repo.git("show", "HEAD:out") == "x"
     assert grown_mb < 60, f"the worker grew by {grown_mb:.0f} MB"
     atk.assert_untouched(out)
@@ -480,7 +498,8 @@ def test_2_gb_file_write(atk: Attack, file_size_limit: int) -> None:
     atk.finish()
     out = atk.run()
     assert_landed_hello(atk, out)
-    assert "File size limit exceeded" in out.results[0] and "rc=153" in out.results[0]  # SIGXFSZ
+    assert "File size limit exceeded" in out.results[0]
+    assert "rc=153" in out.results[0]  # SIGXFSZ
     assert "rc=1" in out.results[1]
     # The size guard (max_file_mb, 50 MB by default) keeps what the limit let through out of the commit.
     assert "big.bin" not in atk.repo.git("ls-tree", "--name-only", "HEAD")
@@ -497,7 +516,8 @@ def test_ten_megabyte_spec_diff_is_capped_in_the_prompt(atk: Attack) -> None:
     out = atk.run()
     assert_landed_hello(atk, out)
     first = atk.api.requests[0].body["messages"][0]["content"][0]["text"]
-    assert "spec/huge.md" in first and len(first) < 1_000_000
+    assert "spec/huge.md" in first
+    assert len(first) < 1_000_000
     assert len(json.dumps(atk.api.requests[0].body)) < 1_000_000
     atk.assert_untouched(out)
 
@@ -543,7 +563,8 @@ def test_binary_and_non_utf8_files_in_view(atk: Attack) -> None:
     assert "a binary file (4096 bytes)" in out.results[1]
     assert "not UTF-8 text" in out.results[2]
     assert "a binary file" in out.results[3]
-    assert "odd" in out.results[4] and "blob.bin" in out.results[4]
+    assert "odd" in out.results[4]
+    assert "blob.bin" in out.results[4]
     assert out.rec["refusals"] == []
     atk.assert_untouched(out)
 
@@ -573,11 +594,13 @@ pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Attack report\\n")
     configure(atk.repo, agent_extra='backend = "command"\ncommand = "python3 tools/agent.py"')
     atk.repo.commit("spec: again", {"spec/app.md": "# App\n\nGreet everyone.\n"}, env=QUIET)
     out = atk.run()
-    assert out.code == 0 and out.rec["status"] == "landed", out.rec
+    assert out.code == 0, out.rec
+    assert out.rec["status"] == "landed", out.rec
     report = atk.repo.git("show", "HEAD:report.txt")
     assert report.count("Read-only file system") == 4, report  # hooks, config, spec, .mdspec.toml
     # ~/.ssh is an empty private tmpfs: the write went there, the real key was neither read nor changed.
-    assert "ssh key: evil\n" in report and "fake-ssh-key" not in report
+    assert "ssh key: evil\n" in report
+    assert "fake-ssh-key" not in report
     assert out.rec["violations"] == []
     assert (atk.home / ".ssh" / "id_ed25519").read_text() == SSH_KEY + "\n"
     atk.assert_untouched(out)
@@ -595,7 +618,8 @@ def test_linked_task_md_is_refused_in_one_line(atk: Attack, kind: str) -> None:
     sha = atk.repo.commit("task: linked", env=QUIET)
     atk.finish()
     out = atk.run()
-    assert out.code == 1 and out.rec["status"] == "failed", out.rec
+    assert out.code == 1, out.rec
+    assert out.rec["status"] == "failed", out.rec
     assert out.rec["reason"].startswith(f"TASK.md in spec commit {sha[:12]} is a symbolic link to {target!r}")
     assert "\n" not in out.rec["reason"]
     assert atk.api.requests == []  # no prompt was sent, so nothing outside was read into one

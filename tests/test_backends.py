@@ -56,7 +56,8 @@ def test_prompt_arrives_on_stdin_and_in_a_file(tmp_path: Path) -> None:
     assert data["stdin"] == data["file"] == "SYSTEM PROMPT\n\nTASK PROMPT"
     assert data["cwd"] == str(ctx.worktree)
     assert result.final_text == "Did it\n\nDetails.\n"
-    assert result.stopped_by is None and result.turns == 1
+    assert result.stopped_by is None
+    assert result.turns == 1
     assert [e["event"] for e in events] == ["tool", "turn"]
 
 
@@ -86,7 +87,8 @@ def test_claude_code_json_output_gives_answer_turns_and_cost(tmp_path: Path) -> 
     result = backends.CommandSession(ctx).start()
     assert result.final_text == "Implement greeting\n\nAdded hello()."
     assert result.usage.cost_usd == 0.42
-    assert result.usage.total_input == 80 and result.usage.output_tokens == 20
+    assert result.usage.total_input == 80
+    assert result.usage.output_tokens == 20
     assert result.cost_unknown is None  # the CLI said what it cost
 
 
@@ -207,8 +209,10 @@ def test_environment_of_the_agent_command(mdrepo: Repo, tmp_path: Path) -> None:
     assert not [k for k in env if k.startswith("GIT_") and k != "GIT_CONFIG_NOSYSTEM"]
     assert env["MDSPEC_RUNNING"] == "1"
     # An agent CLI keeps its own credentials; the Anthropic key mdspec holds is not one of them.
-    assert env["OPENAI_API_KEY"] == "sk-openai-for-the-cli" and env["MY_CLI_TOKEN"] == "cli-token"
-    assert "ANTHROPIC_API_KEY" not in env and "ANTHROPIC_AUTH_TOKEN" not in env
+    assert env["OPENAI_API_KEY"] == "sk-openai-for-the-cli"
+    assert env["MY_CLI_TOKEN"] == "cli-token"
+    assert "ANTHROPIC_API_KEY" not in env
+    assert "ANTHROPIC_AUTH_TOKEN" not in env
     assert last_run(mdrepo)["status"] == "landed"
     assert mdrepo.status() == ""
 
@@ -225,7 +229,8 @@ def test_agent_committing_in_the_worktree_starts_no_run(mdrepo: Repo, tmp_path: 
     assert run_fg(mdrepo).returncode == 0
     assert len(runs(mdrepo)) == 1
     rec = last_run(mdrepo)
-    assert rec["status"] == "landed" and rec["violations"] == ["spec/app.md (protected)"]
+    assert rec["status"] == "landed"
+    assert rec["violations"] == ["spec/app.md (protected)"]
 
 
 def test_commit_message_from_the_answer(mdrepo: Repo, tmp_path: Path) -> None:
@@ -260,7 +265,8 @@ def test_cost_from_json_output_is_recorded(mdrepo: Repo, tmp_path: Path) -> None
     spec_commit(mdrepo)
     run_fg(mdrepo)
     rec = last_run(mdrepo)
-    assert rec["status"] == "landed" and rec["cost_usd"] == 0.25
+    assert rec["status"] == "landed"
+    assert rec["cost_usd"] == 0.25
     assert rec["usage"]["input_tokens"] == 100
     assert mdrepo.message().startswith("mdspec: Add out.txt\n")
     assert "$0.25" in mdrepo.mdspec("status").stdout
@@ -291,9 +297,11 @@ def test_the_claude_code_preset_gets_the_key_and_its_output_is_redacted(mdrepo: 
     rec = last_run(mdrepo)
     assert rec["status"] == "landed"
     log = (mdrepo.state / "runs" / rec["id"] / "output.log").read_text()
-    assert "debug: using key [redacted]" in log and KEY not in log
+    assert "debug: using key [redacted]" in log
+    assert KEY not in log
     shown = mdrepo.mdspec("log", rec["id"], env=env).stdout
-    assert "debug: using key [redacted]" in shown and KEY not in shown
+    assert "debug: using key [redacted]" in shown
+    assert KEY not in shown
     for p in (mdrepo.state / "runs" / rec["id"]).rglob("*"):
         assert not p.is_file() or KEY.encode() not in p.read_bytes(), p
 
@@ -305,9 +313,11 @@ def test_a_result_carrying_the_key_is_held_not_landed(mdrepo: Repo, tmp_path: Pa
     proc = mdrepo.mdspec("run", "--foreground", env=env, check=False)
     assert proc.returncode == 1
     rec = last_run(mdrepo)
-    assert rec["status"] == "failed" and rec["secret_in"] == ["settings.py"], rec
+    assert rec["status"] == "failed", rec
+    assert rec["secret_in"] == ["settings.py"], rec
     assert rec["reason"].startswith("the result contains the API key's value (in settings.py): not landed")
-    assert mdrepo.head() == tip and not (mdrepo.top / "settings.py").exists()
+    assert mdrepo.head() == tip
+    assert not (mdrepo.top / "settings.py").exists()
     held = mdrepo.git("rev-parse", f"refs/mdspec/results/{rec['id']}").strip()
     assert KEY in mdrepo.git("show", f"{held}:settings.py")  # kept for inspection, never on the branch
     assert mdrepo.mdspec("apply", check=False).returncode == 1  # not a held run `apply` would land
@@ -329,9 +339,13 @@ def test_output_log_redacts_a_key_split_across_reads(tmp_path: Path) -> None:
                     f"| tr '\\0' x; echo; echo {key}", tmp_path, {"PATH": os.environ["PATH"]}, log, 30,
                     secrets=[key.encode()])
     text = log.read_text()
-    assert res.returncode == 0 and key not in text and key[:10] not in text
-    assert text.startswith("start [redacted] end\n") and text.endswith("[redacted]\n")
-    assert len(text) > 200_000 and key not in res.output_tail
+    assert res.returncode == 0
+    assert key not in text
+    assert key[:10] not in text
+    assert text.startswith("start [redacted] end\n")
+    assert text.endswith("[redacted]\n")
+    assert len(text) > 200_000
+    assert key not in res.output_tail
 
 
 # --- presets as the CLIs are today ---------------------------------------------------------------------
@@ -373,7 +387,8 @@ def test_claude_code_as_root_without_a_sandbox_is_refused_before_it_starts(mdrep
     assert rec["status"] == "failed"
     assert rec["reason"].startswith("Claude Code refuses --dangerously-skip-permissions as root outside a sandbox: "
                                     'set sandbox = "bwrap" in .mdspec.toml'), rec
-    assert "\n" not in rec["reason"] and f"failed: {rec['reason']}" in proc.stdout
+    assert "\n" not in rec["reason"]
+    assert f"failed: {rec['reason']}" in proc.stdout
     assert calls(log) == []  # the CLI never started
     assert (mdrepo.head(), mdrepo.status()) == (tip, status)
     assert "spec/app.md" in mdrepo.mdspec("status", env=env).stdout  # still pending
@@ -390,12 +405,15 @@ def test_claude_code_in_the_sandbox_is_told_so_and_reports_model_and_usage(mdrep
     proc = mdrepo.mdspec("run", "--foreground", env=env, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (call,) = calls(log)
-    assert call["env"]["IS_SANDBOX"] == "1" and call["uid"] == os.geteuid()
+    assert call["env"]["IS_SANDBOX"] == "1"
+    assert call["uid"] == os.geteuid()
     assert call["argv"] == ["-p", "--output-format", "json", "--dangerously-skip-permissions"]
     rec = last_run(mdrepo)
-    assert rec["status"] == "landed" and rec["sandbox"] == "bwrap"
+    assert rec["status"] == "landed"
+    assert rec["sandbox"] == "bwrap"
     assert rec["model"] == "claude-sonnet-4-5-20250929"  # the costliest of modelUsage's keys
-    assert rec["turns"] == 6 and rec["cost_usd"] == 0.0721
+    assert rec["turns"] == 6
+    assert rec["cost_usd"] == 0.0721
     u = rec["usage"]
     assert (u["input_tokens"], u["output_tokens"], u["cache_read_input_tokens"], u["cache_creation_input_tokens"]) \
         == (314, 900, 40200, 5100)  # every model's tokens, the housekeeping model's too
@@ -426,13 +444,17 @@ def test_codex_preset_uses_the_current_flags(mdrepo: Repo, tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (call,) = calls(log)
     argv = call["argv"]
-    assert argv[0] == "exec" and argv[-1] == "-" and "--full-auto" not in argv
+    assert argv[0] == "exec"
+    assert argv[-1] == "-"
+    assert "--full-auto" not in argv
     assert argv[argv.index("--sandbox") + 1] == "workspace-write"
-    assert "--json" in argv and "--skip-git-repo-check" in argv
+    assert "--json" in argv
+    assert "--skip-git-repo-check" in argv
     assert argv[argv.index("--output-last-message") + 1].endswith("/answer/summary.txt")
     assert "IS_SANDBOX" not in call["env"]  # not sandboxed by mdspec: Codex's own sandbox confines its tools
     rec = last_run(mdrepo)
-    assert rec["status"] == "landed" and rec["model"] == "gpt-5.1-codex"  # from Codex's session log
+    assert rec["status"] == "landed"
+    assert rec["model"] == "gpt-5.1-codex"  # from Codex's session log
     u = rec["usage"]
     assert (u["input_tokens"], u["cache_read_input_tokens"], u["output_tokens"]) == (3000, 9000, 450)
     assert rec["cost_usd"] is None  # Codex reports no cost: unknown, never $0
@@ -447,9 +469,12 @@ def test_codex_inside_the_sandbox_leaves_sandboxing_to_mdspec(mdrepo: Repo, tmp_
     proc = mdrepo.mdspec("run", "--foreground", env=env, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (call,) = calls(log)
-    assert "--dangerously-bypass-approvals-and-sandbox" in call["argv"] and "--sandbox" not in call["argv"]
+    assert "--dangerously-bypass-approvals-and-sandbox" in call["argv"]
+    assert "--sandbox" not in call["argv"]
     rec = last_run(mdrepo)
-    assert rec["status"] == "landed" and rec["sandbox"] == "bwrap" and rec["model"] == "gpt-5.1-codex"
+    assert rec["status"] == "landed"
+    assert rec["sandbox"] == "bwrap"
+    assert rec["model"] == "gpt-5.1-codex"
 
 
 def test_codex_model_from_the_command_line_and_a_failed_turn(tmp_path: Path) -> None:
@@ -460,7 +485,8 @@ def test_codex_model_from_the_command_line_and_a_failed_turn(tmp_path: Path) -> 
     (tmp_path / "nowhere").mkdir()
     r = backends.CommandSession(ctx).start()
     assert (r.stopped_by, r.model, r.final_text) == (None, "gpt-5.2", "Add out.txt\n\nWrote out.txt.")
-    assert r.cost_unknown == "the agent command reported no cost" and r.usage.cost_usd == 0
+    assert r.cost_unknown == "the agent command reported no cost"
+    assert r.usage.cost_usd == 0
     ctx, _ = make_ctx(tmp_path, cmd, env={**env, "FAKE_CODEX_FAIL": "You've hit your usage limit."})
     r = backends.CommandSession(ctx).start()
     assert r.stopped_by == "error"
@@ -501,12 +527,15 @@ def test_claude_code_result_parsing(tmp_path: Path) -> None:
     log.write_text("noise\n" + json.dumps(one) + "\n")
     out = cliout.read(log)
     assert (out.text, out.turns, out.model, out.error) == ("Done", 3, "", None)
-    assert out.usage == Usage(5, 7, 11, 13, 0.0) and not out.cost_known  # no total_cost_usd
+    assert out.usage == Usage(5, 7, 11, 13, 0.0)
+    assert not out.cost_known  # no total_cost_usd
     failed = {**one, "is_error": True, "subtype": "error_during_execution", "result": "",
               "errors": ["Invalid API key"], "total_cost_usd": 0, "modelUsage": {"claude-opus-4-5": {}}}
     with log.open("a") as f:
         f.write(json.dumps(failed) + "\n")
     out = cliout.read(log, len(json.dumps(one)) + 7)  # the second round's output only
-    assert out.error == "error_during_execution: Invalid API key" and out.model == "claude-opus-4-5"
-    assert out.usage == Usage(5, 7, 11, 13, 0.0) and out.cost_known  # modelUsage without counts: `usage` counts
+    assert out.error == "error_during_execution: Invalid API key"
+    assert out.model == "claude-opus-4-5"
+    assert out.usage == Usage(5, 7, 11, 13, 0.0)
+    assert out.cost_known  # modelUsage without counts: `usage` counts
     assert cliout.read(tmp_path / "missing.log") == cliout.CliOutput()

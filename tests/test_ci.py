@@ -139,7 +139,8 @@ def test_ci_mode_hook_starts_nothing_and_status_says_waiting_for_ci(tmp_path: Pa
     sha = spec(team.alice, "app", "# App\nSay hello.\n")
     assert f"spec commit {sha[:10]} will be compiled by CI when pushed" in team.alice.last_output
     assert not (team.alice.state / "queue").is_dir() or not list((team.alice.state / "queue").iterdir())
-    assert runs(team.alice) == [] and team.agent_runs() == []
+    assert runs(team.alice) == []
+    assert team.agent_runs() == []
     assert pending_lines(team.alice) == [f"waiting for CI: {sha[:10]} spec: app"]
     # `mdspec run` still compiles by hand.
     team.alice.mdspec("run", "--foreground")
@@ -171,13 +172,16 @@ def test_ci_push_lands_on_the_remote_and_teammates_pull_it(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert any("turn 1" in ln for ln in lines)
-    assert lines[-1].startswith("mdspec ci: main: run ") and " landed: 1 spec commit, 1 turns" in lines[-1]
+    assert lines[-1].startswith("mdspec ci: main: run ")
+    assert " landed: 1 spec commit, 1 turns" in lines[-1]
     assert "check skipped" in lines[-1]
-    assert "## mdspec ci: main: run" in summary.read_text() and sha[:10] in summary.read_text()
+    assert "## mdspec ci: main: run" in summary.read_text()
+    assert sha[:10] in summary.read_text()
 
     top = git_bare(team.bare, "rev-parse", "main").strip()
     assert git_bare(team.bare, "show", f"{top}:code/app.txt") == "# APP\nSAY HELLO.\n"
-    assert team.agent_runs() and len(team.agent_runs()) == 1
+    assert team.agent_runs()
+    assert len(team.agent_runs()) == 1
 
     for mate in (team.alice, team.bob):
         mate.git("pull", "-q", "--ff-only")
@@ -187,7 +191,8 @@ def test_ci_push_lands_on_the_remote_and_teammates_pull_it(tmp_path: Path) -> No
         assert runs(mate) == []  # the pull started nothing
     # A second job finds nothing to do, and says so.
     again = team.ci(team.clone("ci2"))
-    assert again.returncode == 0 and "nothing pending on origin/main" in again.stdout
+    assert again.returncode == 0
+    assert "nothing pending on origin/main" in again.stdout
     assert len(team.agent_runs()) == 1
     assert_no_force_push(team)
 
@@ -206,7 +211,9 @@ def test_the_note_is_pushed_and_mdspec_log_reads_it_in_a_fresh_clone(tmp_path: P
     # `mdspec log` in another clone that never fetched the notes reads them from the remote.
     other = team.clone("other", "Dave")
     out = other.mdspec("log").stdout
-    assert f"run {run_id}: generated commit" in out and f"mdspec run {run_id}" in out and "turns: 1" in out
+    assert f"run {run_id}: generated commit" in out
+    assert f"mdspec run {run_id}" in out
+    assert "turns: 1" in out
     by_id = other.mdspec("log", run_id[:8]).stdout
     assert f"mdspec run {run_id}" in by_id
     assert other.mdspec("log", "nosuchrun", check=False).returncode == 1
@@ -261,9 +268,11 @@ def test_a_teammate_push_during_a_run_is_rebased_over(tmp_path: Path) -> None:
     marker.unlink()
     out, _ = p.communicate(timeout=600)
     assert p.returncode == 0, out
-    assert "main moved on origin meanwhile" in out and "rebased onto" in out
+    assert "main moved on origin meanwhile" in out
+    assert "rebased onto" in out
     check = team.clone("check", "Eve")
-    assert check.log(3)[1] == "docs" and implemented(check) == [sha]
+    assert check.log(3)[1] == "docs"
+    assert implemented(check) == [sha]
     assert_no_force_push(team)
 
 
@@ -290,7 +299,8 @@ def test_a_conflicting_teammate_push_sends_the_result_to_a_results_branch(tmp_pa
     assert git_bare(team.bare, "rev-parse", "main").strip() == bob_tip  # main untouched
     result = git_bare(team.bare, "rev-parse", branch).strip()
     assert git_bare(team.bare, "show", f"{result}:code/app.txt") == "# APP\n"
-    assert runs(job)[0]["status"] == "held" and runs(job)[0]["pushed_to"] == branch
+    assert runs(job)[0]["status"] == "held"
+    assert runs(job)[0]["pushed_to"] == branch
     assert_no_force_push(team)
 
 
@@ -311,14 +321,19 @@ def test_pull_request_on_gitlab_sends_push_options(tmp_path: Path) -> None:
     log = team.pushes.read_text().splitlines()
     assert f"0000000000000000000000000000000000000000 {head} refs/heads/{branch}" in log
     options = [ln.removeprefix("option ") for ln in log if ln.startswith("option ")]
-    assert "merge_request.create" in options and "merge_request.target=main" in options
+    assert "merge_request.create" in options
+    assert "merge_request.target=main" in options
     title = next(o for o in options if o.startswith("merge_request.title="))
     assert title == "merge_request.title=mdspec: Compile the spec"
     description = next(o for o in options if o.startswith("merge_request.description="))
-    assert sha[:10] in description and "1 turns" in description and "check skipped" in description
+    assert sha[:10] in description
+    assert "1 turns" in description
+    assert "check skipped" in description
     # The next job leaves the spec commit to its open merge request: compiled once.
     again = team.ci(team.clone("ci2"), "--pull-request", env={"GITLAB_CI": "true"})
-    assert again.returncode == 0 and f"already in {branch}" in again.stdout and "nothing pending" in again.stdout
+    assert again.returncode == 0
+    assert f"already in {branch}" in again.stdout
+    assert "nothing pending" in again.stdout
     assert len(team.agent_runs()) == 1
 
 
@@ -347,10 +362,13 @@ def test_pull_request_on_github_uses_gh_when_there(tmp_path: Path) -> None:
     data = json.loads(seen.read_text())
     args = data["args"]
     assert args[:2] == ["pr", "create"]
-    assert args[args.index("--base") + 1] == "main" and args[args.index("--head") + 1] == f"mdspec/{sha[:10]}"
+    assert args[args.index("--base") + 1] == "main"
+    assert args[args.index("--head") + 1] == f"mdspec/{sha[:10]}"
     assert args[args.index("--title") + 1] == "mdspec: Compile the spec"
-    assert f"- {sha[:10]} spec: app" in data["body"] and "Wrote code/ from spec/." in data["body"]
-    assert "1 turns" in data["body"] and "check skipped" in data["body"]
+    assert f"- {sha[:10]} spec: app" in data["body"]
+    assert "Wrote code/ from spec/." in data["body"]
+    assert "1 turns" in data["body"]
+    assert "check skipped" in data["body"]
     assert "https://github.example/acme/app/pull/7" in proc.stdout
 
 
@@ -372,12 +390,16 @@ def test_usage_and_config_errors_exit_2(tmp_path: Path) -> None:
     team = make_team(tmp_path)
     ci = team.clone("ci")
     no_remote = ci.mdspec("ci", "--remote", "upstream", check=False)
-    assert no_remote.returncode == 2 and "no git remote 'upstream'" in no_remote.stderr
+    assert no_remote.returncode == 2
+    assert "no git remote 'upstream'" in no_remote.stderr
     no_branch = ci.mdspec("ci", "--branch", "nope", check=False)
-    assert no_branch.returncode == 2 and "origin has no branch nope" in no_branch.stderr
+    assert no_branch.returncode == 2
+    assert "origin has no branch nope" in no_branch.stderr
     ci.write(".mdspec.toml", '[ci]\nmode = "sometimes"\n')
     bad = ci.mdspec("ci", check=False)
-    assert bad.returncode == 2 and "ci.mode" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2
+    assert "ci.mode" in bad.stderr
+    assert "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
@@ -388,7 +410,8 @@ def test_a_missing_api_key_is_a_config_error_and_leaves_no_lock(tmp_path: Path) 
     spec(team.alice, "app", "# App\n")
     team.alice.git("push", "-q", "origin", "main")
     proc = team.ci(team.clone("ci"))
-    assert proc.returncode == 2 and "ANTHROPIC_API_KEY is not set" in proc.stderr, proc.stdout + proc.stderr
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "ANTHROPIC_API_KEY is not set" in proc.stderr, proc.stdout + proc.stderr
     assert git_bare(team.bare, "for-each-ref", "refs/mdspec/") == ""
 
 
@@ -403,9 +426,11 @@ def test_a_result_held_before_delivery_goes_to_a_results_branch(tmp_path: Path) 
     proc = team.ci(job)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     rec = runs(job)[0]
-    assert rec["status"] == "held" and "check failed" in rec["reason"]
+    assert rec["status"] == "held"
+    assert "check failed" in rec["reason"]
     branch = f"mdspec/results/{rec['id']}"
-    assert rec["pushed_to"] == branch and f"branch {branch}" in proc.stdout
+    assert rec["pushed_to"] == branch
+    assert f"branch {branch}" in proc.stdout
     assert git_bare(team.bare, "show", f"{branch}:code/app.txt") == "# APP\n"
 
 

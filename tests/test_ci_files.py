@@ -68,13 +68,17 @@ def test_github_workflow_says_what_the_team_needs(tmp_path: Path) -> None:
     _, data = rendered(tmp_path, "github", Config(path=None, watch=("spec/**", "TASK.md")))
     on = data[True] if True in data else data["on"]  # YAML 1.1 reads the key `on` as a boolean
     assert on["push"]["paths"] == ["spec/**", "TASK.md"]
-    assert data["concurrency"]["cancel-in-progress"] is False and "github.ref" in data["concurrency"]["group"]
+    assert data["concurrency"]["cancel-in-progress"] is False
+    assert "github.ref" in data["concurrency"]["group"]
     steps = data["jobs"]["compile"]["steps"]
-    assert steps[0]["uses"].startswith("actions/checkout@") and steps[0]["with"]["fetch-depth"] == 0
+    assert steps[0]["uses"].startswith("actions/checkout@")
+    assert steps[0]["with"]["fetch-depth"] == 0
     script = "\n".join(str(s.get("run", "")) for s in steps)
-    assert f'"mdspec=={__version__}"' in script and "mdspec ci --push" in script
+    assert f'"mdspec=={__version__}"' in script
+    assert "mdspec ci --push" in script
     env = steps[-1]["env"]
-    assert env["ANTHROPIC_API_KEY"] == "${{ secrets.ANTHROPIC_API_KEY }}" and env["MDSPEC_SANDBOX"] == "bwrap"
+    assert env["ANTHROPIC_API_KEY"] == "${{ secrets.ANTHROPIC_API_KEY }}"
+    assert env["MDSPEC_SANDBOX"] == "bwrap"
     assert data["permissions"]["contents"] == "write"
 
 
@@ -83,9 +87,11 @@ def test_gitlab_job_says_what_the_team_needs(tmp_path: Path) -> None:
     job = data["mdspec"]
     assert job["rules"][0]["changes"] == ["spec/**/*", "TASK.md"]
     assert "$CI_COMMIT_REF_SLUG" in job["resource_group"]
-    assert job["variables"]["GIT_DEPTH"] == "0" and job["variables"]["MDSPEC_SANDBOX"] == "bwrap"
+    assert job["variables"]["GIT_DEPTH"] == "0"
+    assert job["variables"]["MDSPEC_SANDBOX"] == "bwrap"
     script = "\n".join(job["script"])
-    assert f'"mdspec=={__version__}"' in script and "mdspec ci --push" in script
+    assert f'"mdspec=={__version__}"' in script
+    assert "mdspec ci --push" in script
     assert "ANTHROPIC_API_KEY" not in script  # a masked CI/CD variable: never written into the file
 
 
@@ -96,7 +102,8 @@ def test_init_ci_github_writes_the_workflow_once(repo: Repo) -> None:
     assert validate("github", path).returncode == 0
     path.write_text(path.read_text() + "# ours\n")
     again = repo.mdspec("init", "--git-hook", "--ci", "github").stdout
-    assert "left as it is" in again and path.read_text().endswith("# ours\n")
+    assert "left as it is" in again
+    assert path.read_text().endswith("# ours\n")
     assert repo.log() == ["initial"]  # init commits nothing
 
 
@@ -107,7 +114,8 @@ def test_init_ci_gitlab_prints_the_job_when_the_file_exists(repo: Repo) -> None:
     assert (repo.top / ".gitlab-ci.yml").read_text() == existing
     assert "add this job to it" in out
     job = "\n".join(ln[4:] for ln in out.splitlines() if ln.startswith("    "))
-    assert "mdspec ci --push" in job and yaml.safe_load(job)["mdspec"]["resource_group"]
+    assert "mdspec ci --push" in job
+    assert yaml.safe_load(job)["mdspec"]["resource_group"]
 
 
 def test_init_ci_gitlab_writes_the_file_when_absent(repo: Repo) -> None:
@@ -119,4 +127,5 @@ def test_init_ci_gitlab_writes_the_file_when_absent(repo: Repo) -> None:
 
 def test_init_ci_rejects_an_unknown_forge(repo: Repo) -> None:
     proc = repo.mdspec("init", "--ci", "jenkins", check=False)
-    assert proc.returncode == 2 and "jenkins" in proc.stderr
+    assert proc.returncode == 2
+    assert "jenkins" in proc.stderr

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import FOREGROUND, PROJECT, Repo
@@ -124,7 +125,8 @@ def test_claude_code_preset_as_root_in_the_sandbox_lands_a_generated_commit(
     assert rec["status"] == "landed", (rec, repo.last_output)
     assert (rec["backend"], rec["sandbox"]) == ("claude-code", "bwrap")
     head = repo.head()
-    assert head != spec and repo.git("rev-parse", "HEAD~1").strip() == spec
+    assert head != spec
+    assert repo.git("rev-parse", "HEAD~1").strip() == spec
     msg = repo.message()
     assert msg.startswith("mdspec: Add greet()\n\nsrc/greet.py greets by name")
     assert trailers.values(msg, trailers.IMPLEMENTS) == [spec]
@@ -140,14 +142,17 @@ def test_claude_code_preset_as_root_in_the_sandbox_lands_a_generated_commit(
     # The conversation Claude Code held with the fake: every turn on the configured model with the dummy
     # key, each tool result a success.
     reqs = cc_api.requests
-    assert len(reqs) == 3 and all(r.status == 200 for r in reqs), [(r.status, r.body.get("model")) for r in reqs]
+    assert len(reqs) == 3, [(r.status, r.body.get("model")) for r in reqs]
+    assert all(r.status == 200 for r in reqs), [(r.status, r.body.get("model")) for r in reqs]
     assert {r.body["model"] for r in reqs} == {MODEL}
     assert {r.headers["x-api-key"] for r in reqs} == {FAKE_KEY}
     first = json.dumps(reqs[0].body["messages"])
-    assert "Greet people by name." in first and "## Spec commit 1 of 1" in first  # mdspec's prompt, on stdin
+    assert "Greet people by name." in first
+    assert "## Spec commit 1 of 1" in first  # mdspec's prompt, on stdin
     results = [b for r in reqs[1:] for m in r.body["messages"][-1:] for b in m["content"]
                if isinstance(b, dict) and b.get("type") == "tool_result"]
-    assert len(results) == 2 and not any(b.get("is_error") for b in results), results
+    assert len(results) == 2, results
+    assert not any(b.get("is_error") for b in results), results
 
     # The record: the model Claude Code reported and the usage it counted, which is what the fake billed.
     billed = {k: sum(r.usage[k] for r in reqs) for k in
@@ -164,10 +169,10 @@ def test_claude_code_preset_as_root_in_the_sandbox_lands_a_generated_commit(
     assert sorted(p.name for p in root_home.iterdir()) == ([".claude", ".claude.json"] if used_before else [])
 
 
-def _cli_result(log: Path) -> dict[str, object]:
+def _cli_result(log: Path) -> dict[str, Any]:
     for line in reversed(log.read_text().splitlines()):
         if line.startswith("{"):
-            data: dict[str, object] = json.loads(line)
+            data: dict[str, Any] = json.loads(line)
             return data
     raise AssertionError(f"no JSON result in {log}:\n{log.read_text()[-2000:]}")
 
@@ -193,7 +198,7 @@ BASH = {"name": "Bash", "description": "Run a command", "input_schema": {
     ("Bash", {"command": "ls", "timeout": True}, "Bash input.timeout: expected number, got bool"),
 ])
 def test_fake_checks_scripted_tool_calls_against_the_declared_tools(
-        name: str, tool_input: dict[str, object], problem: str | None) -> None:
+        name: str, tool_input: dict[str, Any], problem: str | None) -> None:
     api = FakeAPI(check_tools=True)  # not started: handle() is what the HTTP handler calls
     try:
         api.tool(name, **tool_input)

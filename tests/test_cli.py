@@ -29,7 +29,8 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], text: str) -> 
     assert proc.returncode == 1, proc
     assert proc.stderr.startswith("mdspec: error: "), proc.stderr
     assert text in proc.stderr
-    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("args", [["status"], ["run"], ["run", "--foreground"], ["apply"], ["log"],
@@ -117,20 +118,26 @@ def test_status_and_log_after_runs(mdrepo: Repo, tmp_path: Path) -> None:
     empty = last_run(mdrepo)
 
     info = json.loads(mdrepo.mdspec("status", "--json").stdout)
-    assert info["branch"] == "main" and info["repository"] == str(mdrepo.top)
-    assert info["running"] is None and info["worker_pid"] is None and info["queued"] == []
+    assert info["branch"] == "main"
+    assert info["repository"] == str(mdrepo.top)
+    assert info["running"] is None
+    assert info["worker_pid"] is None
+    assert info["queued"] == []
     assert info["config_error"] is None
     assert [r["id"] for r in info["runs"]] == [empty["id"], landed["id"]]
     assert info["runs"][1]["violations"] == ["spec/app.md (protected)"]
     assert info["runs"][1]["spec_commits"] == [spec]
     assert info["pending"] == []  # a run that changed nothing still implements (an empty generated commit)
-    assert empty["status"] == "empty" and empty["landed_as"] == mdrepo.head()
+    assert empty["status"] == "empty"
+    assert empty["landed_as"] == mdrepo.head()
 
     text = mdrepo.mdspec("status").stdout
     assert "running: nothing" in text
     assert "pending: nothing" in text
-    assert f"  {empty['id']}  empty" in text and "— the agent changed nothing" in text
-    assert f"  {landed['id']}  landed" in text and f"→ {landed['landed_as'][:10]}" in text
+    assert f"  {empty['id']}  empty" in text
+    assert "— the agent changed nothing" in text
+    assert f"  {landed['id']}  landed" in text
+    assert f"→ {landed['landed_as'][:10]}" in text
 
     log = mdrepo.mdspec("log", landed["id"]).stdout
     assert log.startswith(f"run {landed['id']}: landed — fast-forward\n")
@@ -140,11 +147,13 @@ def test_status_and_log_after_runs(mdrepo: Repo, tmp_path: Path) -> None:
     assert "agent output line" in log  # the command's output
     assert mdrepo.mdspec("log").stdout.startswith(f"run {empty['id']}: empty — the agent changed nothing")
     follow = mdrepo.mdspec("log", "-f", landed["id"])
-    assert follow.returncode == 0 and f"run {landed['id']}: landed" in follow.stdout
+    assert follow.returncode == 0
+    assert f"run {landed['id']}: landed" in follow.stdout
     assert_one_line_error(mdrepo.mdspec("log", "nope", check=False), "no run matching 'nope'")
     assert_one_line_error(mdrepo.mdspec("log", "2", check=False), "no run matching '2'")  # ambiguous prefix
     note = mdrepo.git("log", "-1", "--notes=mdspec", "--format=%N", landed["landed_as"])
-    assert f"mdspec run {landed['id']}" in note and "check: skipped" in note
+    assert f"mdspec run {landed['id']}" in note
+    assert "check: skipped" in note
 
 
 def test_status_of_a_held_run_says_how_to_apply(mdrepo: Repo, tmp_path: Path) -> None:

@@ -68,7 +68,8 @@ def test_config_errors_are_one_line_naming_file_and_key(repo: Repo, text: str, m
     assert code == 1
     assert out == ""
     assert err.startswith("mdspec: error: " + message), err
-    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
 
 
 def test_undecodable_config_file(repo: Repo) -> None:
@@ -86,7 +87,8 @@ def test_config_in_pyproject(repo: Repo) -> None:
     assert (code, err) == (0, "")
     assert out == "pyproject.toml: OK (backend command, watching spec/**, TASK.md)\n"
     cfg = config.load(repo.top)
-    assert cfg.check == "pytest -q" and cfg.agent.backend == "command"
+    assert cfg.check == "pytest -q"
+    assert cfg.agent.backend == "command"
     assert "pyproject.toml" in cfg.protected_globs
     repo.write("pyproject.toml", '[tool.mdspec]\nbogus = 1\n')
     code, _, err = validate(repo)
@@ -124,13 +126,16 @@ def test_defaults_and_derived_values(repo: Repo) -> None:
     assert cfg.agent.backend == "command"  # a command alone means the command backend
     assert cfg.agent.max_cost_usd == 2.0
     assert cfg.protected_globs == ("spec/**", "TASK.md", "AGENTS.md", "CLAUDE.md", ".mdspec.toml", "docs/**")
-    assert cfg.land_failing is True and cfg.background is True and cfg.check_rounds == 2
+    assert cfg.land_failing is True
+    assert cfg.background is True
+    assert cfg.check_rounds == 2
 
 
 def test_template_config_is_valid(repo: Repo) -> None:
     repo.mdspec("init", "--git-hook")
     code, out, _ = validate(repo)
-    assert code == 0 and out.startswith(".mdspec.toml: OK (backend anthropic")
+    assert code == 0
+    assert out.startswith(".mdspec.toml: OK (backend anthropic")
 
 
 def test_price_lookup_and_override() -> None:
@@ -151,7 +156,8 @@ def test_default_model_is_current_and_every_priced_id_is_a_real_one() -> None:
     assert {"claude-opus-5-5", "claude-sonnet-5-5"} <= set(config.DEFAULT_PRICES)
     assert time.strptime(config.PRICES_AS_OF, "%Y-%m-%d")
     for p in config.DEFAULT_PRICES.values():  # the 5-minute cache write costs more than input, a read less
-        assert p.cache_write > p.input > p.cache_read > 0 and p.output > p.input
+        assert p.cache_write > p.input > p.cache_read > 0
+        assert p.output > p.input
 
 
 def test_a_model_without_its_own_price_is_unknown_not_a_neighbours() -> None:
@@ -173,7 +179,8 @@ def test_a_price_is_set_for_a_new_model_in_the_config(repo: Repo) -> None:
     assert cfg.agent.price("claude-sonnet-5-5") == config.DEFAULT_PRICES["claude-sonnet-5-5"]  # the rest stay
     repo.configure('[agent.prices."claude-haiku-5-5"]\ninput = 0.1\n')
     code, _, err = validate(repo)
-    assert code == 1 and err == ('mdspec: error: .mdspec.toml: agent.prices.claude-haiku-5-5: missing output, '
+    assert code == 1
+    assert err == ('mdspec: error: .mdspec.toml: agent.prices.claude-haiku-5-5: missing output, '
                                  'cache_write, cache_read (USD per million tokens)\n')
 
 

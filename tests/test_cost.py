@@ -69,11 +69,14 @@ def test_per_day_per_spec_file_and_total_from_records_and_from_a_fresh_clone(cre
     total = info["total"]
     assert total["runs"] == 2  # found in the records and in the notes: counted once
     assert {k: total[k] for k in TOKENS} == summed([first, second])
-    assert total["cost_usd"] == pytest.approx(dollars, abs=1e-6) and total["unknown_cost_runs"] == 0
-    assert [d["day"] for d in info["days"]] == [today] and info["days"][0]["runs"] == 2
+    assert total["cost_usd"] == pytest.approx(dollars, abs=1e-6)
+    assert total["unknown_cost_runs"] == 0
+    assert [d["day"] for d in info["days"]] == [today]
+    assert info["days"][0]["runs"] == 2
     files = {f["file"]: f for f in info["spec_files"]}
     assert set(files) == {"spec/a.md", "spec/b.md"}
-    assert files["spec/a.md"]["runs"] == 2 and files["spec/b.md"]["runs"] == 1
+    assert files["spec/a.md"]["runs"] == 2
+    assert files["spec/b.md"]["runs"] == 1
     assert files["spec/b.md"]["cost_usd"] == pytest.approx(second["cost_usd"], abs=1e-6)
     assert {k: files["spec/b.md"][k] for k in TOKENS} == summed([second])
 
@@ -84,11 +87,13 @@ def test_per_day_per_spec_file_and_total_from_records_and_from_a_fresh_clone(cre
     assert row.split() == ["total", "2", f"{t['input_tokens']:,}", f"{t['output_tokens']:,}",
                            f"{t['cache_read_input_tokens']:,}", f"{t['cache_creation_input_tokens']:,}",
                            f"${dollars:.4f}"]
-    assert any(ln.startswith(today) for ln in text) and any(ln.startswith("spec/b.md ") for ln in text)
+    assert any(ln.startswith(today) for ln in text)
+    assert any(ln.startswith("spec/b.md ") for ln in text)
 
     clone = clone_with_notes(crepo, tmp_path)
     again = cost_json(clone)
-    assert again["total"]["runs"] == 2 and again["days"] == info["days"]
+    assert again["total"]["runs"] == 2
+    assert again["days"] == info["days"]
     assert {k: again["total"][k] for k in TOKENS} == {k: total[k] for k in TOKENS}
     assert again["total"]["cost_usd"] == pytest.approx(dollars, abs=1e-6)
     assert {f["file"]: f["runs"] for f in again["spec_files"]} == {"spec/a.md": 2, "spec/b.md": 1}
@@ -102,17 +107,20 @@ def test_unknown_costs_are_counted_never_summed_as_zero(crepo: Repo, fake_api: F
     crepo.commit("spec: b", {"spec/b.md": "# B\n"}, env=QUIET)
     crepo.mdspec("run", "--foreground", check=False)
     unknown = last_run(crepo)
-    assert unknown["status"] == "held" and unknown["cost_usd"] is None, unknown
+    assert unknown["status"] == "held", unknown
+    assert unknown["cost_usd"] is None, unknown
     crepo.mdspec("apply", unknown["id"])  # landed by hand: its note says the cost is unknown
 
     def check(info: dict[str, Any]) -> None:
         total = info["total"]
-        assert total["runs"] == 2 and total["unknown_cost_runs"] == 1
+        assert total["runs"] == 2
+        assert total["unknown_cost_runs"] == 1
         assert total["cost_usd"] is None  # not the priced run's dollars passed off as the whole
         assert total["known_cost_usd"] == pytest.approx(priced["cost_usd"], abs=1e-6)
         assert info["unknown_cost"] == [{"run": unknown["id"], "reason": f"no price for {UNPRICED}"}]
         files = {f["file"]: f for f in info["spec_files"]}
-        assert files["spec/b.md"]["cost_usd"] is None and files["spec/b.md"]["unknown_cost_runs"] == 1
+        assert files["spec/b.md"]["cost_usd"] is None
+        assert files["spec/b.md"]["unknown_cost_runs"] == 1
         assert files["spec/a.md"]["cost_usd"] == pytest.approx(priced["cost_usd"], abs=1e-6)
 
     check(cost_json(crepo))
@@ -138,15 +146,18 @@ def test_since_picks_the_days_and_a_bad_one_is_one_line(crepo: Repo, fake_api: F
     assert info["total"]["runs"] == 2
     for since in (today, "1d", "2d"):
         got = cost_json(crepo, "--since", since)
-        assert got["total"]["runs"] == 1 and got["days"][0]["day"] == today, since
+        assert got["total"]["runs"] == 1, since
+        assert got["days"][0]["day"] == today, since
         assert got["total"]["cost_usd"] == pytest.approx(new["cost_usd"], abs=1e-6)
     assert cost_json(crepo, "--since", "4d")["total"]["runs"] == 2
     assert cost_json(crepo, "--since", "2999-01-01")["total"]["runs"] == 0
     assert crepo.mdspec("cost", "--since", "2999-01-01").stdout == "mdspec cost: no runs (since 2999-01-01)\n"
     for bad in ("yesterday", "2026-13-01", "0d", "2026/11/01", ""):
         proc = crepo.mdspec("cost", "--since", bad, check=False)
-        assert proc.returncode == 1 and proc.stdout == "", (bad, proc)
-        assert proc.stderr.startswith(f"mdspec: error: --since {bad!r}: expected ") and proc.stderr.count("\n") == 1
+        assert proc.returncode == 1, (bad, proc)
+        assert proc.stdout == "", (bad, proc)
+        assert proc.stderr.startswith(f"mdspec: error: --since {bad!r}: expected ")
+        assert proc.stderr.count("\n") == 1
 
 
 def test_help_answers_what_it_shows_and_where_from(repo: Repo) -> None:
@@ -173,11 +184,16 @@ def test_note_round_trip_and_a_note_from_before_it_had_every_field() -> None:
     assert back is not None
     for key in ("id", "usage", "started", "spec_commits", "spec_files", "model"):
         assert back[key] == rec[key], key
-    assert back["cost_usd"] == 0.01234 and costs.cost_of(back) == 0.01234
+    assert back["cost_usd"] == 0.01234
+    assert costs.cost_of(back) == 0.01234
     unknown = costs.parse_note(costs.note_text({**rec, "cost_usd": None, "cost_unknown": "no price for m"}))
-    assert unknown is not None and costs.cost_of(unknown) is None and costs.unknown_why(unknown) == "no price for m"
+    assert unknown is not None
+    assert costs.cost_of(unknown) is None
+    assert costs.unknown_why(unknown) == "no price for m"
     older = costs.parse_note("mdspec run r1\nbackend: anthropic\nmodel: claude-sonnet-4-5\nturns: 2\n"
                             "input tokens: 5\noutput tokens: 6\ncache read tokens: 7\ncost: $0.5000\n")
-    assert older is not None and costs.tokens(older) == (5, 6, 7, 0) and costs.cost_of(older) == 0.5
+    assert older is not None
+    assert costs.tokens(older) == (5, 6, 7, 0)
+    assert costs.cost_of(older) == 0.5
     assert costs.parse_note("a note someone else wrote\n") is None
 

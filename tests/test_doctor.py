@@ -173,7 +173,9 @@ def test_model_is_checked_against_the_apis_model_list(repo: Repo, fake_api: Fake
     assert "OK   model: claude-sonnet-5-5 is available to this API key" in lines
     assert fake_api.model_lists == 2  # four models, two to a page: the SDK followed has_more/last_id
     price = next(ln for ln in lines if "price of claude-sonnet-5-5" in ln)
-    assert price.startswith("OK ") and f"as of {config.PRICES_AS_OF}" in price and "$2 in, $10 out" in price
+    assert price.startswith("OK ")
+    assert f"as of {config.PRICES_AS_OF}" in price
+    assert "$2 in, $10 out" in price
     # A dated id of a listed model is the same model.
     fake_api.models = ["claude-sonnet-5-5-20261001"]
     repo.write(".mdspec.toml", '[agent]\nmodel = "claude-sonnet-5-5"\n')
@@ -207,7 +209,9 @@ def test_model_list_failures_are_one_line(repo: Repo, fake_api: FakeAPI,  # noqa
     code, lines = lines_of(repo)
     assert code == 1
     bad = [ln for ln in lines if ln.startswith("FIX  model: could not list the API's models: ")]
-    assert len(bad) == 1 and "the API key was refused" in bad[0] and "status 401" in bad[0], lines
+    assert len(bad) == 1, lines
+    assert "the API key was refused" in bad[0], lines
+    assert "status 401" in bad[0], lines
 
 
 def test_no_key_no_model_list_request(repo: Repo, fake_api: FakeAPI,  # noqa: F811
@@ -215,5 +219,6 @@ def test_no_key_no_model_list_request(repo: Repo, fake_api: FakeAPI,  # noqa: F8
     repo.write(".mdspec.toml", "")
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     _, lines = lines_of(repo)
-    assert fake_api.model_lists == 0 and not any(ln.startswith(("OK   model:", "FIX  model:")) for ln in lines)
+    assert fake_api.model_lists == 0
+    assert not any(ln.startswith(("OK   model:", "FIX  model:")) for ln in lines)
     assert any(ln.startswith("OK   price of claude-sonnet-5-5") for ln in lines)  # the price needs no key

@@ -50,5 +50,6 @@ def test_task_md_is_the_task_and_deleting_it_starts_nothing(mdrepo: Repo) -> Non
     head = mdrepo.head()
     mdrepo.git("rm", "-q", "TASK.md")
     done = mdrepo.commit("task done", env=FOREGROUND)
-    assert mdrepo.head() == done and mdrepo.head("HEAD~1") == head
+    assert mdrepo.head() == done
+    assert mdrepo.head("HEAD~1") == head
     assert "pending: nothing" in mdrepo.mdspec("status").stdout

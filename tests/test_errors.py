@@ -22,14 +22,16 @@ def test_crash_log_records_versions_and_platform(repo: Repo, monkeypatch: pytest
     monkeypatch.chdir(repo.top)
     assert errors.run_guarded(_boom) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "internal error: RuntimeError: a bug" in err
+    assert err.count("\n") == 1
+    assert "internal error: RuntimeError: a bug" in err
     log = (repo.top / ".git" / "mdspec" / "error.log").read_text()
     git_version = subprocess.run(["git", "--version"], capture_output=True, text=True, check=True).stdout.strip()
     assert f"mdspec {mdspec.__version__}" in log
     assert git_version in log
     assert f"Python {platform.python_version()}" in log
     assert platform.platform() in log
-    assert "RuntimeError: a bug" in log and "Traceback" in log
+    assert "RuntimeError: a bug" in log
+    assert "Traceback" in log
 
 
 def test_a_failed_git_is_one_line_on_screen_and_whole_in_the_log(repo: Repo, monkeypatch: pytest.MonkeyPatch,
@@ -45,7 +47,8 @@ def test_a_failed_git_is_one_line_on_screen_and_whole_in_the_log(repo: Repo, mon
     assert errors.run_guarded(push) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
-    assert err.startswith("mdspec: error: git push --porcelain") and "error.log" in err
+    assert err.startswith("mdspec: error: git push --porcelain")
+    assert "error.log" in err
     log = (repo.top / ".git" / "mdspec" / "error.log").read_text()
     direct = subprocess.run(["git", *args], cwd=repo.top, capture_output=True, text=True)
     said = [ln for ln in (direct.stdout + direct.stderr).splitlines() if ln.strip()]

@@ -48,9 +48,11 @@ def flt(repo: Repo, api: FakeAPI, git_env: Path, tmp_path: Path,  # noqa: F811 -
 
 
 def assert_failed_cleanly(flt: Attack, out: Any, *needles: str) -> None:
-    assert out.code == 1 and out.rec["status"] == "failed", out.rec
+    assert out.code == 1, out.rec
+    assert out.rec["status"] == "failed", out.rec
     reason = out.rec["reason"]
-    assert "\n" not in reason and all(n in reason for n in needles), reason
+    assert "\n" not in reason, reason
+    assert all(n in reason for n in needles), reason
     flt.assert_untouched(out)  # nothing landed, nothing of the user's changed
 
 
@@ -58,7 +60,8 @@ def assert_next_run_lands(flt: Attack, name: str = "again.py") -> None:
     flt.api.script.clear()
     flt.finish(name)
     out = flt.run()
-    assert out.code == 0 and out.rec["status"] == "landed", out.rec
+    assert out.code == 0, out.rec
+    assert out.rec["status"] == "landed", out.rec
     assert (flt.repo.top / name).is_file()
     flt.assert_untouched(out)
 
@@ -132,7 +135,8 @@ def test_corrupted_run_json_and_queue_file(flt: Attack) -> None:
     (state / "queue" / "garbage").write_text("\x00\x01")
     for args in (["status"], ["log"], ["status", "--json"]):
         proc = flt.repo.mdspec(*args)
-        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr, proc.stderr
     assert "unreadable" in flt.repo.mdspec("status").stdout
     flt.finish("more.py")
     lines: list[str] = []
@@ -153,7 +157,9 @@ def test_config_made_invalid_while_a_run_waits_in_the_queue(flt: Attack) -> None
     lines: list[str] = []
     assert runner.work(flt.repo.top, None, lines.append) == 1
     errors = [ln for ln in lines if ln.startswith("mdspec: error:")]
-    assert len(errors) == 1 and ".mdspec.toml" in errors[0] and "sandbox" in errors[0], lines
+    assert len(errors) == 1, lines
+    assert ".mdspec.toml" in errors[0], lines
+    assert "sandbox" in errors[0], lines
     assert user_state(flt.repo) == before  # the user's half-edited config is theirs
     assert flt.api.requests == []
     status = flt.repo.mdspec("status").stdout
@@ -164,7 +170,8 @@ def test_config_made_invalid_while_a_run_waits_in_the_queue(flt: Attack) -> None
     assert [p["commit"] for p in pending] == [spec]
     flt.finish()
     out = flt.run()
-    assert out.rec["status"] == "landed" and out.rec["spec_commits"] == [spec]
+    assert out.rec["status"] == "landed"
+    assert out.rec["spec_commits"] == [spec]
 
 
 # --- concurrency ---------------------------------------------------------------------------------------------
@@ -225,7 +232,8 @@ def test_edits_staged_files_and_branch_switch_while_landing(mdrepo: Repo, tmp_pa
     run.release()
     assert user_state(mdrepo) == before
     rec = json.loads((mdrepo.state / "runs" / mdspec_newest(mdrepo) / "run.json").read_text())
-    assert rec["status"] == "held" and "main is not checked out (now topic)" in rec["reason"]
+    assert rec["status"] == "held"
+    assert "main is not checked out (now topic)" in rec["reason"]
     mdrepo.git("switch", "-q", "main")  # the edits and the staged file come along
     assert mdrepo.mdspec("apply").returncode == 0
     assert (mdrepo.top / "app.py").read_text().startswith("line 1 by the agent\n")
@@ -241,4 +249,6 @@ def test_status_and_log_survive_a_missing_state_dir(mdrepo: Repo) -> None:
     subprocess.run(["rm", "-rf", str(mdrepo.state)], check=True)
     assert mdrepo.mdspec("status").returncode == 0
     log = mdrepo.mdspec("log", check=False)
-    assert log.returncode == 1 and log.stderr.startswith("mdspec: error: no run yet") and "Traceback" not in log.stderr
+    assert log.returncode == 1
+    assert log.stderr.startswith("mdspec: error: no run yet")
+    assert "Traceback" not in log.stderr

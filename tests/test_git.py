@@ -101,7 +101,8 @@ def test_hook_variables_are_dropped_and_remote_settings_kept(repo: Repo, tmp_pat
     top = Path(git.run(["rev-parse", "--show-toplevel"], repo.top).stdout.strip())
     assert top.resolve() == repo.top.resolve()
     files = git.run(["ls-files"], repo.top).stdout.split()
-    assert "decoy.txt" not in files and files  # the repository's own index, not the hook's
+    assert "decoy.txt" not in files
+    assert files  # the repository's own index, not the hook's
 
 
 def test_a_child_of_a_real_hook_sees_the_config_not_the_hooks_index(repo: Repo, tmp_path: Path) -> None:

@@ -67,7 +67,8 @@ def assert_next_spec_runs_alone(repo: Repo) -> None:
     spec = spec_commit(repo, f"# next {n}\n", f"spec/next-{n}.md", env=FOREGROUND)
     assert len(runs(repo)) == n + 1
     rec = last_run(repo)
-    assert rec["spec_commits"] == [spec] and rec["status"] == "landed", rec
+    assert rec["spec_commits"] == [spec], rec
+    assert rec["status"] == "landed", rec
     assert trailers.values(repo.message(), trailers.IMPLEMENTS) == [spec]
     assert_nothing_pending(repo)
 
@@ -96,7 +97,8 @@ def test_rebase_onto_a_moved_main(hrepo: Repo, tmp_path: Path) -> None:
     before = len(runs(hrepo))
     out = hrepo.git("rebase", "main", env=FOREGROUND)
     assert "mdspec" not in out  # the hook said nothing: nothing started
-    assert len(runs(hrepo)) == before and queued(hrepo) == []
+    assert len(runs(hrepo)) == before
+    assert queued(hrepo) == []
     on_branch = shas_on(hrepo)
     assert not set(specs) & set(on_branch)  # every sha changed
     assert_nothing_pending(hrepo)
@@ -128,8 +130,10 @@ def test_rebase_i_reword_of_spec_commits(hrepo: Repo, tmp_path: Path) -> None:
                "GIT_EDITOR": "sed -i -e '1s/^/reworded: /'"}
     hrepo.git("rebase", "-i", "HEAD~4", env=editors)
     subjects = hrepo.log(4)
-    assert subjects[1].startswith("reworded: spec:") and subjects[3].startswith("reworded: spec:"), subjects
-    assert len(runs(hrepo)) == before and queued(hrepo) == []
+    assert subjects[1].startswith("reworded: spec:"), subjects
+    assert subjects[3].startswith("reworded: spec:"), subjects
+    assert len(runs(hrepo)) == before
+    assert queued(hrepo) == []
     assert_nothing_pending(hrepo)
     assert_fresh_clone_agrees(hrepo, tmp_path, "main", specs)
     assert_next_spec_runs_alone(hrepo)
@@ -156,12 +160,14 @@ def test_pull_rebase_in_a_second_clone(hrepo: Repo, tmp_path: Path) -> None:
     second.git("pull", "-q", "--rebase", env=FOREGROUND)
     assert second.head("HEAD~4") == hrepo.head()  # replayed on top of the first clone's commit
     assert not set(specs) & set(shas_on(second))
-    assert len(runs(second)) == before and queued(second) == []
+    assert len(runs(second)) == before
+    assert queued(second) == []
     assert_nothing_pending(second)
     second.git("push", "-q", "origin", "main")
     # The first clone brings them back with a pull of its own: nothing pending there either, no run.
     hrepo.git("pull", "-q", "--rebase", env=FOREGROUND)
-    assert hrepo.head() == second.head() and runs(hrepo) == []
+    assert hrepo.head() == second.head()
+    assert runs(hrepo) == []
     assert_nothing_pending(hrepo)
     assert_fresh_clone_agrees(second, tmp_path, "main", specs)
     assert_next_spec_runs_alone(second)
@@ -180,7 +186,8 @@ def test_cherry_pick_spec_and_generated_onto_another_branch(hrepo: Repo, tmp_pat
     assert trailers.is_generated(picked)
     if record_origin:
         assert f"(cherry picked from commit {generated})" in picked
-    assert len(runs(hrepo)) == before and queued(hrepo) == []
+    assert len(runs(hrepo)) == before
+    assert queued(hrepo) == []
     assert hrepo.head() != generated
     assert_nothing_pending(hrepo)
     hrepo.git("branch", "-q", "-D", "main")  # the originals are gone from this repository's branches too
@@ -199,7 +206,8 @@ def test_merge_squash_of_implemented_work(hrepo: Repo, tmp_path: Path) -> None:
     assert message.startswith("Squashed commit of the following:")
     assert f"    {trailers.IMPLEMENTS}: {specs[0]}" in message  # git indents the squashed messages
     assert "mdspec" not in out  # the hook started nothing and said nothing
-    assert len(runs(hrepo)) == before and queued(hrepo) == []
+    assert len(runs(hrepo)) == before
+    assert queued(hrepo) == []
     assert {"spec/s0.md", "spec/s1.md", "gen-0.txt", "gen-1.txt"} <= set(changed_paths(hrepo, "HEAD"))
     assert_nothing_pending(hrepo)
     hrepo.git("branch", "-q", "-D", "feature")
@@ -221,7 +229,8 @@ def test_a_change_undone_and_made_again_is_pending_again(hrepo: Repo) -> None:
     hrepo.git("rebase", "-i", f"{first}~1", env=editors)
     assert hrepo.log(7)[4].startswith("reworded: ")
     assert [p["commit"] for p in status(hrepo)["pending"]] == [hrepo.head()]
-    assert hrepo.head() != again and len(runs(hrepo)) == 3
+    assert hrepo.head() != again
+    assert len(runs(hrepo)) == 3
 
 
 # --- amend while a run goes on --------------------------------------------------------------------------
@@ -271,12 +280,15 @@ def test_amend_of_the_spec_commit_during_its_run(mdrepo: Repo, waiting: tuple[Pa
     amended = mdrepo.head()
     flag.write_text("go")
     first, second = settle(mdrepo, 2)
-    assert first["spec_commits"] == [spec] and first["status"] == "superseded", first
-    assert spec[:10] in first["reason"] and "not landed" in first["reason"]
+    assert first["spec_commits"] == [spec], first
+    assert first["status"] == "superseded", first
+    assert spec[:10] in first["reason"]
+    assert "not landed" in first["reason"]
     # Nothing is lost: the superseded result stays under its ref.
     assert mdrepo.head(f"refs/mdspec/results/{first['id']}") == first["result"]
     # The amended commit got a run of its own, once, and is what the branch says is implemented.
-    assert second["spec_commits"] == [amended] and second["status"] == "landed", second
+    assert second["spec_commits"] == [amended], second
+    assert second["status"] == "landed", second
     assert shas_on(mdrepo, n=3)[:2] == [mdrepo.head(), amended]
     assert trailers.values(mdrepo.message(), trailers.IMPLEMENTS) == [amended]
     assert mdrepo.git("log", "--format=%H", f"--grep={trailers.RUN}").split() == [mdrepo.head()]
@@ -293,7 +305,8 @@ def test_reword_amend_during_the_run_lands_once(mdrepo: Repo, waiting: tuple[Pat
     reworded = mdrepo.head()
     flag.write_text("go")
     (only,) = settle(mdrepo, 1)  # the reworded commit is the same change: implemented, no second run
-    assert only["spec_commits"] == [spec] and only["status"] == "landed", only
+    assert only["spec_commits"] == [spec], only
+    assert only["status"] == "landed", only
     assert mdrepo.head("HEAD~1") == reworded
     assert_nothing_pending(mdrepo)
     assert_fresh_clone_agrees(mdrepo, tmp_path, "main", [spec])
@@ -308,12 +321,15 @@ def test_a_new_task_committed_during_the_run_is_kept_for_the_next_run(mdrepo: Re
     flag.write_text("go")
     one, two = settle(mdrepo, 2)
     # The first result would remove TASK.md, which now holds a new task: it keeps it, and lands.
-    assert one["spec_commits"] == [first] and one["status"] == "landed", one
+    assert one["spec_commits"] == [first], one
+    assert one["status"] == "landed", one
     assert changed_paths(mdrepo, one["landed_as"]) == ["gen-0.txt"]
     assert "kept TASK.md" in mdrepo.message(one["landed_as"])
-    assert two["spec_commits"] == [second] and two["status"] == "landed", two
+    assert two["spec_commits"] == [second], two
+    assert two["status"] == "landed", two
     assert changed_paths(mdrepo, "HEAD") == ["TASK.md", "gen-1.txt"]  # the second task is done: removed
-    assert not (mdrepo.top / "TASK.md").exists() and mdrepo.status() == ""
+    assert not (mdrepo.top / "TASK.md").exists()
+    assert mdrepo.status() == ""
     assert_nothing_pending(mdrepo)
 
 
@@ -324,10 +340,13 @@ def test_empty_result_is_committed_and_a_second_clone_agrees(mdrepo: Repo, tmp_p
     set_agent(tmp_path, "print('the code already does this')\n")
     spec = spec_commit(mdrepo, env=FOREGROUND)
     rec = last_run(mdrepo)
-    assert rec["status"] == "empty" and rec["landed_as"] == mdrepo.head()
-    assert mdrepo.head("HEAD~1") == spec and changed_paths(mdrepo, "HEAD") == []
+    assert rec["status"] == "empty"
+    assert rec["landed_as"] == mdrepo.head()
+    assert mdrepo.head("HEAD~1") == spec
+    assert changed_paths(mdrepo, "HEAD") == []
     assert "nothing needed to change" in mdrepo.message()
-    assert len(runs(mdrepo)) == 1 and queued(mdrepo) == []
+    assert len(runs(mdrepo)) == 1
+    assert queued(mdrepo) == []
     assert_nothing_pending(mdrepo)
     assert_fresh_clone_agrees(mdrepo, tmp_path, "main", [])
     set_agent(tmp_path, COUNTING_AGENT)
@@ -337,14 +356,17 @@ def test_empty_result_is_committed_and_a_second_clone_agrees(mdrepo: Repo, tmp_p
 def test_task_md_is_removed_by_its_generated_commit(mdrepo: Repo, tmp_path: Path) -> None:
     task = mdrepo.commit("task: fix the greeting", {"TASK.md": "Fix the greeting.\n"}, env=FOREGROUND)
     rec = last_run(mdrepo)
-    assert rec["status"] == "landed" and rec["spec_commits"] == [task]
+    assert rec["status"] == "landed"
+    assert rec["spec_commits"] == [task]
     assert mdrepo.head("HEAD~1") == task
     assert mdrepo.git("diff-tree", "-r", "--no-commit-id", "--name-status", "HEAD").split() == [
         "D", "TASK.md", "A", "out.txt"]
     assert "removed TASK.md" in mdrepo.message()
-    assert not (mdrepo.top / "TASK.md").exists() and mdrepo.status() == ""
+    assert not (mdrepo.top / "TASK.md").exists()
+    assert mdrepo.status() == ""
     # The generated commit that deletes TASK.md started nothing, and nothing is pending.
-    assert len(runs(mdrepo)) == 1 and queued(mdrepo) == []
+    assert len(runs(mdrepo)) == 1
+    assert queued(mdrepo) == []
     assert_nothing_pending(mdrepo)
     assert_fresh_clone_agrees(mdrepo, tmp_path, "main", [])
 
@@ -366,6 +388,8 @@ def test_git_revert_of_the_commit_that_removed_task_md_starts_nothing(mdrepo: Re
     # The revert brings TASK.md back; like any revert of a generated commit, it waits for `mdspec run`.
     mdrepo.git("revert", "--no-edit", "HEAD", env=FOREGROUND)
     assert (mdrepo.top / "TASK.md").read_text() == "Fix the greeting.\n"
-    assert len(runs(mdrepo)) == 1 and queued(mdrepo) == []
+    assert len(runs(mdrepo)) == 1
+    assert queued(mdrepo) == []
     info = status(mdrepo)
-    assert info["pending"] == [] and [r["commit"] for r in info["reverted"]] == [task]
+    assert info["pending"] == []
+    assert [r["commit"] for r in info["reverted"]] == [task]

@@ -40,7 +40,8 @@ def assert_silent_skip(repo: Repo, env: dict[str, str] | None = None) -> None:
     proc = run_hook(repo, {**FOREGROUND, **(env or {})})  # foreground: a run, if started, would show here
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
     assert repo.head() == head
-    assert queued(repo) == [] and runs(repo) == []
+    assert queued(repo) == []
+    assert runs(repo) == []
 
 
 @pytest.fixture
@@ -101,7 +102,8 @@ def test_real_rebase_of_spec_commits_starts_nothing(mdrepo: Repo, tmp_path: Path
     log.unlink()
     mdrepo.git("rebase", "main", env=FOREGROUND)
     calls = log.read_text().split()
-    assert len(calls) == 2 and all("+rebase-merge" in c for c in calls), calls  # the hook ran, mid-rebase
+    assert len(calls) == 2, calls  # the hook ran, mid-rebase
+    assert all("+rebase-merge" in c for c in calls), calls
     assert mdrepo.log(4) == ["spec: two", "spec: one", "code", "set up mdspec"]
     assert not mdrepo.state.exists()  # no run, no queue, not even the hook cache
 
@@ -116,7 +118,8 @@ def test_real_cherry_pick_of_several_spec_commits_starts_nothing(mdrepo: Repo, t
     log.unlink()
     mdrepo.git("cherry-pick", one, two, env=FOREGROUND)
     calls = log.read_text().split()
-    assert len(calls) == 2 and all("+sequencer" in c for c in calls), calls
+    assert len(calls) == 2, calls
+    assert all("+sequencer" in c for c in calls), calls
     assert mdrepo.log(2) == ["spec: two", "spec: one"]
     assert not mdrepo.state.exists()
 
@@ -135,7 +138,8 @@ def test_merge_commit_concluding_a_conflict_starts_nothing(mdrepo: Repo, tmp_pat
     mdrepo.git("commit", "--no-edit", env=FOREGROUND)
     assert log.read_text().split() == ["+normal"]  # git has removed MERGE_HEAD by now: two parents decide it
     assert len(mdrepo.git("log", "-1", "--format=%P").split()) == 2
-    assert queued(mdrepo) == [] and runs(mdrepo) == []
+    assert queued(mdrepo) == []
+    assert runs(mdrepo) == []
 
 
 def test_skips_on_detached_head(mdrepo: Repo, spec_head: str) -> None:
@@ -144,7 +148,8 @@ def test_skips_on_detached_head(mdrepo: Repo, spec_head: str) -> None:
     # A real spec commit on a detached HEAD, through the installed hook.
     sha = mdrepo.commit("spec: detached", {"spec/b.md": "# B\n"}, env=FOREGROUND)
     assert mdrepo.head() == sha
-    assert queued(mdrepo) == [] and runs(mdrepo) == []
+    assert queued(mdrepo) == []
+    assert runs(mdrepo) == []
 
 
 def test_skips_a_generated_commit(mdrepo: Repo) -> None:
@@ -159,7 +164,8 @@ def test_skips_a_generated_commit(mdrepo: Repo) -> None:
     mdrepo.git("add", "-A")
     mdrepo.git("commit", "-q", "-m", message.replace("something", "more"), env=FOREGROUND)
     assert mdrepo.log(1) == ["mdspec: more"]
-    assert queued(mdrepo) == [] and runs(mdrepo) == []
+    assert queued(mdrepo) == []
+    assert runs(mdrepo) == []
 
 
 def test_skips_a_commit_that_touches_no_watched_path(mdrepo: Repo) -> None:
@@ -172,7 +178,8 @@ def test_an_empty_commit_is_skipped_quietly(mdrepo: Repo) -> None:
     out = mdrepo.git("commit", "--allow-empty", "-m", "empty", env=FOREGROUND)
     assert "mdspec" not in out
     assert mdrepo.log(1) == ["empty"]
-    assert queued(mdrepo) == [] and runs(mdrepo) == []
+    assert queued(mdrepo) == []
+    assert runs(mdrepo) == []
     assert not (mdrepo.state / "error.log").exists()
 
 
@@ -182,15 +189,18 @@ def test_amend_of_a_non_spec_commit_starts_nothing(mdrepo: Repo) -> None:
     mdrepo.git("add", "-A")
     mdrepo.git("commit", "--amend", "-m", "code, amended", env=FOREGROUND)
     assert mdrepo.log(2) == ["code, amended", "set up mdspec"]
-    assert queued(mdrepo) == [] and runs(mdrepo) == []
+    assert queued(mdrepo) == []
+    assert runs(mdrepo) == []
 
 
 def test_sets_up_commit_is_announced_not_run(repo: Repo) -> None:
     repo.mdspec("init", "--git-hook")
     sha = repo.commit("set up mdspec", env=FOREGROUND)
-    assert repo.head() == sha and repo.log(1) == ["set up mdspec"]
+    assert repo.head() == sha
+    assert repo.log(1) == ["set up mdspec"]
     assert "sets mdspec up" in repo.last_output
-    assert runs(repo) == [] and queued(repo) == []
+    assert runs(repo) == []
+    assert queued(repo) == []
 
 
 # --- complaints: one line, non-zero --------------------------------------------------------------------
@@ -200,14 +210,16 @@ def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
     assert proc.returncode != 0
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mdspec: error: "), proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("mdspec: error: "), proc.stderr
     return lines[0]
 
 
 def test_without_mdspec_init(repo: Repo) -> None:
     repo.commit("spec", {"spec/app.md": "# App\n"})
     line = _one_line(run_hook(repo))
-    assert ".mdspec.toml" in line and "mdspec init" in line
+    assert ".mdspec.toml" in line
+    assert "mdspec init" in line
     assert not repo.state.exists()
 
 
@@ -268,7 +280,9 @@ def assert_silent_skip_keeps_runs(repo: Repo, head: str) -> None:
     before = runs(repo)
     proc = run_hook(repo, FOREGROUND)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
-    assert repo.head() == head and runs(repo) == before and queued(repo) == []
+    assert repo.head() == head
+    assert runs(repo) == before
+    assert queued(repo) == []
 
 
 def _modules_after_hook(repo: Repo) -> tuple[int, set[str], str]:
@@ -337,7 +351,8 @@ def _git_commit(repo: Repo, message: str, files: dict[str, str],
 def _mdspec_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout + proc.stderr
-    assert "Traceback" not in out and "internal error" not in out, out
+    assert "Traceback" not in out, out
+    assert "internal error" not in out, out
     return [ln for ln in out.splitlines() if ln.startswith("mdspec:")]
 
 
@@ -354,13 +369,17 @@ def test_state_dir_that_is_a_file_is_one_line_and_the_commit_stands(mdrepo: Repo
     proc = _git_commit(mdrepo, "spec: app", {"spec/app.md": "# App\n"})
     lines = _mdspec_lines(proc)
     assert len(lines) == 1, proc.stdout + proc.stderr
-    assert lines[0].startswith("mdspec: error: spec commit ") and "not queued" in lines[0]
-    assert str(mdrepo.state) in lines[0] and "mdspec run" in lines[0]
-    assert mdrepo.head("HEAD~1") == before and mdrepo.log(1) == ["spec: app"]
+    assert lines[0].startswith("mdspec: error: spec commit ")
+    assert "not queued" in lines[0]
+    assert str(mdrepo.state) in lines[0]
+    assert "mdspec run" in lines[0]
+    assert mdrepo.head("HEAD~1") == before
+    assert mdrepo.log(1) == ["spec: app"]
     # A commit that starts nothing says only that the cache cannot be written, once.
     proc = _git_commit(mdrepo, "code", {"src/a.py": "a = 1\n"})
     lines = _mdspec_lines(proc)
-    assert len(lines) == 1 and lines[0].startswith("mdspec: warning: cannot write the hook cache"), lines
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("mdspec: warning: cannot write the hook cache"), lines
     assert mdrepo.log(1) == ["code"]
 
 
@@ -369,7 +388,9 @@ def test_queue_that_is_a_file_is_one_line(mdrepo: Repo) -> None:
     (mdrepo.state / "queue").write_text("oops\n")
     proc = _git_commit(mdrepo, "spec: app", {"spec/app.md": "# App\n"})
     lines = _mdspec_lines(proc)
-    assert len(lines) == 1 and "not queued" in lines[0] and "queue" in lines[0], lines
+    assert len(lines) == 1, lines
+    assert "not queued" in lines[0], lines
+    assert "queue" in lines[0], lines
     assert mdrepo.log(1) == ["spec: app"]
     assert runs(mdrepo) == []
 
@@ -379,7 +400,9 @@ def test_worker_that_cannot_start_is_one_line_and_stays_queued(mdrepo: Repo) -> 
     (mdrepo.state / "worker.log").mkdir()  # the worker's log cannot be opened
     proc = _git_commit(mdrepo, "spec: app", {"spec/app.md": "# App\n"})
     lines = _mdspec_lines(proc)
-    assert len(lines) == 1 and "queued but no worker started" in lines[0] and "worker.log" in lines[0], lines
+    assert len(lines) == 1, lines
+    assert "queued but no worker started" in lines[0], lines
+    assert "worker.log" in lines[0], lines
     sha = mdrepo.head()
     assert queued(mdrepo) == [sha]
 
@@ -393,7 +416,8 @@ def test_a_bug_in_the_hook_is_one_line_and_exit_0(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(hook, "post_commit", broken)
     assert commands_hook.post_commit() == 0
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("mdspec: internal error in the post-commit hook: KeyError")
+    assert err.count("\n") == 1
+    assert err.startswith("mdspec: internal error in the post-commit hook: KeyError")
     assert "Traceback" not in err
     log = err.split("traceback in ", 1)[1].split(")", 1)[0]
     assert "surprise" in Path(log).read_text()
@@ -418,7 +442,8 @@ def test_skip_mdspec_commits_a_spec_change_without_a_run(repo: Repo, tmp_path: P
     assert proc.returncode == 0, proc.stderr
     assert "Skipped" in proc.stdout + proc.stderr  # pre-commit says it skipped the hook
     assert repo.log(1) == ["spec: quiet"]
-    assert queued(repo) == [] and runs(repo) == []
+    assert queued(repo) == []
+    assert runs(repo) == []
     # The control: the same kind of commit without SKIP queues a run.
     proc = _git_commit(repo, "spec: loud", {"spec/b.md": "# B\n"}, env={"MDSPEC_RUNNING": ""})
     assert "queued" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
@@ -432,7 +457,9 @@ def test_hook_cache_in_the_way_is_a_warning_and_the_spec_commit_still_queues(mdr
     cache.mkdir()
     proc = _git_commit(mdrepo, "code", {"src/a.py": "a = 1\n"})
     lines = _mdspec_lines(proc)
-    assert len(lines) == 1 and lines[0].startswith("mdspec: warning:") and f"{cache}: Is a directory" in lines[0]
+    assert len(lines) == 1
+    assert lines[0].startswith("mdspec: warning:")
+    assert f"{cache}: Is a directory" in lines[0]
     assert [p.name for p in mdrepo.state.iterdir() if p.name.startswith("hook-cache.")] == []  # no litter
     _git_commit(mdrepo, "spec: app", {"spec/app.md": "# App\n"}, env=RUNNING)
     proc = run_hook(mdrepo, {"MDSPEC_FOREGROUND": ""})

@@ -83,7 +83,8 @@ def test_init_creates_starters_and_commits_nothing(repo: Repo) -> None:
     assert repo.git("diff", "--cached", "--name-only") == ""
     assert repo.log() == ["initial"]
     hook = repo.top / ".git" / "hooks" / "post-commit"
-    assert os.access(hook, os.X_OK) and "pre-commit" in hook.read_text()
+    assert os.access(hook, os.X_OK)
+    assert "pre-commit" in hook.read_text()
 
 
 def test_config_starter_shows_every_key_commented(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,7 +119,8 @@ def test_existing_files_are_not_overwritten(repo: Repo) -> None:
     assert (repo.top / "AGENTS.md").read_text() == "# our own agent rules\n"
     assert (repo.top / "spec/README.md").read_text() == "# our spec\n"
     assert (repo.top / ".mdspec.toml").read_text() == 'notes_dir = "docs/agent-notes"\n'
-    assert "created AGENTS.md" not in out and "created .mdspec.toml" not in out
+    assert "created AGENTS.md" not in out
+    assert "created .mdspec.toml" not in out
     # The notes starter goes where the existing config says notes live.
     assert (repo.top / "docs/agent-notes/README.md").is_file()
     assert not (repo.top / "notes").exists()
@@ -134,7 +136,8 @@ def test_init_twice_changes_nothing(repo: Repo, args: tuple[str, ...]) -> None:
     out = repo.mdspec("init", *args).stdout
     assert _tree_hashes(repo) == before
     assert repo.head() == head
-    assert "created" not in out and "updated" not in out
+    assert "created" not in out
+    assert "updated" not in out
 
 
 # --- .pre-commit-config.yaml -------------------------------------------------------------------------
@@ -154,7 +157,8 @@ def test_existing_pre_commit_config_keeps_comments_and_repos(repo: Repo) -> None
     before = yaml.safe_load(USER_CONFIG)
     assert data["repos"][0] == before["repos"][0]
     assert data["repos"][1]["hooks"][0]["id"] == "mdspec"
-    assert data["fail_fast"] is False and data["minimum_pre_commit_version"] == "3.0"
+    assert data["fail_fast"] is False
+    assert data["minimum_pre_commit_version"] == "3.0"
     assert data["default_install_hook_types"] == ["pre-commit", "post-commit"]
     check = subprocess.run([sys.executable, "-m", "pre_commit", "validate-config", ".pre-commit-config.yaml"],
                            cwd=repo.top, capture_output=True, text=True)
@@ -207,7 +211,8 @@ def test_edit_is_idempotent_and_partial() -> None:
     # The type present but not the hook: only the hook is added.
     only_type = "default_install_hook_types: [post-commit]\nrepos:\n  - repo: local\n    hooks: []\n"
     added = edit_pre_commit_config(only_type, LOCAL)
-    assert added is not None and added.count("default_install_hook_types") == 1
+    assert added is not None
+    assert added.count("default_install_hook_types") == 1
     assert yaml.safe_load(added)["default_install_hook_types"] == ["post-commit"]
 
 
@@ -244,7 +249,8 @@ def test_remote_form_is_pinned(repo: Repo) -> None:
 def test_remote_form_needs_rev(repo: Repo) -> None:
     proc = repo.mdspec("init", "--pre-commit-repo", "https://example.invalid/mdspec.git", check=False)
     _one_line_error(proc, "--rev")
-    assert not (repo.top / ".mdspec.toml").exists() and not (repo.top / ".pre-commit-config.yaml").exists()
+    assert not (repo.top / ".mdspec.toml").exists()
+    assert not (repo.top / ".pre-commit-config.yaml").exists()
 
 
 # --- the plain git hook ----------------------------------------------------------------------------
@@ -254,7 +260,9 @@ def test_git_hook_installs_the_shim(repo: Repo) -> None:
     repo.mdspec("init", "--git-hook")
     hook = repo.top / ".git" / "hooks" / "post-commit"
     text = hook.read_text()
-    assert install.SHIM_MARKER in text and "hook post-commit" in text and "@MDSPEC@" not in text
+    assert install.SHIM_MARKER in text
+    assert "hook post-commit" in text
+    assert "@MDSPEC@" not in text
     assert os.access(hook, os.X_OK)
     assert not (repo.top / ".pre-commit-config.yaml").exists()
 
@@ -291,7 +299,8 @@ def test_git_hook_goes_to_core_hooks_path_and_chains_what_is_there(repo: Repo, t
     repo.git("config", "core.hooksPath", "githooks")
     out = repo.mdspec("init", "--git-hook").stdout
     assert "post-commit.legacy" in out
-    assert (repo.top / ".mdspec.toml").is_file() and (repo.top / "spec" / "README.md").is_file()
+    assert (repo.top / ".mdspec.toml").is_file()
+    assert (repo.top / "spec" / "README.md").is_file()
     shim = hooks / "post-commit"
     assert install.SHIM_MARKER in shim.read_text()
     assert os.access(shim, os.X_OK)
@@ -333,8 +342,10 @@ def test_git_hook_leaves_a_hook_that_already_calls_mdspec(repo: Repo) -> None:
 def test_without_git_hook_prints_the_line_to_add(repo: Repo) -> None:
     repo.git("config", "core.hooksPath", "githooks")
     proc = repo.mdspec("init")
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr
-    assert (repo.top / ".mdspec.toml").is_file() and (repo.top / "AGENTS.md").is_file()
+    assert proc.returncode == 0
+    assert "Traceback" not in proc.stderr
+    assert (repo.top / ".mdspec.toml").is_file()
+    assert (repo.top / "AGENTS.md").is_file()
     lines = [ln for ln in proc.stdout.splitlines() if "core.hooksPath" in ln]
     assert len(lines) == 1, proc.stdout
     assert "`mdspec hook post-commit`" in lines[0]
@@ -374,7 +385,8 @@ def test_init_in_a_subdirectory_sets_up_the_top(tmp_path: Path) -> None:
     sub.mkdir(parents=True)
     proc = subprocess.run([sys.executable, "-m", "mdspec", "init"], cwd=sub, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert (r.top / ".mdspec.toml").is_file() and (r.top / ".pre-commit-config.yaml").is_file()
+    assert (r.top / ".mdspec.toml").is_file()
+    assert (r.top / ".pre-commit-config.yaml").is_file()
     assert not (sub / ".mdspec.toml").exists()
 
 
@@ -390,7 +402,8 @@ def test_remote_rev_stays_a_string(repo: Repo, rev: str) -> None:
     url = "https://example.invalid/mdspec.git"
     repo.mdspec("init", "--pre-commit-repo", url, "--rev", rev)
     data = yaml.safe_load((repo.top / ".pre-commit-config.yaml").read_text())
-    assert data["repos"][0]["rev"] == rev and data["repos"][0]["repo"] == url
+    assert data["repos"][0]["rev"] == rev
+    assert data["repos"][0]["repo"] == url
     check = subprocess.run([sys.executable, "-m", "pre_commit", "validate-config", ".pre-commit-config.yaml"],
                            cwd=repo.top, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr

@@ -74,7 +74,8 @@ def test_clean_fast_forward_keeps_unrelated_edits(app_repo: Repo, tmp_path: Path
     app_repo.write("README.md", "# project\nedited, not staged\n")  # dirty, not touched by the run
     run.release()
     rec = last_run(app_repo)
-    assert rec["status"] == "landed" and rec["reason"] == "fast-forward"
+    assert rec["status"] == "landed"
+    assert rec["reason"] == "fast-forward"
     assert (app_repo.top / "app.py").read_text().startswith("line 1 by the agent\n")
     assert (app_repo.top / "notes.txt").read_text() == "my scratch notes\n"
     assert (app_repo.top / "README.md").read_text() == "# project\nedited, not staged\n"
@@ -94,11 +95,13 @@ def test_user_edits_the_file_the_run_changes(app_repo: Repo, tmp_path: Path) -> 
     assert "mdspec apply" in rec["reason"]
     result = app_repo.git("rev-parse", f"refs/mdspec/results/{rec['id']}").strip()
     status = app_repo.mdspec("status").stdout
-    assert "held" in status and "app.py" in status
+    assert "held" in status
+    assert "app.py" in status
     # Still dirty: apply refuses and says why, still nothing lost.
     proc = app_repo.mdspec("apply", check=False)
     assert proc.returncode == 1
-    assert "held" in proc.stdout and "app.py" in proc.stdout
+    assert "held" in proc.stdout
+    assert "app.py" in proc.stdout
     assert user_state(app_repo) == before
     assert last_run(app_repo)["status"] == "held"
     # The user stashes the edit: apply lands the result, and the edit comes back on top.
@@ -110,7 +113,8 @@ def test_user_edits_the_file_the_run_changes(app_repo: Repo, tmp_path: Path) -> 
     assert (app_repo.top / "app.py").read_text() == APP.replace("line 1\n", "line 1 by the agent\n") + (
         "line 7 by the user\n")
     rec = last_run(app_repo)
-    assert rec["status"] == "landed" and rec["landed_as"] == result
+    assert rec["status"] == "landed"
+    assert rec["landed_as"] == result
     assert "nothing: every spec commit" in app_repo.mdspec("status").stdout
     assert_next_run_lands(app_repo, tmp_path)
 
@@ -123,7 +127,8 @@ def test_user_commits_their_edit_then_applies(app_repo: Repo, tmp_path: Path) ->
     user = app_repo.commit("user: line 7")
     assert app_repo.mdspec("apply").returncode == 0
     rec = last_run(app_repo)
-    assert rec["status"] == "landed" and rec["reason"].startswith("rebased onto")
+    assert rec["status"] == "landed"
+    assert rec["reason"].startswith("rebased onto")
     assert app_repo.head("HEAD~1") == user
     assert (app_repo.top / "app.py").read_text() == APP.replace("line 1\n", "line 1 by the agent\n") + (
         "line 7 by the user\n")
@@ -136,7 +141,8 @@ def _held_then_user_commits(app_repo: Repo, tmp_path: Path) -> tuple[dict[str, A
     app_repo.write("app.py", APP.replace("line 1\n", "line 1 by the user\n"))
     run.release()
     rec = last_run(app_repo)
-    assert rec["status"] == "held" and "app.py" in rec["reason"]
+    assert rec["status"] == "held"
+    assert "app.py" in rec["reason"]
     user = app_repo.commit("user: line 1")
     return rec, user
 
@@ -149,9 +155,11 @@ def test_apply_after_the_user_committed_the_blocking_edit_merges_with_git(app_re
     assert "git cherry-pick --continue" in proc.stdout
     # git's own conflict state: markers in the file, CHERRY_PICK_HEAD, the branch not moved yet.
     assert "<<<<<<<" in (app_repo.top / "app.py").read_text()
-    assert (app_repo.top / ".git" / "CHERRY_PICK_HEAD").exists() and app_repo.head() == user
+    assert (app_repo.top / ".git" / "CHERRY_PICK_HEAD").exists()
+    assert app_repo.head() == user
     again = app_repo.mdspec("apply", check=False)
-    assert again.returncode == 1 and "being merged by `git cherry-pick`" in again.stderr
+    assert again.returncode == 1
+    assert "being merged by `git cherry-pick`" in again.stderr
     app_repo.write("app.py", APP.replace("line 1\n", "line 1 by both\n"))
     app_repo.git("add", "app.py")
     app_repo.git("cherry-pick", "--continue", env={"GIT_EDITOR": "true"})
@@ -162,7 +170,8 @@ def test_apply_after_the_user_committed_the_blocking_edit_merges_with_git(app_re
     status = app_repo.mdspec("status").stdout
     assert "nothing: every spec commit" in status
     done = last_run(app_repo)
-    assert done["status"] == "landed" and done["landed_as"] == app_repo.head()
+    assert done["status"] == "landed"
+    assert done["landed_as"] == app_repo.head()
     assert not app_repo.git("for-each-ref", "refs/mdspec/results/").strip()
 
 
@@ -174,7 +183,8 @@ def test_apply_merge_aborted_by_the_user_stays_held(app_repo: Repo, tmp_path: Pa
     assert user_state(app_repo) == before
     assert f"`mdspec apply {rec['id']}` tries again" in app_repo.mdspec("status").stdout
     held = last_run(app_repo)
-    assert held["status"] == "held" and not held.get("merging")
+    assert held["status"] == "held"
+    assert not held.get("merging")
     assert app_repo.head(f"refs/mdspec/results/{rec['id']}") == rec["result"]
 
 
@@ -210,7 +220,8 @@ def test_user_switches_branch_while_running(app_repo: Repo, tmp_path: Path) -> N
     app_repo.git("switch", "-q", "main")
     assert app_repo.mdspec("apply").returncode == 0
     rec = last_run(app_repo)
-    assert rec["status"] == "landed" and rec["reason"] == "fast-forward"
+    assert rec["status"] == "landed"
+    assert rec["reason"] == "fast-forward"
     assert trailers.values(app_repo.message(), trailers.RUN) == [rec["id"]]
     assert (app_repo.top / "topic.txt").read_text() == "work on topic\n"  # untracked, carried along
 
@@ -366,11 +377,15 @@ def test_a_refused_landing_touches_nothing_and_leaves_no_journal(app_repo: Repo,
     index = app_repo.top / ".git" / "index"
     before, index_bytes = user_state(app_repo), index.read_bytes()
     landing = land.land(GitRepo(app_repo.top), "refs/heads/main", result, "r-refused")
-    assert not landing.landed and not landing.busy
+    assert not landing.landed
+    assert not landing.busy
     assert landing.reason == "your uncommitted changes touch files the run changed: app.py"
-    assert user_state(app_repo) == before and index.read_bytes() == index_bytes and app_repo.head() == head
+    assert user_state(app_repo) == before
+    assert index.read_bytes() == index_bytes
+    assert app_repo.head() == head
     state = app_repo.top / ".git" / "mdspec"
-    assert not (state / land.JOURNAL).exists() and not (state / "landing").exists()
+    assert not (state / land.JOURNAL).exists()
+    assert not (state / "landing").exists()
     assert not (app_repo.top / ".git" / "index.lock").exists()
 
 
@@ -386,6 +401,7 @@ def test_an_entry_whose_stat_data_alone_is_stale_still_lands(app_repo: Repo, tmp
     assert "app.py" in app_repo.git("diff-files", "--name-only")  # the index's stat data is stale
     landing = land.land(GitRepo(app_repo.top), "refs/heads/main", result, "r-stale")
     assert landing.landed, landing.reason
-    assert app_repo.head() == result and app_py.read_text() == new_text
+    assert app_repo.head() == result
+    assert app_py.read_text() == new_text
     assert app_repo.status() == " M README.md\n"
     assert not (app_repo.top / ".git" / "mdspec" / land.JOURNAL).exists()

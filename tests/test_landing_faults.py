@@ -133,17 +133,20 @@ def test_disk_full_while_git_writes_the_checkout_is_undone_and_held(disk: Disk) 
 
     rec = last_run(repo)
     assert rec["status"] == "held", rec
-    assert "no space left on device" in rec["reason"] and "\n" not in rec["reason"], rec["reason"]
+    assert "no space left on device" in rec["reason"], rec["reason"]
+    assert "\n" not in rec["reason"], rec["reason"]
     assert "nothing landed; the checkout was put back" in rec["reason"]
     assert user_state(repo) == before  # no partial big.bin, index and branch as they were
-    assert not (repo.top / "big.bin").exists() and repo.head() == spec
+    assert not (repo.top / "big.bin").exists()
+    assert repo.head() == spec
     assert_no_leftovers(repo)
     assert repo.head(f"refs/mdspec/results/{rec['id']}") == rec["result"]
 
     disk.empty()
     proc = repo.mdspec("apply")
     assert f"run {rec['id']} landed" in proc.stdout
-    assert repo.head() == rec["result"] and repo.status() == ""
+    assert repo.head() == rec["result"]
+    assert repo.status() == ""
     assert len((repo.top / "big.bin").read_bytes()) == BIG
     assert_no_leftovers(repo)
 
@@ -175,31 +178,40 @@ def test_disk_full_when_even_the_undo_fails_keeps_the_lock_until_status_finishes
     rec = last_run(repo)
     assert rec["status"] == "failed", rec
     reason = rec["reason"]
-    assert "no space left on device" in reason and "could not be undone" in reason, reason
+    assert "no space left on device" in reason, reason
+    assert "could not be undone" in reason, reason
     assert "free some disk space, then run `mdspec status`: it finishes the undo" in reason
     assert repo.head() == spec
-    assert (repo.state / "landing.json").exists() and (repo.top / ".git" / "index.lock").exists()
+    assert (repo.state / "landing.json").exists()
+    assert (repo.top / ".git" / "index.lock").exists()
     refused = subprocess.run(["git", "commit", "--allow-empty", "-m", "user"], cwd=repo.top,
                              capture_output=True, text=True)
-    assert refused.returncode != 0 and "index.lock" in refused.stderr
+    assert refused.returncode != 0
+    assert "index.lock" in refused.stderr
     assert [p.name for p in repo.top.iterdir() if p.name.startswith(".data.bin")] == []  # no half copy
 
     # Still full: status says what is wrong and what to do, and changes nothing.
     full = repo.mdspec("status")
     assert "free some disk space" in full.stdout, full.stdout
-    assert (repo.state / "landing.json").exists() and repo.head() == spec
+    assert (repo.state / "landing.json").exists()
+    assert repo.head() == spec
 
     disk.empty()
     out = repo.mdspec("status").stdout
-    assert f"run {rec['id']} was recovered: held" in out and "recovery finished undoing the landing" in out, out
+    assert f"run {rec['id']} was recovered: held" in out, out
+    assert "recovery finished undoing the landing" in out, out
     assert (repo.top / "data.bin").read_bytes() == old_data
-    assert repo.head() == spec and repo.status() == "" and repo.git("diff", "--cached") == ""
+    assert repo.head() == spec
+    assert repo.status() == ""
+    assert repo.git("diff", "--cached") == ""
     assert_no_leftovers(repo)
     held = last_run(repo)
-    assert held["id"] == rec["id"] and held["status"] == "held", held
+    assert held["id"] == rec["id"], held
+    assert held["status"] == "held", held
     assert repo.head(f"refs/mdspec/results/{rec['id']}") == rec["result"]
     assert repo.mdspec("apply").returncode == 0
-    assert repo.head() == rec["result"] and (repo.top / "data.bin").read_text() == "small now\n"
+    assert repo.head() == rec["result"]
+    assert (repo.top / "data.bin").read_text() == "small now\n"
     assert repo.status() == ""
 
 
@@ -228,9 +240,12 @@ def test_disk_full_during_a_run_fails_it_and_the_next_run_lands(disk: Disk, tmp_
 
     rec = last_run(repo)
     assert rec["status"] == "failed", rec  # not `running` forever: run.json was rewritten in place
-    assert "no space left on device" in rec["reason"].lower() and "\n" not in rec["reason"], rec["reason"]
-    assert "ended" in rec and "stage" not in rec
-    assert user_state(repo) == before and repo.head() == spec
+    assert "no space left on device" in rec["reason"].lower(), rec["reason"]
+    assert "\n" not in rec["reason"], rec["reason"]
+    assert "ended" in rec
+    assert "stage" not in rec
+    assert user_state(repo) == before
+    assert repo.head() == spec
     assert_no_leftovers(repo)
     # (git itself may leave a `tmp_obj_*` in .git/objects when its write fails; `git prune` expires it.)
     assert queued(repo) == []
@@ -252,9 +267,9 @@ def test_state_writes_on_a_full_disk_leave_no_temp_files(disk: Disk) -> None:
     # An existing run.json is rewritten in place; a new one cannot be written, and says so.
     records.write(rdir, {"id": "r1", "status": "failed", "reason": "no space left on device"})
     assert records.read(rdir)["status"] == "failed"
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left on device"):
         records.write(state / "runs" / "r2", {"id": "r2", "status": "running", "reason": "x" * 5000})
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left on device"):
         triggers.enqueue(str(state), "a" * 40, "refs/heads/main\n" + "x" * 5000)
     assert triggers.entries(str(state)) == []
     assert_no_leftovers(repo)
@@ -277,8 +292,10 @@ def test_gc_prune_now_during_a_run_keeps_the_result(mdrepo: Repo, tmp_path: Path
     wait_worker_done(repo)
     done = last_run(repo)
     assert done["status"] == "landed", done
-    assert repo.head() == rec["result"] and repo.head("HEAD~1") == spec
-    assert len((repo.top / "big.bin").read_bytes()) == BIG and repo.status() == ""
+    assert repo.head() == rec["result"]
+    assert repo.head("HEAD~1") == spec
+    assert len((repo.top / "big.bin").read_bytes()) == BIG
+    assert repo.status() == ""
     assert repo.git("for-each-ref", "refs/mdspec/results") == ""  # landing dropped the ref
     assert_no_leftovers(repo)
 
@@ -296,11 +313,15 @@ def test_a_hold_that_cannot_be_written_fails_the_run_and_never_offers_apply(mdre
     wait_worker_done(repo)
 
     failed = last_run(repo)
-    assert failed["id"] == rec["id"] and failed["status"] == "failed", failed
+    assert failed["id"] == rec["id"], failed
+    assert failed["status"] == "failed", failed
     reason = failed["reason"]
     assert f"could not keep the result {rec['result'][:12]} as refs/mdspec/results/{rec['id']}" in reason, reason
-    assert "the result was not landed" in reason and "mdspec apply" not in reason and "\n" not in reason
-    assert user_state(repo) == before and repo.head() == spec
+    assert "the result was not landed" in reason
+    assert "mdspec apply" not in reason
+    assert "\n" not in reason
+    assert user_state(repo) == before
+    assert repo.head() == spec
     assert_no_leftovers(repo)
     assert "mdspec apply" not in repo.mdspec("status").stdout
 
@@ -348,20 +369,26 @@ def test_worker_killed_while_git_writes_the_checkout_waits_for_the_orphan(mdrepo
     assert pid_gone(orphan)  # recovery waited for it (or ended it) before touching anything
     assert f"run {rec['id']} was interrupted" in out, out
     assert "Another git process" not in out
-    assert not (repo.top / ".git" / "index.lock").exists() and not (repo.state / "landing.json").exists()
+    assert not (repo.top / ".git" / "index.lock").exists()
+    assert not (repo.state / "landing.json").exists()
     assert_no_leftovers(repo)
-    assert repo.git("diff", "--cached") == "" and repo.status() == ""
+    assert repo.git("diff", "--cached") == ""
+    assert repo.status() == ""
     done = last_run(repo)
     assert done["id"] == rec["id"]
-    assert "Another git process" not in done["reason"] and "seems to be running" not in done["reason"]
+    assert "Another git process" not in done["reason"]
+    assert "seems to be running" not in done["reason"]
     if done["status"] == "landed":
-        assert repo.head() == done["landed_as"] and len((repo.top / "big.bin").read_bytes()) == BIG
+        assert repo.head() == done["landed_as"]
+        assert len((repo.top / "big.bin").read_bytes()) == BIG
     else:
         assert done["status"] == "held", done
-        assert repo.head() == spec and not (repo.top / "big.bin").exists()
+        assert repo.head() == spec
+        assert not (repo.top / "big.bin").exists()
         assert repo.head(f"refs/mdspec/results/{rec['id']}") == done["result"]
         assert repo.mdspec("apply").returncode == 0
-        assert repo.head("HEAD~1") == spec and repo.status() == ""
+        assert repo.head("HEAD~1") == spec
+        assert repo.status() == ""
     assert len((repo.top / "big.bin").read_bytes()) == BIG
 
 
@@ -370,9 +397,11 @@ def test_git_lock_messages_are_never_taken_for_file_names(repo: Repo) -> None:
     (repo.top / ".git" / "index.lock").touch()
     out = subprocess.run(["git", "read-tree", "-m", "-u", "--dry-run", "HEAD", "HEAD"], cwd=repo.top,
                          capture_output=True, text=True)
-    assert out.returncode != 0 and "Another git process" in out.stderr
+    assert out.returncode != 0
+    assert "Another git process" in out.stderr
     why = land._refusal(out.stderr)
-    assert "Another git process" not in why and "uncommitted changes" not in why
+    assert "Another git process" not in why
+    assert "uncommitted changes" not in why
     assert "index.lock" in why
     # The files git names on lines of their own are still read as files.
     (repo.top / ".git" / "index.lock").unlink()
@@ -403,7 +432,8 @@ def test_branch_moved_while_landing_is_undone_and_held(mdrepo: Repo) -> None:
     wait_worker_done(repo)
 
     held = last_run(repo)
-    assert held["id"] == rec["id"] and held["status"] == "held", held
+    assert held["id"] == rec["id"], held
+    assert held["status"] == "held", held
     assert "the branch moved while landing; nothing landed; the checkout was put back" in held["reason"]
     assert f"`mdspec apply {rec['id']}` lands it" in held["reason"]
     assert repo.head() == setup  # where the user put it
@@ -430,9 +460,11 @@ def test_branch_moved_and_the_undo_stuck_on_a_full_disk_is_undone_later(disk: Di
     release(repo, "landing")
     wait_worker_done(repo)
     rec = last_run(repo)
-    assert rec["status"] == "failed" and "the branch moved while landing" in rec["reason"], rec
+    assert rec["status"] == "failed", rec
+    assert "the branch moved while landing" in rec["reason"], rec
     assert "could not be undone" in rec["reason"]
-    assert (repo.state / "landing.json").exists() and (repo.top / ".git" / "index.lock").exists()
+    assert (repo.state / "landing.json").exists()
+    assert (repo.top / ".git" / "index.lock").exists()
     assert (repo.top / "data.bin").read_text() == "small now\n"  # still the result's: nothing half written
 
     disk.empty()
@@ -453,14 +485,17 @@ def test_revert_after_a_killed_landing_recovers_then_reverts_it(mdrepo: Repo) ->
     spec = background_spec(repo, "landing")
     kill_at(repo, "landing")
     rec = last_run(repo)
-    assert repo.head() == spec and (repo.top / ".git" / "index.lock").exists()
+    assert repo.head() == spec
+    assert (repo.top / ".git" / "index.lock").exists()
 
     out = repo.mdspec("revert").stdout
     assert f"run {rec['id']} was interrupted: landed" in out, out
     assert f"reverted {rec['result'][:10]}" in out
-    assert repo.head("HEAD~1") == rec["result"] and repo.head("HEAD~2") == spec
+    assert repo.head("HEAD~1") == rec["result"]
+    assert repo.head("HEAD~2") == spec
     assert trailers.values(repo.message(), trailers.REVERTS) == [rec["result"]]
-    assert not (repo.top / "out.txt").exists() and repo.status() == ""
+    assert not (repo.top / "out.txt").exists()
+    assert repo.status() == ""
     assert last_run(repo)["status"] == "landed"
     assert_no_leftovers(repo)
 
@@ -489,8 +524,10 @@ def test_an_edit_in_the_index_s_own_second_is_never_overwritten(mdrepo: Repo) ->
     assert repo.git("diff-files", "--name-only").split() == ["out.txt"]  # git itself sees the edit
 
     proc = repo.mdspec("revert", run_id, check=False)
-    assert proc.returncode == 1 and "revert not applied" in proc.stderr, proc.stdout + proc.stderr
-    assert out.read_text() == "my own edit\n" and repo.head() == head
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "revert not applied" in proc.stderr, proc.stdout + proc.stderr
+    assert out.read_text() == "my own edit\n"
+    assert repo.head() == head
 
 
 def test_disk_full_before_the_run_is_recorded_is_one_line_and_the_spec_stays_pending(disk: Disk,
@@ -504,9 +541,11 @@ def test_disk_full_before_the_run_is_recorded_is_one_line_and_the_spec_stays_pen
     assert proc.returncode == 1, (proc.stdout, proc.stderr, log.read_text() if log.exists() else "")
     assert proc.stderr.startswith("mdspec: error: no space left on device") or (
         "could not start the run: no space left on device" in proc.stdout), (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stdout + proc.stderr and "internal error" not in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "internal error" not in proc.stdout + proc.stderr
     disk.empty()
-    assert user_state(repo) == before and repo.head() == spec
+    assert user_state(repo) == before
+    assert repo.head() == spec
     info = json.loads(repo.mdspec("status", "--json").stdout)
     assert [s["commit"] for s in info["pending"]] == [spec]
     assert_next_run_lands(repo, tmp_path)
@@ -528,7 +567,8 @@ def test_a_killed_revert_landing_is_undone_and_nothing_is_held(mdrepo: Repo) -> 
     os.kill(pid, signal.SIGKILL)
     proc.wait()
     repo.mdspec("status")
-    assert repo.head() == head and repo.status() == ""
+    assert repo.head() == head
+    assert repo.status() == ""
     assert repo.git("for-each-ref", "refs/mdspec/results/") == ""
     assert_no_leftovers(repo)
 

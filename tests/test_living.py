@@ -87,8 +87,10 @@ def test_three_spec_commits_during_a_run_cost_one_more_run(mdrepo: Repo, tmp_pat
     later = [spec_commit(mdrepo, f"# {n}\n", f"spec/{n}.md", env=BG) for n in ("b", "c", "d")]
     agent.release()
     one, two = reversed(settle(mdrepo, 2))
-    assert one["spec_commits"] == [first] and one["status"] == "landed"
-    assert two["spec_commits"] == later and two["status"] == "landed"
+    assert one["spec_commits"] == [first]
+    assert one["status"] == "landed"
+    assert two["spec_commits"] == later
+    assert two["status"] == "landed"
     assert trailers.values(mdrepo.message(), trailers.IMPLEMENTS) == later  # one trailer each, oldest first
     prompt = (mdrepo.state / "runs" / two["id"] / "prompt.md").read_text()
     marks = [prompt.index(f"Spec commit {i} of 3: {sha[:10]}") for i, sha in enumerate(later, 1)]
@@ -106,14 +108,18 @@ def test_user_commits_code_then_spec_during_a_run(mdrepo: Repo, tmp_path: Path) 
     second = spec_commit(mdrepo, "# B\n", "spec/b.md", env=BG)
     agent.release()
     one, two = reversed(settle(mdrepo, 2))
-    assert one["status"] == "landed" and one["reason"] == f"rebased onto {second[:10]}"
-    assert one["base"] == first and one["landed_as"] != one["result"]
+    assert one["status"] == "landed"
+    assert one["reason"] == f"rebased onto {second[:10]}"
+    assert one["base"] == first
+    assert one["landed_as"] != one["result"]
     # The next run implements the later spec commit on a base that includes the landed result.
-    assert two["spec_commits"] == [second] and two["status"] == "landed"
+    assert two["spec_commits"] == [second]
+    assert two["status"] == "landed"
     assert two["base"] == one["landed_as"]
     history = mdrepo.git("log", "--format=%H", "-5").split()
     assert history[:4] == [two["landed_as"], one["landed_as"], second, code]
-    assert mdrepo.status() == "" and (mdrepo.top / "src/x.py").read_text() == "x = 1\n"
+    assert mdrepo.status() == ""
+    assert (mdrepo.top / "src/x.py").read_text() == "x = 1\n"
 
 
 def test_conflict_is_held_status_says_why_and_apply_retries(mdrepo: Repo, tmp_path: Path) -> None:
@@ -127,23 +133,28 @@ def test_conflict_is_held_status_says_why_and_apply_retries(mdrepo: Repo, tmp_pa
     before = user_state(mdrepo)
     agent.release()
     (rec,) = settle(mdrepo, 1)
-    assert rec["status"] == "held" and user_state(mdrepo) == before
+    assert rec["status"] == "held"
+    assert user_state(mdrepo) == before
     why = "conflicts with commits made on the branch since the run started"
     status = mdrepo.mdspec("status").stdout
-    assert f"held: {spec[:10]} " in status and why in status and f"`mdspec apply {rec['id']}` lands it" in status
+    assert f"held: {spec[:10]} " in status
+    assert why in status
+    assert f"`mdspec apply {rec['id']}` lands it" in status
     info = json.loads(mdrepo.mdspec("status", "--json").stdout)
     assert [(s["commit"], s["state"], s["run"]) for s in info["spec_commits"]] == [(spec, "held", rec["id"])]
     assert info["held"][0]["run"] == rec["id"]
     # Still in the way: apply hands the merge to git; the user backs out of it and nothing changed.
     proc = mdrepo.mdspec("apply", check=False)
-    assert proc.returncode == 1 and "CONFLICT (content): Merge conflict in app.txt" in proc.stdout
+    assert proc.returncode == 1
+    assert "CONFLICT (content): Merge conflict in app.txt" in proc.stdout
     mdrepo.git("cherry-pick", "--abort")
     assert user_state(mdrepo) == before
     # The user takes their change back; apply retries and lands, rebased onto the new tip.
     mdrepo.git("revert", "--no-edit", mine, env=QUIET)
     assert mdrepo.mdspec("apply").returncode == 0
     landed = last_run(mdrepo)
-    assert landed["status"] == "landed" and landed["reason"].startswith("rebased onto")
+    assert landed["status"] == "landed"
+    assert landed["reason"].startswith("rebased onto")
     assert (mdrepo.top / "app.txt").read_text() == "line 1 by the agent\nline 2\n"
     assert "pending: nothing" in mdrepo.mdspec("status").stdout
 
@@ -165,10 +176,14 @@ def test_log_follow_and_status_on_a_background_run_from_a_commit(mdrepo: Repo, t
     wait_for(lambda: "  command: " in out.read_text(), what="log -f to print the running command")
     assert follow.poll() is None  # still following
     status = mdrepo.mdspec("status").stdout
-    assert "running: run " in status and "backend, " in status and "turn 0, 1 tool call" in status
-    assert "follow: mdspec log -f" in status and f"pending (running now): {spec[:10]}" in status
+    assert "running: run " in status
+    assert "backend, " in status
+    assert "turn 0, 1 tool call" in status
+    assert "follow: mdspec log -f" in status
+    assert f"pending (running now): {spec[:10]}" in status
     live = json.loads(mdrepo.mdspec("status", "--json").stdout)
-    assert live["running"]["stage"] == "backend" and live["live"].startswith(f"run {live['running']['id']}")
+    assert live["running"]["stage"] == "backend"
+    assert live["live"].startswith(f"run {live['running']['id']}")
     agent.release()
     assert follow.wait(timeout=30) == 0
     text = out.read_text()
@@ -194,11 +209,14 @@ def test_log_follow_shows_tool_calls_tokens_and_cost_of_the_built_in_agent(mdrep
              "log -f to show the first turns")
     wait_for(lambda: "  str_replace_based_edit_tool: create app.py" in out.read_text(), what="the edit")
     status = mdrepo.mdspec("status").stdout
-    assert " cache write" in status and "turn 2, 1 tool call" in status  # the bash call is still running
+    assert " cache write" in status
+    assert "turn 2, 1 tool call" in status  # the bash call is still running
     flag.write_text("go")
     assert follow.wait(timeout=30) == 0
     text = out.read_text()
-    assert "  turn 1: tool_use, " in text and " cache write" in text and "so far" in text
+    assert "  turn 1: tool_use, " in text
+    assert " cache write" in text
+    assert "so far" in text
     assert "  bash: while [ ! -e" in text
     assert "landed — fast-forward" in text
     assert (mdrepo.top / "app.py").read_text() == "print('hello')\n"
@@ -230,21 +248,27 @@ def test_cancel_stops_the_run_and_what_it_started_and_keeps_the_queue(mdrepo: Re
     assert proc.stdout.strip() == (f"mdspec: run {rec['id']} cancelled: cancelled (`mdspec cancel`); nothing "
                                    "landed; 1 spec commit(s) stay queued (`mdspec run` starts them)")
     wait_for(lambda: pid_gone(worker) and all(pid_gone(p) for p in agent_pids), 5, "the run's processes to die")
-    assert rec["status"] == "cancelled" and rec["spec_commits"] == [first]
-    assert user_state(mdrepo) == before and mdrepo.head() == second  # nothing landed
+    assert rec["status"] == "cancelled"
+    assert rec["spec_commits"] == [first]
+    assert user_state(mdrepo) == before
+    assert mdrepo.head() == second  # nothing landed
     assert queued(mdrepo) == [second]  # the other commit's trigger stays; the worker drained nothing more
     info = json.loads(mdrepo.mdspec("status", "--json").stdout)
-    assert info["worker_pid"] is None and info["queued_without_worker"]
+    assert info["worker_pid"] is None
+    assert info["queued_without_worker"]
     assert [s["commit"] for s in info["spec_commits"]] == [first, second]  # both still pending
     assert "cancelled" in info["spec_commits"][0]["reason"]
 
     set_agent(tmp_path, GOOD_AGENT)
     assert run_fg(mdrepo).returncode == 0
     done = last_run(mdrepo)
-    assert done["status"] == "landed" and done["spec_commits"] == [first, second]
+    assert done["status"] == "landed"
+    assert done["spec_commits"] == [first, second]
     files = mdrepo.git("ls-tree", "-r", "--name-only", "HEAD").split()
-    assert "partial.txt" not in files and "out.txt" in files  # the next run started from a clean worktree
-    assert queued(mdrepo) == [] and mdrepo.status() == ""
+    assert "partial.txt" not in files
+    assert "out.txt" in files  # the next run started from a clean worktree
+    assert queued(mdrepo) == []
+    assert mdrepo.status() == ""
 
 
 def test_cancel_during_the_check_kills_the_check(mdrepo: Repo, tmp_path: Path) -> None:
@@ -258,8 +282,10 @@ def test_cancel_during_the_check_kills_the_check(mdrepo: Repo, tmp_path: Path) -
     assert mdrepo.mdspec("cancel").returncode == 0
     wait_for(lambda: pid_gone(sleeper), 5, "the check's process group to die")
     rec = last_run(mdrepo)
-    assert rec["status"] == "cancelled" and "result" not in rec
-    assert mdrepo.head() == spec and mdrepo.status() == ""
+    assert rec["status"] == "cancelled"
+    assert "result" not in rec
+    assert mdrepo.head() == spec
+    assert mdrepo.status() == ""
 
 
 def test_cancel_kills_the_built_in_agents_bash_session(mdrepo: Repo, tmp_path: Path,
@@ -274,12 +300,14 @@ def test_cancel_kills_the_built_in_agents_bash_session(mdrepo: Repo, tmp_path: P
     assert mdrepo.mdspec("cancel").returncode == 0
     wait_for(lambda: pid_gone(sleeper), 5, "the bash session's process group to die")
     assert last_run(mdrepo)["status"] == "cancelled"
-    assert mdrepo.head() == spec and mdrepo.status() == ""
+    assert mdrepo.head() == spec
+    assert mdrepo.status() == ""
 
 
 def test_cancel_with_nothing_running_is_one_line(mdrepo: Repo) -> None:
     proc = mdrepo.mdspec("cancel")
-    assert proc.returncode == 0 and proc.stdout == "mdspec: nothing to cancel: no run is going on\n"
+    assert proc.returncode == 0
+    assert proc.stdout == "mdspec: nothing to cancel: no run is going on\n"
 
 
 def test_cancel_of_a_foreground_run(mdrepo: Repo, tmp_path: Path) -> None:
@@ -301,7 +329,8 @@ def test_cancel_of_a_foreground_run(mdrepo: Repo, tmp_path: Path) -> None:
 def test_plain_git_revert_of_a_generated_commit_waits_for_mdspec_run(mdrepo: Repo) -> None:
     spec = spec_commit(mdrepo, env=FOREGROUND)
     mdrepo.git("revert", "--no-edit", "HEAD", env=BG)  # through the hook: starts nothing
-    assert len(runs(mdrepo)) == 1 and queued(mdrepo) == []
+    assert len(runs(mdrepo)) == 1
+    assert queued(mdrepo) == []
     info = json.loads(mdrepo.mdspec("status", "--json").stdout)
     assert [(s["commit"], s["state"]) for s in info["spec_commits"]] == [(spec, "reverted")]
     assert run_fg(mdrepo).returncode == 0
@@ -320,7 +349,8 @@ def test_plain_git_revert_of_a_spec_commit_is_implemented(mdrepo: Repo, tmp_path
     revert = mdrepo.head("HEAD~1")
     assert mdrepo.git("log", "-1", "--format=%s", revert).strip().startswith("Revert ")
     rec = last_run(mdrepo)
-    assert rec["status"] == "landed" and rec["spec_commits"] == [revert]
+    assert rec["status"] == "landed"
+    assert rec["spec_commits"] == [revert]
     assert trailers.values(mdrepo.message(), trailers.IMPLEMENTS) == [revert]
     assert not (mdrepo.top / "out.txt").exists()
     assert "pending: nothing" in mdrepo.mdspec("status").stdout
@@ -341,11 +371,16 @@ def test_git_note_carries_the_run_summary(mdrepo: Repo, tmp_path: Path) -> None:
     note = mdrepo.git("notes", "--ref=mdspec", "show", "HEAD")
     lines = dict(line.split(": ", 1) for line in note.splitlines()[1:])
     assert note.splitlines()[0] == f"mdspec run {rec['id']}"
-    assert lines["backend"] == "command" and lines["model"] == "-"  # the CLI picks its own model
+    assert lines["backend"] == "command"
+    assert lines["model"] == "-"  # the CLI picks its own model
     assert rec["model"] == ""
-    assert lines["turns"] == "3" and lines["input tokens"] == "1200" and lines["output tokens"] == "340"
-    assert lines["cache read tokens"] == "800" and lines["cost"] == "$0.1250"
-    assert lines["check"] == "skipped" and lines["duration"].endswith("s")
+    assert lines["turns"] == "3"
+    assert lines["input tokens"] == "1200"
+    assert lines["output tokens"] == "340"
+    assert lines["cache read tokens"] == "800"
+    assert lines["cost"] == "$0.1250"
+    assert lines["check"] == "skipped"
+    assert lines["duration"].endswith("s")
     assert f"mdspec run {rec['id']}" in mdrepo.git("log", "-1", "--notes=mdspec")
 
 
@@ -367,13 +402,16 @@ def test_task_md_is_the_task_the_agent_cannot_edit_it_and_deleting_it_starts_not
     rec = last_run(mdrepo)
     prompt = (mdrepo.state / "runs" / rec["id"] / "prompt.md").read_text()
     assert "The greeting says helo; fix it." in prompt
-    assert rec["status"] == "landed" and rec["violations"] == ["TASK.md (protected)"]
+    assert rec["status"] == "landed"
+    assert rec["violations"] == ["TASK.md (protected)"]
     assert "TASK.md" not in mdrepo.git("diff-tree", "-r", "--name-only", "--no-commit-id", "HEAD").split()
     assert (mdrepo.top / "TASK.md").read_text() == "The greeting says helo; fix it.\n"
     assert trailers.values(mdrepo.message(), trailers.IMPLEMENTS) == [task]
     mdrepo.git("rm", "-q", "TASK.md")
     done = mdrepo.commit("task done", env=FOREGROUND)
-    assert mdrepo.head() == done and len(runs(mdrepo)) == 1 and queued(mdrepo) == []
+    assert mdrepo.head() == done
+    assert len(runs(mdrepo)) == 1
+    assert queued(mdrepo) == []
 
 
 @pytest.fixture(autouse=True)

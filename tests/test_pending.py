@@ -60,7 +60,8 @@ def test_spec_commits_and_implements_trailers_with_repeats(mdrepo: Repo) -> None
     g = fake_generated(mdrepo, [a, b], {"gen.txt": "x\n"})
     assert trailers.values(mdrepo.message(), trailers.IMPLEMENTS) == [a, b]  # repeats kept
     ps = find(mdrepo)
-    assert ps.pending == () and ps.reverted == ()
+    assert ps.pending == ()
+    assert ps.reverted == ()
     assert ps.implemented == {a: g, b: g}
     c = spec_commit(mdrepo, "# C\n", "spec/c.md")
     assert shas(find(mdrepo).pending) == [c]
@@ -107,11 +108,13 @@ def test_two_spec_commits_coalesce_into_one_run(mdrepo: Repo, tmp_path: Path) ->
     assert run_fg(mdrepo).returncode == 0
     assert len(runs(mdrepo)) == 1
     rec = last_run(mdrepo)
-    assert rec["spec_commits"] == [a, b] and rec["status"] == "landed"
+    assert rec["spec_commits"] == [a, b]
+    assert rec["status"] == "landed"
     assert trailers.values(mdrepo.message(), trailers.IMPLEMENTS) == [a, b]
     prompt = (mdrepo.state / "runs" / rec["id"] / "prompt.md").read_text()
     assert prompt.index(f"Spec commit 1 of 2: {a[:10]}") < prompt.index(f"Spec commit 2 of 2: {b[:10]}")
-    assert "spec/a.md" in prompt and "spec/b.md" in prompt
+    assert "spec/a.md" in prompt
+    assert "spec/b.md" in prompt
     assert find(mdrepo).pending == ()
 
 
@@ -123,9 +126,11 @@ def test_reverted_generated_commit_is_reported_not_run(mdrepo: Repo, tmp_path: P
     mdrepo.git("revert", "--no-edit", "HEAD", env=FOREGROUND)
     assert len(runs(mdrepo)) == 1
     ps = find(mdrepo)
-    assert ps.pending == () and shas(ps.reverted) == [a]
+    assert ps.pending == ()
+    assert shas(ps.reverted) == [a]
     info = json.loads(mdrepo.mdspec("status", "--json").stdout)
-    assert [p["commit"] for p in info["reverted"]] == [a] and info["pending"] == []
+    assert [p["commit"] for p in info["reverted"]] == [a]
+    assert info["pending"] == []
     assert f"generated commit reverted; `mdspec run` implements it again): {a[:10]}" in mdrepo.mdspec("status").stdout
     # A new spec commit runs for itself only: the reverted one does not come along.
     b = spec_commit(mdrepo, "# B\n", "spec/b.md", env=FOREGROUND)
@@ -135,7 +140,8 @@ def test_reverted_generated_commit_is_reported_not_run(mdrepo: Repo, tmp_path: P
     assert run_fg(mdrepo).returncode == 0
     assert last_run(mdrepo)["spec_commits"] == [a]
     ps = find(mdrepo)
-    assert ps.pending == () and ps.reverted == ()
+    assert ps.pending == ()
+    assert ps.reverted == ()
     assert ps.implemented[a] not in (generated,)
 
 
@@ -147,7 +153,8 @@ def test_background_mdspec_run_implements_a_reverted_spec_commit(mdrepo: Repo, t
     assert "in the background" in proc.stdout
     wait_for(lambda: len(runs(mdrepo)) == 2 and runs(mdrepo)[0]["status"] not in ("running",), what="the run")
     rec = last_run(mdrepo)
-    assert rec["spec_commits"] == [a] and rec["status"] == "landed", rec
+    assert rec["spec_commits"] == [a], rec
+    assert rec["status"] == "landed", rec
     wait_for(lambda: not json.loads(mdrepo.mdspec("status", "--json").stdout)["worker_pid"], what="the worker")
     assert find(mdrepo).reverted == ()
 
@@ -160,7 +167,8 @@ def test_all_pending_is_oldest_first_across_pending_and_reverted(mdrepo: Repo, t
     mdrepo.git("revert", "--no-edit", "HEAD", env=QUIET)
     c = spec_commit(mdrepo, "# C\n", "spec/c.md")
     ps = find(mdrepo)
-    assert shas(ps.pending) == [a, c] and shas(ps.reverted) == [b]
+    assert shas(ps.pending) == [a, c]
+    assert shas(ps.reverted) == [b]
     assert shas(ps.all_pending) == [a, b, c]
     assert run_fg(mdrepo).returncode == 0
     assert trailers.values(mdrepo.message(), trailers.IMPLEMENTS) == [a, b, c]
@@ -208,7 +216,8 @@ def test_patch_ids_in_several_batches_are_the_same(mdrepo: Repo, monkeypatch: py
     changes = [(a, ("spec/a.md",)), (b, ("spec/b.md",))]
     together = pending.patch_ids(g, changes)
     monkeypatch.setattr(pending, "_MAX_PATHS", 1)  # one pathspec path a batch: two batches
-    assert pending.patch_ids(g, changes) == together and len(together) == 2
+    assert pending.patch_ids(g, changes) == together
+    assert len(together) == 2
 
 
 def test_a_run_records_each_spec_commits_patch_id(mdrepo: Repo, tmp_path: Path) -> None:
@@ -228,7 +237,8 @@ def test_old_generated_commits_match_by_the_spec_commits_content_while_it_exists
     mdrepo.git("rebase", "-i", f"{a}~1", env=REWORD)
     assert mdrepo.head("HEAD~1") != a
     ps = find(mdrepo)
-    assert ps.pending == () and ps.implemented[mdrepo.head("HEAD~1")] == mdrepo.head()
+    assert ps.pending == ()
+    assert ps.implemented[mdrepo.head("HEAD~1")] == mdrepo.head()
     # A fresh clone has no old spec commit to compare with: only a recorded patch-id survives there.
     clone = Repo(tmp_path / "clone")
     mdrepo.git("clone", "-q", "--no-local", f"file://{mdrepo.top}", str(clone.top))
@@ -242,7 +252,8 @@ def test_a_reverted_generated_commit_reverts_the_rewritten_spec_commit(mdrepo: R
     moved = mdrepo.head("HEAD~1")
     mdrepo.git("revert", "--no-edit", "HEAD", env=QUIET)
     ps = find(mdrepo)
-    assert ps.pending == () and shas(ps.reverted) == [moved]
+    assert ps.pending == ()
+    assert shas(ps.reverted) == [moved]
 
 
 def test_not_standing(mdrepo: Repo) -> None:

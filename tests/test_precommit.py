@@ -66,7 +66,8 @@ def _full_cycle(repo: Repo) -> None:
     repo.write("spec/app.md", "# App\nSay hello.\n")
     proc = _git_commit(repo, "spec: greet", env=FOREGROUND)
     assert proc.returncode == 0, proc.stderr
-    assert "mdspec" in proc.stderr and "Passed" in proc.stderr, proc.stderr  # pre-commit ran our hook
+    assert "mdspec" in proc.stderr, proc.stderr  # pre-commit ran our hook
+    assert "Passed" in proc.stderr, proc.stderr
     assert "lands as soon as this git command returns" in proc.stdout + proc.stderr
     repo.wait_landed()
     spec, generated = _new_commits(repo, before)
@@ -75,7 +76,8 @@ def _full_cycle(repo: Repo) -> None:
     assert msg.startswith("mdspec: Implement the spec")
     assert trailers.values(msg, trailers.IMPLEMENTS) == [spec]
     assert trailers.values(msg, trailers.CHECK) == ["skipped"]
-    assert repo.head() == generated and repo.head("HEAD~1") == spec
+    assert repo.head() == generated
+    assert repo.head("HEAD~1") == spec
     assert (repo.top / "out.txt").read_text() == "# App\nSay hello.\n"
     assert repo.status() == ""
     runs = _runs(repo)
@@ -95,7 +97,8 @@ def _full_cycle(repo: Repo) -> None:
     proc = _git_commit(repo, "code", env=FOREGROUND)
     assert proc.returncode == 0, proc.stderr
     (code,) = _new_commits(repo, before)
-    assert repo.head() == code and repo.log(1) == ["code"]
+    assert repo.head() == code
+    assert repo.log(1) == ["code"]
     assert _runs(repo) == runs
     assert not list(repo.state.glob("queue/*"))
 
@@ -120,7 +123,8 @@ def test_local_form_background(repo: Repo, tmp_path: Path) -> None:
     assert elapsed < 5, f"git commit took {elapsed:.1f}s: the hook must not wait for the run"
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("mdspec: ")]
     assert len(lines) == 1, proc.stderr
-    assert "queued" in lines[0] and "mdspec status" in lines[0]
+    assert "queued" in lines[0]
+    assert "mdspec status" in lines[0]
     spec = _new_commits(repo, before)[0]
     assert repo.message(spec).startswith("spec: background")
 
@@ -138,7 +142,8 @@ def test_local_form_background(repo: Repo, tmp_path: Path) -> None:
     assert repo.head("HEAD~1") == spec
     assert (repo.top / "out.txt").read_text() == "# App\nIn the background.\n"
     assert repo.status() == ""
-    assert info["pending"] == [] and info["running"] is None
+    assert info["pending"] == []
+    assert info["running"] is None
 
 
 # --- the remote form: pre-commit clones mdspec at a pinned commit and builds its own environment --------
@@ -229,7 +234,8 @@ def test_unstaged_edit_survives_a_foreground_run_under_pre_commit(repo: Repo, tm
     assert (repo.top / "app.py").read_text() == APP.replace("line 1\n", "line 1 by the user, not staged\n")
     assert repo.status() == " M app.py\n"
     rec = _last(repo)
-    assert rec["status"] == "held" and "app.py" in str(rec["reason"]), rec
+    assert rec["status"] == "held", rec
+    assert "app.py" in str(rec["reason"]), rec
     assert "`mdspec apply" in repo.mdspec("status").stdout
 
 
@@ -261,9 +267,11 @@ def test_background_landing_waits_for_a_commit_whose_hooks_still_run(repo: Repo,
     wait_for(lambda: _last(repo)["status"] != "running", what="the landing after the commit returned")
     # pre-commit put the edit back when its hooks ended; only then did the landing look, and hold.
     rec = _last(repo)
-    assert rec["status"] == "held" and "app.py" in str(rec["reason"]), rec
+    assert rec["status"] == "held", rec
+    assert "app.py" in str(rec["reason"]), rec
     assert (repo.top / "app.py").read_text() == APP.replace("line 3\n", "line 3 by the user\n")
-    assert repo.head() == mine and repo.status() == " M app.py\n"
+    assert repo.head() == mine
+    assert repo.status() == " M app.py\n"
     # Once the user commits the edit, `mdspec apply` merges both.
     repo.git("commit", "-qam", "user: line 3")
     assert repo.mdspec("apply").returncode == 0

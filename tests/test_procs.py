@@ -16,7 +16,8 @@ def test_seconds_is_how_long_the_command_ran_not_a_log_offset(tmp_path: Path) ->
     log = tmp_path / "check.log"
     log.write_text("x" * 100)  # an earlier round's output: the new output starts at byte 100
     r = run_shell("sleep 0.2; echo done", tmp_path, dict(os.environ), log, timeout=30)
-    assert r.returncode == 0 and not r.timed_out
+    assert r.returncode == 0
+    assert not r.timed_out
     assert r.output_tail.strip() == "done"
     # Bounds only a wrong figure crosses: it took at least the sleep, and far less than the time limit.
     assert 0.2 <= r.seconds < 30, r.seconds
@@ -46,7 +47,8 @@ def test_kill_group_ends_a_member_that_outlives_its_leader_and_ignores_sigterm(t
                               start_new_session=True)
     child = _read_pid(pidfile)
     leader.wait()  # the leader is gone and reaped; the group lives on in its child
-    assert group_alive(leader.pid) and _alive(child)
+    assert group_alive(leader.pid)
+    assert _alive(child)
     kill_group(leader.pid)
     assert not _alive(child)
     assert not group_alive(leader.pid)

@@ -26,7 +26,8 @@ def test_pending_commits_in_order_with_messages_and_diffs(mdrepo: Repo) -> None:
     first, second = p.task.index("Spec commit 1 of 2"), p.task.index("Spec commit 2 of 2")
     assert first < second
     assert "Why the first." in p.task
-    assert "+alpha line" in p.task and "+beta line" in p.task
+    assert "+alpha line" in p.task
+    assert "+beta line" in p.task
     assert "x = 1" not in p.task  # only watched paths' diffs
     assert "src/code.py" in p.task  # but the file is listed
     assert "last commits" in p.task
@@ -39,7 +40,9 @@ def test_system_prompt_is_byte_stable_and_carries_rules(mdrepo: Repo) -> None:
     mdrepo.commit("spec: two", {"spec/a.md": "two\n"})
     b = _render(mdrepo).system
     assert a == b
-    assert "`spec/**`" in a and "`.mdspec.toml`" in a and "`AGENTS.md`" in a
+    assert "`spec/**`" in a
+    assert "`.mdspec.toml`" in a
+    assert "`AGENTS.md`" in a
     assert "# The repository's AGENTS.md" in a  # the repo's own rules follow mdspec's
     assert "notes/" in a
 

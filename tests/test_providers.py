@@ -91,7 +91,8 @@ def test_provider_is_checked_in_one_line_naming_the_key_and_the_allowed_values(r
                                "got 'azure'")
     repo.write(".mdspec.toml", '[agent]\nprovider = "Bedrock"\n')
     proc = repo.mdspec("run", "--foreground", check=False)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
     assert proc.stderr.strip() == ("mdspec: error: .mdspec.toml: agent.provider: expected one of 'anthropic', "
                                    "'bedrock', 'vertex'; got 'Bedrock'")
 
@@ -106,7 +107,8 @@ def test_each_provider_names_the_model_its_own_way_and_keeps_its_price() -> None
         assert agent.model == config.PROVIDER_MODELS[provider]
         assert agent.price() == expected[provider]  # the limit in dollars holds on every provider
     chosen = config.from_mapping({"agent": {"provider": "bedrock", "model": BEDROCK_MODEL}}, None, "x").agent
-    assert chosen.model == BEDROCK_MODEL and chosen.price() == sonnet
+    assert chosen.model == BEDROCK_MODEL
+    assert chosen.price() == sonnet
     assert chosen.price("anthropic.claude-haiku-4-5-20251001-v1:0") == config.DEFAULT_PRICES["claude-haiku-4-5"]
     assert chosen.price("anthropic.claude-unknown-9") is None
     assert config.from_mapping({}, None, "x").agent.provider == "anthropic"
@@ -180,8 +182,10 @@ def test_a_run_without_the_extra_stops_before_it_starts(mdrepo: Repo, cloud_api:
     rec = last_run(mdrepo)
     assert proc.stdout.strip().splitlines()[-1] == f"mdspec: run {rec['id']} failed: {line}"
     assert "Traceback" not in proc.stdout + proc.stderr
-    assert rec["status"] == "failed" and rec["reason"] == line
-    assert mdrepo.head() == spec and not cloud_api.requests
+    assert rec["status"] == "failed"
+    assert rec["reason"] == line
+    assert mdrepo.head() == spec
+    assert not cloud_api.requests
     assert not (mdrepo.state / "worktree").exists()  # stopped before anything of the run was set up
 
 
@@ -196,10 +200,12 @@ def test_a_spec_commit_lands_through_bedrock(mdrepo: Repo, cloud_api: FakeAPI) -
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
     msg = mdrepo.message()
-    assert msg.startswith("mdspec: Add app.py") and trailers.values(msg, trailers.IMPLEMENTS) == [spec]
+    assert msg.startswith("mdspec: Add app.py")
+    assert trailers.values(msg, trailers.IMPLEMENTS) == [spec]
     assert (mdrepo.top / "app.py").read_text() == "print('hello')\n"
     reqs = cloud_api.requests
-    assert len(reqs) == 3 and all(r.status == 200 and r.provider == "bedrock" for r in reqs)
+    assert len(reqs) == 3
+    assert all(r.status == 200 and r.provider == "bedrock" for r in reqs)
     # Streamed, signed for the configured region, the model in the path and not in the body.
     assert {r.path for r in reqs} == {f"/model/{BEDROCK_MODEL}/invoke-with-response-stream"}
     assert all(f"Credential={AWS_KEY_ID}/" in r.headers["authorization"] and "/eu-west-1/bedrock/aws4_request"
@@ -208,7 +214,8 @@ def test_a_spec_commit_lands_through_bedrock(mdrepo: Repo, cloud_api: FakeAPI) -
     shell = reqs[2].body["messages"][-1]["content"][0]["content"]
     assert shell.startswith("aws=none google=none")  # the agent's commands never see the credentials
     rec = last_run(mdrepo)
-    assert rec["status"] == "landed" and rec["turns"] == 3
+    assert rec["status"] == "landed"
+    assert rec["turns"] == 3
     assert rec["cost_usd"] > 0  # priced as the model it is, so max_cost_usd holds on Bedrock too
     assert AWS_SECRET not in files_under(mdrepo.state)
 
@@ -221,9 +228,11 @@ def test_a_spec_commit_lands_through_vertex(mdrepo: Repo, cloud_api: FakeAPI, tm
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
     msg = mdrepo.message()
-    assert msg.startswith("mdspec: Add app.py") and trailers.values(msg, trailers.IMPLEMENTS) == [spec]
+    assert msg.startswith("mdspec: Add app.py")
+    assert trailers.values(msg, trailers.IMPLEMENTS) == [spec]
     reqs = cloud_api.requests
-    assert len(reqs) == 3 and all(r.status == 200 and r.provider == "vertex" for r in reqs)
+    assert len(reqs) == 3
+    assert all(r.status == 200 and r.provider == "vertex" for r in reqs)
     path = f"/v1/projects/proj-42/locations/us-east5/publishers/anthropic/models/{VERTEX_MODEL}:streamRawPredict"
     assert {r.path for r in reqs} == {path}
     assert all(r.headers["authorization"] == f"Bearer {VERTEX_TOKEN}" for r in reqs)
@@ -232,7 +241,8 @@ def test_a_spec_commit_lands_through_vertex(mdrepo: Repo, cloud_api: FakeAPI, tm
     shell = reqs[2].body["messages"][-1]["content"][0]["content"]
     assert shell.startswith("aws=none google=none")
     rec = last_run(mdrepo)
-    assert rec["status"] == "landed" and rec["cost_usd"] > 0
+    assert rec["status"] == "landed"
+    assert rec["cost_usd"] > 0
     assert VERTEX_TOKEN not in files_under(mdrepo.state)
 
 
@@ -245,7 +255,8 @@ def test_refused_aws_credentials_end_the_run_with_the_reason(mdrepo: Repo, cloud
     rec = last_run(mdrepo)
     assert rec["status"] != "landed"
     assert rec["reason"].startswith("the credentials were refused (PermissionDeniedError, status 403, request id "
-                                    "req_fake") and "check the AWS credentials" in rec["reason"]
+                                    "req_fake")
+    assert "check the AWS credentials" in rec["reason"]
     assert "signature we calculated does not match" in rec["reason"]
     assert "wrong/secret-0123456789-also-secret" not in files_under(mdrepo.state)
     assert [r.status for r in cloud_api.requests][-1] == 403
@@ -271,10 +282,13 @@ def test_a_bedrock_event_stream_cut_short_is_a_failure_not_the_end_of_the_turn(
     else:  # the connection closes in the middle of a frame
         cloud_api.drop("Done: all of it was implemented.", keep=0.6)
     result = bedrock_session(tmp_path, cloud_api, monkeypatch).start()
-    assert result.stopped_by == "error" and result.final_text == ""
-    assert result.error and "\n" not in result.error
+    assert result.stopped_by == "error"
+    assert result.final_text == ""
+    assert result.error
+    assert "\n" not in result.error
     if fault == "truncated":
-        assert "ended without message_stop" in result.error and "req_fake" in result.error
+        assert "ended without message_stop" in result.error
+        assert "req_fake" in result.error
     assert [r.path for r in cloud_api.requests] == [f"/model/{BEDROCK_MODEL}/invoke-with-response-stream"]
 
 
@@ -311,4 +325,5 @@ def test_doctor_names_the_provider_and_the_credentials_it_found(repo: Repo, clou
     line = doctor_backend_line(repo, {"ANTHROPIC_API_KEY": FAKE_KEY})
     assert line == ("OK   built-in agent on the Anthropic API (provider anthropic), model claude-sonnet-5-5, "
                     "API key set (ANTHROPIC_API_KEY)")
-    assert FAKE_KEY not in line and cloud_api.token_requests == 0
+    assert FAKE_KEY not in line
+    assert cloud_api.token_requests == 0

@@ -66,20 +66,25 @@ def test_killed_before_landing_leaves_everything_and_the_next_run_recovers(mdrep
     killed = last_run(mdrepo)
     assert killed["status"] == "running"
     if stage == "after-commit":
-        assert killed["result"] and mdrepo.git("cat-file", "-t", killed["result"]).strip() == "commit"
+        assert killed["result"]
+        assert mdrepo.git("cat-file", "-t", killed["result"]).strip() == "commit"
     info = json.loads(mdrepo.mdspec("status", "--json").stdout)
-    assert info["worker_pid"] is None and info["running"] is None
+    assert info["worker_pid"] is None
+    assert info["running"] is None
     assert info["queued_without_worker"] is True
     assert [s["commit"] for s in info["spec_commits"]] == [spec]
 
     proc = mdrepo.mdspec("run", "--foreground")
     assert f"run {killed['id']} was interrupted" in proc.stdout
     interrupted, rerun = runs(mdrepo)[1], runs(mdrepo)[0]
-    assert interrupted["id"] == killed["id"] and interrupted["status"] == "interrupted"
-    assert rerun["status"] == "landed" and rerun["spec_commits"] == [spec]
+    assert interrupted["id"] == killed["id"]
+    assert interrupted["status"] == "interrupted"
+    assert rerun["status"] == "landed"
+    assert rerun["spec_commits"] == [spec]
     assert trailers.values(mdrepo.message(), trailers.IMPLEMENTS) == [spec]
     assert mdrepo.head("HEAD~1") == spec
-    assert mdrepo.status() == "" and (mdrepo.top / "out.txt").read_text() == "implemented\n"
+    assert mdrepo.status() == ""
+    assert (mdrepo.top / "out.txt").read_text() == "implemented\n"
     assert queued(mdrepo) == []
     assert "interrupted" in mdrepo.mdspec("status").stdout
 
@@ -109,12 +114,15 @@ def test_killed_during_the_backend_kills_what_it_left_and_the_next_commit_recove
     second = spec_commit(mdrepo, "# B\n", "spec/b.md", env=FOREGROUND)  # the next trigger recovers
     wait_for(lambda: all(pid_gone(p) for p in agent_pids), 5, "the killed run's agent to be killed")
     interrupted, rerun = runs(mdrepo)[1], runs(mdrepo)[0]
-    assert interrupted["status"] == "interrupted" and interrupted["spec_commits"] == [first]
-    assert rerun["status"] == "landed" and rerun["spec_commits"] == [first, second]
+    assert interrupted["status"] == "interrupted"
+    assert interrupted["spec_commits"] == [first]
+    assert rerun["status"] == "landed"
+    assert rerun["spec_commits"] == [first, second]
     assert trailers.values(mdrepo.message(), trailers.IMPLEMENTS) == [first, second]
     # The worktree was reset: the killed agent's half-done file is in no commit.
     assert "partial.txt" not in mdrepo.git("ls-tree", "-r", "--name-only", "HEAD")
-    assert mdrepo.status() == "" and queued(mdrepo) == []
+    assert mdrepo.status() == ""
+    assert queued(mdrepo) == []
 
 
 def test_killed_between_checkout_and_branch_update_is_finished(mdrepo: Repo) -> None:
@@ -122,7 +130,9 @@ def test_killed_between_checkout_and_branch_update_is_finished(mdrepo: Repo) -> 
     kill_at(mdrepo, "landing")
     rec = last_run(mdrepo)
     journal = json.loads((mdrepo.state / "landing.json").read_text())
-    assert journal["old"] == spec and journal["new"] == rec["result"] and journal["run_id"] == rec["id"]
+    assert journal["old"] == spec
+    assert journal["new"] == rec["result"]
+    assert journal["run_id"] == rec["id"]
     # Files and index are done, the branch is not: HEAD still names the tree the index was made from... no:
     # the index is the result's already, and the killed landing's index.lock keeps git from committing on it.
     assert mdrepo.head() == spec
@@ -130,20 +140,26 @@ def test_killed_between_checkout_and_branch_update_is_finished(mdrepo: Repo) -> 
     assert (mdrepo.top / ".git" / "index.lock").exists()
     refused = subprocess.run(["git", "commit", "--allow-empty", "-m", "user"], cwd=mdrepo.top,
                              capture_output=True, text=True)
-    assert refused.returncode != 0 and "index.lock" in refused.stderr
+    assert refused.returncode != 0
+    assert "index.lock" in refused.stderr
     assert mdrepo.head() == spec
 
     # `mdspec status` (what a user runs first) finishes the landing.
     out = mdrepo.mdspec("status").stdout
     assert f"run {rec['id']} was interrupted: landed" in out
-    assert not (mdrepo.state / "landing.json").exists() and not (mdrepo.top / ".git" / "index.lock").exists()
-    assert mdrepo.head() == rec["result"] and mdrepo.status() == ""
+    assert not (mdrepo.state / "landing.json").exists()
+    assert not (mdrepo.top / ".git" / "index.lock").exists()
+    assert mdrepo.head() == rec["result"]
+    assert mdrepo.status() == ""
     done = last_run(mdrepo)
-    assert done["id"] == rec["id"] and done["status"] == "landed" and done["landed_as"] == rec["result"]
+    assert done["id"] == rec["id"]
+    assert done["status"] == "landed"
+    assert done["landed_as"] == rec["result"]
     assert done["recovery"] == "recovery finished the landing"
     note = mdrepo.git("log", "-1", "--notes=mdspec", "--format=%N", rec["result"])
     assert f"mdspec run {rec['id']}" in note
-    assert queued(mdrepo) == [] and len(runs(mdrepo)) == 1
+    assert queued(mdrepo) == []
+    assert len(runs(mdrepo)) == 1
     # The user's next ordinary commit keeps the generated work.
     mdrepo.commit("user: readme", {"README.md": "# project\nmore\n"}, env=QUIET)
     assert mdrepo.head("HEAD~1") == rec["result"]
@@ -160,18 +176,22 @@ def test_killed_before_the_checkout_then_user_edits_is_undone_and_held(mdrepo: R
 
     # `mdspec apply` recovers first (and then cannot land the result either: out.txt is still in the way).
     proc = mdrepo.mdspec("apply", check=False)
-    assert proc.returncode == 1 and f"run {rec['id']} was interrupted: held" in proc.stdout
+    assert proc.returncode == 1
+    assert f"run {rec['id']} was interrupted: held" in proc.stdout
     # Put back: branch, index and the user's files as they were before the landing started.
     assert mdrepo.head() == spec
     assert mdrepo.git("write-tree").strip() == mdrepo.git("rev-parse", f"{spec}^{{tree}}").strip()
     assert (mdrepo.top / "out.txt").read_text() == "the user's own out.txt\n"
     assert sorted(mdrepo.status().splitlines()) == [" M README.md", "?? out.txt"]
     held = last_run(mdrepo)
-    assert held["id"] == rec["id"] and held["status"] == "held"
-    assert "out.txt" in held["reason"] and "recovery undid the landing" in held["recovery"]
+    assert held["id"] == rec["id"]
+    assert held["status"] == "held"
+    assert "out.txt" in held["reason"]
+    assert "recovery undid the landing" in held["recovery"]
     assert mdrepo.head(f"refs/mdspec/results/{rec['id']}") == rec["result"]
     status = mdrepo.mdspec("status").stdout
-    assert f"held: {spec[:10]}" in status and f"`mdspec apply {rec['id']}` lands it" in status
+    assert f"held: {spec[:10]}" in status
+    assert f"`mdspec apply {rec['id']}` lands it" in status
 
     (mdrepo.top / "out.txt").unlink()
     assert mdrepo.mdspec("apply").returncode == 0
@@ -188,8 +208,11 @@ def test_recover_after_a_kill_before_the_ref_moved(mdrepo: Repo) -> None:
     (mdrepo.state / "landing.json").write_text(json.dumps(
         {"branch": "refs/heads/main", "old": tip, "new": "0" * 40, "result": "0" * 40, "run_id": "r1"}))
     out = land.recover(repo)
-    assert out is not None and not out.landed and "nothing landed" in out.reason
-    assert mdrepo.head() == tip and not (mdrepo.state / "landing.json").exists()
+    assert out is not None
+    assert not out.landed
+    assert "nothing landed" in out.reason
+    assert mdrepo.head() == tip
+    assert not (mdrepo.state / "landing.json").exists()
     assert land.recover(repo) is None
 
 
@@ -206,7 +229,8 @@ def test_queued_commits_survive_a_kill_and_background_run_recovers(mdrepo: Repo,
     wait_for(lambda: not json.loads(mdrepo.mdspec("status", "--json").stdout)["worker_pid"], what="the worker")
     assert runs(mdrepo)[1]["status"] == "interrupted"
     assert trailers.values(mdrepo.message(), trailers.IMPLEMENTS) == [a, b]
-    assert queued(mdrepo) == [] and mdrepo.status() == ""
+    assert queued(mdrepo) == []
+    assert mdrepo.status() == ""
 
 
 def test_log_follow_says_when_the_worker_was_killed(mdrepo: Repo) -> None:

@@ -25,7 +25,8 @@ def test_revert_by_spec_commit_makes_it_pending_again(mdrepo: Repo) -> None:
     assert mdrepo.status() == ""
     assert _runs(mdrepo) == runs  # no run started
     status = mdrepo.mdspec("status").stdout
-    assert "generated commit reverted" in status and spec[:10] in status
+    assert "generated commit reverted" in status
+    assert spec[:10] in status
 
 
 def test_revert_with_spec_reverts_both_and_leaves_nothing_pending(mdrepo: Repo) -> None:
@@ -46,7 +47,8 @@ def test_revert_by_run_id_and_refusal_keeps_user_edits(mdrepo: Repo) -> None:
     (mdrepo.top / "out.txt").write_text("my own edit\n")
     proc = mdrepo.mdspec("revert", run_id, check=False)
     assert proc.returncode == 1
-    assert "mdspec: error: revert not applied" in proc.stderr and "Traceback" not in proc.stderr
+    assert "mdspec: error: revert not applied" in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert mdrepo.head() == head
     assert (mdrepo.top / "out.txt").read_text() == "my own edit\n"
     (mdrepo.top / "out.txt").write_text("implemented\n")
@@ -57,7 +59,8 @@ def test_revert_by_run_id_and_refusal_keeps_user_edits(mdrepo: Repo) -> None:
 def test_unknown_target_is_one_line(mdrepo: Repo) -> None:
     proc = mdrepo.mdspec("revert", "nonsense", check=False)
     assert proc.returncode == 1
-    assert proc.stderr.count("\n") == 1 and "nonsense" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert "nonsense" in proc.stderr
 
 
 def test_revert_waits_for_no_run(mdrepo: Repo) -> None:
@@ -68,7 +71,8 @@ def test_revert_waits_for_no_run(mdrepo: Repo) -> None:
     with worker_lock(mdrepo.state) as got:
         assert got
         proc = mdrepo.mdspec("revert", check=False)
-    assert proc.returncode == 1 and "a run is in progress" in proc.stderr
+    assert proc.returncode == 1
+    assert "a run is in progress" in proc.stderr
     assert mdrepo.head() == head
     mdrepo.mdspec("revert")
     assert mdrepo.head("HEAD~1") == head

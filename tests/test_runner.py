@@ -70,7 +70,8 @@ def test_command_exits_non_zero(mdrepo: Repo, tmp_path: Path) -> None:
     held = mdrepo.git("rev-parse", f"refs/mdspec/results/{rec['id']}").strip()
     assert mdrepo.git("show", f"{held}:half.txt") == "half done\n"
     status = mdrepo.mdspec("status").stdout
-    assert "failed" in status and "exited with status 3" in status
+    assert "failed" in status
+    assert "exited with status 3" in status
     assert "model overloaded" in mdrepo.mdspec("log", rec["id"][:17]).stdout
     assert_next_run_lands(mdrepo, tmp_path)
 
@@ -112,7 +113,8 @@ def test_hang_with_partial_work_is_held(mdrepo: Repo, tmp_path: Path) -> None:
     assert user_state(mdrepo) == before
     rec = last_run(mdrepo)
     assert rec["status"] == "held"
-    assert "max_minutes" in rec["reason"] and "partial work held" in rec["reason"]
+    assert "max_minutes" in rec["reason"]
+    assert "partial work held" in rec["reason"]
     assert mdrepo.git("rev-parse", "--verify", f"refs/mdspec/results/{rec['id']}")
 
 
@@ -250,7 +252,8 @@ def test_symlink_out_of_the_worktree_is_not_committed(mdrepo: Repo, tmp_path: Pa
         "escape (symlink out of the worktree)", "passwd (symlink out of the worktree)",
     ]
     assert sorted(changed_paths(mdrepo, "HEAD")) == ["out.txt", "src/inside"]
-    assert not (mdrepo.top / "escape").exists() and not (mdrepo.top / "escape").is_symlink()
+    assert not (mdrepo.top / "escape").exists()
+    assert not (mdrepo.top / "escape").is_symlink()
     assert before["tip"] == mdrepo.head("HEAD~1")
     assert "escape (symlink out of the worktree)" in mdrepo.mdspec("log").stdout
     assert_next_run_lands(mdrepo, tmp_path)
@@ -281,7 +284,8 @@ def test_empty_result_is_an_empty_generated_commit(mdrepo: Repo, tmp_path: Path)
     assert rec["status"] == "empty"
     assert rec["reason"].startswith("the agent changed nothing; ")
     # A commit with no changes records the spec commit as implemented, in git.
-    assert rec["landed_as"] == rec["result"] == mdrepo.head() and mdrepo.head("HEAD~1") == spec
+    assert rec["landed_as"] == rec["result"] == mdrepo.head()
+    assert mdrepo.head("HEAD~1") == spec
     assert mdrepo.git("rev-parse", "HEAD^{tree}") == mdrepo.git("rev-parse", "HEAD~1^{tree}")
     assert trailers.values(mdrepo.message(), trailers.IMPLEMENTS) == [spec]
     assert "nothing needed to change" in mdrepo.message()
@@ -289,7 +293,8 @@ def test_empty_result_is_an_empty_generated_commit(mdrepo: Repo, tmp_path: Path)
     assert {k: v for k, v in after.items() if k != "tip"} == {k: v for k, v in before.items() if k != "tip"}
     assert mdrepo.git("for-each-ref", "refs/mdspec/") == ""
     status = mdrepo.mdspec("status").stdout
-    assert "the agent changed nothing" in status and "pending: nothing" in status
+    assert "the agent changed nothing" in status
+    assert "pending: nothing" in status
     assert_next_run_lands(mdrepo, tmp_path)
 
 
@@ -305,11 +310,13 @@ def test_secrets_and_git_variables_do_not_reach_the_check(mdrepo: Repo, tmp_path
                                                      "GIT_CONFIG_VALUE_0": "Authorization: Bearer t"})
     assert proc.returncode == 0, proc.stderr
     env = json.loads(dump.read_text())
-    assert "ANTHROPIC_API_KEY" not in env and "MY_TOKEN" not in env
+    assert "ANTHROPIC_API_KEY" not in env
+    assert "MY_TOKEN" not in env
     assert "GIT_DIR" not in env
     # Only what says how the user's git reaches remotes stays (gitenv.py); the tests set GIT_CONFIG_NOSYSTEM.
     assert not [k for k in env if k.startswith("GIT_") and not gitenv.keeps(k)]
-    assert env["GIT_CONFIG_NOSYSTEM"] == "1" and env["GIT_SSH_COMMAND"] == "ssh -o BatchMode=yes"
+    assert env["GIT_CONFIG_NOSYSTEM"] == "1"
+    assert env["GIT_SSH_COMMAND"] == "ssh -o BatchMode=yes"
     assert not [k for k in env if k.startswith(("GIT_CONFIG_COUNT", "GIT_CONFIG_KEY", "GIT_CONFIG_VALUE"))]
     assert env["MDSPEC_RUNNING"] == "1"
     assert trailers.values(mdrepo.message(), trailers.CHECK) == ["passed"]
@@ -341,7 +348,8 @@ def test_check_fails_then_passes_after_a_fix_round(mdrepo: Repo, tmp_path: Path)
     # The failure went back to the agent.
     assert "out.txt is bad" in (mdrepo.state / "runs" / rec["id"] / "prompt.md").read_text()
     log = mdrepo.mdspec("log").stdout
-    assert "check: check failed with exit status 1" in log and "check round 2: check passed" in log
+    assert "check: check failed with exit status 1" in log
+    assert "check round 2: check passed" in log
 
 
 def test_check_still_failing_is_held_when_land_failing_is_false(mdrepo: Repo, tmp_path: Path) -> None:
@@ -426,9 +434,11 @@ def test_second_trigger_while_running_is_queued_not_lost(mdrepo: Repo, tmp_path:
     wait_for(lambda: len(runs(mdrepo)) == 2 and runs(mdrepo)[0]["status"] != "running" and _settled(mdrepo),
              what="both runs")
     first_run, second_run = runs(mdrepo)[1], runs(mdrepo)[0]
-    assert first_run["spec_commits"] == [first] and first_run["status"] == "landed"
+    assert first_run["spec_commits"] == [first]
+    assert first_run["status"] == "landed"
     assert first_run["reason"].startswith("rebased onto")  # the user committed the second spec meanwhile
-    assert second_run["spec_commits"] == [second] and second_run["status"] == "landed"
+    assert second_run["spec_commits"] == [second]
+    assert second_run["status"] == "landed"
     (_, a_end), (b_start, _) = _intervals(log)
     assert a_end <= b_start  # never in parallel
     implemented = trailers.values(mdrepo.message("HEAD"), trailers.IMPLEMENTS)
@@ -508,7 +518,8 @@ def test_check_past_check_minutes_is_killed_and_counts_as_failed(mdrepo: Repo, t
     assert time.monotonic() - t0 < 10
     rec = last_run(mdrepo)
     assert rec["check_rounds"] == ["check timed out after 0.005 min"]
-    assert rec["status"] == "landed" and rec["check"] == "failed"
+    assert rec["status"] == "landed"
+    assert rec["check"] == "failed"
     assert trailers.values(mdrepo.message(), trailers.CHECK) == ["failed"]
 
 
@@ -525,5 +536,6 @@ def test_agent_destroying_the_worktree_fails_cleanly(mdrepo: Repo, tmp_path: Pat
     assert "Traceback" not in proc.stdout + proc.stderr
     assert user_state(mdrepo) == before
     rec = last_run(mdrepo)
-    assert rec["status"] == "failed" and rec["reason"]
+    assert rec["status"] == "failed"
+    assert rec["reason"]
     assert_next_run_lands(mdrepo, tmp_path)

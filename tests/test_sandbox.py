@@ -55,7 +55,8 @@ def test_worktree_writable_protected_and_git_dir_not(box: tuple[Repo, Path, sand
 def test_home_secrets_hidden_and_tmp_private(box: tuple[Repo, Path, sandbox.Sandbox], git_env: Path) -> None:
     _, wt, sb = box
     out = sh(sb, wt, f"cat {git_env}/.ssh/id_ed25519; cat {git_env}/.netrc; echo done")
-    assert "PRIVATE KEY" not in out.stdout and "password" not in out.stdout
+    assert "PRIVATE KEY" not in out.stdout
+    assert "password" not in out.stdout
     marker = Path("/tmp") / "mdspec-sandbox-probe"
     sh(sb, wt, f"echo x > {marker}")
     assert not marker.exists()
@@ -85,7 +86,9 @@ def test_off_and_required_without_bwrap(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert sandbox.build("off", tmp_path, tmp_path, Globs(["spec/**"]), False).prefix == ()
     monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
     auto = sandbox.build("auto", tmp_path, tmp_path, Globs(["spec/**"]), False)
-    assert auto.prefix == () and auto.warning and "not installed" in auto.warning
+    assert auto.prefix == ()
+    assert auto.warning
+    assert "not installed" in auto.warning
     with pytest.raises(sandbox.SandboxUnavailable, match="apt-get install bubblewrap"):
         sandbox.build("bwrap", tmp_path, tmp_path, Globs(["spec/**"]), False)
 
@@ -103,7 +106,8 @@ def test_a_protected_symlink_does_not_stop_the_sandbox(repo: Repo, git_env: Path
     repo.git("worktree", "add", "-q", "--detach", str(wt), "HEAD")
     sb = sandbox.build("bwrap", wt, repo.top / ".git", Globs(["spec/**", "TASK.md", "docs/**"]), network=False)
     proc = sh(sb, wt, "echo started; echo pwned > ../outside.txt; echo x > spec/a.md; true")
-    assert proc.returncode == 0 and proc.stdout.startswith("started"), proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("started"), proc.stderr
     assert outside.read_text() == "the user's file outside the repository\n"  # not bound writable through the link
     assert (wt / "spec/a.md").read_text() == "spec\n"
 
@@ -160,6 +164,7 @@ def test_hidden_because_names_what_hides_a_path() -> None:
 def test_will_confine_follows_the_mode_and_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not sandbox.will_confine("off")
     monkeypatch.setattr(sandbox, "bwrap_path", lambda: "/usr/bin/bwrap")
-    assert sandbox.will_confine("auto") and sandbox.will_confine("bwrap")
+    assert sandbox.will_confine("auto")
+    assert sandbox.will_confine("bwrap")
     monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
     assert not sandbox.will_confine("auto")

@@ -34,8 +34,10 @@ def _one_line_refusal(proc: subprocess.CompletedProcess[str]) -> str:
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("mdspec: error: ") and "SHA-256" in lines[0], lines[0]
-    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert lines[0].startswith("mdspec: error: "), lines[0]
+    assert "SHA-256" in lines[0], lines[0]
+    assert "internal error" not in proc.stderr
+    assert "Traceback" not in proc.stderr
     return lines[0]
 
 
@@ -61,12 +63,15 @@ def test_the_real_hook_refuses_before_queueing(s256: Repo) -> None:
     assert "mdspec" not in s256.last_output
     sha = s256.commit("spec: app", {"spec/app.md": "# App\n"})
     lines = [ln for ln in s256.last_output.splitlines() if "mdspec" in ln]
-    assert len(lines) == 1 and lines[0].startswith("mdspec: error: ") and "SHA-256" in lines[0], s256.last_output
+    assert len(lines) == 1, s256.last_output
+    assert lines[0].startswith("mdspec: error: "), s256.last_output
+    assert "SHA-256" in lines[0], s256.last_output
     assert sha[:10] in lines[0]
     assert "Traceback" not in s256.last_output
     assert s256.head() == sha
     assert triggers.entries(str(s256.state)) == []
-    assert not (s256.state / "worker.log").exists() and not (s256.state / "runs").exists()
+    assert not (s256.state / "worker.log").exists()
+    assert not (s256.state / "runs").exists()
 
 
 def test_queue_and_revert_parsing_take_sha256_names(tmp_path: Path) -> None:

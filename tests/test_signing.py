@@ -99,7 +99,8 @@ def test_rebased_result_is_signed_and_keeps_its_author(repo: Repo, tmp_path: Pat
     repo.git("reset", "-q", "--hard", base)
     tip = repo.commit("meanwhile", {"b.txt": "b\n"})
     rebased = g.rebase_commit(result, tip, ADA)
-    assert rebased is not None and rebased != result
+    assert rebased is not None
+    assert rebased != result
     assert verified(repo, rebased)
     assert repo.git("log", "-1", "--format=%P", rebased).strip() == tip
     fmt = "%an|%ae|%ad|%B"
@@ -206,13 +207,15 @@ def test_failed_signature_holds_the_result_with_the_message(mdrepo: Repo, tmp_pa
     assert rec["status"] == "held"
     assert "gpg: signing failed: Card removed (token 7)" in rec["reason"]
     held = mdrepo.head(f"refs/mdspec/results/{rec['id']}")
-    assert held == rec["result"] and not has_signature(mdrepo, held)
+    assert held == rec["result"]
+    assert not has_signature(mdrepo, held)
     status = mdrepo.mdspec("status").stdout
     assert "Card removed" in status
     # apply refuses while signing still fails: one line, the signer's words, nothing landed.
     proc = mdrepo.mdspec("apply", check=False)
     assert proc.returncode == 1
-    assert proc.stderr.count("\n") == 1 and "Card removed (token 7)" in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "Card removed (token 7)" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert mdrepo.head() == spec
     # Signing fixed: apply lands the result, signed.
@@ -231,7 +234,8 @@ def test_failed_signature_refuses_the_revert(mdrepo: Repo, tmp_path: Path) -> No
     proc = mdrepo.mdspec("revert", check=False)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mdspec: error: revert not made"), proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("mdspec: error: revert not made"), proc.stderr
     assert "Card removed (token 7)" in lines[0]
     assert mdrepo.head() == generated
     assert mdrepo.status() == ""
@@ -245,4 +249,5 @@ def test_failing_ssh_signer_message(repo: Repo, tmp_path: Path) -> None:
     g = GitRepo(repo.top)
     with pytest.raises(SigningError) as info:
         g.create_commit(g.tree_of(repo.head()), repo.head(), "x\n", ADA, ADA)
-    assert "(ssh)" in str(info.value) and str(tmp_path / "key") in str(info.value)
+    assert "(ssh)" in str(info.value)
+    assert str(tmp_path / "key") in str(info.value)

@@ -24,7 +24,15 @@ def test_ruff_is_clean() -> None:
 
 
 def test_mypy_is_clean() -> None:
-    proc = subprocess.run([*_tool("mypy"), "mdspec"], cwd=PROJECT, capture_output=True, text=True)
+    proc = subprocess.run([*_tool("mypy"), "mdspec", "tests", "benchmarks"], cwd=PROJECT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.skip(reason="the code is formatted in one go once the open branches are merged; then this runs")
+def test_ruff_format_is_clean() -> None:
+    proc = subprocess.run([*_tool("ruff"), "format", "--check", "mdspec", "tests", "benchmarks"], cwd=PROJECT,
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -109,10 +109,13 @@ def test_resolve_follows_symlinks(wt: Path, tmp_path: Path) -> None:
 
 def test_refusal_is_an_error_result(box: Toolbox, tmp_path: Path) -> None:
     r = box.call(EDITOR, {"command": "create", "path": "../escape.txt", "file_text": "x"})
-    assert r.is_error and r.refused and "outside the worktree" in r.text
+    assert r.is_error
+    assert r.refused
+    assert "outside the worktree" in r.text
     assert not (tmp_path / "escape.txt").exists()
     r = box.call(EDITOR, {"command": "str_replace", "path": "spec/a.md", "old_str": "spec", "new_str": "x"})
-    assert r.is_error and r.refused
+    assert r.is_error
+    assert r.refused
     assert (box.worktree / "spec/a.md").read_text() == "# spec\n"
 
 
@@ -126,14 +129,18 @@ def test_view_file_with_line_numbers_and_range(box: Toolbox) -> None:
     text, err = edit(box, command="view", path="src/main.py", view_range=[2, -1])
     assert (text, err) == ("     2\t    return 1", False)
     text, err = edit(box, command="view", path="src/main.py", view_range=[3, 9])
-    assert err and "outside the file's lines 1..2" in text
+    assert err
+    assert "outside the file's lines 1..2" in text
 
 
 def test_view_directory_two_levels_skipping_hidden(box: Toolbox) -> None:
     text, err = edit(box, command="view", path=".")
     assert not err
     lines = text.splitlines()[1:]
-    assert "src/" in lines and "src/main.py" in lines and "src/pkg/" in lines and "spec/a.md" in lines
+    assert "src/" in lines
+    assert "src/main.py" in lines
+    assert "src/pkg/" in lines
+    assert "spec/a.md" in lines
     assert not any(".hidden" in x or ".git" in x for x in lines)
     assert not any("hidden_level3" in x for x in lines)  # three levels down
 
@@ -141,38 +148,53 @@ def test_view_directory_two_levels_skipping_hidden(box: Toolbox) -> None:
 def test_view_binary_and_missing_and_large(box: Toolbox, wt: Path) -> None:
     (wt / "blob.bin").write_bytes(b"\x89PNG\x00\x01\x02")
     text, err = edit(box, command="view", path="blob.bin")
-    assert err and "binary file (7 bytes)" in text and "PNG" not in text
+    assert err
+    assert "binary file (7 bytes)" in text
+    assert "PNG" not in text
     (wt / "latin.txt").write_bytes(b"caf\xe9\n")
     text, err = edit(box, command="view", path="latin.txt")
-    assert err and "not UTF-8" in text
+    assert err
+    assert "not UTF-8" in text
     text, err = edit(box, command="view", path="nope.txt")
-    assert err and "no such file" in text
+    assert err
+    assert "no such file" in text
     (wt / "big.txt").write_text("".join(f"line {i}\n" for i in range(20_000)))
     text, err = edit(box, command="view", path="big.txt")
-    assert not err and len(text) < 31_000 and "use view_range to see the rest" in text
+    assert not err
+    assert len(text) < 31_000
+    assert "use view_range to see the rest" in text
 
 
 def test_create_makes_parents_and_overwrites(box: Toolbox, wt: Path) -> None:
     text, err = edit(box, command="create", path="new/dir/f.py", file_text="a = 1\n")
-    assert not err and "Created new/dir/f.py" in text
+    assert not err
+    assert "Created new/dir/f.py" in text
     assert (wt / "new/dir/f.py").read_text() == "a = 1\n"
     text, err = edit(box, command="create", path="new/dir/f.py", file_text="a = 2\n")
-    assert not err and "Overwrote" in text and (wt / "new/dir/f.py").read_text() == "a = 2\n"
+    assert not err
+    assert "Overwrote" in text
+    assert (wt / "new/dir/f.py").read_text() == "a = 2\n"
     text, err = edit(box, command="create", path="new/dir/g.py")
-    assert err and "file_text" in text
+    assert err
+    assert "file_text" in text
 
 
 def test_str_replace(box: Toolbox, wt: Path) -> None:
     (wt / "f.txt").write_text("alpha\nbeta\ngamma\nbeta\n")
     text, err = edit(box, command="str_replace", path="f.txt", old_str="alpha", new_str="ALPHA")
-    assert not err and "     1\tALPHA" in text
+    assert not err
+    assert "     1\tALPHA" in text
     assert (wt / "f.txt").read_text() == "ALPHA\nbeta\ngamma\nbeta\n"
     text, err = edit(box, command="str_replace", path="f.txt", old_str="beta", new_str="x")
-    assert err and "occurs 2 times" in text and "lines 2, 4" in text
+    assert err
+    assert "occurs 2 times" in text
+    assert "lines 2, 4" in text
     text, err = edit(box, command="str_replace", path="f.txt", old_str="delta", new_str="x")
-    assert err and "not found" in text
+    assert err
+    assert "not found" in text
     text, err = edit(box, command="str_replace", path="f.txt", old_str="gamma\n")  # new_str defaults to ""
-    assert not err and (wt / "f.txt").read_text() == "ALPHA\nbeta\nbeta\n"
+    assert not err
+    assert (wt / "f.txt").read_text() == "ALPHA\nbeta\nbeta\n"
 
 
 def test_insert(box: Toolbox, wt: Path) -> None:
@@ -182,7 +204,8 @@ def test_insert(box: Toolbox, wt: Path) -> None:
     assert not edit(box, command="insert", path="f.txt", insert_line=1, insert_text="half\n")[1]
     assert (wt / "f.txt").read_text() == "zero\nhalf\none\ntwo\nthree\n"
     text, err = edit(box, command="insert", path="f.txt", insert_line=9, insert_text="x")
-    assert err and "outside 0..5" in text
+    assert err
+    assert "outside 0..5" in text
 
 
 def test_editor_bad_calls_are_errors(box: Toolbox) -> None:
@@ -202,7 +225,8 @@ def test_bash_is_persistent_and_uses_given_env(box: Toolbox, wt: Path, monkeypat
     assert bash(box, 'pwd; echo "$FOO $MY_VAR [$LEAKY_PROCESS_VAR]"') == (
         f"{wt / 'src'}\nbar from-ctx-env []", False)
     text, err = bash(box, "echo out; echo err >&2; exit_code() { return 3; }; exit_code")
-    assert text == "out\nerr\n[exit status 3]" and not err
+    assert text == "out\nerr\n[exit status 3]"
+    assert not err
     text, _ = bash(box, 'echo "unclosed')  # a syntax error must not swallow the next command
     assert "unexpected EOF" in text
     assert bash(box, "echo fine") == ("fine", False)
@@ -216,7 +240,9 @@ def test_bash_timeout_kills_group_and_restarts(wt: Path) -> None:
         t0 = time.monotonic()
         r = b.run({"command": "sleep 60 & echo $! > ../child.pid; echo started; sleep 30"})
         assert time.monotonic() - t0 < 5
-        assert r.is_error and "timed out after 1 s" in r.text and r.text.startswith("started")
+        assert r.is_error
+        assert "timed out after 1 s" in r.text
+        assert r.text.startswith("started")
         child = int((wt / "child.pid").read_text())
         time.sleep(0.1)
         assert not alive(child)  # the background child went with the group
@@ -246,7 +272,8 @@ def test_bash_output_is_capped_head_and_tail(box: Toolbox) -> None:
     text, err = bash(box, "for i in $(seq 1 20000); do echo line$i; done")
     assert not err
     assert len(text) < 30_200
-    assert text.startswith("line1\n") and text.endswith("line20000")
+    assert text.startswith("line1\n")
+    assert text.endswith("line20000")
     assert "characters cut" in text
 
 
@@ -263,13 +290,17 @@ def test_bash_close_kills_background_jobs(wt: Path) -> None:
 def test_cap_keeps_head_and_tail() -> None:
     text = "a" * 50 + "b" * 50
     out = cap(text, 20)
-    assert out.startswith("a" * 8) and out.endswith("b" * 12) and "[… 80 characters cut …]" in out
+    assert out.startswith("a" * 8)
+    assert out.endswith("b" * 12)
+    assert "[… 80 characters cut …]" in out
     assert cap("short", 20) == "short"
 
 
 def test_tool_error_message_reaches_the_model(box: Toolbox) -> None:
     r = box.call(EDITOR, {"command": "view", "path": "src", "view_range": [1, 2]})
-    assert r.is_error and r.text.startswith("Error: ") and not r.refused
+    assert r.is_error
+    assert r.text.startswith("Error: ")
+    assert not r.refused
     assert issubclass(Refused, ToolError)
 
 
@@ -279,7 +310,8 @@ def test_unexpected_tool_exceptions_become_error_results(box: Toolbox, monkeypat
 
     monkeypatch.setattr(box.editor, "run", broken)
     r = box.call(EDITOR, {"command": "view", "path": "."})
-    assert r.is_error and r.text == "Error: RuntimeError: disk on fire"
+    assert r.is_error
+    assert r.text == "Error: RuntimeError: disk on fire"
 
 
 def test_bash_passes_commands_verbatim_and_can_be_wrapped(wt: Path) -> None:

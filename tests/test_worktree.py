@@ -58,10 +58,13 @@ def test_prepare_resets_tracked_removes_untracked_keeps_ignored(mdrepo: Repo, g:
     assert wt_git(wt, "status", "--porcelain") == ""
     assert (wt / "app.py").read_text() == "app\n"
     assert (wt / "README.md").exists()
-    assert not (wt / "untracked.txt").exists() and not (wt / "newdir").exists() and not (wt / "staged.txt").exists()
+    assert not (wt / "untracked.txt").exists()
+    assert not (wt / "newdir").exists()
+    assert not (wt / "staged.txt").exists()
     assert (wt / "build" / "cache.bin").read_text() == "warm\n"
     # The user's checkout and branch are untouched by all of this.
-    assert mdrepo.head() == base and mdrepo.status() == ""
+    assert mdrepo.head() == base
+    assert mdrepo.status() == ""
     assert mdrepo.git("symbolic-ref", "HEAD").strip() == "refs/heads/main"
 
 
@@ -78,7 +81,8 @@ def test_prepare_clears_a_half_done_rebase(mdrepo: Repo, g: GitRepo) -> None:
     wt_gitdir = Path(wt_git(wt, "rev-parse", "--absolute-git-dir").strip())
     assert (wt_gitdir / "rebase-merge").exists() or (wt_gitdir / "rebase-apply").exists()
     worktree.prepare(g, mdrepo.state, base)
-    assert not (wt_gitdir / "rebase-merge").exists() and not (wt_gitdir / "rebase-apply").exists()
+    assert not (wt_gitdir / "rebase-merge").exists()
+    assert not (wt_gitdir / "rebase-apply").exists()
     assert wt_git(wt, "status", "--porcelain") == ""
     assert wt_git(wt, "rev-parse", "HEAD").strip() == base
 
@@ -146,7 +150,8 @@ def _listed(mdrepo: Repo, wt: Path) -> str | None:
 def test_worktree_is_locked_so_prune_keeps_it(mdrepo: Repo, g: GitRepo, tmp_path: Path) -> None:
     wt = worktree.prepare(g, mdrepo.state, mdrepo.head()).resolve()
     stanza = _listed(mdrepo, wt)
-    assert stanza is not None and "\nlocked mdspec" in stanza, stanza
+    assert stanza is not None, stanza
+    assert "\nlocked mdspec" in stanza, stanza
     line = next(ln for ln in mdrepo.git("worktree", "list").splitlines() if ln.startswith(f"{wt} "))
     assert line.endswith(" locked"), line
     # What a user's clean-up does: the directory goes, then git prunes (gc prunes the same way).
@@ -166,7 +171,8 @@ def test_worktree_is_locked_so_prune_keeps_it(mdrepo: Repo, g: GitRepo, tmp_path
     assert run_fg(mdrepo).returncode == 0
     assert last_run(mdrepo)["status"] == "landed"
     stanza = _listed(mdrepo, wt)
-    assert stanza is not None and "\nlocked mdspec" in stanza
+    assert stanza is not None
+    assert "\nlocked mdspec" in stanza
 
 
 def test_an_unlocked_worktree_from_before_is_locked_on_reuse(mdrepo: Repo, g: GitRepo) -> None:
@@ -195,7 +201,8 @@ def test_prepare_leaves_the_branch_an_agent_made_and_clears_a_conflicted_merge(m
     worktree.prepare(g, mdrepo.state, base)
     assert wt_git(wt, "status", "--porcelain") == ""
     assert wt_git(wt, "ls-files", "--unmerged") == ""
-    assert (wt / "app.py").read_text() == "app\n" and (wt / "README.md").exists()
+    assert (wt / "app.py").read_text() == "app\n"
+    assert (wt / "README.md").exists()
     assert wt_git(wt, "rev-parse", "HEAD").strip() == base
     assert subprocess.run(["git", "symbolic-ref", "-q", "HEAD"], cwd=wt).returncode != 0  # detached
     # The agent's branches stay where the agent left them: a reset would have moved the checked-out one.
@@ -227,7 +234,8 @@ def test_snapshot_stages_what_git_add_all_would(mdrepo: Repo, g: GitRepo) -> Non
     wt_git(wt, "add", "staged.txt")
     (wt / "staged.txt").write_text("changed after staging\n")
     found = dict((p, tag) for tag, p in worktree.changes(wt))
-    assert found["new.txt"] == worktree.UNTRACKED and found["app.py"] != worktree.UNTRACKED
+    assert found["new.txt"] == worktree.UNTRACKED
+    assert found["app.py"] != worktree.UNTRACKED
     assert "build/cache.bin" not in found
     tree = worktree.snapshot_tree(wt)
     wt_git(wt, "add", "--all")  # git's own staging finds nothing left to add
@@ -237,7 +245,8 @@ def test_snapshot_stages_what_git_add_all_would(mdrepo: Repo, g: GitRepo) -> Non
     assert not {"gone.txt", "dir/a.txt", "README.md", "build/cache.bin"} & set(listing)
     assert "100755 blob" in wt_git(wt, "ls-tree", tree, "tool.sh")
     # Nothing changed since: the same tree again, from a scan that finds nothing.
-    assert worktree.changes(wt) == [] and worktree.snapshot_tree(wt) == tree
+    assert worktree.changes(wt) == []
+    assert worktree.snapshot_tree(wt) == tree
 
 
 def test_snapshot_of_a_nested_repository_is_staged_as_git_add_does(mdrepo: Repo, g: GitRepo) -> None:

@@ -206,7 +206,7 @@ def _request_id(stream: Any) -> str:
     try:
         headers = stream.response.headers
         return str(headers.get("request-id") or headers.get("x-amzn-requestid") or "none")
-    except Exception:  # no response to ask
+    except Exception:  # noqa: BLE001 - asked while reporting a failure: a half-built stream must not replace it
         return "none"
 
 
@@ -295,7 +295,7 @@ class AnthropicSession:
             return self._loop(began)
         except KeyboardInterrupt:
             raise
-        except Exception as exc:  # a bug here or in a callback: record it and end this session cleanly
+        except Exception as exc:  # noqa: BLE001 - a bug here or in a callback: record it, end the session cleanly
             self.transcript.write("error", traceback=traceback.format_exc())
             return self._result("error", _one_line(f"internal error: {type(exc).__name__}: {exc}"))
         finally:
@@ -316,26 +316,33 @@ class AnthropicSession:
             except DeadlineReached as exc:
                 self.transcript.write("error", error=str(exc), stopped_by="max_minutes")
                 return self._result("max_minutes", str(exc))
-            except Exception as exc:  # every API failure ends the session cleanly, with a record
+            except Exception as exc:  # noqa: BLE001 - SDK, HTTP and cloud-auth errors alike end the session, with a record
                 return self._failed(exc, began)
-            content = self._account(response)
-            reason = response.stop_reason
-            if reason == "tool_use":
-                self._answer_tools(content, cut=False)
-            elif reason == "max_tokens":
-                self._answer_tools(content, cut=True)
-            elif reason == "pause_turn":
-                if content:  # sent back as it is, the model carries on with its turn
-                    self._add_assistant(content)
-            elif reason == "refusal":
-                return self._result("refusal")
-            elif reason == "model_context_window_exceeded":
-                return self._result("context")
-            else:  # end_turn, stop_sequence
-                if content:
-                    self._add_assistant(content)
-                self.final_text = _text_of(content)
-                return self._result(None)
+            done = self._take(response)
+            if done is not None:
+                return done
+
+    def _take(self, response: Any) -> BackendResult | None:
+        """Act on one response by its stop reason: the session's result when it ends here, else None."""
+        content = self._account(response)
+        reason = response.stop_reason
+        if reason == "tool_use":
+            self._answer_tools(content, cut=False)
+        elif reason == "max_tokens":
+            self._answer_tools(content, cut=True)
+        elif reason == "pause_turn":
+            if content:  # sent back as it is, the model carries on with its turn
+                self._add_assistant(content)
+        elif reason == "refusal":
+            return self._result("refusal")
+        elif reason == "model_context_window_exceeded":
+            return self._result("context")
+        else:  # end_turn, stop_sequence
+            if content:
+                self._add_assistant(content)
+            self.final_text = _text_of(content)
+            return self._result(None)
+        return None
 
     def _answer_tools(self, content: list[dict[str, Any]], cut: bool) -> None:
         """Run the complete tool calls of `content` and append the results (and, if cut, a request to go on)."""
@@ -427,7 +434,7 @@ class AnthropicSession:
         def call() -> None:
             try:
                 box["message"] = _stream_message(client, params, timeout, box)
-            except BaseException as exc:  # handed to the waiting thread
+            except BaseException as exc:  # noqa: BLE001 - whatever it is, the waiting thread re-raises it
                 box["error"] = exc
             finally:
                 done.set()

@@ -333,7 +333,8 @@ class Bash:
         end = f"__mdspec_end_{secrets.token_hex(8)}__"  # fresh each time, so no command can contain it
         line = (f"IFS= read -r -d '' __mdspec_cmd <<'{end}'\n{command.replace(chr(0), '')}\n{end}\n"
                 f"eval \"$__mdspec_cmd\" </dev/null\nprintf '\\n{self.sentinel}:%d\\n' $?\n")
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdin is not None
+        assert proc.stdout is not None
         try:
             proc.stdin.write(line.encode())
             proc.stdin.flush()
@@ -447,7 +448,7 @@ class Toolbox:
             return ToolResult(printable(f"Error: {exc}"), is_error=True)
         except KeyboardInterrupt:
             raise
-        except Exception as exc:  # a tool failure is the model's to handle, never the run's end
+        except Exception as exc:  # noqa: BLE001 - a tool failure is the model's to handle, never the run's end
             return ToolResult(printable(f"Error: {type(exc).__name__}: {exc}"), is_error=True)
 
     def close(self) -> None:

@@ -175,7 +175,7 @@ def _model(cfg: config.Config) -> list[tuple[bool, str]]:
 
     try:
         ids = agent.list_models(os.environ)
-    except Exception as exc:  # any API or network failure is one line here, never a traceback
+    except Exception as exc:  # noqa: BLE001 - any API, network or cloud-auth failure is one line, never a traceback
         checks.append((False, f"model: could not list the API's models: {agent.describe_failure(exc)[1]}"))
         return checks
     if any(m == a.model or config.is_dated(m, a.model) for m in ids):

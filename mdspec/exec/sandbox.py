@@ -151,6 +151,39 @@ def _empty_file(common_dir: Path) -> Path:
     return path
 
 
+def _hidden_secrets(home: str | None, wt: Path, common: Path) -> list[str]:
+    """bwrap arguments that hide the home directory's secrets: an empty tmpfs over a directory, an empty
+    file over a file."""
+    args: list[str] = []
+    if not home or not os.path.isdir(home):
+        return args
+    empty: Path | None = None
+    for name in HOME_SECRETS:
+        secret = os.path.join(home, name)
+        if os.path.isdir(secret) and not wt.is_relative_to(Path(secret).resolve()):
+            args += ["--tmpfs", secret]
+        elif os.path.isfile(secret):
+            # Not /dev/null: bind mounts are nodev, so reading it would fail with EACCES, and git treats
+            # an unreadable ~/.gitconfig as fatal. An empty regular file reads as "nothing here".
+            empty = empty or _empty_file(common)
+            args += ["--ro-bind", str(empty), secret]
+    return args
+
+
+def _readonly_gitfile(wt: Path, common: Path) -> list[str]:
+    """bwrap arguments that make the worktree's `.git` file, and the admin dir it names when that lies
+    outside the common git dir, read-only."""
+    args: list[str] = []
+    gitfile = wt / ".git"
+    if gitfile.is_file():
+        admin = gitfile.read_text(encoding="utf-8").removeprefix("gitdir:").strip()
+        admin_path = (wt / admin).resolve()
+        if admin_path.is_dir() and not admin_path.is_relative_to(common):
+            args += ["--ro-bind", str(admin_path), str(admin_path)]
+        args += ["--ro-bind", str(gitfile), str(gitfile)]
+    return args
+
+
 def build(
     mode: str,
     worktree: Path,
@@ -180,18 +213,7 @@ def build(
     for prefix in sorted({sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}):
         if prefix.startswith("/tmp/") and os.path.isdir(prefix):
             args += ["--ro-bind", prefix, prefix]
-    home = home if home is not None else os.environ.get("HOME")
-    if home and os.path.isdir(home):
-        empty: Path | None = None
-        for name in HOME_SECRETS:
-            secret = os.path.join(home, name)
-            if os.path.isdir(secret) and not wt.is_relative_to(Path(secret).resolve()):
-                args += ["--tmpfs", secret]
-            elif os.path.isfile(secret):
-                # Not /dev/null: bind mounts are nodev, so reading it would fail with EACCES, and git treats
-                # an unreadable ~/.gitconfig as fatal. An empty regular file reads as "nothing here".
-                empty = empty or _empty_file(common)
-                args += ["--ro-bind", str(empty), secret]
+    args += _hidden_secrets(home if home is not None else os.environ.get("HOME"), wt, common)
     # The repository's git dir is read-only (hooks, config, refs, objects) and so is the worktree's admin
     # dir inside it: mdspec itself runs git in the worktree outside the sandbox afterwards, so a writable
     # `commondir` there could point that git at a config of the agent's making (a `filter` or
@@ -205,13 +227,7 @@ def build(
         args += ["--ro-bind", str(top), str(top)]
     args += ["--ro-bind", str(common), str(common)]
     args += ["--bind", str(wt), str(wt)]
-    gitfile = wt / ".git"
-    if gitfile.is_file():
-        admin = gitfile.read_text(encoding="utf-8").removeprefix("gitdir:").strip()
-        admin_path = (wt / admin).resolve()
-        if admin_path.is_dir() and not admin_path.is_relative_to(common):
-            args += ["--ro-bind", str(admin_path), str(admin_path)]
-        args += ["--ro-bind", str(gitfile), str(gitfile)]
+    args += _readonly_gitfile(wt, common)
     for p in _protected_mounts(wt, protected):
         args += ["--ro-bind", str(p), str(p)]
     args += ["--chdir", str(wt), "--"]

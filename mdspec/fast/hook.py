@@ -203,27 +203,44 @@ def post_commit(slow: SlowPath) -> int:
     cfg_path, cfg_text = found
     try:
         watch, how, cache_problem = _settings(slow, dirs.state_dir, cfg_path, cfg_text)
-    except Exception as exc:  # ConfigError and OSError alike: one line, never a traceback
+    except Exception as exc:  # noqa: BLE001 - ConfigError, OSError alike: one line (the fast path imports no errors module)
         print(f"mdspec: error: {exc}", file=sys.stderr)
         return 1
-    # One git process: parents, message and changed paths of HEAD against its first parent.
+    head = _head_change(dirs.top, dirs.git_dir)
+    if head is None:
+        return 0  # unborn branch or unreadable HEAD: nothing was committed that we could read
+    sha, parents, message, changes = head
+    if len(parents) > 1 or trailers.is_generated(message) or not _watched(changes, watch):
+        return _warn_cache(cache_problem, dirs.state_dir)
+    return _start(slow, dirs, branch, sha, how, changes, cfg_path, cache_problem)
+
+
+def _head_change(top: str, git_dir: str) -> tuple[str, list[str], str, dict[str, str]] | None:
+    """(sha, parents, message, path -> status letter) of HEAD against its first parent; None when git
+    cannot read HEAD. One git process."""
     try:
         out = _git(["diff-tree", "-r", "-z", "--root", "--no-renames", "--name-status",
-                    "--always", "--format=%H%x00%P%x00%B%x00", "HEAD"], dirs.top, dirs.git_dir)
+                    "--always", "--format=%H%x00%P%x00%B%x00", "HEAD"], top, git_dir)
     except OSError:
-        return 0  # unborn branch or unreadable HEAD: nothing was committed that we could read
+        return None
     fields = out.decode("utf-8", "replace").split("\0")
     if len(fields) < 3:
-        return _warn_cache(cache_problem, dirs.state_dir)  # nothing git could describe: nothing to run
-    sha, parents, message = fields[0].strip(), fields[1].split(), fields[2]
+        return "", [], "", {}  # nothing git could describe: nothing to run
     rest = [f.strip("\n") for f in fields[3:] if f.strip("\n")]
-    changes = dict(zip(rest[1::2], rest[0::2], strict=False))  # path -> status letter
-    if len(parents) > 1 or trailers.is_generated(message):
-        return _warn_cache(cache_problem, dirs.state_dir)
+    return fields[0].strip(), fields[1].split(), fields[2], dict(zip(rest[1::2], rest[0::2], strict=False))
+
+
+def _watched(changes: dict[str, str], watch: list[str]) -> bool:
+    """Whether the commit changed a watched path (a TASK.md deleted, alone, does not count)."""
     globs = Globs(watch)
     watched = {p: st for p, st in changes.items() if globs.matches(p)}
-    if not watched or watched == {"TASK.md": "D"}:
-        return _warn_cache(cache_problem, dirs.state_dir)  # nothing watched changed, or TASK.md deleted
+    return bool(watched) and watched != {"TASK.md": "D"}
+
+
+def _start(slow: SlowPath, dirs: paths.RepoDirs, branch: str, sha: str, how: str, changes: dict[str, str],
+           cfg_path: str, cache_problem: str | None) -> int:
+    """Queue the spec commit `sha` and start its run: in a detached worker, in the foreground, or not at
+    all (CI mode, the set-up commit). The hook's exit status."""
     if len(sha) not in READABLE_SHA_LENGTHS:
         # A SHA-256 repository: the worker reads git through libgit2, which opens SHA-1 repositories
         # only. Say so here rather than queue a commit no run can ever take.
@@ -273,7 +290,7 @@ def post_commit_guarded(slow: SlowPath) -> int:
     """post_commit, and never a traceback inside `git commit`: a bug is one line, the traceback a log."""
     try:
         return post_commit(slow)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a bug in the hook must never fail the commit it follows
         log = slow.write_traceback(exc)
         print(f"mdspec: internal error in the post-commit hook: {type(exc).__name__}: {exc} (traceback in "
               f"{log}); the commit is made, `mdspec run` implements it", file=sys.stderr)

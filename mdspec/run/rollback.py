@@ -71,8 +71,9 @@ def _same(disk: Entry | None, want: Entry | None) -> bool:
 
 
 def _cut_short(disk: Entry | None, want: Entry | None) -> bool:
-    """A file git was writing when the disk filled up: a strict beginning of the new content."""
-    return (disk is not None and want is not None and disk.mode != _LINK and want.mode != _LINK
+    """A file git was writing when the disk filled up: a strict beginning of the new content (a directory
+    in the file's place, mode 0, is not one: it is someone else's)."""
+    return (disk is not None and want is not None and disk.mode not in (_LINK, 0) and want.mode != _LINK
             and len(disk.data) < len(want.data) and want.data.startswith(disk.data))
 
 
