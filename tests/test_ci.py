@@ -470,7 +470,8 @@ def test_ci_push_with_the_built_in_agent_against_the_messages_api(tmp_path: Path
     assert len(api.requests) == 2  # one turn that wrote the file, one that ended
     assert FAKE_KEY not in proc.stdout + proc.stderr
     last = proc.stdout.splitlines()[-1]
-    assert last.startswith("mdspec ci: main: run ") and " landed: 1 spec commit, 2 turns" in last, last
+    assert last.startswith("mdspec ci: main: run "), last
+    assert " landed: 1 spec commit, 2 turns" in last, last
     team.bob.git("pull", "-q", "--ff-only")
     assert (team.bob.top / "code" / "app.txt").read_text() == "HELLO\n"
     assert implemented(team.bob) == [sha]

@@ -16,7 +16,7 @@ import pytest
 from conftest import Repo
 
 from mdspec.git import Repo as GitRepo
-from mdspec.run import land, records, rollback, runner
+from mdspec.run import handmerge, land, records, rollback, runner
 from mdspec.run.records import RunRecord
 
 BRANCH = "refs/heads/main"
@@ -400,7 +400,7 @@ def test_settle_merges_sees_a_cherry_pick_that_landed(repo: Repo) -> None:
     result = repo.commit("mdspec: result\n\nMdspec-Run: r1", {"gen.txt": "generated\n"})
     repo.git("update-ref", land.result_ref("r1"), result)
     write_run(repo, "r1", status="held", merging=True, result=result)
-    runner.settle_merges(GitRepo(repo.top))
+    handmerge.settle_merges(GitRepo(repo.top))
     rec = read_run(repo, "r1")
     assert rec["status"] == "landed"
     assert rec.get("landed_as") == result
@@ -411,7 +411,7 @@ def test_settle_merges_sees_a_cherry_pick_that_landed(repo: Repo) -> None:
 def test_settle_merges_waits_while_the_cherry_pick_goes_on(repo: Repo) -> None:
     write_run(repo, "r1", status="held", merging=True, result="c" * 40)
     (repo.top / ".git" / "CHERRY_PICK_HEAD").write_text("c" * 40 + "\n")
-    runner.settle_merges(GitRepo(repo.top))
+    handmerge.settle_merges(GitRepo(repo.top))
     rec = read_run(repo, "r1")
     assert rec["status"] == "held"
     assert rec.get("merging") is True
@@ -420,7 +420,7 @@ def test_settle_merges_waits_while_the_cherry_pick_goes_on(repo: Repo) -> None:
 def test_settle_merges_sees_an_abandoned_merge(repo: Repo) -> None:
     write_run(repo, "r1", status="held", merging=True, result="c" * 40)
     write_run(repo, "r2", status="held", result="e" * 40, reason="conflicts")
-    runner.settle_merges(GitRepo(repo.top))
+    handmerge.settle_merges(GitRepo(repo.top))
     rec = read_run(repo, "r1")
     assert rec["status"] == "held"
     assert "merging" not in rec

@@ -76,57 +76,79 @@ def _run_to_follow(state: Path, run: str | None) -> Path | None:
         time.sleep(0.1)
 
 
+def _notes_instead(repo: Repo, run: str | None, follow: bool, out: Printer) -> int:
+    """No run record here: a clone where the run happened elsewhere (CI) has its git note, or nothing."""
+    from mdspec.commands import ci
+
+    local = records.runs_dir(repo.state_dir)
+    ours = [d for d in local.iterdir() if d.name.startswith(run or "")] if local.is_dir() else []
+    if not follow and not ours and ci.log_from_notes(repo, run, out):
+        return 0
+    raise FatalError(f"no run {'matching ' + repr(run) if run else 'yet'}: `mdspec status` lists the runs")
+
+
+def _print_events(events: Path, pos: int, out: Printer) -> int:
+    """The whole lines of events.jsonl from byte `pos` on; where the next read starts."""
+    if not events.exists():
+        return pos
+    with events.open(encoding="utf-8") as f:
+        f.seek(pos)
+        for line in f:
+            if not line.endswith("\n"):
+                break  # a line being written; read it next time round
+            pos += len(line.encode())
+            try:
+                text = _event_line(json.loads(line))
+            except ValueError:
+                continue
+            if text:
+                out(text)
+    return pos
+
+
+def _follow(rdir: Path, state: Path, follow: bool, out: Printer) -> None:
+    """Print the run's events; with `follow`, until the run ends (or its worker is gone)."""
+    rec = records.read(rdir)
+    pos = 0
+    while True:
+        pos = _print_events(rdir / "events.jsonl", pos, out)
+        if not follow or rec.get("status") != records.RUNNING:
+            return
+        if lock_holder(state) is None:
+            rec = records.read(rdir)
+            if rec.get("status") == records.RUNNING:
+                out("  the worker stopped before the run finished; `mdspec run` recovers")
+                return
+            continue  # it ended between our reads: print the last events
+        time.sleep(0.2)
+        rec = records.read(rdir)
+
+
+def _print_outputs(rdir: Path, out: Printer) -> None:
+    for name in ("output.log", "check.log", "error.log"):
+        p = rdir / name
+        if p.exists():
+            text = p.read_text(encoding="utf-8", errors="replace")
+            out(f"--- {name} ({len(text)} chars{', last 4000' if len(text) > 4000 else ''})")
+            out(text[-4000:].rstrip())
+    if (rdir / "transcript.jsonl").exists():
+        out(f"--- transcript: {rdir / 'transcript.jsonl'}")
+
+
 def log(start: Path, run: str | None, follow: bool, out: Printer) -> int:
     repo = Repo(start)
     state = repo.state_dir
     rdir = _run_to_follow(state, run) if follow else records.find_run(state, run)
     if rdir is None:
-        from mdspec.commands import ci  # a clone where the run happened elsewhere (CI): its git note is what there is
-
-        local = records.runs_dir(state)
-        ours = [d for d in local.iterdir() if d.name.startswith(run or "")] if local.is_dir() else []
-        if not follow and not ours and ci.log_from_notes(repo, run, out):
-            return 0
-        raise FatalError(f"no run {'matching ' + repr(run) if run else 'yet'}: `mdspec status` lists the runs")
-    rec = _print_run(rdir, out)
-    events = rdir / "events.jsonl"
-    pos = 0
-    while True:
-        if events.exists():
-            with events.open(encoding="utf-8") as f:
-                f.seek(pos)
-                for line in f:
-                    if not line.endswith("\n"):
-                        break  # a line being written; read it next time round
-                    pos += len(line.encode())
-                    try:
-                        text = _event_line(json.loads(line))
-                    except ValueError:
-                        continue
-                    if text:
-                        out(text)
-        if not follow or rec.get("status") != records.RUNNING:
-            break
-        if lock_holder(state) is None:
-            rec = records.read(rdir)
-            if rec.get("status") == records.RUNNING:
-                out("  the worker stopped before the run finished; `mdspec run` recovers")
-                break
-            continue  # it ended between our reads: print the last events
-        time.sleep(0.2)
-        rec = records.read(rdir)
-    if follow:
-        rec = records.read(rdir)
-        out(f"  usage: {summary_line(rec)}")
-        out(f"run {rec.get('id')}: {rec.get('status')}" + (f" — {rec['reason']}" if rec.get("reason") else ""))
-        if rec.get("landed_as"):
-            out(f"  landed as {rec['landed_as'][:10]}")
-    for name in ("output.log", "check.log", "error.log"):
-        p = rdir / name
-        if p.exists() and not follow:
-            text = p.read_text(encoding="utf-8", errors="replace")
-            out(f"--- {name} ({len(text)} chars{', last 4000' if len(text) > 4000 else ''})")
-            out(text[-4000:].rstrip())
-    if (rdir / "transcript.jsonl").exists() and not follow:
-        out(f"--- transcript: {rdir / 'transcript.jsonl'}")
+        return _notes_instead(repo, run, follow, out)
+    _print_run(rdir, out)
+    _follow(rdir, state, follow, out)
+    if not follow:
+        _print_outputs(rdir, out)
+        return 0
+    rec = records.read(rdir)
+    out(f"  usage: {summary_line(rec)}")
+    out(f"run {rec.get('id')}: {rec.get('status')}" + (f" — {rec['reason']}" if rec.get("reason") else ""))
+    if rec.get("landed_as"):
+        out(f"  landed as {rec['landed_as'][:10]}")
     return 0

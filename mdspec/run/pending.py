@@ -99,9 +99,7 @@ def find(repo: Repo, tip: str, cfg: Config, limit: int = HISTORY_LIMIT) -> Pendi
     for info in repo.first_parent_walk(tip, limit):
         # A merge brings in what its other parents made: a generated commit merged from a pull request's
         # branch (with a merge commit, not squashed or rebased) implements its spec commits all the same.
-        for merged in repo.merged_in(info, limit):
-            if trailers.is_generated(merged.message) and merged.sha not in reverted_generated:
-                names += [_Name(len(specs), merged.sha, sha, pid) for sha, pid in trailers.implements(merged.message)]
+        names += _merged_names(repo, info, limit, reverted_generated, len(specs))
         # "This reverts commit X" (git revert, mdspec revert): X's effect is gone. Newest first, so a
         # revert is always seen before what it reverts.
         undone = _REVERTS.findall(info.message)
@@ -143,6 +141,14 @@ def find(repo: Repo, tip: str, cfg: Config, limit: int = HISTORY_LIMIT) -> Pendi
         was_reverted = s.sha in reverted_shas or (ids.get(s.sha) or "") in reverted_ids
         (reverted if was_reverted else pending).append(s)
     return PendingSet(tuple(pending), tuple(reverted), implemented, tuple(s.sha for s in reversed(specs)))
+
+
+def _merged_names(repo: Repo, merge: CommitInfo, limit: int, reverted: set[str], newer_specs: int) -> list[_Name]:
+    """What the generated commits a merge brings in (not reverted since) implement."""
+    return [_Name(newer_specs, merged.sha, sha, pid)
+            for merged in repo.merged_in(merge, limit)
+            if trailers.is_generated(merged.message) and merged.sha not in reverted
+            for sha, pid in trailers.implements(merged.message)]
 
 
 def _match_by_content(specs: list[SpecCommit], names: list[_Name], ids: dict[str, str]) -> dict[str, str]:
