@@ -131,6 +131,16 @@ def assert_no_force_push(team: Team) -> None:
         assert ok.returncode == 0, f"main went from {old} to {new}: not a fast-forward"
 
 
+def paused_job(job: Repo, stage: str, what: str) -> tuple[subprocess.Popen[str], Path]:
+    """`mdspec ci` in `job`, started and held at `stage` until the returned marker file is removed."""
+    env = {**os.environ, "MDSPEC_TEST_PAUSE": stage}
+    proc = subprocess.Popen([sys.executable, "-m", "mdspec", "ci"], cwd=job.top, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    marker = job.state / f"paused-{stage}"
+    wait_for(marker.exists, 240, what)
+    return proc, marker
+
+
 # --- ci mode, locally ----------------------------------------------------------------------------------
 
 
@@ -224,11 +234,7 @@ def test_two_ci_jobs_racing_on_one_branch_compile_each_spec_commit_once(tmp_path
     first = spec(team.alice, "one", "# One\n")
     team.alice.git("push", "-q", "origin", "main")
     job1 = team.clone("ci1")
-    env = {**os.environ, "MDSPEC_TEST_PAUSE": "before-backend"}
-    p1 = subprocess.Popen([sys.executable, "-m", "mdspec", "ci"], cwd=job1.top, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    marker = job1.state / "paused-before-backend"
-    wait_for(marker.exists, 240, "job 1 to start its run")
+    p1, marker = paused_job(job1, "before-backend", "job 1 to start its run")
     # A second spec commit is pushed while job 1 runs; job 2 starts at once.
     team.bob.git("pull", "-q", "--ff-only")
     second = spec(team.bob, "two", "# Two\n")
@@ -257,11 +263,7 @@ def test_a_teammate_push_during_a_run_is_rebased_over(tmp_path: Path) -> None:
     sha = spec(team.alice, "app", "# App\n")
     team.alice.git("push", "-q", "origin", "main")
     job = team.clone("ci")
-    env = {**os.environ, "MDSPEC_TEST_PAUSE": "after-commit"}
-    p = subprocess.Popen([sys.executable, "-m", "mdspec", "ci"], cwd=job.top, env=env, text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    marker = job.state / "paused-after-commit"
-    wait_for(marker.exists, 240, "the run's commit")
+    p, marker = paused_job(job, "after-commit", "the run's commit")
     team.bob.git("pull", "-q", "--ff-only")
     team.bob.commit("docs", {"docs.md": "unrelated\n"})
     team.bob.git("push", "-q", "origin", "main")
@@ -281,11 +283,7 @@ def test_a_conflicting_teammate_push_sends_the_result_to_a_results_branch(tmp_pa
     spec(team.alice, "app", "# App\n")
     team.alice.git("push", "-q", "origin", "main")
     job = team.clone("ci")
-    env = {**os.environ, "MDSPEC_TEST_PAUSE": "after-commit"}
-    p = subprocess.Popen([sys.executable, "-m", "mdspec", "ci"], cwd=job.top, env=env, text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    marker = job.state / "paused-after-commit"
-    wait_for(marker.exists, 240, "the run's commit")
+    p, marker = paused_job(job, "after-commit", "the run's commit")
     team.bob.git("pull", "-q", "--ff-only")
     team.bob.commit("hand-written code", {"code/app.txt": "mine\n"})
     team.bob.git("push", "-q", "origin", "main")
