@@ -10,6 +10,7 @@ gpg.format, user.signingkey and the signing programs are git's business, not our
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -427,19 +428,49 @@ class Repo:
     def add_note(self, sha: str, text: str, ref: str, who: Identity, subject: str = "mdspec: note") -> None:
         """Attach `text` as the note of `sha` under `ref`, in a notes commit whose message is `subject`.
 
-        git writes the note (its fan-out and locking), then the notes commit is re-made with mdspec's
-        message instead of git's "Notes added by 'git notes add'", swapped in by compare-and-swap.
+        In process, with one git command: libgit2 writes the note into a draft ref started at the notes
+        commit (following the fan-out the notes tree has), the notes commit is made again with mdspec's
+        message, and git moves `ref` to it by compare-and-swap; a note of someone else's that got in
+        first is built on (the draft starts over from it).
         """
-        env = {"GIT_AUTHOR_NAME": who.name, "GIT_AUTHOR_EMAIL": who.email,
-               "GIT_COMMITTER_NAME": who.name, "GIT_COMMITTER_EMAIL": who.email}
-        run(["notes", f"--ref={ref}", "add", "--force", "--file=-", sha], self.top, input=text, env=env)
-        notes = self.resolve_ref(ref)
-        if notes is None:
-            raise GitError(f"git notes wrote no {ref}")
-        c = self._commit(notes)
-        args = ["commit-tree", str(c.tree_id), *(a for p in c.parent_ids for a in ("-p", str(p))), "-F", "-"]
-        new = run(args, self.top, input=subject + "\n", env=env).stdout.strip()
-        self.update_ref(ref, new, notes, subject)
+        sig = pygit2.Signature(who.name, who.email)
+        message = _stripspace(text)  # as `git notes add` keeps it
+        draft = f"{_NOTE_DRAFT}-{os.getpid()}"
+        for _ in range(5):
+            current = self.resolve_ref(ref)
+            try:
+                if current is not None:
+                    self.pg.create_reference_direct(draft, pygit2.Oid(hex=current), True)
+                elif self.resolve_ref(draft) is not None:  # left by a process of the same pid: start empty
+                    self.pg.references.delete(draft)
+                self.pg.create_note(message, sig, sig, sha, draft, True)
+                tree = self._commit(self.resolve_ref(draft) or "").tree_id
+            except (pygit2.GitError, ValueError) as exc:
+                raise GitError(f"could not write the note of {sha[:12]} under {ref}: {exc}") from None
+            finally:
+                if self.resolve_ref(draft) is not None:
+                    self.pg.references.delete(draft)
+            parents = [pygit2.Oid(hex=current)] if current else []
+            new = self.pg.create_commit(None, sig, sig, subject + "\n", tree, parents)
+            if self.update_ref(ref, str(new), current, subject):
+                return
+        raise GitError(f"could not write the note of {sha[:12]}: {ref} kept changing")
+
+
+_NOTE_DRAFT = "refs/mdspec/note-draft"  # where libgit2 writes a note before its commit is made again
+
+
+def _stripspace(text: str) -> str:
+    """Text cleaned up as git cleans a note (`git stripspace`): no trailing spaces, no runs of blank
+    lines, none at either end, a final newline."""
+    out: list[str] = []
+    for line in text.splitlines():
+        line = line.rstrip()
+        if line or (out and out[-1]):
+            out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "".join(f"{ln}\n" for ln in out)
 
 
 def _unreadable(path: Path, exc: Exception) -> FatalError:
