@@ -43,6 +43,17 @@ def _entry(tree: pygit2.Tree | None, name: str) -> pygit2.Object | None:
         return None
 
 
+_EVERY_PATH = Globs(["**"])
+
+
+def _has_file(tree: pygit2.Tree, path: str) -> bool:
+    """Whether `path` is a file (blob, symlink or submodule) in `tree`, not absent or a directory."""
+    try:
+        return tree[path].type_str != "tree"
+    except KeyError:
+        return False
+
+
 def _info(c: pygit2.Commit) -> CommitInfo:
     return CommitInfo(
         sha=str(c.id),
@@ -248,6 +259,16 @@ class Repo:
                 self._walk_changes(a_tree, b_tree, path + "/", globs, out)
             if (a_tree is None or b_tree is None) and globs.matches(path):
                 out.append(path)
+
+    def changed_paths(self, old: str, new: str) -> list[tuple[str, str]]:
+        """(status, path) for every file that differs between two commits or trees, as `git diff-tree -r
+        --no-renames --name-status` lists them ("A", "D", "M"; a type change is an "M"), found in memory:
+        subtrees the two share are skipped, so the cost follows the change, not the tree."""
+        a, b = self._tree(old), self._tree(new)
+        out: list[str] = []
+        self._walk_changes(a, b, "", _EVERY_PATH, out)
+        out.sort(key=lambda p: p.encode("utf-8", "surrogateescape"))  # git's order: by the path's bytes
+        return [("A" if not _has_file(a, p) else "D" if not _has_file(b, p) else "M", p) for p in out]
 
     def diff_text(self, old_sha: str | None, new_sha: str, paths: list[str], limit: int) -> str:
         """A unified diff from `old_sha` (None: empty tree) to `new_sha` for `paths`, capped at `limit` chars."""

@@ -36,7 +36,6 @@ from typing import Any
 from mdspec import git
 from mdspec.errors import FatalError, GitError
 from mdspec.fast import atomic, paths
-from mdspec.fast.globs import Globs
 from mdspec.git import Repo
 from mdspec.run import records, rollback, usergit
 
@@ -384,17 +383,10 @@ def _move_branch(repo: Repo, co: Checkout, lock: IndexLock, branch: str, tip: st
     return Landing(True, commit, how)
 
 
-_EVERY_PATH = Globs(["**"])
-
-
 def _changed_paths(repo: Repo, tip: str, commit: str) -> list[str]:
-    """The paths `commit` changes against `tip`, the same list `git diff-tree -r` gives. `commit` sits on
-    `tip` (fast-forward or rebased): the trees are compared in memory, skipping every subtree the two
-    share, with no git process and no walk of the 50,000 entries a large tree has."""
-    info = repo.commit(commit)
-    if info.parents[:1] == (tip,):
-        return repo.changed_matching(info, _EVERY_PATH)
-    return rollback.changed_paths(repo, tip, commit)
+    """The paths `commit` changes against `tip`, the list `git diff-tree -r` gives, found in memory: only
+    the subtrees the two do not share are read, so a large tree costs no git process and no full walk."""
+    return [p for _, p in repo.changed_paths(tip, commit)]
 
 
 def _update_checkout(repo: Repo, co: Checkout, tip: str, commit: str, paths: list[str],

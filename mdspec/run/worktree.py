@@ -127,12 +127,10 @@ def _real_dir(path: Path) -> bool:
 
 
 def changed_between(wt: Path, base: str, tree: str) -> list[tuple[str, str]]:
-    """(status letter, path) for every path differing between `base`'s tree and `tree`."""
-    # surrogateescape: a file name that is not UTF-8 must come back to git byte for byte (restore).
-    out = git.run(["diff-tree", "-r", "-z", "--no-renames", "--name-status", base, tree], wt,
-                  errors="surrogateescape").stdout
-    parts = out.split("\0")
-    return [(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+    """(status letter, path) for every path differing between `base`'s tree and `tree`: "A" (added), "D"
+    (deleted) or "M". Path names that are not UTF-8 come back with surrogate escapes, to pass back to git
+    byte for byte (restore)."""
+    return Repo(wt).changed_paths(base, tree)
 
 
 def restore(wt: Path, base: str, changes: list[tuple[str, str]]) -> None:
