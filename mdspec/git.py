@@ -9,6 +9,7 @@ gpg.format, user.signingkey and the signing programs are git's business, not our
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -193,7 +194,10 @@ class Repo:
         return proc.returncode == 0
 
     def delete_ref(self, ref: str) -> None:
-        run(["update-ref", "-d", ref], self.top, check=False)
+        """Delete one of mdspec's own refs (and its reflog) in process, as `git update-ref -d` would; left
+        as it is when git holds its lock (or it is gone already)."""
+        with contextlib.suppress(KeyError, ValueError, pygit2.GitError):
+            self.pg.references.delete(ref)
 
     # --- objects ------------------------------------------------------------------------------------
 
