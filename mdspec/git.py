@@ -272,7 +272,9 @@ class Repo:
         out: list[str] = []
         self._walk_changes(a, b, "", _EVERY_PATH, out)
         out.sort(key=lambda p: p.encode("utf-8", "surrogateescape"))  # git's order: by the path's bytes
-        return [("A" if not _has_file(a, p) else "D" if not _has_file(b, p) else "M", p) for p in out]
+        found = [(_has_file(a, p), _has_file(b, p), p) for p in out]
+        # The walk names a directory that is new or gone as well as its files: only files are changes.
+        return [("A" if not before else "D" if not after else "M", p) for before, after, p in found if before or after]
 
     def diff_text(self, old_sha: str | None, new_sha: str, paths: list[str], limit: int) -> str:
         """A unified diff from `old_sha` (None: empty tree) to `new_sha` for `paths`, capped at `limit` chars."""
