@@ -9,7 +9,9 @@ gpg.format, user.signingkey and the signing programs are git's business, not our
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -40,6 +42,17 @@ def _entry(tree: pygit2.Tree | None, name: str) -> pygit2.Object | None:
         return tree[name]
     except KeyError:
         return None
+
+
+_EVERY_PATH = Globs(["**"])
+
+
+def _has_file(tree: pygit2.Tree, path: str) -> bool:
+    """Whether `path` is a file (blob, symlink or submodule) in `tree`, not absent or a directory."""
+    try:
+        return tree[path].type_str != "tree"
+    except KeyError:
+        return False
 
 
 def _info(c: pygit2.Commit) -> CommitInfo:
@@ -181,7 +194,10 @@ class Repo:
         return proc.returncode == 0
 
     def delete_ref(self, ref: str) -> None:
-        run(["update-ref", "-d", ref], self.top, check=False)
+        """Delete one of mdspec's own refs (and its reflog) in process, as `git update-ref -d` would; left
+        as it is when git holds its lock (or it is gone already)."""
+        with contextlib.suppress(KeyError, ValueError, pygit2.GitError):
+            self.pg.references.delete(ref)
 
     # --- objects ------------------------------------------------------------------------------------
 
@@ -260,6 +276,18 @@ class Repo:
                 self._walk_changes(a_tree, b_tree, path + "/", globs, out)
             if (a_tree is None or b_tree is None) and globs.matches(path):
                 out.append(path)
+
+    def changed_paths(self, old: str, new: str) -> list[tuple[str, str]]:
+        """(status, path) for every file that differs between two commits or trees, as `git diff-tree -r
+        --no-renames --name-status` lists them ("A", "D", "M"; a type change is an "M"), found in memory:
+        subtrees the two share are skipped, so the cost follows the change, not the tree."""
+        a, b = self._tree(old), self._tree(new)
+        out: list[str] = []
+        self._walk_changes(a, b, "", _EVERY_PATH, out)
+        out.sort(key=lambda p: p.encode("utf-8", "surrogateescape"))  # git's order: by the path's bytes
+        found = [(_has_file(a, p), _has_file(b, p), p) for p in out]
+        # The walk names a directory that is new or gone as well as its files: only files are changes.
+        return [("A" if not before else "D" if not after else "M", p) for before, after, p in found if before or after]
 
     def diff_text(self, old_sha: str | None, new_sha: str, paths: list[str], limit: int) -> str:
         """A unified diff from `old_sha` (None: empty tree) to `new_sha` for `paths`, capped at `limit` chars."""
@@ -440,19 +468,49 @@ class Repo:
     def add_note(self, sha: str, text: str, ref: str, who: Identity, subject: str = "mdspec: note") -> None:
         """Attach `text` as the note of `sha` under `ref`, in a notes commit whose message is `subject`.
 
-        git writes the note (its fan-out and locking), then the notes commit is re-made with mdspec's
-        message instead of git's "Notes added by 'git notes add'", swapped in by compare-and-swap.
+        In process, with one git command: libgit2 writes the note into a draft ref started at the notes
+        commit (following the fan-out the notes tree has), the notes commit is made again with mdspec's
+        message, and git moves `ref` to it by compare-and-swap; a note of someone else's that got in
+        first is built on (the draft starts over from it).
         """
-        env = {"GIT_AUTHOR_NAME": who.name, "GIT_AUTHOR_EMAIL": who.email,
-               "GIT_COMMITTER_NAME": who.name, "GIT_COMMITTER_EMAIL": who.email}
-        run(["notes", f"--ref={ref}", "add", "--force", "--file=-", sha], self.top, input=text, env=env)
-        notes = self.resolve_ref(ref)
-        if notes is None:
-            raise GitError(f"git notes wrote no {ref}")
-        c = self._commit(notes)
-        args = ["commit-tree", str(c.tree_id), *(a for p in c.parent_ids for a in ("-p", str(p))), "-F", "-"]
-        new = run(args, self.top, input=subject + "\n", env=env).stdout.strip()
-        self.update_ref(ref, new, notes, subject)
+        sig = pygit2.Signature(who.name, who.email)
+        message = _stripspace(text)  # as `git notes add` keeps it
+        draft = f"{_NOTE_DRAFT}-{os.getpid()}"
+        for _ in range(5):
+            current = self.resolve_ref(ref)
+            try:
+                if current is not None:
+                    self.pg.create_reference_direct(draft, pygit2.Oid(hex=current), True)
+                elif self.resolve_ref(draft) is not None:  # left by a process of the same pid: start empty
+                    self.pg.references.delete(draft)
+                self.pg.create_note(message, sig, sig, sha, draft, True)
+                tree = self._commit(self.resolve_ref(draft) or "").tree_id
+            except (pygit2.GitError, ValueError) as exc:
+                raise GitError(f"could not write the note of {sha[:12]} under {ref}: {exc}") from None
+            finally:
+                if self.resolve_ref(draft) is not None:
+                    self.pg.references.delete(draft)
+            parents = [pygit2.Oid(hex=current)] if current else []
+            new = self.pg.create_commit(None, sig, sig, subject + "\n", tree, parents)
+            if self.update_ref(ref, str(new), current, subject):
+                return
+        raise GitError(f"could not write the note of {sha[:12]}: {ref} kept changing")
+
+
+_NOTE_DRAFT = "refs/mdspec/note-draft"  # where libgit2 writes a note before its commit is made again
+
+
+def _stripspace(text: str) -> str:
+    """Text cleaned up as git cleans a note (`git stripspace`): no trailing spaces, no runs of blank
+    lines, none at either end, a final newline."""
+    out: list[str] = []
+    for line in text.splitlines():
+        line = line.rstrip()
+        if line or (out and out[-1]):
+            out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "".join(f"{ln}\n" for ln in out)
 
 
 def _unreadable(path: Path, exc: Exception) -> FatalError:

@@ -274,50 +274,17 @@ def land(repo: Repo, branch: str, result: str, run_id: str, wait: float = LAND_W
 
 def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result: str, run_id: str,
                  gone: Callable[[str], list[str]] | None, kind: Kind) -> Landing:
-    op = paths.operation_in_progress(str(co.git_dir))
-    if op:
-        return Landing(False, result, f"a {_OPERATIONS.get(op, op)} is in progress in {co.top}")
-    if paths.head_ref(str(co.git_dir)) != branch:
-        return Landing(False, result, f"{short(branch)} is no longer checked out in {co.top}")
-    tip = repo.resolve_ref(branch)
-    if tip is None:
-        return Landing(False, result, f"branch {short(branch)} no longer exists")
-    superseded = gone(tip) if gone is not None else []
-    if superseded:
-        return Landing(False, result, f"spec commit {superseded[0][:10]} is no longer on {short(branch)} "
-                                      "(amended or dropped)", superseded=tuple(superseded))
-    base = repo.commit(result).parents[0]
-    commit = result
-    if tip != base:
-        try:
-            rebased = repo.rebase_commit(result, tip, repo.identity())
-        except FatalError as exc:  # a signing program that refused, say: never land unsigned
-            return Landing(False, result, str(exc))
-        if rebased is None:
-            return Landing(False, result, "conflicts with commits made on the branch since the run started",
-                           conflict=True)
-        commit = rebased
-        repo.update_ref(KEEP_REF, commit, repo.resolve_ref(KEEP_REF), f"mdspec: landing {run_id}")
-    work = _work_dir(repo)
-    work.mkdir(parents=True, exist_ok=True)
-    orig, new_index = work / "index.orig", work / "index.new"
-    try:
-        for p in (orig, new_index):
-            if co.index.exists():
-                # With its mtime: git trusts an entry's stat data only when the file is older than the
-                # index, so a copy stamped "now" would hide an edit made in the index's last second.
-                shutil.copy2(co.index, p)
-            else:
-                p.unlink(missing_ok=True)
-        env = _git_env(new_index, run_id)
-        touched = rollback.changed_paths(repo, tip, commit)
-        _write_journal(repo, {"branch": branch, "old": tip, "new": commit, "result": result, "run_id": run_id,
-                              "kind": kind.value, "top": str(co.top), "git_dir": str(co.git_dir),
-                              "lock_ino": lock.ino, "pid": os.getpid()})
-    except OSError as exc:  # nothing of the user's changed yet: the disk is full, say
-        _cleanup(repo)
-        _clear_journal(repo)
-        return Landing(False, result, f"could not prepare the landing: {exc.strerror or exc}")
+    """Steps 2-4 of the protocol, under the index lock: each step returns a Landing when it stops."""
+    tip = _tip_to_land_on(repo, co, branch, result, gone)
+    if isinstance(tip, Landing):
+        return tip
+    commit = _onto(repo, result, tip, run_id)
+    if isinstance(commit, Landing):
+        return commit
+    prepared = _prepare(repo, co, lock, branch, tip, commit, result, run_id, kind)
+    if isinstance(prepared, Landing):
+        return prepared
+    new_index, env, touched = prepared
     records.pause_point(repo.state_dir, "checkout")
     try:
         refused = _update_checkout(repo, co, tip, commit, touched, env)
@@ -333,6 +300,72 @@ def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result:
         undone = _undo(repo, co, lock, tip, commit, index_swapped=False, why=why)
         return Landing(False, result, f"updating the checkout failed ({why}); {undone}")
     records.pause_point(repo.state_dir, "landing")
+    return _move_branch(repo, co, lock, branch, tip, commit, result, run_id)
+
+
+def _tip_to_land_on(repo: Repo, co: Checkout, branch: str, result: str,
+                    gone: Callable[[str], list[str]] | None) -> str | Landing:
+    """The branch's tip, checked under the lock: still checked out here, nothing in progress, the run's
+    spec commits still on it."""
+    op = paths.operation_in_progress(str(co.git_dir))
+    if op:
+        return Landing(False, result, f"a {_OPERATIONS.get(op, op)} is in progress in {co.top}")
+    if paths.head_ref(str(co.git_dir)) != branch:
+        return Landing(False, result, f"{short(branch)} is no longer checked out in {co.top}")
+    tip = repo.resolve_ref(branch)
+    if tip is None:
+        return Landing(False, result, f"branch {short(branch)} no longer exists")
+    superseded = gone(tip) if gone is not None else []
+    if superseded:
+        return Landing(False, result, f"spec commit {superseded[0][:10]} is no longer on {short(branch)} "
+                                      "(amended or dropped)", superseded=tuple(superseded))
+    return tip
+
+
+def _onto(repo: Repo, result: str, tip: str, run_id: str) -> str | Landing:
+    """`result`, or `result` rebased in memory onto `tip` when the branch moved (kept alive by KEEP_REF)."""
+    if repo.commit(result).parents[0] == tip:
+        return result
+    try:
+        rebased = repo.rebase_commit(result, tip, repo.identity())
+    except FatalError as exc:  # a signing program that refused, say: never land unsigned
+        return Landing(False, result, str(exc))
+    if rebased is None:
+        return Landing(False, result, "conflicts with commits made on the branch since the run started",
+                       conflict=True)
+    repo.update_ref(KEEP_REF, rebased, repo.resolve_ref(KEEP_REF), f"mdspec: landing {run_id}")
+    return rebased
+
+
+def _prepare(repo: Repo, co: Checkout, lock: IndexLock, branch: str, tip: str, commit: str, result: str,
+             run_id: str, kind: Kind) -> tuple[Path, dict[str, str], list[str]] | Landing:
+    """The index copies and the journal: (the new index, git's environment for it, the paths changed)."""
+    work = _work_dir(repo)
+    work.mkdir(parents=True, exist_ok=True)
+    orig, new_index = work / "index.orig", work / "index.new"
+    try:
+        for p in (orig, new_index):
+            if co.index.exists():
+                # With its mtime: git trusts an entry's stat data only when the file is older than the
+                # index, so a copy stamped "now" would hide an edit made in the index's last second.
+                shutil.copy2(co.index, p)
+            else:
+                p.unlink(missing_ok=True)
+        env = _git_env(new_index, run_id)
+        touched = _changed_paths(repo, tip, commit)
+        _write_journal(repo, {"branch": branch, "old": tip, "new": commit, "result": result, "run_id": run_id,
+                              "kind": kind.value, "top": str(co.top), "git_dir": str(co.git_dir),
+                              "lock_ino": lock.ino, "pid": os.getpid()})
+    except OSError as exc:  # nothing of the user's changed yet: the disk is full, say
+        _cleanup(repo)
+        _clear_journal(repo)
+        return Landing(False, result, f"could not prepare the landing: {exc.strerror or exc}")
+    return new_index, env, touched
+
+
+def _move_branch(repo: Repo, co: Checkout, lock: IndexLock, branch: str, tip: str, commit: str, result: str,
+                 run_id: str) -> Landing:
+    """The last step: the branch from `tip` to `commit` by compare-and-swap; undone when that fails."""
     moved = git.run(["update-ref", "-m", f"mdspec: {run_id}", branch, commit, tip], repo.top, check=False)
     if moved.returncode != 0:
         # A compare-and-swap that lost, or git that could not write the ref (a full disk): tell them apart.
@@ -348,6 +381,12 @@ def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result:
     _clear_journal(repo)
     how = "fast-forward" if commit == result else f"rebased onto {tip[:10]}"
     return Landing(True, commit, how)
+
+
+def _changed_paths(repo: Repo, tip: str, commit: str) -> list[str]:
+    """The paths `commit` changes against `tip`, the list `git diff-tree -r` gives, found in memory: only
+    the subtrees the two do not share are read, so a large tree costs no git process and no full walk."""
+    return [p for _, p in repo.changed_paths(tip, commit)]
 
 
 def _update_checkout(repo: Repo, co: Checkout, tip: str, commit: str, paths: list[str],

@@ -15,6 +15,11 @@ from mdspec.fast import paths
 from mdspec.git import Repo
 
 LOCK_REASON = "mdspec"
+# mdspec's own worktree keeps a split index: the entries sit in a shared file written once, and each
+# write of the index (a reset, staging the agent's changes, writing the tree) writes only what changed,
+# not every entry of a large repository. Given on the command line, so no config file changes; git keeps
+# the split index when it finds no setting, so the agent's own git commands leave it as it is.
+SPLIT_INDEX = ("-c", "core.splitIndex=true")
 
 
 def path_for(state_dir: Path) -> Path:
@@ -39,7 +44,7 @@ def prepare(repo: Repo, state_dir: Path, base: str) -> Path:
             git.run(op, wt, check=False)
     # One command resets HEAD (detached, whatever branch the agent switched to), index and tracked files:
     # --force discards every change and unmerged entry as `reset --hard` would.
-    git.run(["checkout", "--force", "--quiet", "--detach", base], wt)
+    git.run([*SPLIT_INDEX, "checkout", "--force", "--quiet", "--detach", base], wt)
     # -ff removes nested repositories the agent made too; not -x: ignored build caches stay.
     git.run(["clean", "-d", "--force", "--force", "--quiet"], wt)
     return wt
@@ -109,12 +114,12 @@ def snapshot_tree(wt: Path, changed: Sequence[str] | None = None) -> str:
     paths = [p for _, p in changes(wt)] if changed is None else list(changed)
     if any(p.endswith("/") or _real_dir(wt / p) for p in paths):
         # A nested repository, or a tracked file now a directory: `git add` knows how each is recorded.
-        git.run(["add", "--all"], wt)
+        git.run([*SPLIT_INDEX, "add", "--all"], wt)
     elif paths:
         # --replace: a file that became a directory (or the reverse) swaps its entries, as `git add` does.
-        git.run(["update-index", "-z", "--add", "--remove", "--replace", "--stdin"], wt,
+        git.run([*SPLIT_INDEX, "update-index", "-z", "--add", "--remove", "--replace", "--stdin"], wt,
                 input="\0".join(paths) + "\0", errors="surrogateescape")
-    return git.run(["write-tree"], wt).stdout.strip()
+    return git.run([*SPLIT_INDEX, "write-tree"], wt).stdout.strip()
 
 
 def _real_dir(path: Path) -> bool:
@@ -122,12 +127,10 @@ def _real_dir(path: Path) -> bool:
 
 
 def changed_between(wt: Path, base: str, tree: str) -> list[tuple[str, str]]:
-    """(status letter, path) for every path differing between `base`'s tree and `tree`."""
-    # surrogateescape: a file name that is not UTF-8 must come back to git byte for byte (restore).
-    out = git.run(["diff-tree", "-r", "-z", "--no-renames", "--name-status", base, tree], wt,
-                  errors="surrogateescape").stdout
-    parts = out.split("\0")
-    return [(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+    """(status letter, path) for every path differing between `base`'s tree and `tree`: "A" (added), "D"
+    (deleted) or "M". Path names that are not UTF-8 come back with surrogate escapes, to pass back to git
+    byte for byte (restore)."""
+    return Repo(wt).changed_paths(base, tree)
 
 
 def restore(wt: Path, base: str, changes: list[tuple[str, str]]) -> None:
@@ -135,10 +138,10 @@ def restore(wt: Path, base: str, changes: list[tuple[str, str]]) -> None:
     for status, path in changes:
         target = wt / path
         if status == "A":
-            git.run(["rm", "--cached", "--quiet", "--force", "--", path], wt, check=False)
+            git.run([*SPLIT_INDEX, "rm", "--cached", "--quiet", "--force", "--", path], wt, check=False)
             if target.is_symlink() or target.is_file():
                 target.unlink()
         else:
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
-            git.run(["checkout", base, "--", path], wt)
+            git.run([*SPLIT_INDEX, "checkout", base, "--", path], wt)
