@@ -224,7 +224,7 @@ class Runner:
                                                                 "free some space, then `mdspec run`"})
             else:
                 _internal_error(rec, rdir, exc)
-        except Exception as exc:  # a bug must not lose the record or kill the queue
+        except Exception as exc:  # noqa: BLE001 - a bug must not lose the record or kill the queue
             _internal_error(rec, rdir, exc)
         finally:
             with shielded():
