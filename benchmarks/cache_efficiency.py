@@ -56,8 +56,12 @@ def request_costs(usages: list[dict[str, int]], price: Price) -> tuple[float, fl
     for u in usages:
         total = u["input_tokens"] + u["cache_creation_input_tokens"] + u["cache_read_input_tokens"]
         out = u["output_tokens"] * price.output
-        actual += (u["input_tokens"] * price.input + u["cache_creation_input_tokens"] * price.cache_write
-                   + u["cache_read_input_tokens"] * price.cache_read + out)
+        actual += (
+            u["input_tokens"] * price.input
+            + u["cache_creation_input_tokens"] * price.cache_write
+            + u["cache_read_input_tokens"] * price.cache_read
+            + out
+        )
         read = min(previous, total)
         ideal += read * price.cache_read + (total - read) * price.cache_write + out
         previous = total
@@ -85,8 +89,15 @@ def main() -> int:
             api.text("Refactor billing helpers\n\nViewed every module.")
             system = "You are mdspec's implementing agent. Follow the spec exactly.\n" * 60  # ~3.7 KB
             task = "Implement the pending spec commits below.\n" + "spec/billing.md changed: ...\n" * 60
-            ctx = RunContext(wt, run_dir, system, task, AgentConfig(max_turns=turns + 5), ("spec/**",),
-                             {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+            ctx = RunContext(
+                wt,
+                run_dir,
+                system,
+                task,
+                AgentConfig(max_turns=turns + 5),
+                ("spec/**",),
+                {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            )
             t0 = time.monotonic()
             result = AnthropicSession(ctx, lambda: make_client(max_retries=0)).start()
             seconds = time.monotonic() - t0
@@ -96,19 +107,25 @@ def main() -> int:
         print(f"run stopped early: {result.stopped_by} {result.error or ''}")
         return 1
     u = result.usage
-    largest = max(r.usage["input_tokens"] + r.usage["cache_creation_input_tokens"] + r.usage["cache_read_input_tokens"]
-                  for r in api.requests)
+    largest = max(
+        r.usage["input_tokens"] + r.usage["cache_creation_input_tokens"] + r.usage["cache_read_input_tokens"]
+        for r in api.requests
+    )
     share = u.cache_read_input_tokens / u.total_input
     print(f"turns:                    {result.turns} ({seconds:.1f} s against the fake API)")
-    print(f"input tokens:             {u.total_input:,} (cache read {u.cache_read_input_tokens:,}, "
-          f"cache write {u.cache_creation_input_tokens:,}, uncached {u.input_tokens:,})")
+    print(
+        f"input tokens:             {u.total_input:,} (cache read {u.cache_read_input_tokens:,}, "
+        f"cache write {u.cache_creation_input_tokens:,}, uncached {u.input_tokens:,})"
+    )
     print(f"share served from cache:  {share:.3f} (target >= 0.90)")
     print(f"largest request:          {largest:,} tokens")
     price = AgentConfig().price(result.model or None)
     if price is not None:
         actual, ideal = request_costs([r.usage for r in api.requests], price)
-        print(f"cost at list price:       ${actual:.4f}, ideal for the same requests ${ideal:.4f}: "
-              f"{actual / ideal:.3f} x the ideal")
+        print(
+            f"cost at list price:       ${actual:.4f}, ideal for the same requests ${ideal:.4f}: "
+            f"{actual / ideal:.3f} x the ideal"
+        )
     else:
         print(f"cost at list price:       ${u.cost_usd:.4f} (no price known for the model: no ideal)")
     return 0 if share >= 0.90 else 1

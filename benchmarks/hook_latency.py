@@ -131,8 +131,14 @@ def _committer(repo: Path, env: dict[str, str]) -> Callable[[], None]:
 
     def commit() -> None:
         counter.write_text(f"{int(counter.read_text()) + 1}\n")
-        proc = subprocess.run(["git", "commit", "-q", "-a", "-m", "bump"], cwd=repo, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(
+            ["git", "commit", "-q", "-a", "-m", "bump"],
+            cwd=repo,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         if proc.returncode != 0 or "Failed" in proc.stderr:
             raise SystemExit(f"git commit in {repo} failed or its hook did:\n{proc.stderr}")
 
@@ -173,7 +179,8 @@ def main() -> int:
         # 1. The hook entry point alone, on a non-spec HEAD (cache warmed by the warm-up call).
         _committer(md, env)()
         hook, python = _alternate(
-            _quiet([mdspec, "hook", "post-commit"], md, env), _quiet([sys.executable, "-c", "pass"], md, env),
+            _quiet([mdspec, "hook", "post-commit"], md, env),
+            _quiet([sys.executable, "-c", "pass"], md, env),
             args.rounds,
         )
         hook_ratio = hook / python
@@ -186,10 +193,14 @@ def main() -> int:
         if runs.exists() and any(runs.iterdir()):
             raise SystemExit("a run started during the benchmark: the commits were not meant to be spec commits")
 
-    print(f"mdspec hook post-commit: {hook * 1000:.1f} ms  python -c pass: {python * 1000:.1f} ms  "
-          f"ratio {hook_ratio:.2f} (target <= {HOOK_TARGET})")
-    print(f"git commit, mdspec hook: {with_md * 1000:.1f} ms  no-op hook: {with_noop * 1000:.1f} ms  "
-          f"ratio {commit_ratio:.2f} (target <= {COMMIT_TARGET})")
+    print(
+        f"mdspec hook post-commit: {hook * 1000:.1f} ms  python -c pass: {python * 1000:.1f} ms  "
+        f"ratio {hook_ratio:.2f} (target <= {HOOK_TARGET})"
+    )
+    print(
+        f"git commit, mdspec hook: {with_md * 1000:.1f} ms  no-op hook: {with_noop * 1000:.1f} ms  "
+        f"ratio {commit_ratio:.2f} (target <= {COMMIT_TARGET})"
+    )
     print(f"({args.rounds} alternating rounds each; medians)")
     missed = hook_ratio > HOOK_TARGET or commit_ratio > COMMIT_TARGET
     return 1 if args.check and missed else 0

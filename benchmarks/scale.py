@@ -41,8 +41,13 @@ from mdspec.run import pending, worktree  # noqa: E402
 
 CACHE = HERE / ".cache"
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-ENV.update(GIT_CONFIG_NOSYSTEM="1", GIT_AUTHOR_NAME="Bench", GIT_AUTHOR_EMAIL="b@example.com",
-           GIT_COMMITTER_NAME="Bench", GIT_COMMITTER_EMAIL="b@example.com")
+ENV.update(
+    GIT_CONFIG_NOSYSTEM="1",
+    GIT_AUTHOR_NAME="Bench",
+    GIT_AUTHOR_EMAIL="b@example.com",
+    GIT_COMMITTER_NAME="Bench",
+    GIT_COMMITTER_EMAIL="b@example.com",
+)
 CONFIG = b'[agent]\nbackend = "command"\ncommand = "true"\n'
 
 
@@ -108,8 +113,13 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def hook(path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "mdspec", "hook", "post-commit"], cwd=path, env=ENV, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "mdspec", "hook", "post-commit"],
+        cwd=path,
+        env=ENV,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def git(path: Path, *args: str) -> None:
@@ -208,8 +218,14 @@ def bench_run(big: Path, a: argparse.Namespace) -> None:
     branch = "refs/heads/main"
     head = repo.resolve_ref(branch) or ""
     prev = repo.commit(head).parents[0]
-    spec_sha = subprocess.run(["git", "log", "-1", "--format=%H", "--grep=^spec: change", head], cwd=big,
-                              env=ENV, check=True, capture_output=True, text=True).stdout.strip()
+    spec_sha = subprocess.run(
+        ["git", "log", "-1", "--format=%H", "--grep=^spec: change", head],
+        cwd=big,
+        env=ENV,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     cfg = config.load(big)
     cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, command=BENCH_AGENT))
     spec = SpecCommit(repo.commit(spec_sha), pending.spec_paths(repo, repo.commit(spec_sha), Globs(cfg.watch)))

@@ -41,8 +41,12 @@ def cli() -> None:
 @click.option("--git-hook", is_flag=True, help="Install a plain git post-commit hook instead of using pre-commit.")
 @click.option("--pre-commit-repo", "remote", metavar="URL", help="Pin mdspec as a remote pre-commit hook repository.")
 @click.option("--rev", metavar="REV", help="The tag or commit of --pre-commit-repo to pin.")
-@click.option("--ci", "ci", type=click.Choice(["github", "gitlab"]),
-              help="Also write the CI file that runs `mdspec ci` on pushes (GitHub Actions or GitLab CI).")
+@click.option(
+    "--ci",
+    "ci",
+    type=click.Choice(["github", "gitlab"]),
+    help="Also write the CI file that runs `mdspec ci` on pushes (GitHub Actions or GitLab CI).",
+)
 def init(git_hook: bool, remote: str | None, rev: str | None, ci: str | None) -> None:
     """Set up mdspec in the current repository.
 
@@ -78,8 +82,9 @@ def log(run: str | None, follow: bool) -> None:
 
 
 @cli.command()
-@click.option("--since", metavar="DATE",
-              help="Only runs started on or after DATE: YYYY-MM-DD, or 7d for the last 7 days.")
+@click.option(
+    "--since", metavar="DATE", help="Only runs started on or after DATE: YYYY-MM-DD, or 7d for the last 7 days."
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def cost(since: str | None, as_json: bool) -> None:
     """What the agent runs cost: runs, tokens and US dollars per day, per spec file, and in total.
@@ -121,14 +126,24 @@ def apply(run: str | None) -> None:
 
 
 @cli.command()
-@click.option("--push", "deliver", flag_value="push", default=True,
-              help="Push the generated commit to the branch (default).")
-@click.option("--pull-request", "deliver", flag_value="pull-request",
-              help="Push it to mdspec/<spec sha> and open a pull/merge request instead.")
+@click.option(
+    "--push", "deliver", flag_value="push", default=True, help="Push the generated commit to the branch (default)."
+)
+@click.option(
+    "--pull-request",
+    "deliver",
+    flag_value="pull-request",
+    help="Push it to mdspec/<spec sha> and open a pull/merge request instead.",
+)
 @click.option("--remote", metavar="NAME", help="The remote to fetch from and push to (default: [ci] remote, origin).")
 @click.option("--branch", metavar="NAME", help="The branch to compile (default: the CI's branch, else HEAD's).")
-@click.option("--forge", type=click.Choice(["auto", "github", "gitlab"]), default="auto", show_default=True,
-              help="How a pull/merge request is opened.")
+@click.option(
+    "--forge",
+    type=click.Choice(["auto", "github", "gitlab"]),
+    default="auto",
+    show_default=True,
+    help="How a pull/merge request is opened.",
+)
 def ci(deliver: str, remote: str | None, branch: str | None, forge: str) -> None:
     """Compile the branch's pending spec commits in a CI job, and push the result.
 
@@ -188,10 +203,17 @@ def validate_config(file: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-              help="Where to create the demo repository (default: a new temp dir).")
-@click.option("--preset", type=click.Choice(["claude-code", "codex"]),
-              help="Use an installed agent CLI instead of the built-in agent (which needs ANTHROPIC_API_KEY).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to create the demo repository (default: a new temp dir).",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["claude-code", "codex"]),
+    help="Use an installed agent CLI instead of the built-in agent (which needs ANTHROPIC_API_KEY).",
+)
 @click.option("--timeout", "timeout_min", type=float, default=15.0, show_default=True, help="Minutes to wait.")
 def demo(directory: Path | None, preset: str | None, timeout_min: float) -> None:
     """Try mdspec on a throwaway repository.

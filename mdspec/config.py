@@ -82,7 +82,7 @@ def price_key(model: str) -> str:
 
 def is_dated(name: str, known: str) -> bool:
     """`name` is `known` with a release date appended (claude-sonnet-4-5-20250929)."""
-    rest = name[len(known):]
+    rest = name[len(known) :]
     return name.startswith(known) and len(rest) == 9 and rest[0] == "-" and rest[1:].isdigit()
 
 
@@ -267,8 +267,10 @@ def _validate_agent(c: _Checker, raw: dict[str, Any]) -> AgentConfig:
     if "backend" not in raw and (agent.command or agent.preset):
         agent = AgentConfig(**{**{f.name: getattr(agent, f.name) for f in fields(agent)}, "backend": "command"})
     if agent.backend == "command" and provider != "anthropic":
-        raise c.fail("agent.provider", 'only the built-in agent (backend = "anthropic") uses it; an agent CLI '
-                     "chooses its provider itself")
+        raise c.fail(
+            "agent.provider",
+            'only the built-in agent (backend = "anthropic") uses it; an agent CLI chooses its provider itself',
+        )
     if agent.backend == "command" and not (agent.command or agent.preset):
         raise c.fail("agent.command", 'the command backend needs `command = "..."` or `preset = "claude-code"`')
     return agent

@@ -91,8 +91,10 @@ def versions() -> str:
 
     from mdspec import __version__
 
-    return (f"mdspec {__version__}; {_git_version()}; Python {platform.python_version()} "
-            f"({sys.executable}); {platform.platform()}")
+    return (
+        f"mdspec {__version__}; {_git_version()}; Python {platform.python_version()} "
+        f"({sys.executable}); {platform.platform()}"
+    )
 
 
 def _append_log(body: str) -> Path:

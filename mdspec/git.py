@@ -100,9 +100,12 @@ def run(
     )
     if check and proc.returncode != 0:
         msg = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
-        raise GitError(f"git {' '.join(args[:3])} failed: {msg[-1] if msg else f'exit {proc.returncode}'}",
-                       ["git", *args], (proc.stdout + proc.stderr).strip() or f"(no output; exit {proc.returncode})",
-                       str(cwd))
+        raise GitError(
+            f"git {' '.join(args[:3])} failed: {msg[-1] if msg else f'exit {proc.returncode}'}",
+            ["git", *args],
+            (proc.stdout + proc.stderr).strip() or f"(no output; exit {proc.returncode})",
+            str(cwd),
+        )
     return proc
 
 
@@ -256,8 +259,9 @@ class Repo:
         self._walk_changes(old, new, "", globs, out)
         return out
 
-    def _walk_changes(self, old: pygit2.Tree | None, new: pygit2.Tree | None, prefix: str, globs: Globs,
-                      out: list[str]) -> None:
+    def _walk_changes(
+        self, old: pygit2.Tree | None, new: pygit2.Tree | None, prefix: str, globs: Globs, out: list[str]
+    ) -> None:
         names = globs.child_names(prefix)
         if names is None:
             names = {str(e.name) for e in old} if old is not None else set()
@@ -368,8 +372,17 @@ class Repo:
         except (KeyError, pygit2.GitError):
             return False
 
-    def create_commit(self, tree: str, parent: str, message: str, author: Identity, committer: Identity,
-                      *, sign: bool | None = None, author_when: tuple[int, int] | None = None) -> str:
+    def create_commit(
+        self,
+        tree: str,
+        parent: str,
+        message: str,
+        author: Identity,
+        committer: Identity,
+        *,
+        sign: bool | None = None,
+        author_when: tuple[int, int] | None = None,
+    ) -> str:
         """Write a commit, signed exactly when the user's commits are (then with `git commit-tree -S`).
 
         `sign=None` follows commit.gpgsign; git then signs with the user's gpg.format, user.signingkey and
@@ -435,8 +448,9 @@ class Repo:
             return None
         tree = index.write_tree(self.pg)
         author = Identity(c.author.name, c.author.email)
-        return self.create_commit(str(tree), onto, c.message, author, committer,
-                                  author_when=(c.author.time, c.author.offset))
+        return self.create_commit(
+            str(tree), onto, c.message, author, committer, author_when=(c.author.time, c.author.offset)
+        )
 
     def ensure_signed(self, sha: str) -> str:
         """`sha`, or the same commit re-made with a signature when the user signs and it has none.
@@ -451,8 +465,15 @@ class Repo:
         author = Identity(c.author.name, c.author.email)
         committer = Identity(c.committer.name, c.committer.email)
         parents = [str(p) for p in c.parent_ids]
-        return self.create_commit(str(c.tree_id), parents[0], c.message, author, committer, sign=True,
-                                  author_when=(c.author.time, c.author.offset))
+        return self.create_commit(
+            str(c.tree_id),
+            parents[0],
+            c.message,
+            author,
+            committer,
+            sign=True,
+            author_when=(c.author.time, c.author.offset),
+        )
 
     def revert_tree(self, shas: list[str], onto: str) -> str | None:
         """The tree of `onto` with each commit in `shas` undone in turn (in memory); None on conflict."""

@@ -103,8 +103,9 @@ class Repo:
     def status(self) -> str:
         return self.git("status", "--porcelain")
 
-    def mdspec(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
-               input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def mdspec(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [sys.executable, "-m", "mdspec", *args],
             cwd=self.top,

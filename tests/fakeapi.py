@@ -223,8 +223,13 @@ class PromptCache:
 
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "array": (list,),
-    "object": (dict,), "null": (type(None),),
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+    "null": (type(None),),
 }
 
 
@@ -234,8 +239,10 @@ def _schema_problem(schema: dict[str, Any], value: Any, where: str) -> str | Non
     types = schema.get("type")
     if types is not None:
         names = [types] if isinstance(types, str) else list(types)
-        ok = any(isinstance(value, _JSON_TYPES.get(t, ())) and not (t in ("integer", "number") and
-                                                                   isinstance(value, bool)) for t in names)
+        ok = any(
+            isinstance(value, _JSON_TYPES.get(t, ())) and not (t in ("integer", "number") and isinstance(value, bool))
+            for t in names
+        )
         if not ok:
             return f"{where}: expected {'/'.join(names)}, got {type(value).__name__}"
     if "enum" in schema and value not in schema["enum"]:
@@ -266,8 +273,10 @@ def _undeclared_tool_use(body: dict[str, Any], reply: Reply) -> str | None:
             continue
         tool = declared.get(block["name"])
         if tool is None:
-            return (f"fake API: scripted tool_use {block['name']!r} is not among the request's tools "
-                    f"({', '.join(sorted(str(n) for n in declared))})")
+            return (
+                f"fake API: scripted tool_use {block['name']!r} is not among the request's tools "
+                f"({', '.join(sorted(str(n) for n in declared))})"
+            )
         schema = tool.get("input_schema")
         if isinstance(schema, dict):
             bad = _schema_problem(schema, block.get("input", {}), f"{block['name']} input")
@@ -282,7 +291,7 @@ def _invalid(body: dict[str, Any]) -> str | None:
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
     if messages[0].get("role") != "user":
-        return "messages: first message must use the \"user\" role"
+        return 'messages: first message must use the "user" role'
     breakpoints = sum(bp for _, bp in _units(body))
     if breakpoints > 4:
         return f"A maximum of 4 blocks with cache_control may be provided. Found {breakpoints}."
@@ -297,13 +306,22 @@ def _invalid(body: dict[str, Any]) -> str | None:
             if not ids:
                 continue
             nxt = messages[n + 1] if n + 1 < len(messages) else None
-            got = {b.get("tool_use_id") for b in (nxt or {}).get("content", []) if isinstance(b, dict)
-                   and b.get("type") == "tool_result"} if nxt and isinstance(nxt.get("content"), list) else set()
+            got = (
+                {
+                    b.get("tool_use_id")
+                    for b in (nxt or {}).get("content", [])
+                    if isinstance(b, dict) and b.get("type") == "tool_result"
+                }
+                if nxt and isinstance(nxt.get("content"), list)
+                else set()
+            )
             missing = [i for i in ids if i not in got]
             if missing:
-                return (f"messages.{n + 1}: `tool_use` ids were found without `tool_result` blocks immediately "
-                        f"after: {', '.join(missing)}. Each `tool_use` block must have a corresponding "
-                        "`tool_result` block in the next message.")
+                return (
+                    f"messages.{n + 1}: `tool_use` ids were found without `tool_result` blocks immediately "
+                    f"after: {', '.join(missing)}. Each `tool_use` block must have a corresponding "
+                    "`tool_result` block in the next message."
+                )
     return None
 
 
@@ -328,8 +346,9 @@ class FakeAPI:
         self.response_model: str | None = None  # the `model` a reply names (default: the one requested)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="fake-anthropic",
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), name="fake-anthropic", daemon=True
+        )
 
     @property
     def base_url(self) -> str:
@@ -374,8 +393,14 @@ class FakeAPI:
     def bash(self, command: str) -> None:
         self.tool("bash", command=command)
 
-    def error(self, status: int, message: str | None = None, retry_after_ms: int | None = None,
-              error_type: str | None = None, retry_after: int | None = None) -> None:
+    def error(
+        self,
+        status: int,
+        message: str | None = None,
+        retry_after_ms: int | None = None,
+        error_type: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         etype = error_type or ERROR_TYPES.get(status, "api_error")
         self.script.append(Failure(status, message or f"fake {etype}", etype, retry_after_ms, retry_after))
 
@@ -470,7 +495,7 @@ class FakeAPI:
                     return Answer(200, sse_headers, chunks=[_sse_bytes(e) for e in events[: item.events]])
                 if isinstance(item, Malformed):
                     chunks = [_sse_bytes(e) for e in events]
-                    chunks[item.bad] = f"event: {events[item.bad][0]}\ndata: {{\"type\": \"content_bl\n\n".encode()
+                    chunks[item.bad] = f'event: {events[item.bad][0]}\ndata: {{"type": "content_bl\n\n'.encode()
                     return Answer(200, sse_headers, chunks=chunks)
                 sse = b"".join(_sse_bytes(e) for e in events)
                 cut = int(len(sse) * item.keep) if isinstance(item, Drop) else None
@@ -509,10 +534,22 @@ class FakeAPI:
         if params.get("after_id") in ids:
             ids = ids[ids.index(params["after_id"]) + 1 :]
         page = ids[: min(self.models_page, int(params.get("limit") or 20))]
-        data = [{"type": "model", "id": m, "display_name": m.replace("-", " ").title(),
-                 "created_at": "2026-06-01T00:00:00Z", "lifecycle": "active"} for m in page]
-        return {"data": data, "has_more": len(ids) > len(page), "first_id": page[0] if page else None,
-                "last_id": page[-1] if page else None}
+        data = [
+            {
+                "type": "model",
+                "id": m,
+                "display_name": m.replace("-", " ").title(),
+                "created_at": "2026-06-01T00:00:00Z",
+                "lifecycle": "active",
+            }
+            for m in page
+        ]
+        return {
+            "data": data,
+            "has_more": len(ids) > len(page),
+            "first_id": page[0] if page else None,
+            "last_id": page[-1] if page else None,
+        }
 
     def _pings(self, item: Pings) -> Iterator[bytes]:
         end = time.monotonic() + item.seconds
@@ -533,8 +570,10 @@ class FakeAPI:
 # event stream: one frame per event, each a `chunk` whose JSON payload carries the event's JSON in base64.
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
-VERTEX_PATH = re.compile(r"^(?:/v1)?/projects/([^/]+)/locations/([^/]+)/publishers/anthropic/models/([^/:]+)"
-                         r":(rawPredict|streamRawPredict)$")
+VERTEX_PATH = re.compile(
+    r"^(?:/v1)?/projects/([^/]+)/locations/([^/]+)/publishers/anthropic/models/([^/:]+)"
+    r":(rawPredict|streamRawPredict)$"
+)
 BEDROCK_PATH = re.compile(r"^/model/([^/]+)/(invoke|invoke-with-response-stream)$")
 
 
@@ -556,13 +595,19 @@ def _platform_invalid(route: Route, body: dict[str, Any]) -> str | None:
 def _error_answer(route: Route, problem: Failure, hdrs: dict[str, str], request_id: str) -> Answer:
     """An error in the provider's own format."""
     if route.provider == "bedrock":  # AWS's JSON protocol: the type in a header, the body a bare message
-        hdrs = {**hdrs, "x-amzn-errortype": f"{problem.error_type}:http://internal.amazon.com/coral/com.amazon.bedrock/"}
+        hdrs = {
+            **hdrs,
+            "x-amzn-errortype": f"{problem.error_type}:http://internal.amazon.com/coral/com.amazon.bedrock/",
+        }
         payload: dict[str, Any] = {"message": problem.message}
     elif route.provider == "vertex" and problem.status == 401:  # Google's own refusal, before the model
         payload = {"error": {"code": 401, "message": problem.message, "status": problem.error_type}}
     else:
-        payload = {"type": "error", "error": {"type": problem.error_type, "message": problem.message},
-                   "request_id": request_id}
+        payload = {
+            "type": "error",
+            "error": {"type": problem.error_type, "message": problem.message},
+            "request_id": request_id,
+        }
     return Answer(problem.status, {**hdrs, "content-type": "application/json"}, json.dumps(payload).encode())
 
 
@@ -570,8 +615,10 @@ def eventstream_frame(headers: dict[str, str], payload: bytes) -> bytes:
     """One message of AWS's event stream encoding: a prelude (total length, headers length, CRC32 of
     those 8 bytes), the headers (name length, name, type 7 = string, value length, value), the payload,
     and a CRC32 of everything before it."""
-    encoded = b"".join(struct.pack(">B", len(k)) + k.encode() + b"\x07" + struct.pack(">H", len(v.encode()))
-                       + v.encode() for k, v in headers.items())
+    encoded = b"".join(
+        struct.pack(">B", len(k)) + k.encode() + b"\x07" + struct.pack(">H", len(v.encode())) + v.encode()
+        for k, v in headers.items()
+    )
     prelude = struct.pack(">II", 12 + len(encoded) + len(payload) + 4, len(encoded))
     prelude += struct.pack(">I", zlib.crc32(prelude))
     message = prelude + encoded + payload
@@ -581,8 +628,9 @@ def eventstream_frame(headers: dict[str, str], payload: bytes) -> bytes:
 def _chunk_frame(event: dict[str, Any]) -> bytes:
     data = base64.b64encode(json.dumps(event).encode()).decode()
     payload = json.dumps({"bytes": data, "p": "abcdefghijklmnopqrstuvwxyzABCD"[: 4 + len(data) % 20]})
-    return eventstream_frame({":event-type": "chunk", ":content-type": "application/json",
-                              ":message-type": "event"}, payload.encode())
+    return eventstream_frame(
+        {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"}, payload.encode()
+    )
 
 
 def _signing_key(secret: str, day: str, region: str, service: str) -> bytes:
@@ -592,12 +640,16 @@ def _signing_key(secret: str, day: str, region: str, service: str) -> bytes:
     return key
 
 
-def sigv4_problem(method: str, raw_path: str, headers: dict[str, str], body: bytes, key_id: str = AWS_KEY_ID,
-                  secret: str = AWS_SECRET) -> str | None:
+def sigv4_problem(
+    method: str, raw_path: str, headers: dict[str, str], body: bytes, key_id: str = AWS_KEY_ID, secret: str = AWS_SECRET
+) -> str | None:
     """Why the request's AWS Signature Version 4 is not valid for `key_id`/`secret`, or None when it is."""
     auth = headers.get("authorization", "")
-    m = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
-                     r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})", auth)
+    m = re.fullmatch(
+        r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+        r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})",
+        auth,
+    )
     if not m:
         return "Authorization header requires an AWS4-HMAC-SHA256 signature."
     got_key, day, region, service, signed, signature = m.groups()
@@ -612,12 +664,16 @@ def sigv4_problem(method: str, raw_path: str, headers: dict[str, str], body: byt
     if "host" not in names or any(n not in headers for n in names):
         return "The request signature we calculated does not match the signature you provided."
     path, _, query = raw_path.partition("?")
-    canonical = "\n".join([
-        method, urllib.parse.quote(path, safe="/~"),
-        "&".join(sorted(query.split("&"))) if query else "",
-        "".join(f"{n}:{' '.join(headers[n].split())}\n" for n in names),
-        signed, hashlib.sha256(body).hexdigest(),
-    ])
+    canonical = "\n".join(
+        [
+            method,
+            urllib.parse.quote(path, safe="/~"),
+            "&".join(sorted(query.split("&"))) if query else "",
+            "".join(f"{n}:{' '.join(headers[n].split())}\n" for n in names),
+            signed,
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
     scope = f"{day}/{region}/{service}/aws4_request"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
     expected = hmac.new(_signing_key(secret, day, region, service), to_sign.encode(), hashlib.sha256).hexdigest()
@@ -637,13 +693,20 @@ class ServiceAccount:
         from cryptography.hazmat.primitives.asymmetric import rsa
 
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.pem = self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()).decode()
+        self.pem = self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
 
     def info(self, token_uri: str, project: str) -> dict[str, str]:
-        return {"type": "service_account", "project_id": project, "private_key_id": "fakekey0001",
-                "private_key": self.pem, "client_email": self.email, "client_id": "1000000000001",
-                "token_uri": token_uri}
+        return {
+            "type": "service_account",
+            "project_id": project,
+            "private_key_id": "fakekey0001",
+            "private_key": self.pem,
+            "client_email": self.email,
+            "client_id": "1000000000001",
+            "token_uri": token_uri,
+        }
 
     def problem(self, form: dict[str, str]) -> str | None:
         from cryptography.exceptions import InvalidSignature
@@ -654,8 +717,7 @@ class ServiceAccount:
             return "unsupported_grant_type"
         try:
             head, claims, sig = form.get("assertion", "").split(".")
-            self.key.public_key().verify(unb64(sig), f"{head}.{claims}".encode(), padding.PKCS1v15(),
-                                         hashes.SHA256())
+            self.key.public_key().verify(unb64(sig), f"{head}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256())
             payload = json.loads(unb64(claims))
         except (ValueError, InvalidSignature):
             return "invalid_grant: Invalid JWT Signature."
@@ -682,22 +744,45 @@ def _events(message: dict[str, Any], content: list[dict[str, Any]]) -> list[tupl
     events.append(("ping", {"type": "ping"}))
     for i, block in enumerate(content):
         if block["type"] == "text":
-            events.append(("content_block_start", {"type": "content_block_start", "index": i,
-                                                   "content_block": {"type": "text", "text": ""}}))
+            events.append(
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}},
+                )
+            )
             for piece in _chunks(block["text"]):
-                events.append(("content_block_delta", {"type": "content_block_delta", "index": i,
-                                                       "delta": {"type": "text_delta", "text": piece}}))
+                events.append(
+                    (
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": piece}},
+                    )
+                )
         else:
             raw = block.get("partial_json", json.dumps(block.get("input", {})))
             head = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
             events.append(("content_block_start", {"type": "content_block_start", "index": i, "content_block": head}))
             for piece in _chunks(raw):
-                events.append(("content_block_delta", {"type": "content_block_delta", "index": i,
-                                                       "delta": {"type": "input_json_delta", "partial_json": piece}}))
+                events.append(
+                    (
+                        "content_block_delta",
+                        {
+                            "type": "content_block_delta",
+                            "index": i,
+                            "delta": {"type": "input_json_delta", "partial_json": piece},
+                        },
+                    )
+                )
         events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
-    events.append(("message_delta", {"type": "message_delta",
-                                     "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                                     "usage": {"output_tokens": usage["output_tokens"]}}))
+    events.append(
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                "usage": {"output_tokens": usage["output_tokens"]},
+            },
+        )
+    )
     events.append(("message_stop", {"type": "message_stop"}))
     return events
 
@@ -726,14 +811,20 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
             if path != "/v1/models":
                 status, body = 404, {"type": "error", "error": {"type": "not_found_error", "message": "not found"}}
             elif key != api.api_key:
-                status, body = 401, {"type": "error", "error": {"type": "authentication_error",
-                                                                "message": "invalid x-api-key"}}
+                status, body = (
+                    401,
+                    {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}},
+                )
             else:
                 status, body = 200, api.models_list(dict(p.partition("=")[::2] for p in query.split("&") if p))
             with api.lock:
                 api.model_lists += 1
-            self._send(status, {"content-type": "application/json", "request-id": "req_fakemodels"},
-                       json.dumps(body).encode(), None)
+            self._send(
+                status,
+                {"content-type": "application/json", "request-id": "req_fakemodels"},
+                json.dumps(body).encode(),
+                None,
+            )
 
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
@@ -744,19 +835,32 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
                 return
             route = self._route(path, raw)
             if route is None:
-                self._send(404, {"content-type": "application/json"},
-                           b'{"type":"error","error":{"type":"not_found_error","message":"not found"}}', None)
+                self._send(
+                    404,
+                    {"content-type": "application/json"},
+                    b'{"type":"error","error":{"type":"not_found_error","message":"not found"}}',
+                    None,
+                )
                 return
             try:
                 body = json.loads(raw)
             except ValueError:
-                self._send(400, {"content-type": "application/json"},
-                           b'{"type":"error","error":{"type":"invalid_request_error","message":"bad JSON"}}', None)
+                self._send(
+                    400,
+                    {"content-type": "application/json"},
+                    b'{"type":"error","error":{"type":"invalid_request_error","message":"bad JSON"}}',
+                    None,
+                )
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
             if route.provider == "bedrock":
-                route = Route(route.provider, route.path, route.model, route.stream,
-                              sigv4_problem("POST", self.path, headers, raw))
+                route = Route(
+                    route.provider,
+                    route.path,
+                    route.model,
+                    route.stream,
+                    sigv4_problem("POST", self.path, headers, raw),
+                )
             self._answer(api.handle(headers, body, route))
 
         def _route(self, path: str, raw: bytes) -> Route | None:

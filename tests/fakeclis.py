@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CLAUDE = r'''#!/usr/bin/env python3
+CLAUDE = r"""#!/usr/bin/env python3
 import json, os, sys
 args = sys.argv[1:]
 if os.environ.get("FAKE_LOG"):
@@ -48,9 +48,9 @@ if os.environ.get("FAKE_CLAUDE_ERROR"):
     print(json.dumps(result))
     sys.exit(1)
 print(json.dumps(result))
-'''
+"""
 
-CODEX = r'''#!/usr/bin/env python3
+CODEX = r"""#!/usr/bin/env python3
 import json, os, sys, time, uuid
 args = sys.argv[1:]
 if os.environ.get("FAKE_LOG"):
@@ -130,7 +130,7 @@ if values["--output-last-message"]:
     open(values["--output-last-message"], "w").write(answer)
 if not flags["--json"]:
     print(answer)
-'''
+"""
 
 
 def install(bin_dir: Path) -> Path:

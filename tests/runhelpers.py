@@ -43,8 +43,9 @@ def reconfigure(repo: Repo, tmp_path: Path, extra: str = "", agent_extra: str = 
     repo.commit("configure mdspec", env=QUIET)
 
 
-def spec_commit(repo: Repo, text: str = "# App\nSay hello.\n", path: str = "spec/app.md",
-                env: dict[str, str] | None = None) -> str:
+def spec_commit(
+    repo: Repo, text: str = "# App\nSay hello.\n", path: str = "spec/app.md", env: dict[str, str] | None = None
+) -> str:
     return repo.commit(f"spec: {path} {len(text)}", {path: text}, env=env if env is not None else QUIET)
 
 

@@ -43,8 +43,13 @@ class Harness:
         self.outside = tmp_path / "outside"
         self.outside.mkdir()
 
-    def session(self, agent: AgentConfig | None = None, retries: int = 2, clock: Callable[[], float] | None = None,
-                env: Mapping[str, str] | None = None) -> AnthropicSession:
+    def session(
+        self,
+        agent: AgentConfig | None = None,
+        retries: int = 2,
+        clock: Callable[[], float] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> AnthropicSession:
         ctx = RunContext(
             worktree=self.wt,
             run_dir=self.run_dir,
@@ -92,8 +97,10 @@ def test_check_ready_needs_a_credential_and_does_not_import_the_sdk() -> None:
     assert "\n" not in str(info.value)
     check_ready({"ANTHROPIC_API_KEY": "k"})
     check_ready({"ANTHROPIC_AUTH_TOKEN": "t"})
-    code = ("import sys, mdspec.agents.agent as a; a.check_ready({'ANTHROPIC_API_KEY': 'x'}); "
-            "assert 'anthropic' not in sys.modules, 'imported the SDK'")
+    code = (
+        "import sys, mdspec.agents.agent as a; a.check_ready({'ANTHROPIC_API_KEY': 'x'}); "
+        "assert 'anthropic' not in sys.modules, 'imported the SDK'"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
@@ -139,8 +146,12 @@ def test_multi_turn_run_edits_files_and_ends_with_final_text(h: Harness) -> None
     assert turns[-1]["cost_usd"] == pytest.approx(r.usage.cost_usd, abs=1e-6)
     assert r.usage.cost_usd > 0
     assert [e["summary"] for e in h.tools_events()] == [
-        "view spec/a.md", "create hello.py", "str_replace hello.py", "insert hello.py",
-        "python3 -c 'import hello; print(hello.greet())'", "view .",
+        "view spec/a.md",
+        "create hello.py",
+        "str_replace hello.py",
+        "insert hello.py",
+        "python3 -c 'import hello; print(hello.greet())'",
+        "view .",
     ]
     kinds = [line["kind"] for line in h.transcript()]
     assert kinds.count("request") == 7
@@ -164,8 +175,12 @@ def test_cache_breakpoints_and_byte_stable_prefix(h: Harness) -> None:
         json.dumps([{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}])
     }
     for body in bodies:
-        marked = [(i, j) for i, m in enumerate(body["messages"]) for j, blk in enumerate(m["content"])
-                  if "cache_control" in blk]
+        marked = [
+            (i, j)
+            for i, m in enumerate(body["messages"])
+            for j, blk in enumerate(m["content"])
+            if "cache_control" in blk
+        ]
         newest = len(body["messages"]) - 1
         assert marked == [(newest, len(body["messages"][newest]["content"]) - 1)]
         assert marked
@@ -179,15 +194,22 @@ def test_cache_breakpoints_and_byte_stable_prefix(h: Harness) -> None:
 def test_fake_cache_reads_the_longest_written_prefix() -> None:
     cache = PromptCache()
     bp = {"type": "ephemeral"}
-    first = {"system": [{"type": "text", "text": "s" * 400, "cache_control": bp}],
-             "messages": [{"role": "user", "content": [{"type": "text", "text": "u" * 400, "cache_control": bp}]}]}
+    first = {
+        "system": [{"type": "text", "text": "s" * 400, "cache_control": bp}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "u" * 400, "cache_control": bp}]}],
+    }
     u1 = cache.bill(first)
-    assert u1 == {"input_tokens": 0, "cache_creation_input_tokens": u1["cache_creation_input_tokens"],
-                  "cache_read_input_tokens": 0}
+    assert u1 == {
+        "input_tokens": 0,
+        "cache_creation_input_tokens": u1["cache_creation_input_tokens"],
+        "cache_read_input_tokens": 0,
+    }
     second = json.loads(json.dumps(first))
     del second["messages"][0]["content"][0]["cache_control"]
-    second["messages"] += [{"role": "assistant", "content": [{"type": "text", "text": "a" * 400}]},
-                           {"role": "user", "content": [{"type": "text", "text": "v" * 400, "cache_control": bp}]}]
+    second["messages"] += [
+        {"role": "assistant", "content": [{"type": "text", "text": "a" * 400}]},
+        {"role": "user", "content": [{"type": "text", "text": "v" * 400, "cache_control": bp}]},
+    ]
     u2 = cache.bill(second)
     assert u2["cache_read_input_tokens"] == u1["cache_creation_input_tokens"]
     assert u2["input_tokens"] == 0
@@ -268,8 +290,10 @@ def test_an_unpriced_model_stops_before_the_first_request(h: Harness) -> None:
     assert r.stopped_by == "max_cost_usd"
     assert r.turns == 0
     assert h.api.requests == []
-    assert r.error == ('cost unknown (no price for claude-future-9): max_cost_usd = $5 cannot be enforced; '
-                       'set [agent.prices."claude-future-9"] in .mdspec.toml')
+    assert r.error == (
+        "cost unknown (no price for claude-future-9): max_cost_usd = $5 cannot be enforced; "
+        'set [agent.prices."claude-future-9"] in .mdspec.toml'
+    )
     # A dated id takes its family's price; a newer family never takes an older one's.
     h.api.text("Done\n\nbody")
     r = h.session(AgentConfig(model="claude-sonnet-5-5-20261001")).start()
@@ -341,8 +365,9 @@ def test_pause_turn_sends_the_conversation_back(h: Harness) -> None:
     assert r.final_text == "Finished\n\nafter a pause."
     msgs = h.bodies()[1]["messages"]
     assert [m["role"] for m in msgs] == ["user", "assistant"]
-    assert msgs[-1]["content"] == [{"type": "text", "text": "Searching, still going",
-                                    "cache_control": {"type": "ephemeral"}}]
+    assert msgs[-1]["content"] == [
+        {"type": "text", "text": "Searching, still going", "cache_control": {"type": "ephemeral"}}
+    ]
 
 
 @pytest.mark.parametrize(("reason", "stopped"), [("refusal", "refusal"), ("model_context_window_exceeded", "context")])
@@ -413,8 +438,14 @@ def test_no_server_is_an_error_not_an_exception(h: Harness, monkeypatch: pytest.
 
 @pytest.mark.parametrize("events", [2, 6, -1])  # after message_start, inside the tool call, all but the stop
 def test_a_stream_ending_without_message_stop_is_an_error(h: Harness, events: int) -> None:
-    h.api.truncate({"type": "tool_use", "name": EDITOR,
-                    "input": {"command": "create", "path": "half.py", "file_text": "x = 1\n" * 20}}, events=events)
+    h.api.truncate(
+        {
+            "type": "tool_use",
+            "name": EDITOR,
+            "input": {"command": "create", "path": "half.py", "file_text": "x = 1\n" * 20},
+        },
+        events=events,
+    )
     h.api.text("never reached")
     r = h.session().start()
     assert r.stopped_by == "error"
@@ -457,7 +488,8 @@ def test_a_json_body_where_a_stream_was_asked(h: Harness) -> None:
     assert r.turns == 0
     assert r.error is not None
     assert r.error.startswith(
-        "the Messages API sent a body of type application/json where a stream was asked (request id req_fake")
+        "the Messages API sent a body of type application/json where a stream was asked (request id req_fake"
+    )
 
 
 DEADLINE = AgentConfig(max_minutes=0.05)  # 3 seconds
@@ -622,8 +654,9 @@ def e2e(repo: Repo, git_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
     def make_session(ctx: RunContext) -> Session:
-        return AnthropicSession(ctx, lambda: make_client(max_retries=2, timeout=30), bash_timeout=10,
-                                shell_prefix=ctx.sandbox)
+        return AnthropicSession(
+            ctx, lambda: make_client(max_retries=2, timeout=30), bash_timeout=10, shell_prefix=ctx.sandbox
+        )
 
     monkeypatch.setattr(runner, "make_session", make_session)
     repo.commit("project", {"AGENTS.md": "# rules\n", "src/app.py": "print('app')\n"}, env=QUIET)
@@ -677,8 +710,10 @@ def test_run_deadline_with_a_stream_of_pings(e2e: Attack) -> None:
 
 
 def test_run_record_says_by_how_much_the_cost_cap_was_overrun(e2e: Attack) -> None:
-    e2e.repo.configure('sandbox = "off"\n[agent]\nmax_cost_usd = 0.05\nmax_tokens = 1\n'
-                       '[agent.prices.claude-sonnet-5-5]\ninput = 0\noutput = 10000\ncache_write = 0\ncache_read = 0\n')
+    e2e.repo.configure(
+        'sandbox = "off"\n[agent]\nmax_cost_usd = 0.05\nmax_tokens = 1\n'
+        "[agent.prices.claude-sonnet-5-5]\ninput = 0\noutput = 10000\ncache_write = 0\ncache_read = 0\n"
+    )
     e2e.repo.commit("configure mdspec", env=QUIET)
     e2e.api.edit("create", "partial.py", file_text="x = 1\n")
     e2e.api.text("never sent")
@@ -707,16 +742,24 @@ def test_run_record_note_status_and_log_carry_tokens_and_cost(e2e: Attack) -> No
     assert u["cache_read_input_tokens"] > 0
     assert u["cache_creation_input_tokens"] > 0
     p = Price(2.0, 10.0, 2.5, 0.10)  # claude-sonnet-5-5's list price
-    dollars = (u["input_tokens"] * p.input + u["output_tokens"] * p.output + u["cache_read_input_tokens"] * p.cache_read
-               + u["cache_creation_input_tokens"] * p.cache_write) / 1e6
+    dollars = (
+        u["input_tokens"] * p.input
+        + u["output_tokens"] * p.output
+        + u["cache_read_input_tokens"] * p.cache_read
+        + u["cache_creation_input_tokens"] * p.cache_write
+    ) / 1e6
     assert rec["cost_usd"] == pytest.approx(dollars, abs=1e-6)
     assert rec["cost_unknown"] is None
     assert rec["spec_files"] == ["spec/app.md"]
     note = e2e.repo.git("notes", "--ref=refs/notes/mdspec", "show", rec["landed_as"])
-    for line in (f"input tokens: {u['input_tokens']}", f"output tokens: {u['output_tokens']}",
-                 f"cache read tokens: {u['cache_read_input_tokens']}",
-                 f"cache write tokens: {u['cache_creation_input_tokens']}",
-                 "spec file: spec/app.md", "model: claude-sonnet-5-5"):
+    for line in (
+        f"input tokens: {u['input_tokens']}",
+        f"output tokens: {u['output_tokens']}",
+        f"cache read tokens: {u['cache_read_input_tokens']}",
+        f"cache write tokens: {u['cache_creation_input_tokens']}",
+        "spec file: spec/app.md",
+        "model: claude-sonnet-5-5",
+    ):
         assert line in note.splitlines(), (line, note)
     noted = next(ln for ln in note.splitlines() if ln.startswith("cost: $"))
     assert float(noted.removeprefix("cost: $")) == pytest.approx(dollars, abs=1e-6)  # to the fraction of a cent
@@ -725,9 +768,11 @@ def test_run_record_note_status_and_log_carry_tokens_and_cost(e2e: Attack) -> No
     assert info["runs"][0]["cost_usd"] == rec["cost_usd"]
     assert info["runs"][0]["cost_unknown"] is None
     log = e2e.repo.mdspec("log", rec["id"]).stdout.splitlines()
-    assert (f"  usage: 2 turns, tokens {u['input_tokens']:,} in, {u['output_tokens']:,} out, "
-            f"{u['cache_read_input_tokens']:,} cache read, {u['cache_creation_input_tokens']:,} cache write, "
-            f"${dollars:.4f}") in log
+    assert (
+        f"  usage: 2 turns, tokens {u['input_tokens']:,} in, {u['output_tokens']:,} out, "
+        f"{u['cache_read_input_tokens']:,} cache read, {u['cache_creation_input_tokens']:,} cache write, "
+        f"${dollars:.4f}"
+    ) in log
     status = e2e.repo.mdspec("status").stdout
     assert f"  {rec['id']}  landed" in status
     assert f"${dollars:.2f}" in status
@@ -740,9 +785,11 @@ def test_an_unpriced_model_does_not_start_a_run(e2e: Attack) -> None:
     repo.commit("configure mdspec", env=QUIET)
     spec = repo.commit("spec: more", {"spec/more.md": "# More\n"}, env=QUIET)
     before, tip = snapshot(repo), repo.head()
-    line = ('mdspec: error: .mdspec.toml: agent.model: no price for claude-future-9, so max_cost_usd = $5 cannot be '
-            'enforced: set [agent.prices."claude-future-9"] in .mdspec.toml (input, output, cache_write, cache_read: '
-            'USD per million tokens)\n')
+    line = (
+        "mdspec: error: .mdspec.toml: agent.model: no price for claude-future-9, so max_cost_usd = $5 cannot be "
+        'enforced: set [agent.prices."claude-future-9"] in .mdspec.toml (input, output, cache_write, cache_read: '
+        "USD per million tokens)\n"
+    )
     for args in (["run", "--foreground"], ["run"]):
         proc = repo.mdspec(*args, check=False)
         assert proc.returncode == 1, proc
@@ -763,8 +810,10 @@ def test_an_unpriced_model_does_not_start_a_run(e2e: Attack) -> None:
     assert spec in pending
     assert newer in pending  # still waiting to be implemented
     # Once priced, the same commits run.
-    repo.configure('sandbox = "off"\n[agent]\nmodel = "claude-future-9"\n[agent.prices."claude-future-9"]\n'
-                   'input = 1\noutput = 2\ncache_write = 1.25\ncache_read = 0.1\n')
+    repo.configure(
+        'sandbox = "off"\n[agent]\nmodel = "claude-future-9"\n[agent.prices."claude-future-9"]\n'
+        "input = 1\noutput = 2\ncache_write = 1.25\ncache_read = 0.1\n"
+    )
     repo.commit("price the model", env=QUIET)
     e2e.finish()
     out = e2e.run()

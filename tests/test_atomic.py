@@ -38,8 +38,9 @@ def test_replaces_whole_and_leaves_no_temporary_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in target.parent.iterdir()) == ["f.txt"]
 
 
-def test_a_failed_rename_keeps_the_old_file_and_removes_the_temporary(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_rename_keeps_the_old_file_and_removes_the_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "d").mkdir()
     target = tmp_path / "d" / "f.txt"
     target.write_text("old\n")

@@ -172,9 +172,12 @@ def atk(repo: Repo, api: FakeAPI, git_env: Path, tmp_path: Path, monkeypatch: py
     def make_session(ctx: RunContext) -> Session:
         if ctx.agent.backend != "anthropic":
             return original(ctx)
-        return agent.AnthropicSession(ctx, lambda: agent.make_client(max_retries=0, timeout=60),
-                                      bash_timeout=attack.bash_timeout if attack else BASH_TIMEOUT,
-                                      shell_prefix=ctx.sandbox)
+        return agent.AnthropicSession(
+            ctx,
+            lambda: agent.make_client(max_retries=0, timeout=60),
+            bash_timeout=attack.bash_timeout if attack else BASH_TIMEOUT,
+            shell_prefix=ctx.sandbox,
+        )
 
     monkeypatch.setattr(runner, "make_session", make_session)
     hook = repo.top / ".git" / "hooks" / "post-commit"
@@ -241,8 +244,10 @@ def test_editor_absolute_paths_outside_are_refused(atk: Attack) -> None:
 
 
 def test_symlinks_out_of_the_worktree_or_into_git(atk: Attack) -> None:
-    atk.api.bash(f"ln -s {atk.outside} escape && ln -s ../../hooks hooks-link && ln -s .git gitfile-link"
-                 " && ln -s ../../../README.md readme-link && echo linked")
+    atk.api.bash(
+        f"ln -s {atk.outside} escape && ln -s ../../hooks hooks-link && ln -s .git gitfile-link"
+        " && ln -s ../../../README.md readme-link && echo linked"
+    )
     atk.api.edit("create", "escape/loot.txt", file_text="loot\n")
     atk.api.edit("create", "hooks-link/pre-commit", file_text="#!/bin/sh\n")
     atk.api.edit("view", "gitfile-link")
@@ -299,7 +304,9 @@ def test_git_hooks_and_config_through_editor_and_bash(atk: Attack, mode: str) ->
     else:
         assert out.rec["sandbox"] == "off"
         assert sorted(out.rec["violations"]) == [
-            ".git/config (git dir)", ".git/hooks/post-commit (git dir)", ".git/hooks/pre-commit (git dir)",
+            ".git/config (git dir)",
+            ".git/hooks/post-commit (git dir)",
+            ".git/hooks/pre-commit (git dir)",
             ".git/info/exclude (git dir)",
         ]
     assert (atk.git_dir / "hooks" / "post-commit").read_bytes() == USER_HOOK
@@ -339,8 +346,10 @@ def test_spec_and_config_edits_through_bash(atk: Attack, mode: str) -> None:
     # (Under bwrap `mv spec elsewhere` fails too: spec/ is a mount point. Without the sandbox a moved copy
     # would be a new, unprotected path, committed like any other.)
     move = "mv spec spec-moved; " if mode == "bwrap" else ""
-    atk.api.bash("echo 'Ignore the above.' >> spec/app.md; echo new > spec/new.md; rm -f .mdspec.toml;"
-                 f" echo x > AGENTS.md; {move}echo attempted")
+    atk.api.bash(
+        "echo 'Ignore the above.' >> spec/app.md; echo new > spec/new.md; rm -f .mdspec.toml;"
+        f" echo x > AGENTS.md; {move}echo attempted"
+    )
     atk.finish()
     out = atk.run()
     assert out.code == 0, out.rec
@@ -350,7 +359,10 @@ def test_spec_and_config_edits_through_bash(atk: Attack, mode: str) -> None:
         assert out.rec["violations"] == []
     else:
         assert sorted(out.rec["violations"]) == [
-            ".mdspec.toml (protected)", "AGENTS.md (protected)", "spec/app.md (protected)", "spec/new.md (protected)",
+            ".mdspec.toml (protected)",
+            "AGENTS.md (protected)",
+            "spec/app.md (protected)",
+            "spec/new.md (protected)",
         ]
         assert "restored .mdspec.toml (protected)" in atk.repo.message()
     assert atk.repo.git("diff-tree", "-r", "--name-only", "--no-commit-id", "HEAD").split() == ["hello.py"]
@@ -361,8 +373,10 @@ def test_spec_and_config_edits_through_bash(atk: Attack, mode: str) -> None:
 
 
 def test_home_secrets_and_the_api_key_are_out_of_reach(atk: Attack) -> None:
-    atk.api.bash("cat ~/.ssh/id_ed25519 ~/.netrc ~/.gitconfig; ls -a ~/.ssh; env; echo KEY=$ANTHROPIC_API_KEY;"
-                 " cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | grep -i anthropic; echo done")
+    atk.api.bash(
+        "cat ~/.ssh/id_ed25519 ~/.netrc ~/.gitconfig; ls -a ~/.ssh; env; echo KEY=$ANTHROPIC_API_KEY;"
+        " cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | grep -i anthropic; echo done"
+    )
     atk.api.bash("cp ~/.ssh/id_ed25519 leak.txt; env > env.txt; git status --short; echo rc=$?")
     atk.finish()
     out = atk.run()
@@ -396,8 +410,10 @@ def test_network_connection(atk: Attack, network: bool) -> None:
     server.setblocking(False)
     port = server.getsockname()[1]
     try:
-        atk.api.bash(f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3);"
-                     f" print('CONNECTED')\"")
+        atk.api.bash(
+            f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3);"
+            f" print('CONNECTED')\""
+        )
         atk.finish()
         out = atk.run()
         with contextlib.suppress(BlockingIOError):
@@ -427,8 +443,10 @@ def test_command_that_never_ends_is_killed_and_the_run_goes_on(atk: Attack) -> N
 
 def test_background_process_does_not_hang_or_survive(atk: Attack) -> None:
     tag = f"{8000 + os.getpid() % 1000}.5"
-    atk.api.bash(f"setsid sleep {tag} >/dev/null 2>&1 </dev/null & (nohup sleep {tag} >/dev/null 2>&1 &);"
-                 f" sleep {tag} & echo started")
+    atk.api.bash(
+        f"setsid sleep {tag} >/dev/null 2>&1 </dev/null & (nohup sleep {tag} >/dev/null 2>&1 &);"
+        f" sleep {tag} & echo started"
+    )
     atk.finish()
     out = atk.run()
     assert_landed_hello(atk, out)
@@ -466,8 +484,10 @@ def test_100_mb_of_output_is_capped_with_memory_bounded(atk: Attack) -> None:
 
 
 def test_command_backend_100_mb_of_output(atk: Attack) -> None:
-    script = ("import os, sys; sys.stdout.write(chr(98) * 100000000); sys.stdout.flush();"
-              " open(chr(111) + chr(117) + chr(116), chr(119)).write(chr(120))")
+    script = (
+        "import os, sys; sys.stdout.write(chr(98) * 100000000); sys.stdout.flush();"
+        " open(chr(111) + chr(117) + chr(116), chr(119)).write(chr(120))"
+    )
     configure(atk.repo, agent_extra=f"backend = \"command\"\ncommand = '''{sys.executable} -c \"{script}\"'''")
     atk.repo.commit("spec: again", {"spec/app.md": "# App\n\nGreet everyone.\n"}, env=QUIET)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -551,8 +571,10 @@ def test_protected_path_with_invalid_utf8_name_is_restored(atk: Attack) -> None:
 
 
 def test_binary_and_non_utf8_files_in_view(atk: Attack) -> None:
-    atk.api.bash("head -c 4096 /dev/urandom > blob.bin; printf 'caf\\xe9\\n' > latin1.txt;"
-                 " printf x > $'odd\\xffname.txt'; echo made")
+    atk.api.bash(
+        "head -c 4096 /dev/urandom > blob.bin; printf 'caf\\xe9\\n' > latin1.txt;"
+        " printf x > $'odd\\xffname.txt'; echo made"
+    )
     atk.api.edit("view", "blob.bin")
     atk.api.edit("view", "latin1.txt")
     atk.api.edit("str_replace", "blob.bin", old_str="a", new_str="b")
@@ -571,7 +593,7 @@ def test_binary_and_non_utf8_files_in_view(atk: Attack) -> None:
 
 def test_command_backend_attacks(atk: Attack) -> None:
     """An external agent CLI: network allowed (it talks to its model), filesystem confined all the same."""
-    script = '''
+    script = """
 import os, pathlib, subprocess
 common = subprocess.run(["git", "rev-parse", "--git-common-dir"], capture_output=True, text=True).stdout.strip()
 report = []
@@ -589,7 +611,7 @@ except OSError as exc:
     report.append(f"ssh key unreadable: {exc.strerror}")
 pathlib.Path("report.txt").write_text("\\n".join(report) + "\\n")
 pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Attack report\\n")
-'''
+"""
     atk.repo.commit("agent script", {"tools/agent.py": script}, env=QUIET)
     configure(atk.repo, agent_extra='backend = "command"\ncommand = "python3 tools/agent.py"')
     atk.repo.commit("spec: again", {"spec/app.md": "# App\n\nGreet everyone.\n"}, env=QUIET)

@@ -28,28 +28,46 @@ from mdspec.run import runner
 needs_bwrap = pytest.mark.skipif(sandbox.bwrap_path() is None, reason="bubblewrap is not usable on this machine")
 
 
-def make_ctx(tmp_path: Path, command: str = "", preset: str = "", max_minutes: float = 1.0,
-             max_cost_usd: float = 5.0, env: Mapping[str, str] | None = None) -> tuple[RunContext, list[Any]]:
+def make_ctx(
+    tmp_path: Path,
+    command: str = "",
+    preset: str = "",
+    max_minutes: float = 1.0,
+    max_cost_usd: float = 5.0,
+    env: Mapping[str, str] | None = None,
+) -> tuple[RunContext, list[Any]]:
     wt = tmp_path / "wt"
     wt.mkdir(exist_ok=True)
     rdir = tmp_path / "run"
     rdir.mkdir(exist_ok=True)
     events: list[Any] = []
-    agent = AgentConfig(backend="command", command=command, preset=preset, max_minutes=max_minutes,
-                        max_cost_usd=max_cost_usd)
-    ctx = RunContext(wt, rdir, "SYSTEM PROMPT", "TASK PROMPT", agent, ("spec/**",),
-                     env if env is not None else runner.backend_env(), events.append)
+    agent = AgentConfig(
+        backend="command", command=command, preset=preset, max_minutes=max_minutes, max_cost_usd=max_cost_usd
+    )
+    ctx = RunContext(
+        wt,
+        rdir,
+        "SYSTEM PROMPT",
+        "TASK PROMPT",
+        agent,
+        ("spec/**",),
+        env if env is not None else runner.backend_env(),
+        events.append,
+    )
     return ctx, events
 
 
 def test_prompt_arrives_on_stdin_and_in_a_file(tmp_path: Path) -> None:
     seen = tmp_path / "seen.json"
-    cmd = agent_script(tmp_path, f"""
+    cmd = agent_script(
+        tmp_path,
+        f"""
         import json, os, sys
         json.dump({{"stdin": sys.stdin.read(), "file": open(os.environ["MDSPEC_PROMPT_FILE"]).read(),
                    "cwd": os.getcwd()}}, open({str(seen)!r}, "w"))
         open(os.environ["MDSPEC_SUMMARY_FILE"], "w").write("Did it\\n\\nDetails.\\n")
-    """)
+    """,
+    )
     ctx, events = make_ctx(tmp_path, cmd)
     result = backends.CommandSession(ctx).start()
     data = json.loads(seen.read_text())
@@ -63,10 +81,13 @@ def test_prompt_arrives_on_stdin_and_in_a_file(tmp_path: Path) -> None:
 
 def test_fix_round_appends_the_check_output(tmp_path: Path) -> None:
     seen = tmp_path / "prompts.txt"
-    cmd = agent_script(tmp_path, f"""
+    cmd = agent_script(
+        tmp_path,
+        f"""
         import sys
         open({str(seen)!r}, "a").write(sys.stdin.read() + "\\n=====\\n")
-    """)
+    """,
+    )
     ctx, _ = make_ctx(tmp_path, cmd)
     session = backends.CommandSession(ctx)
     session.start()
@@ -79,9 +100,18 @@ def test_fix_round_appends_the_check_output(tmp_path: Path) -> None:
 
 
 def test_claude_code_json_output_gives_answer_turns_and_cost(tmp_path: Path) -> None:
-    out = {"type": "result", "result": "Implement greeting\n\nAdded hello().", "num_turns": 7,
-           "total_cost_usd": 0.42, "usage": {"input_tokens": 10, "output_tokens": 20,
-                                             "cache_creation_input_tokens": 30, "cache_read_input_tokens": 40}}
+    out = {
+        "type": "result",
+        "result": "Implement greeting\n\nAdded hello().",
+        "num_turns": 7,
+        "total_cost_usd": 0.42,
+        "usage": {
+            "input_tokens": 10,
+            "output_tokens": 20,
+            "cache_creation_input_tokens": 30,
+            "cache_read_input_tokens": 40,
+        },
+    }
     cmd = agent_script(tmp_path, f"print('starting'); print({json.dumps(json.dumps(out))})\n")
     ctx, _ = make_ctx(tmp_path, cmd)
     result = backends.CommandSession(ctx).start()
@@ -93,15 +123,22 @@ def test_claude_code_json_output_gives_answer_turns_and_cost(tmp_path: Path) -> 
 
 
 def test_the_model_is_the_one_claude_code_reports_doing_most_of_the_work(tmp_path: Path) -> None:
-    out = {"type": "result", "result": "Done", "num_turns": 2, "total_cost_usd": 0.1,
-           "modelUsage": {"claude-haiku-4-5": {"inputTokens": 900, "outputTokens": 10},
-                          "claude-opus-4-1": {"inputTokens": 5, "outputTokens": 400, "cacheReadInputTokens": 9000}}}
+    out = {
+        "type": "result",
+        "result": "Done",
+        "num_turns": 2,
+        "total_cost_usd": 0.1,
+        "modelUsage": {
+            "claude-haiku-4-5": {"inputTokens": 900, "outputTokens": 10},
+            "claude-opus-4-1": {"inputTokens": 5, "outputTokens": 400, "cacheReadInputTokens": 9000},
+        },
+    }
     cmd = agent_script(tmp_path, f"print({json.dumps(json.dumps(out))})\n")
     ctx, _ = make_ctx(tmp_path, cmd)
     session = backends.CommandSession(ctx)
     assert session.start().model == "claude-opus-4-1"
     # A CLI that names no model leaves it to the configured one (the run record keeps its own value).
-    ctx, _ = make_ctx(tmp_path, agent_script(tmp_path, "print('{\"result\": \"Done\"}')\n"))
+    ctx, _ = make_ctx(tmp_path, agent_script(tmp_path, 'print(\'{"result": "Done"}\')\n'))
     assert backends.CommandSession(ctx).start().model == ""
 
 
@@ -139,7 +176,7 @@ def test_a_cli_installed_under_tmp_stays_visible_in_the_sandbox(tmp_path: Path) 
     result = backends.CommandSession(box_for(tmp_path, ctx)).start()
     assert (result.error, result.final_text) == (None, "ran --fast\n")
     # Nothing else of /tmp comes along.
-    ctx, _ = make_ctx(tmp_path, f"ls {tmp_path / 'ci'} > \"$MDSPEC_SUMMARY_FILE\"", env=env)
+    ctx, _ = make_ctx(tmp_path, f'ls {tmp_path / "ci"} > "$MDSPEC_SUMMARY_FILE"', env=env)
     assert backends.CommandSession(box_for(tmp_path, ctx)).start().final_text == ""
 
 
@@ -152,8 +189,10 @@ def test_cost_over_the_limit_stops(tmp_path: Path) -> None:
 def test_exit_statuses(tmp_path: Path) -> None:
     ctx, _ = make_ctx(tmp_path, "definitely-not-installed-agent -p")
     r = backends.CommandSession(ctx).start()
-    assert (r.stopped_by, r.error) == ("error", "agent command not found: 'definitely-not-installed-agent' (exit "
-                                                "127); see output.log")
+    assert (r.stopped_by, r.error) == (
+        "error",
+        "agent command not found: 'definitely-not-installed-agent' (exit 127); see output.log",
+    )
     ctx, _ = make_ctx(tmp_path, "echo first; echo 'rate limited' >&2; exit 2")
     r = backends.CommandSession(ctx).start()
     assert r.stopped_by == "error"
@@ -194,16 +233,28 @@ def test_presets() -> None:
 
 def test_environment_of_the_agent_command(mdrepo: Repo, tmp_path: Path) -> None:
     dump = tmp_path / "env.json"
-    set_agent(tmp_path, f"""
+    set_agent(
+        tmp_path,
+        f"""
         import json, os, pathlib
         json.dump(dict(os.environ), open({str(dump)!r}, "w"))
         pathlib.Path("out.txt").write_text("x\\n")
-    """)
+    """,
+    )
     spec_commit(mdrepo)
-    proc = mdrepo.mdspec("run", "--foreground", env={
-        "GIT_DIR": str(mdrepo.top / ".git"), "GIT_INDEX_FILE": ".git/index", "GIT_WORK_TREE": str(mdrepo.top),
-        "ANTHROPIC_API_KEY": "sk-ant-held-by-mdspec", "ANTHROPIC_AUTH_TOKEN": "token-held-by-mdspec",
-        "OPENAI_API_KEY": "sk-openai-for-the-cli", "MY_CLI_TOKEN": "cli-token"})
+    proc = mdrepo.mdspec(
+        "run",
+        "--foreground",
+        env={
+            "GIT_DIR": str(mdrepo.top / ".git"),
+            "GIT_INDEX_FILE": ".git/index",
+            "GIT_WORK_TREE": str(mdrepo.top),
+            "ANTHROPIC_API_KEY": "sk-ant-held-by-mdspec",
+            "ANTHROPIC_AUTH_TOKEN": "token-held-by-mdspec",
+            "OPENAI_API_KEY": "sk-openai-for-the-cli",
+            "MY_CLI_TOKEN": "cli-token",
+        },
+    )
     assert proc.returncode == 0, proc.stderr
     env = json.loads(dump.read_text())
     assert not [k for k in env if k.startswith("GIT_") and k != "GIT_CONFIG_NOSYSTEM"]
@@ -218,13 +269,16 @@ def test_environment_of_the_agent_command(mdrepo: Repo, tmp_path: Path) -> None:
 
 
 def test_agent_committing_in_the_worktree_starts_no_run(mdrepo: Repo, tmp_path: Path) -> None:
-    set_agent(tmp_path, """
+    set_agent(
+        tmp_path,
+        """
         import pathlib, subprocess
         pathlib.Path("spec/app.md").write_text("changed spec\\n")
         pathlib.Path("out.txt").write_text("x\\n")
         subprocess.run(["git", "add", "-A"], check=True)
         subprocess.run(["git", "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "agent"], check=True)
-    """)
+    """,
+    )
     spec_commit(mdrepo)
     assert run_fg(mdrepo).returncode == 0
     assert len(runs(mdrepo)) == 1
@@ -235,11 +289,14 @@ def test_agent_committing_in_the_worktree_starts_no_run(mdrepo: Repo, tmp_path: 
 
 def test_commit_message_from_the_answer(mdrepo: Repo, tmp_path: Path) -> None:
     long = "x" * 100
-    set_agent(tmp_path, f"""
+    set_agent(
+        tmp_path,
+        f"""
         import os, pathlib
         pathlib.Path("out.txt").write_text("x\\n")
         pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("# mdspec: {long}\\n\\nWhat changed.\\n")
-    """)
+    """,
+    )
     spec = spec_commit(mdrepo)
     run_fg(mdrepo)
     msg = mdrepo.message()
@@ -256,12 +313,17 @@ def test_commit_message_from_the_answer(mdrepo: Repo, tmp_path: Path) -> None:
 
 
 def test_cost_from_json_output_is_recorded(mdrepo: Repo, tmp_path: Path) -> None:
-    reconfigure(mdrepo, tmp_path, agent_extra="max_cost_usd = 1.0", body="""
+    reconfigure(
+        mdrepo,
+        tmp_path,
+        agent_extra="max_cost_usd = 1.0",
+        body="""
         import json, pathlib
         pathlib.Path("out.txt").write_text("x\\n")
         print(json.dumps({"result": "Add out.txt", "num_turns": 3, "total_cost_usd": 0.25,
                           "usage": {"input_tokens": 100, "output_tokens": 50}}))
-    """)
+    """,
+    )
     spec_commit(mdrepo)
     run_fg(mdrepo)
     rec = last_run(mdrepo)
@@ -284,8 +346,12 @@ def claude_repo(mdrepo: Repo, tmp_path: Path) -> dict[str, str]:
     bin_dir = fakeclis.install(tmp_path / "bin")
     mdrepo.configure('[agent]\npreset = "claude-code"\n')
     mdrepo.commit("configure mdspec", env={"MDSPEC_RUNNING": "1"})
-    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "ANTHROPIC_API_KEY": KEY, "FAKE_LOG": str(tmp_path / "env.txt"),
-            "IS_SANDBOX": "1"}
+    return {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "ANTHROPIC_API_KEY": KEY,
+        "FAKE_LOG": str(tmp_path / "env.txt"),
+        "IS_SANDBOX": "1",
+    }
 
 
 def test_the_claude_code_preset_gets_the_key_and_its_output_is_redacted(mdrepo: Repo, tmp_path: Path) -> None:
@@ -324,8 +390,12 @@ def test_a_result_carrying_the_key_is_held_not_landed(mdrepo: Repo, tmp_path: Pa
 
 
 def test_command_env_keeps_the_key_only_for_claude_code() -> None:
-    env = {"ANTHROPIC_API_KEY": "k" * 20, "ANTHROPIC_AUTH_TOKEN": "t" * 20, "ANTHROPIC_BASE_URL": "u",
-           "OPENAI_API_KEY": "o"}
+    env = {
+        "ANTHROPIC_API_KEY": "k" * 20,
+        "ANTHROPIC_AUTH_TOKEN": "t" * 20,
+        "ANTHROPIC_BASE_URL": "u",
+        "OPENAI_API_KEY": "o",
+    }
     assert backends.command_env(env, "claude-code") == env
     for preset in ("codex", ""):
         assert backends.command_env(env, preset) == {"ANTHROPIC_BASE_URL": "u", "OPENAI_API_KEY": "o"}
@@ -335,9 +405,15 @@ def test_output_log_redacts_a_key_split_across_reads(tmp_path: Path) -> None:
     key = "sk-ant-split-read-9f8e7d6c5b"
     log = tmp_path / "output.log"
     # Two writes with a pause between: the reader gets the key in two pieces.
-    res = run_shell(f"printf 'start {key[:10]}'; sleep 0.3; printf '{key[10:]} end\\n'; head -c 200000 /dev/zero "
-                    f"| tr '\\0' x; echo; echo {key}", tmp_path, {"PATH": os.environ["PATH"]}, log, 30,
-                    secrets=[key.encode()])
+    res = run_shell(
+        f"printf 'start {key[:10]}'; sleep 0.3; printf '{key[10:]} end\\n'; head -c 200000 /dev/zero "
+        f"| tr '\\0' x; echo; echo {key}",
+        tmp_path,
+        {"PATH": os.environ["PATH"]},
+        log,
+        30,
+        secrets=[key.encode()],
+    )
     text = log.read_text()
     assert res.returncode == 0
     assert key not in text
@@ -385,8 +461,10 @@ def test_claude_code_as_root_without_a_sandbox_is_refused_before_it_starts(mdrep
     assert proc.returncode == 1
     rec = last_run(mdrepo)
     assert rec["status"] == "failed"
-    assert rec["reason"].startswith("Claude Code refuses --dangerously-skip-permissions as root outside a sandbox: "
-                                    'set sandbox = "bwrap" in .mdspec.toml'), rec
+    assert rec["reason"].startswith(
+        "Claude Code refuses --dangerously-skip-permissions as root outside a sandbox: "
+        'set sandbox = "bwrap" in .mdspec.toml'
+    ), rec
     assert "\n" not in rec["reason"]
     assert f"failed: {rec['reason']}" in proc.stdout
     assert calls(log) == []  # the CLI never started
@@ -415,8 +493,12 @@ def test_claude_code_in_the_sandbox_is_told_so_and_reports_model_and_usage(mdrep
     assert rec["turns"] == 6
     assert rec["cost_usd"] == 0.0721
     u = rec["usage"]
-    assert (u["input_tokens"], u["output_tokens"], u["cache_read_input_tokens"], u["cache_creation_input_tokens"]) \
-        == (314, 900, 40200, 5100)  # every model's tokens, the housekeeping model's too
+    assert (u["input_tokens"], u["output_tokens"], u["cache_read_input_tokens"], u["cache_creation_input_tokens"]) == (
+        314,
+        900,
+        40200,
+        5100,
+    )  # every model's tokens, the housekeeping model's too
     assert mdrepo.message().startswith("mdspec: Add out.txt\n")
 
 
@@ -510,8 +592,10 @@ def test_a_usage_error_names_the_line_that_says_what_is_wrong(mdrepo: Repo, tmp_
 
 
 def test_failure_line() -> None:
-    clap = ("error: unexpected argument '--full-auto' found\n\n  tip: to pass it as a value, use '-- --full-auto'\n\n"
-            "Usage: codex exec [OPTIONS] [PROMPT]\n\nFor more information, try '--help'.\n")
+    clap = (
+        "error: unexpected argument '--full-auto' found\n\n  tip: to pass it as a value, use '-- --full-auto'\n\n"
+        "Usage: codex exec [OPTIONS] [PROMPT]\n\nFor more information, try '--help'.\n"
+    )
     assert cliout.failure_line(clap) == "error: unexpected argument '--full-auto' found"
     assert cliout.failure_line("starting\nopen(): Permission DENIED\nbye\n") == "open(): Permission DENIED"
     assert cliout.failure_line("npm: claude: command Not Found\n") == "npm: claude: command Not Found"
@@ -521,16 +605,33 @@ def test_failure_line() -> None:
 
 def test_claude_code_result_parsing(tmp_path: Path) -> None:
     log = tmp_path / "output.log"
-    one = {"type": "result", "subtype": "success", "is_error": False, "result": "Done", "num_turns": 3,
-           "usage": {"input_tokens": 5, "output_tokens": 7, "cache_creation_input_tokens": 11,
-                     "cache_read_input_tokens": 13}}
+    one = {
+        "type": "result",
+        "subtype": "success",
+        "is_error": False,
+        "result": "Done",
+        "num_turns": 3,
+        "usage": {
+            "input_tokens": 5,
+            "output_tokens": 7,
+            "cache_creation_input_tokens": 11,
+            "cache_read_input_tokens": 13,
+        },
+    }
     log.write_text("noise\n" + json.dumps(one) + "\n")
     out = cliout.read(log)
     assert (out.text, out.turns, out.model, out.error) == ("Done", 3, "", None)
     assert out.usage == Usage(5, 7, 11, 13, 0.0)
     assert not out.cost_known  # no total_cost_usd
-    failed = {**one, "is_error": True, "subtype": "error_during_execution", "result": "",
-              "errors": ["Invalid API key"], "total_cost_usd": 0, "modelUsage": {"claude-opus-4-5": {}}}
+    failed = {
+        **one,
+        "is_error": True,
+        "subtype": "error_during_execution",
+        "result": "",
+        "errors": ["Invalid API key"],
+        "total_cost_usd": 0,
+        "modelUsage": {"claude-opus-4-5": {}},
+    }
     with log.open("a") as f:
         f.write(json.dumps(failed) + "\n")
     out = cliout.read(log, len(json.dumps(one)) + 7)  # the second round's output only

@@ -62,8 +62,14 @@ class Team:
 
     def ci(self, runner: Repo, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         # A bound, so a job that waits for a lock forever fails the test instead of hanging it.
-        return subprocess.run([sys.executable, "-m", "mdspec", "ci", *args], cwd=runner.top, capture_output=True,
-                              text=True, env={**os.environ, **(env or {})}, timeout=900)
+        return subprocess.run(
+            [sys.executable, "-m", "mdspec", "ci", *args],
+            cwd=runner.top,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=900,
+        )
 
     def remote_log(self, n: int = 20) -> list[str]:
         return git_bare(self.bare, "log", f"-{n}", "--format=%s", "main").splitlines()
@@ -134,8 +140,14 @@ def assert_no_force_push(team: Team) -> None:
 def paused_job(job: Repo, stage: str, what: str) -> tuple[subprocess.Popen[str], Path]:
     """`mdspec ci` in `job`, started and held at `stage` until the returned marker file is removed."""
     env = {**os.environ, "MDSPEC_TEST_PAUSE": stage}
-    proc = subprocess.Popen([sys.executable, "-m", "mdspec", "ci"], cwd=job.top, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mdspec", "ci"],
+        cwd=job.top,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     marker = job.state / f"paused-{stage}"
     wait_for(marker.exists, 240, what)
     return proc, marker
@@ -242,8 +254,9 @@ def test_two_ci_jobs_racing_on_one_branch_compile_each_spec_commit_once(tmp_path
     job2 = team.clone("ci2")
     out2 = tmp_path / "job2.out"
     with out2.open("w") as f:
-        p2 = subprocess.Popen([sys.executable, "-m", "mdspec", "ci"], cwd=job2.top, text=True, stdout=f,
-                              stderr=subprocess.STDOUT)
+        p2 = subprocess.Popen(
+            [sys.executable, "-m", "mdspec", "ci"], cwd=job2.top, text=True, stdout=f, stderr=subprocess.STDOUT
+        )
     wait_for(lambda: "another mdspec ci job is working on main" in out2.read_text(), 240, "job 2 to wait")
     marker.unlink()
     out1, _ = p1.communicate(timeout=600)
@@ -343,14 +356,16 @@ def test_pull_request_on_github_uses_gh_when_there(tmp_path: Path) -> None:
     bindir.mkdir()
     seen = tmp_path / "gh.args"
     gh = bindir / "gh"
-    gh.write_text(textwrap.dedent(f"""\
+    gh.write_text(
+        textwrap.dedent(f"""\
         #!{sys.executable}
         import json, sys
         args = sys.argv[1:]
         body = open(args[args.index("--body-file") + 1]).read()
         json.dump({{"args": args, "body": body}}, open({str(seen)!r}, "w"))
         print("https://github.example/acme/app/pull/7")
-    """))
+    """)
+    )
     gh.chmod(0o755)
     env = {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "GITHUB_ACTIONS": "true"}
     proc = team.ci(team.clone("ci"), "--pull-request", env=env)
@@ -374,8 +389,12 @@ def test_pull_request_without_gh_prints_the_compare_url(tmp_path: Path) -> None:
     team = make_team(tmp_path)
     sha = spec(team.alice, "app", "# App\n")
     team.alice.git("push", "-q", "origin", "main")
-    env = {"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/app",
-           "PATH": str(Path(sys.executable).parent) + os.pathsep + "/usr/bin:/bin"}
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": "acme/app",
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + "/usr/bin:/bin",
+    }
     proc = team.ci(team.clone("ci"), "--pull-request", env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"https://github.com/acme/app/compare/main...mdspec/{sha[:10]}?expand=1" in proc.stdout
@@ -438,8 +457,13 @@ def test_a_dead_jobs_expired_lock_is_taken_over(tmp_path: Path) -> None:
     team.alice.git("push", "-q", "origin", "main")
     # What a killed job leaves: its lock, its time long past.
     tree = team.alice.git("write-tree").strip()
-    dead = subprocess.run(["git", "commit-tree", tree, "-m", "mdspec ci lock for main\n\nexpires: 1"],
-                          cwd=team.alice.top, capture_output=True, text=True, check=True).stdout.strip()
+    dead = subprocess.run(
+        ["git", "commit-tree", tree, "-m", "mdspec ci lock for main\n\nexpires: 1"],
+        cwd=team.alice.top,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     team.alice.git("push", "-q", "origin", f"{dead}:refs/mdspec/ci-lock/main")
     proc = team.ci(team.clone("ci"))
     assert proc.returncode == 0, proc.stdout + proc.stderr

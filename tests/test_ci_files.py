@@ -25,8 +25,11 @@ SCHEMAS = {"github": "vendor.github-workflows", "gitlab": "vendor.gitlab-ci"}
 
 
 def validate(kind: str, path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", SCHEMAS[kind], str(path)],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", SCHEMAS[kind], str(path)],
+        capture_output=True,
+        text=True,
+    )
 
 
 def rendered(tmp_path: Path, kind: str, cfg: Config | None = None) -> tuple[Path, dict[Any, Any]]:
@@ -43,12 +46,15 @@ def test_the_ci_files_pass_their_schema(tmp_path: Path, kind: str) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize(("kind", "old", "new"), [
-    ("github", "cancel-in-progress: false", "cancel-in-progress: maybe"),
-    ("github", "runs-on:", "runs_on:"),
-    ("gitlab", "resource_group: mdspec-$CI_COMMIT_REF_SLUG", "resource_group: [1]"),
-    ("gitlab", "  script:", "  scripts:"),
-])
+@pytest.mark.parametrize(
+    ("kind", "old", "new"),
+    [
+        ("github", "cancel-in-progress: false", "cancel-in-progress: maybe"),
+        ("github", "runs-on:", "runs_on:"),
+        ("gitlab", "resource_group: mdspec-$CI_COMMIT_REF_SLUG", "resource_group: [1]"),
+        ("gitlab", "  script:", "  scripts:"),
+    ],
+)
 def test_the_validators_catch_a_broken_file(tmp_path: Path, kind: str, old: str, new: str) -> None:
     path, _ = rendered(tmp_path, kind)
     text = path.read_text()

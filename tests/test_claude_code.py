@@ -106,7 +106,8 @@ preset = "claude-code"
 
 @pytest.mark.parametrize("used_before", [False, True], ids=["first-use", "with-its-state"])
 def test_claude_code_preset_as_root_in_the_sandbox_lands_a_generated_commit(
-        repo: Repo, claude_code: Path, cc_api: FakeAPI, root_home: Path, used_before: bool) -> None:
+    repo: Repo, claude_code: Path, cc_api: FakeAPI, root_home: Path, used_before: bool
+) -> None:
     if used_before:  # the CLI ran here before: mdspec gives it its state under ~ to write
         (root_home / ".claude").mkdir()
         (root_home / ".claude.json").write_text("{}\n")
@@ -115,8 +116,11 @@ def test_claude_code_preset_as_root_in_the_sandbox_lands_a_generated_commit(
     repo.commit("set up mdspec", env=QUIET)
     wt = (repo.state / "worktree").resolve()
     cc_api.tool("Write", "I'll write the module.", file_path=str(wt / "src" / "greet.py"), content=GREET)
-    cc_api.tool("Bash", command="mkdir -p docs && printf 'greet(name) says hello\\n' > docs/usage.txt",
-                description="Write the usage note")
+    cc_api.tool(
+        "Bash",
+        command="mkdir -p docs && printf 'greet(name) says hello\\n' > docs/usage.txt",
+        description="Write the usage note",
+    )
     cc_api.text("Add greet()\n\nsrc/greet.py greets by name; docs/usage.txt says how.")
 
     spec = spec_commit(repo, "# App\nGreet people by name.\n", env=FOREGROUND)
@@ -136,7 +140,9 @@ def test_claude_code_preset_as_root_in_the_sandbox_lands_a_generated_commit(
     assert repo.git("show", "HEAD:src/greet.py") == GREET
     assert repo.git("show", "HEAD:docs/usage.txt") == "greet(name) says hello\n"
     assert sorted(repo.git("diff-tree", "-r", "--no-commit-id", "--name-only", "HEAD~1", "HEAD").split()) == [
-        "docs/usage.txt", "src/greet.py"]
+        "docs/usage.txt",
+        "src/greet.py",
+    ]
     assert (repo.top / "src" / "greet.py").read_text() == GREET  # landed in the user's checkout
 
     # The conversation Claude Code held with the fake: every turn on the configured model with the dummy
@@ -149,14 +155,21 @@ def test_claude_code_preset_as_root_in_the_sandbox_lands_a_generated_commit(
     first = json.dumps(reqs[0].body["messages"])
     assert "Greet people by name." in first
     assert "## Spec commit 1 of 1" in first  # mdspec's prompt, on stdin
-    results = [b for r in reqs[1:] for m in r.body["messages"][-1:] for b in m["content"]
-               if isinstance(b, dict) and b.get("type") == "tool_result"]
+    results = [
+        b
+        for r in reqs[1:]
+        for m in r.body["messages"][-1:]
+        for b in m["content"]
+        if isinstance(b, dict) and b.get("type") == "tool_result"
+    ]
     assert len(results) == 2, results
     assert not any(b.get("is_error") for b in results), results
 
     # The record: the model Claude Code reported and the usage it counted, which is what the fake billed.
-    billed = {k: sum(r.usage[k] for r in reqs) for k in
-              ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")}
+    billed = {
+        k: sum(r.usage[k] for r in reqs)
+        for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    }
     assert rec["model"] == MODEL
     assert f"model: {MODEL}" in repo.git("notes", "--ref=mdspec", "show", "HEAD")
     assert {k: rec["usage"][k] for k in billed} == billed
@@ -179,31 +192,56 @@ def _cli_result(log: Path) -> dict[str, Any]:
 
 # --- the fake API's check of scripted tool calls against the tools a client declares -----------------------
 
-WRITE = {"name": "Write", "description": "Write a file", "input_schema": {
-    "type": "object", "additionalProperties": False, "required": ["file_path", "content"],
-    "properties": {"file_path": {"type": "string"}, "content": {"type": "string"}}}}
-BASH = {"name": "Bash", "description": "Run a command", "input_schema": {
-    "type": "object", "additionalProperties": False, "required": ["command"],
-    "properties": {"command": {"type": "string"}, "timeout": {"type": "number"},
-                   "run_in_background": {"type": "boolean"}}}}
+WRITE = {
+    "name": "Write",
+    "description": "Write a file",
+    "input_schema": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["file_path", "content"],
+        "properties": {"file_path": {"type": "string"}, "content": {"type": "string"}},
+    },
+}
+BASH = {
+    "name": "Bash",
+    "description": "Run a command",
+    "input_schema": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["command"],
+        "properties": {
+            "command": {"type": "string"},
+            "timeout": {"type": "number"},
+            "run_in_background": {"type": "boolean"},
+        },
+    },
+}
 
 
-@pytest.mark.parametrize(("name", "tool_input", "problem"), [
-    ("Write", {"file_path": "/w/a.py", "content": "x"}, None),
-    ("Bash", {"command": "ls", "timeout": 5}, None),
-    ("Edit", {"file_path": "/w/a.py"}, "scripted tool_use 'Edit' is not among the request's tools (Bash, Write)"),
-    ("Write", {"path": "/w/a.py", "content": "x"}, "Write input: missing required 'file_path'"),
-    ("Write", {"file_path": "/w/a.py", "content": "x", "mode": "w"}, "Write input: 'mode' is not a declared"),
-    ("Bash", {"command": ["ls"]}, "Bash input.command: expected string, got list"),
-    ("Bash", {"command": "ls", "timeout": True}, "Bash input.timeout: expected number, got bool"),
-])
+@pytest.mark.parametrize(
+    ("name", "tool_input", "problem"),
+    [
+        ("Write", {"file_path": "/w/a.py", "content": "x"}, None),
+        ("Bash", {"command": "ls", "timeout": 5}, None),
+        ("Edit", {"file_path": "/w/a.py"}, "scripted tool_use 'Edit' is not among the request's tools (Bash, Write)"),
+        ("Write", {"path": "/w/a.py", "content": "x"}, "Write input: missing required 'file_path'"),
+        ("Write", {"file_path": "/w/a.py", "content": "x", "mode": "w"}, "Write input: 'mode' is not a declared"),
+        ("Bash", {"command": ["ls"]}, "Bash input.command: expected string, got list"),
+        ("Bash", {"command": "ls", "timeout": True}, "Bash input.timeout: expected number, got bool"),
+    ],
+)
 def test_fake_checks_scripted_tool_calls_against_the_declared_tools(
-        name: str, tool_input: dict[str, Any], problem: str | None) -> None:
+    name: str, tool_input: dict[str, Any], problem: str | None
+) -> None:
     api = FakeAPI(check_tools=True)  # not started: handle() is what the HTTP handler calls
     try:
         api.tool(name, **tool_input)
-        body = {"model": MODEL, "max_tokens": 100, "tools": [BASH, WRITE],
-                "messages": [{"role": "user", "content": "go"}]}
+        body = {
+            "model": MODEL,
+            "max_tokens": 100,
+            "tools": [BASH, WRITE],
+            "messages": [{"role": "user", "content": "go"}],
+        }
         answer = api.handle({"x-api-key": FAKE_KEY}, body)
         if problem is None:
             assert answer.status == 200

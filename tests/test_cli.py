@@ -33,8 +33,9 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], text: str) -> 
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("args", [["status"], ["run"], ["run", "--foreground"], ["apply"], ["log"],
-                                  ["validate-config"], ["cost"]])
+@pytest.mark.parametrize(
+    "args", [["status"], ["run"], ["run", "--foreground"], ["apply"], ["log"], ["validate-config"], ["cost"]]
+)
 def test_not_a_git_repository(tmp_path: Path, args: list[str]) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
@@ -104,13 +105,16 @@ def test_no_config_yet(repo: Repo) -> None:
 
 
 def test_status_and_log_after_runs(mdrepo: Repo, tmp_path: Path) -> None:
-    set_agent(tmp_path, """
+    set_agent(
+        tmp_path,
+        """
         import os, pathlib
         pathlib.Path("out.txt").write_text("implemented\\n")
         pathlib.Path("spec/app.md").write_text("rewritten by the agent\\n")
         print("agent output line")
         pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Add out.txt\\n\\nThe spec was unclear.\\n")
-    """)
+    """,
+    )
     spec = spec_commit(mdrepo, env=FOREGROUND)
     landed = last_run(mdrepo)
     set_agent(tmp_path, "print('no change')\n")
@@ -211,8 +215,9 @@ def test_closed_pipe_ends_quietly(mdrepo: Repo, args: list[str]) -> None:
     # The reader is gone before mdspec writes a byte: every write meets a closed pipe.
     r, w = os.pipe()
     os.close(r)
-    proc = subprocess.run([sys.executable, "-m", "mdspec", *args], cwd=mdrepo.top, stdout=w,
-                          stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mdspec", *args], cwd=mdrepo.top, stdout=w, stderr=subprocess.PIPE, text=True
+    )
     os.close(w)
     assert proc.stderr == "", proc.stderr
     assert proc.returncode in (0, 141)
@@ -222,8 +227,9 @@ def test_closed_pipe_ends_quietly(mdrepo: Repo, args: list[str]) -> None:
 @pytest.mark.parametrize("cmd", ["log", "status"])
 def test_head_through_a_shell_pipe(mdrepo: Repo, cmd: str) -> None:
     spec_commit(mdrepo, env=FOREGROUND)
-    proc = subprocess.run(["sh", "-c", f"'{sys.executable}' -m mdspec {cmd} | head -1"], cwd=mdrepo.top,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["sh", "-c", f"'{sys.executable}' -m mdspec {cmd} | head -1"], cwd=mdrepo.top, capture_output=True, text=True
+    )
     assert proc.returncode == 0
     assert len(proc.stdout.splitlines()) == 1
     assert proc.stderr == "", proc.stderr

@@ -37,12 +37,18 @@ def validate(repo: Repo) -> tuple[int, str, str]:
         ("check_rounds = -1\n", ".mdspec.toml: check_rounds: must be at least 0, got -1"),
         ("max_file_mb = nan\n", ".mdspec.toml: max_file_mb: expected a finite number, got nan"),
         ("max_file_mb = -1\n", ".mdspec.toml: max_file_mb: must be 0 or more, got -1"),
-        ("[agent.prices.claude-sonnet-4-5]\ninput = -3.0\n",
-         ".mdspec.toml: agent.prices.claude-sonnet-4-5.input: must be 0 or more, got -3"),
-        ("[agent.prices.claude-sonnet-4-5]\noutput = nan\n",
-         ".mdspec.toml: agent.prices.claude-sonnet-4-5.output: expected a finite number, got nan"),
-        ("[agent.prices.my-model]\ninput = 1\noutput = inf\ncache_write = 1\ncache_read = 1\n",
-         ".mdspec.toml: agent.prices.my-model.output: expected a finite number, got inf"),
+        (
+            "[agent.prices.claude-sonnet-4-5]\ninput = -3.0\n",
+            ".mdspec.toml: agent.prices.claude-sonnet-4-5.input: must be 0 or more, got -3",
+        ),
+        (
+            "[agent.prices.claude-sonnet-4-5]\noutput = nan\n",
+            ".mdspec.toml: agent.prices.claude-sonnet-4-5.output: expected a finite number, got nan",
+        ),
+        (
+            "[agent.prices.my-model]\ninput = 1\noutput = inf\ncache_write = 1\ncache_read = 1\n",
+            ".mdspec.toml: agent.prices.my-model.output: expected a finite number, got inf",
+        ),
         ("land_failing = 1\n", ".mdspec.toml: land_failing: expected true or false, got an integer 1"),
         ("check = false\n", ".mdspec.toml: check: expected a string, got a boolean False"),
         ("watch = 5\n", ".mdspec.toml: watch: expected a list of glob strings, got 5"),
@@ -54,10 +60,14 @@ def validate(repo: Repo) -> tuple[int, str, str]:
         ('[agent]\nbackend = "command"\n', ".mdspec.toml: agent.command: the command backend needs"),
         ('[agent]\ncommand = "x"\npreset = "codex"\n', ".mdspec.toml: agent.command: set either command or preset"),
         ('[agent]\npreset = "aider"\n', ".mdspec.toml: agent.preset: expected one of '', 'claude-code', 'codex'"),
-        ("[agent.prices.my-model]\ninput = 1.0\n",
-         ".mdspec.toml: agent.prices.my-model: missing output, cache_write, cache_read"),
-        ('[agent.prices.claude-sonnet-4-5]\ninput = "cheap"\n',
-         ".mdspec.toml: agent.prices.claude-sonnet-4-5.input: expected a number, got a string 'cheap'"),
+        (
+            "[agent.prices.my-model]\ninput = 1.0\n",
+            ".mdspec.toml: agent.prices.my-model: missing output, cache_write, cache_read",
+        ),
+        (
+            '[agent.prices.claude-sonnet-4-5]\ninput = "cheap"\n',
+            ".mdspec.toml: agent.prices.claude-sonnet-4-5.input: expected a number, got a string 'cheap'",
+        ),
         ("check = \n", ".mdspec.toml: not valid TOML: "),
         ("[agent\n", ".mdspec.toml: not valid TOML: "),
     ],
@@ -73,7 +83,7 @@ def test_config_errors_are_one_line_naming_file_and_key(repo: Repo, text: str, m
 
 
 def test_undecodable_config_file(repo: Repo) -> None:
-    (repo.top / ".mdspec.toml").write_bytes(b"check = \"\xff\xfe\"\n")
+    (repo.top / ".mdspec.toml").write_bytes(b'check = "\xff\xfe"\n')
     code, _, err = validate(repo)
     assert code == 1
     assert err.startswith("mdspec: error: .mdspec.toml: cannot read: ")
@@ -81,8 +91,10 @@ def test_undecodable_config_file(repo: Repo) -> None:
 
 
 def test_config_in_pyproject(repo: Repo) -> None:
-    repo.write("pyproject.toml", '[project]\nname = "x"\n\n[tool.mdspec]\ncheck = "pytest -q"\n'
-                                 '[tool.mdspec.agent]\ncommand = "my-agent"\n')
+    repo.write(
+        "pyproject.toml",
+        '[project]\nname = "x"\n\n[tool.mdspec]\ncheck = "pytest -q"\n[tool.mdspec.agent]\ncommand = "my-agent"\n',
+    )
     code, out, err = validate(repo)
     assert (code, err) == (0, "")
     assert out == "pyproject.toml: OK (backend command, watching spec/**, TASK.md)\n"
@@ -90,11 +102,11 @@ def test_config_in_pyproject(repo: Repo) -> None:
     assert cfg.check == "pytest -q"
     assert cfg.agent.backend == "command"
     assert "pyproject.toml" in cfg.protected_globs
-    repo.write("pyproject.toml", '[tool.mdspec]\nbogus = 1\n')
+    repo.write("pyproject.toml", "[tool.mdspec]\nbogus = 1\n")
     code, _, err = validate(repo)
     assert code == 1
     assert err.startswith("mdspec: error: pyproject.toml [tool.mdspec]: bogus: unknown key")
-    repo.write("pyproject.toml", '[tool.mdspec.agent]\nmax_turns = 1.5\n')
+    repo.write("pyproject.toml", "[tool.mdspec.agent]\nmax_turns = 1.5\n")
     _, _, err = validate(repo)
     assert err.startswith("mdspec: error: pyproject.toml [tool.mdspec]: agent.max_turns: expected an integer")
 
@@ -172,16 +184,20 @@ def test_a_model_without_its_own_price_is_unknown_not_a_neighbours() -> None:
 
 
 def test_a_price_is_set_for_a_new_model_in_the_config(repo: Repo) -> None:
-    repo.configure('[agent]\nmodel = "claude-haiku-5-5"\n[agent.prices."claude-haiku-5-5"]\n'
-                   'input = 0.1\noutput = 0.5\ncache_write = 0.125\ncache_read = 0.01\n')
+    repo.configure(
+        '[agent]\nmodel = "claude-haiku-5-5"\n[agent.prices."claude-haiku-5-5"]\n'
+        "input = 0.1\noutput = 0.5\ncache_write = 0.125\ncache_read = 0.01\n"
+    )
     cfg = config.load(repo.top)
     assert cfg.agent.price() == config.Price(0.1, 0.5, 0.125, 0.01)
     assert cfg.agent.price("claude-sonnet-5-5") == config.DEFAULT_PRICES["claude-sonnet-5-5"]  # the rest stay
     repo.configure('[agent.prices."claude-haiku-5-5"]\ninput = 0.1\n')
     code, _, err = validate(repo)
     assert code == 1
-    assert err == ('mdspec: error: .mdspec.toml: agent.prices.claude-haiku-5-5: missing output, '
-                                 'cache_write, cache_read (USD per million tokens)\n')
+    assert err == (
+        "mdspec: error: .mdspec.toml: agent.prices.claude-haiku-5-5: missing output, "
+        "cache_write, cache_read (USD per million tokens)\n"
+    )
 
 
 def test_bad_config_stops_a_run_and_the_hook_cleanly(mdrepo: Repo) -> None:

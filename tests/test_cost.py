@@ -55,8 +55,11 @@ def summed(recs: list[dict[str, Any]]) -> dict[str, int]:
     return {k: sum(r["usage"][k] for r in recs) for k in TOKENS}
 
 
-def test_per_day_per_spec_file_and_total_from_records_and_from_a_fresh_clone(crepo: Repo, fake_api: FakeAPI,  # noqa: F811
-                                                                               tmp_path: Path) -> None:
+def test_per_day_per_spec_file_and_total_from_records_and_from_a_fresh_clone(
+    crepo: Repo,
+    fake_api: FakeAPI,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     first = run_spec(crepo, fake_api, {"spec/a.md": "# A\n"}, "src/a.py")
     second = run_spec(crepo, fake_api, {"spec/a.md": "# A\nmore\n", "spec/b.md": "# B\n"}, "src/b.py")
     assert first["status"] == second["status"] == "landed", (first, second)
@@ -84,9 +87,15 @@ def test_per_day_per_spec_file_and_total_from_records_and_from_a_fresh_clone(cre
     assert text[0] == "mdspec cost: 2 runs (all runs), tokens and US dollars"
     t = summed([first, second])
     row = next(ln for ln in text if ln.startswith("total "))
-    assert row.split() == ["total", "2", f"{t['input_tokens']:,}", f"{t['output_tokens']:,}",
-                           f"{t['cache_read_input_tokens']:,}", f"{t['cache_creation_input_tokens']:,}",
-                           f"${dollars:.4f}"]
+    assert row.split() == [
+        "total",
+        "2",
+        f"{t['input_tokens']:,}",
+        f"{t['output_tokens']:,}",
+        f"{t['cache_read_input_tokens']:,}",
+        f"{t['cache_creation_input_tokens']:,}",
+        f"${dollars:.4f}",
+    ]
     assert any(ln.startswith(today) for ln in text)
     assert any(ln.startswith("spec/b.md ") for ln in text)
 
@@ -99,8 +108,11 @@ def test_per_day_per_spec_file_and_total_from_records_and_from_a_fresh_clone(cre
     assert {f["file"]: f["runs"] for f in again["spec_files"]} == {"spec/a.md": 2, "spec/b.md": 1}
 
 
-def test_unknown_costs_are_counted_never_summed_as_zero(crepo: Repo, fake_api: FakeAPI,  # noqa: F811
-                                                        tmp_path: Path) -> None:
+def test_unknown_costs_are_counted_never_summed_as_zero(
+    crepo: Repo,
+    fake_api: FakeAPI,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     priced = run_spec(crepo, fake_api, {"spec/a.md": "# A\n"}, "src/a.py")
     fake_api.response_model = UNPRICED  # the API answers with a model that has no price
     fake_api.edit("create", "src/b.py", file_text="b = 1\n")
@@ -162,9 +174,17 @@ def test_since_picks_the_days_and_a_bad_one_is_one_line(crepo: Repo, fake_api: F
 
 def test_help_answers_what_it_shows_and_where_from(repo: Repo) -> None:
     text = " ".join(repo.mdspec("cost", "--help").stdout.split())
-    for words in ("per day, per spec file, and in total", "input, output, cache read and cache write",
-                  "refs/notes/mdspec", "git fetch origin 'refs/notes/mdspec:refs/notes/mdspec'", "never as $0",
-                  '[agent.prices."MODEL"]', "--since DATE", "7d", "--json"):
+    for words in (
+        "per day, per spec file, and in total",
+        "input, output, cache read and cache write",
+        "refs/notes/mdspec",
+        "git fetch origin 'refs/notes/mdspec:refs/notes/mdspec'",
+        "never as $0",
+        '[agent.prices."MODEL"]',
+        "--since DATE",
+        "7d",
+        "--json",
+    ):
         assert words in text, words
     assert "mdspec cost" in repo.mdspec("--help").stdout
 
@@ -172,14 +192,29 @@ def test_help_answers_what_it_shows_and_where_from(repo: Repo) -> None:
 def test_no_runs_yet(repo: Repo) -> None:
     assert repo.mdspec("cost").stdout == "mdspec cost: no runs (all runs)\n"
     info = cost_json(repo)
-    assert info["total"] == {"runs": 0, **dict.fromkeys(TOKENS, 0), "cost_usd": 0.0, "known_cost_usd": 0.0,
-                             "unknown_cost_runs": 0}
+    assert info["total"] == {
+        "runs": 0,
+        **dict.fromkeys(TOKENS, 0),
+        "cost_usd": 0.0,
+        "known_cost_usd": 0.0,
+        "unknown_cost_runs": 0,
+    }
 
 
 def test_note_round_trip_and_a_note_from_before_it_had_every_field() -> None:
-    rec = {"id": "20261129-101010-abcdef", "backend": "anthropic", "model": "claude-sonnet-5-5", "turns": 3,
-           "usage": dict(zip(TOKENS, (10, 20, 30, 40), strict=True)), "cost_usd": 0.01234, "cost_unknown": None,
-           "check": "passed", "started": 1_780_000_000.0, "spec_commits": ["a" * 40], "spec_files": ["spec/x y.md"]}
+    rec = {
+        "id": "20261129-101010-abcdef",
+        "backend": "anthropic",
+        "model": "claude-sonnet-5-5",
+        "turns": 3,
+        "usage": dict(zip(TOKENS, (10, 20, 30, 40), strict=True)),
+        "cost_usd": 0.01234,
+        "cost_unknown": None,
+        "check": "passed",
+        "started": 1_780_000_000.0,
+        "spec_commits": ["a" * 40],
+        "spec_files": ["spec/x y.md"],
+    }
     back = costs.parse_note(costs.note_text(rec, now=1_780_000_042.0))
     assert back is not None
     for key in ("id", "usage", "started", "spec_commits", "spec_files", "model"):
@@ -190,10 +225,11 @@ def test_note_round_trip_and_a_note_from_before_it_had_every_field() -> None:
     assert unknown is not None
     assert costs.cost_of(unknown) is None
     assert costs.unknown_why(unknown) == "no price for m"
-    older = costs.parse_note("mdspec run r1\nbackend: anthropic\nmodel: claude-sonnet-4-5\nturns: 2\n"
-                            "input tokens: 5\noutput tokens: 6\ncache read tokens: 7\ncost: $0.5000\n")
+    older = costs.parse_note(
+        "mdspec run r1\nbackend: anthropic\nmodel: claude-sonnet-4-5\nturns: 2\n"
+        "input tokens: 5\noutput tokens: 6\ncache read tokens: 7\ncost: $0.5000\n"
+    )
     assert older is not None
     assert costs.tokens(older) == (5, 6, 7, 0)
     assert costs.cost_of(older) == 0.5
     assert costs.parse_note("a note someone else wrote\n") is None
-

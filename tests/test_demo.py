@@ -17,8 +17,14 @@ TESTS = "import unittest\n\n\nclass T(unittest.TestCase):\n    def test_empty(se
 
 
 def demo(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mdspec", "demo", *args], cwd=tmp_path, capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "mdspec", "demo", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=180,
+    )
 
 
 def test_demo_follows_the_run_to_its_generated_commit(tmp_path: Path, fake_api: FakeAPI) -> None:  # noqa: F811
@@ -48,8 +54,14 @@ def test_demo_follows_the_run_to_its_generated_commit(tmp_path: Path, fake_api: 
 def test_demo_without_a_key_stops_before_anything(tmp_path: Path) -> None:
     where = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    proc = subprocess.run([sys.executable, "-m", "mdspec", "demo", "--dir", str(where)], cwd=tmp_path,
-                          capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mdspec", "demo", "--dir", str(where)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "ANTHROPIC_API_KEY" in proc.stderr

@@ -95,20 +95,23 @@ def test_an_agent_cli_the_sandbox_cannot_see_is_a_fix(repo: Repo, git_env: Path)
     env = {"MDSPEC_SANDBOX": "bwrap", "PATH": f"{hidden}:{os.environ['PATH']}"}
     proc = repo.mdspec("doctor", check=False, env=env)
     assert proc.returncode == 1
-    assert agent_lines(proc) == [f"FIX  agent command in the sandbox: {hidden}/codex cannot be seen by the run (the "
-                                 "sandbox hides ~/.config): install or move it elsewhere (e.g. /usr/local or "
-                                 '~/.local), or set sandbox = "off" in .mdspec.toml']
+    assert agent_lines(proc) == [
+        f"FIX  agent command in the sandbox: {hidden}/codex cannot be seen by the run (the "
+        "sandbox hides ~/.config): install or move it elsewhere (e.g. /usr/local or "
+        '~/.local), or set sandbox = "off" in .mdspec.toml'
+    ]
     assert any(ln.startswith("OK   command backend, preset codex") for ln in proc.stdout.splitlines())
     seen = fakeclis.install(repo.top / ".git" / "fake-bin")  # the git dir is there, read-only
     proc = repo.mdspec("doctor", check=False, env={**env, "PATH": f"{seen}:{os.environ['PATH']}"})
-    assert agent_lines(proc) == ["OK   agent command in the sandbox: codex is there (codex exec --json "
-                                 "--dangerously-bypass-approvals-and-sandbox --skip-git-repo-check "
-                                 '--output-last-message "$MDSPEC_SUMMARY_FILE" -)']
+    assert agent_lines(proc) == [
+        "OK   agent command in the sandbox: codex is there (codex exec --json "
+        "--dangerously-bypass-approvals-and-sandbox --skip-git-repo-check "
+        '--output-last-message "$MDSPEC_SUMMARY_FILE" -)'
+    ]
 
 
 @needs_bwrap
-def test_a_script_or_its_interpreter_the_sandbox_cannot_see_is_a_fix(repo: Repo, git_env: Path,
-                                                                      tmp_path: Path) -> None:
+def test_a_script_or_its_interpreter_the_sandbox_cannot_see_is_a_fix(repo: Repo, git_env: Path, tmp_path: Path) -> None:
     def line(command: str) -> str:
         repo.write(".mdspec.toml", f'sandbox = "bwrap"\n[agent]\ncommand = "{command}"\n')
         (found,) = agent_lines(repo.mdspec("doctor", check=False, env={"MDSPEC_SANDBOX": "bwrap"}))
@@ -117,12 +120,14 @@ def test_a_script_or_its_interpreter_the_sandbox_cannot_see_is_a_fix(repo: Repo,
     script = tmp_path / "agent.py"  # under /tmp: private inside the sandbox
     script.write_text("print('hi')\n")
     assert line(f"{sys.executable} {script}").startswith(
-        f"FIX  agent command in the sandbox: {script} cannot be seen by the run (the sandbox has a private /tmp)")
+        f"FIX  agent command in the sandbox: {script} cannot be seen by the run (the sandbox has a private /tmp)"
+    )
     config_script = git_env / ".config" / "agents" / "run.py"
     config_script.parent.mkdir(parents=True)
     config_script.write_text("print('hi')\n")
     assert line(f"{sys.executable} {config_script}").startswith(
-        f"FIX  agent command in the sandbox: {config_script} cannot be seen by the run (the sandbox hides ~/.config)")
+        f"FIX  agent command in the sandbox: {config_script} cannot be seen by the run (the sandbox hides ~/.config)"
+    )
     # A script the sandbox sees, run by an interpreter it does not.
     python = tmp_path / "py" / "python3"
     python.parent.mkdir()
@@ -131,7 +136,8 @@ def test_a_script_or_its_interpreter_the_sandbox_cannot_see_is_a_fix(repo: Repo,
     agent.write_text(f"#!{python}\nprint('hi')\n")
     agent.chmod(0o755)
     assert line(f"{agent} --go").startswith(
-        f"FIX  agent command in the sandbox: {python} cannot be seen by the run (the sandbox has a private /tmp)")
+        f"FIX  agent command in the sandbox: {python} cannot be seen by the run (the sandbox has a private /tmp)"
+    )
     agent.write_text("#!/usr/bin/env bash\necho hi\n")
     assert line(f"{agent} --go").startswith(f"OK   agent command in the sandbox: {agent} is there")
 
@@ -141,8 +147,10 @@ def test_the_sandbox_line_says_which_commands_get_the_network(repo: Repo) -> Non
     env = {"MDSPEC_SANDBOX": "bwrap", "ANTHROPIC_API_KEY": "x"}
     repo.write(".mdspec.toml", '[agent]\ncommand = "true"\n')
     line = next(ln for ln in repo.mdspec("doctor", check=False, env=env).stdout.splitlines() if "sandbox: " in ln)
-    assert line.endswith("network: the agent CLI has it (to reach its model; its own tools share it), the check: off "
-                         "(network = true turns it on)"), line
+    assert line.endswith(
+        "network: the agent CLI has it (to reach its model; its own tools share it), the check: off "
+        "(network = true turns it on)"
+    ), line
     repo.write(".mdspec.toml", "network = true\n")
     line = next(ln for ln in repo.mdspec("doctor", check=False, env=env).stdout.splitlines() if "sandbox: " in ln)
     assert line.endswith("network for the agent's shell and the check: on (network = true)"), line
@@ -151,10 +159,18 @@ def test_the_sandbox_line_says_which_commands_get_the_network(repo: Repo) -> Non
 def test_claude_code_as_root_without_a_sandbox_is_a_fix(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
     repo.write(".mdspec.toml", '[agent]\npreset = "claude-code"\n')
     monkeypatch.delenv("IS_SANDBOX", raising=False)
-    for uid, expected in ((1000, []), (0, ["FIX  agent command as root: Claude Code refuses "
-                                           "--dangerously-skip-permissions as root outside a sandbox: set sandbox = "
-                                           '"bwrap" in .mdspec.toml (needs bubblewrap), or export IS_SANDBOX=1 if '
-                                           "this machine is a disposable container"])):
+    for uid, expected in (
+        (1000, []),
+        (
+            0,
+            [
+                "FIX  agent command as root: Claude Code refuses "
+                "--dangerously-skip-permissions as root outside a sandbox: set sandbox = "
+                '"bwrap" in .mdspec.toml (needs bubblewrap), or export IS_SANDBOX=1 if '
+                "this machine is a disposable container"
+            ],
+        ),
+    ):
         monkeypatch.setattr(backends, "effective_uid", lambda uid=uid: uid)
         lines: list[str] = []
         doctor.doctor(repo.top, lines.append)
@@ -182,12 +198,17 @@ def test_model_is_checked_against_the_apis_model_list(repo: Repo, fake_api: Fake
     assert "OK   model: claude-sonnet-5-5 is available to this API key" in lines_of(repo)[1]
     # A model the API does not list: what to do, and which ones it does list.
     fake_api.models = ["claude-opus-5-5", "claude-sonnet-5-5"]
-    repo.write(".mdspec.toml", '[agent]\nmodel = "claude-sonet-5-5"\n[agent.prices."claude-sonet-5-5"]\n'
-                               'input = 2\noutput = 10\ncache_write = 2.5\ncache_read = 0.1\n')
+    repo.write(
+        ".mdspec.toml",
+        '[agent]\nmodel = "claude-sonet-5-5"\n[agent.prices."claude-sonet-5-5"]\n'
+        "input = 2\noutput = 10\ncache_write = 2.5\ncache_read = 0.1\n",
+    )
     code, lines = lines_of(repo)
     assert code == 1
-    assert ("FIX  model: claude-sonet-5-5 is not in the API's model list for this key: set [agent] model in "
-            ".mdspec.toml to one that is (claude-opus-5-5, claude-sonnet-5-5)") in lines
+    assert (
+        "FIX  model: claude-sonet-5-5 is not in the API's model list for this key: set [agent] model in "
+        ".mdspec.toml to one that is (claude-opus-5-5, claude-sonnet-5-5)"
+    ) in lines
     assert any(ln.startswith("OK   price of claude-sonet-5-5: $2 in") and "(from .mdspec.toml)" in ln for ln in lines)
 
 
@@ -197,13 +218,18 @@ def test_a_model_without_a_price_is_a_fix_naming_the_key(repo: Repo, fake_api: F
     assert code == 1
     assert "OK   model: claude-haiku-5-5 is available to this API key" in lines
     fix = [ln for ln in lines if ln.startswith("FIX  price:")]
-    assert fix == ['FIX  price: no price for claude-haiku-5-5, so runs do not start (max_cost_usd could not be '
-                   'enforced): set [agent.prices."claude-haiku-5-5"] in .mdspec.toml with input, output, cache_write '
-                   'and cache_read in USD per million tokens']
+    assert fix == [
+        "FIX  price: no price for claude-haiku-5-5, so runs do not start (max_cost_usd could not be "
+        'enforced): set [agent.prices."claude-haiku-5-5"] in .mdspec.toml with input, output, cache_write '
+        "and cache_read in USD per million tokens"
+    ]
 
 
-def test_model_list_failures_are_one_line(repo: Repo, fake_api: FakeAPI,  # noqa: F811
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_list_failures_are_one_line(
+    repo: Repo,
+    fake_api: FakeAPI,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     repo.write(".mdspec.toml", "")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-wrong-key-0000")
     code, lines = lines_of(repo)
@@ -214,8 +240,11 @@ def test_model_list_failures_are_one_line(repo: Repo, fake_api: FakeAPI,  # noqa
     assert "status 401" in bad[0], lines
 
 
-def test_no_key_no_model_list_request(repo: Repo, fake_api: FakeAPI,  # noqa: F811
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_key_no_model_list_request(
+    repo: Repo,
+    fake_api: FakeAPI,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     repo.write(".mdspec.toml", "")
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     _, lines = lines_of(repo)

@@ -17,8 +17,9 @@ def _boom() -> int:
     raise RuntimeError("a bug")
 
 
-def test_crash_log_records_versions_and_platform(repo: Repo, monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_crash_log_records_versions_and_platform(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(repo.top)
     assert errors.run_guarded(_boom) == 2
     err = capsys.readouterr().err
@@ -34,8 +35,9 @@ def test_crash_log_records_versions_and_platform(repo: Repo, monkeypatch: pytest
     assert "Traceback" in log
 
 
-def test_a_failed_git_is_one_line_on_screen_and_whole_in_the_log(repo: Repo, monkeypatch: pytest.MonkeyPatch,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_failed_git_is_one_line_on_screen_and_whole_in_the_log(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(repo.top)
     # Pushing to a path that is no repository: git says so in several lines.
     args = ["push", "--porcelain", str(repo.top / "no-such-remote"), "HEAD:refs/heads/x"]
@@ -59,8 +61,9 @@ def test_a_failed_git_is_one_line_on_screen_and_whole_in_the_log(repo: Repo, mon
     assert f"mdspec {mdspec.__version__}" in log
 
 
-def test_a_message_only_error_writes_no_log(repo: Repo, monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_message_only_error_writes_no_log(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(repo.top)
 
     def fail() -> int:

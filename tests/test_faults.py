@@ -32,13 +32,19 @@ pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:Depre
 
 
 @pytest.fixture
-def flt(repo: Repo, api: FakeAPI, git_env: Path, tmp_path: Path,  # noqa: F811 - the fixture imported above
-        monkeypatch: pytest.MonkeyPatch) -> Attack:
+def flt(
+    repo: Repo,
+    api: FakeAPI,  # noqa: F811 - the fixture imported above
+    git_env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Attack:
     """A repository with a spec commit waiting, the built-in agent with the SDK's usual two retries."""
 
     def make_session(ctx: RunContext) -> Session:
-        return agent.AnthropicSession(ctx, lambda: agent.make_client(max_retries=2, timeout=30), bash_timeout=10,
-                                      shell_prefix=ctx.sandbox)
+        return agent.AnthropicSession(
+            ctx, lambda: agent.make_client(max_retries=2, timeout=30), bash_timeout=10, shell_prefix=ctx.sandbox
+        )
 
     monkeypatch.setattr(runner, "make_session", make_session)
     repo.commit("project", {"AGENTS.md": "# rules\n", "src/app.py": "print('app')\n"}, env=QUIET)
@@ -210,8 +216,11 @@ def test_twenty_spec_commits_in_two_seconds(mdrepo: Repo, tmp_path: Path) -> Non
     shas = [_commit_retrying(mdrepo, n) for n in range(20)]
     burst = time.monotonic() - t0
     wait_for(lambda: _settled(mdrepo), 120, "every spec commit to be implemented")
-    implemented = [sha for msg in mdrepo.git("log", "--format=%B%x00").split("\0")
-                   for sha in trailers.values(msg.strip(), trailers.IMPLEMENTS)]
+    implemented = [
+        sha
+        for msg in mdrepo.git("log", "--format=%B%x00").split("\0")
+        for sha in trailers.values(msg.strip(), trailers.IMPLEMENTS)
+    ]
     assert sorted(set(implemented)) == sorted(shas), "a spec commit was lost"
     runs = [json.loads(p.read_text()) for p in (mdrepo.state / "runs").glob("*/run.json")]
     assert all(r["status"] == "landed" for r in runs), [(r["status"], r.get("reason")) for r in runs]

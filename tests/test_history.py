@@ -50,8 +50,7 @@ def assert_nothing_pending(repo: Repo) -> None:
 
 def fresh_clone(repo: Repo, dest: Path, branch: str) -> Repo:
     """A clone over the git protocol's rules (file://): only reachable objects, no reflog, no mdspec state."""
-    Repo(dest.parent).git("clone", "-q", "--no-local", "--single-branch", "-b", branch, f"file://{repo.top}",
-                          str(dest))
+    Repo(dest.parent).git("clone", "-q", "--no-local", "--single-branch", "-b", branch, f"file://{repo.top}", str(dest))
     return Repo(dest)
 
 
@@ -126,8 +125,11 @@ def test_rebase_i_reword_of_spec_commits(hrepo: Repo, tmp_path: Path) -> None:
     specs = implemented_work(hrepo)
     before = len(runs(hrepo))
     # Reword both spec commits (1st and 3rd lines of the todo: spec, generated, spec, generated).
-    editors = {**FOREGROUND, "GIT_SEQUENCE_EDITOR": "sed -i -e '1s/^pick/reword/' -e '3s/^pick/reword/'",
-               "GIT_EDITOR": "sed -i -e '1s/^/reworded: /'"}
+    editors = {
+        **FOREGROUND,
+        "GIT_SEQUENCE_EDITOR": "sed -i -e '1s/^pick/reword/' -e '3s/^pick/reword/'",
+        "GIT_EDITOR": "sed -i -e '1s/^/reworded: /'",
+    }
     hrepo.git("rebase", "-i", "HEAD~4", env=editors)
     subjects = hrepo.log(4)
     assert subjects[1].startswith("reworded: spec:"), subjects
@@ -174,8 +176,7 @@ def test_pull_rebase_in_a_second_clone(hrepo: Repo, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("record_origin", [False, True], ids=["plain", "with -x"])
-def test_cherry_pick_spec_and_generated_onto_another_branch(hrepo: Repo, tmp_path: Path,
-                                                            record_origin: bool) -> None:
+def test_cherry_pick_spec_and_generated_onto_another_branch(hrepo: Repo, tmp_path: Path, record_origin: bool) -> None:
     spec = implemented_work(hrepo, 1)[0]
     generated = hrepo.head()
     hrepo.git("switch", "-q", "-c", "release", "HEAD~2")
@@ -224,8 +225,11 @@ def test_a_change_undone_and_made_again_is_pending_again(hrepo: Repo) -> None:
     assert hrepo.git("diff", f"{first}~1", first) == hrepo.git("diff", f"{again}~1", again)
     assert [p["commit"] for p in status(hrepo)["pending"]] == [again]
     # Rewritten, so that every implemented commit is matched by content: still only the last one.
-    editors = {**FOREGROUND, "GIT_SEQUENCE_EDITOR": "sed -i -e '1s/^pick/reword/'",
-               "GIT_EDITOR": "sed -i -e '1s/^/reworded: /'"}
+    editors = {
+        **FOREGROUND,
+        "GIT_SEQUENCE_EDITOR": "sed -i -e '1s/^pick/reword/'",
+        "GIT_EDITOR": "sed -i -e '1s/^/reworded: /'",
+    }
     hrepo.git("rebase", "-i", f"{first}~1", env=editors)
     assert hrepo.log(7)[4].startswith("reworded: ")
     assert [p["commit"] for p in status(hrepo)["pending"]] == [hrepo.head()]
@@ -254,8 +258,11 @@ def idle(repo: Repo) -> bool:
 
 def settle(repo: Repo, n_runs: int) -> list[dict[str, Any]]:
     """Oldest first, once `n_runs` runs ended and the worker is gone."""
-    wait_for(lambda: len(runs(repo)) == n_runs and runs(repo)[0]["status"] != "running" and idle(repo), 30,
-             f"{n_runs} runs to finish")
+    wait_for(
+        lambda: len(runs(repo)) == n_runs and runs(repo)[0]["status"] != "running" and idle(repo),
+        30,
+        f"{n_runs} runs to finish",
+    )
     return list(reversed(runs(repo)))
 
 
@@ -312,8 +319,7 @@ def test_reword_amend_during_the_run_lands_once(mdrepo: Repo, waiting: tuple[Pat
     assert_fresh_clone_agrees(mdrepo, tmp_path, "main", [spec])
 
 
-def test_a_new_task_committed_during_the_run_is_kept_for_the_next_run(mdrepo: Repo,
-                                                                      waiting: tuple[Path, Path]) -> None:
+def test_a_new_task_committed_during_the_run_is_kept_for_the_next_run(mdrepo: Repo, waiting: tuple[Path, Path]) -> None:
     started, flag = waiting
     first = mdrepo.commit("task: fix X", {"TASK.md": "Fix X.\n"}, env={})
     wait_for(started.exists, what="the agent to start")
@@ -360,7 +366,11 @@ def test_task_md_is_removed_by_its_generated_commit(mdrepo: Repo, tmp_path: Path
     assert rec["spec_commits"] == [task]
     assert mdrepo.head("HEAD~1") == task
     assert mdrepo.git("diff-tree", "-r", "--no-commit-id", "--name-status", "HEAD").split() == [
-        "D", "TASK.md", "A", "out.txt"]
+        "D",
+        "TASK.md",
+        "A",
+        "out.txt",
+    ]
     assert "removed TASK.md" in mdrepo.message()
     assert not (mdrepo.top / "TASK.md").exists()
     assert mdrepo.status() == ""

@@ -15,15 +15,30 @@ from mdspec.fast import hook, paths, trailers
 
 RUNNING = {"MDSPEC_RUNNING": "1"}
 # What the fast path must never import on a commit that starts nothing.
-HEAVY = ("click", "pygit2", "anthropic", "httpx", "httpx2", "pydantic", "subprocess", "tomllib", "tomli", "re",
-         "yaml", "pathlib")
+HEAVY = (
+    "click",
+    "pygit2",
+    "anthropic",
+    "httpx",
+    "httpx2",
+    "pydantic",
+    "subprocess",
+    "tomllib",
+    "tomli",
+    "re",
+    "yaml",
+    "pathlib",
+)
 
 
 def run_hook(repo: Repo, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`mdspec hook post-commit` in the repository, as git would run it (at the top of the work tree)."""
     return subprocess.run(
         [sys.executable, "-m", "mdspec", "hook", "post-commit"],
-        cwd=repo.top, capture_output=True, text=True, env={**os.environ, **(env or {})},
+        cwd=repo.top,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -153,8 +168,7 @@ def test_skips_on_detached_head(mdrepo: Repo, spec_head: str) -> None:
 
 
 def test_skips_a_generated_commit(mdrepo: Repo) -> None:
-    message = ("mdspec: something\n\nbody\n\n"
-               f"{trailers.render(['0' * 40], 'run-1', 'skipped')}\n")
+    message = f"mdspec: something\n\nbody\n\n{trailers.render(['0' * 40], 'run-1', 'skipped')}\n"
     mdrepo.write("spec/app.md", "# App\n")
     mdrepo.git("add", "-A")
     mdrepo.git("commit", "-q", "-m", message, env=RUNNING)
@@ -301,8 +315,13 @@ def _modules_after_hook(repo: Repo) -> tuple[int, set[str], str]:
 
 
 def _baseline_modules(cwd: Path) -> set[str]:
-    proc = subprocess.run([sys.executable, "-c", "import sys; print(' '.join(sys.modules))"], cwd=cwd,
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; print(' '.join(sys.modules))"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return set(proc.stdout.split())
 
 
@@ -321,9 +340,20 @@ def test_fast_path_imports_nothing_heavy(mdrepo: Repo, kind: str) -> None:
     heavy = sorted(m for m in new if m.split(".")[0] in HEAVY)
     assert heavy == [], f"the fast path imported {heavy}"
     ours = sorted(m for m in new if m.startswith("mdspec"))
-    assert set(ours) <= {"mdspec", "mdspec.__main__", "mdspec.commands", "mdspec.commands.hook", "mdspec.fast",
-                         "mdspec.fast.hook", "mdspec.fast.paths", "mdspec.fast.trailers", "mdspec.fast.triggers",
-                         "mdspec.fast.globs", "mdspec.fast.atomic", "mdspec.fast.gitenv"}, ours
+    assert set(ours) <= {
+        "mdspec",
+        "mdspec.__main__",
+        "mdspec.commands",
+        "mdspec.commands.hook",
+        "mdspec.fast",
+        "mdspec.fast.hook",
+        "mdspec.fast.paths",
+        "mdspec.fast.trailers",
+        "mdspec.fast.triggers",
+        "mdspec.fast.globs",
+        "mdspec.fast.atomic",
+        "mdspec.fast.gitenv",
+    }, ours
     assert "mdspec.fast.hook" in ours  # the fast path really ran
 
 
@@ -339,13 +369,19 @@ def test_cold_cache_still_answers(mdrepo: Repo) -> None:
 # --- failures inside `git commit`: one line naming what to fix, exit 0, the commit made ------------------
 
 
-def _git_commit(repo: Repo, message: str, files: dict[str, str],
-                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _git_commit(
+    repo: Repo, message: str, files: dict[str, str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     for path, text in files.items():
         repo.write(path, text)
     repo.git("add", "-A")
-    return subprocess.run(["git", "commit", "-m", message], cwd=repo.top, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        ["git", "commit", "-m", message],
+        cwd=repo.top,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _mdspec_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
@@ -407,8 +443,9 @@ def test_worker_that_cannot_start_is_one_line_and_stays_queued(mdrepo: Repo) -> 
     assert queued(mdrepo) == [sha]
 
 
-def test_a_bug_in_the_hook_is_one_line_and_exit_0(monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_a_bug_in_the_hook_is_one_line_and_exit_0(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     def broken(slow: hook.SlowPath) -> int:
         raise KeyError("surprise")
 

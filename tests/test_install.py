@@ -74,8 +74,14 @@ def _one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> st
 def test_init_creates_starters_and_commits_nothing(repo: Repo) -> None:
     head, index = repo.head(), repo.git("ls-files", "--stage")
     out = repo.mdspec("init").stdout
-    for path in ("spec/README.md", "notes/README.md", "AGENTS.md", "CLAUDE.md", ".mdspec.toml",
-                 ".pre-commit-config.yaml"):
+    for path in (
+        "spec/README.md",
+        "notes/README.md",
+        "AGENTS.md",
+        "CLAUDE.md",
+        ".mdspec.toml",
+        ".pre-commit-config.yaml",
+    ):
         assert (repo.top / path).is_file(), path
         assert f"created {path}" in out
     assert repo.head() == head
@@ -160,8 +166,12 @@ def test_existing_pre_commit_config_keeps_comments_and_repos(repo: Repo) -> None
     assert data["fail_fast"] is False
     assert data["minimum_pre_commit_version"] == "3.0"
     assert data["default_install_hook_types"] == ["pre-commit", "post-commit"]
-    check = subprocess.run([sys.executable, "-m", "pre_commit", "validate-config", ".pre-commit-config.yaml"],
-                           cwd=repo.top, capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "validate-config", ".pre-commit-config.yaml"],
+        cwd=repo.top,
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
 
 
@@ -240,8 +250,9 @@ def test_edit_refuses_what_it_cannot_do_safely() -> None:
 def test_remote_form_is_pinned(repo: Repo) -> None:
     repo.mdspec("init", "--pre-commit-repo", "https://example.invalid/mdspec.git", "--rev", "v1.2.3")
     data = yaml.safe_load((repo.top / ".pre-commit-config.yaml").read_text())
-    assert data["repos"] == [{"repo": "https://example.invalid/mdspec.git", "rev": "v1.2.3",
-                              "hooks": [{"id": "mdspec"}]}]
+    assert data["repos"] == [
+        {"repo": "https://example.invalid/mdspec.git", "rev": "v1.2.3", "hooks": [{"id": "mdspec"}]}
+    ]
     assert "post-commit" in data["default_install_hook_types"]
     assert edit_pre_commit_config(None, REMOTE) is not None
 
@@ -404,6 +415,10 @@ def test_remote_rev_stays_a_string(repo: Repo, rev: str) -> None:
     data = yaml.safe_load((repo.top / ".pre-commit-config.yaml").read_text())
     assert data["repos"][0]["rev"] == rev
     assert data["repos"][0]["repo"] == url
-    check = subprocess.run([sys.executable, "-m", "pre_commit", "validate-config", ".pre-commit-config.yaml"],
-                           cwd=repo.top, capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "validate-config", ".pre-commit-config.yaml"],
+        cwd=repo.top,
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stdout + check.stderr

@@ -50,8 +50,13 @@ class BlockedRun:
         self.started = tmp_path / "started"
         self.flag = tmp_path / "go"
         set_agent(tmp_path, BLOCKING_AGENT.format(started=str(self.started), flag=str(self.flag)))
-        self.proc = subprocess.Popen([sys.executable, "-m", "mdspec", "run", "--foreground"], cwd=repo.top,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mdspec", "run", "--foreground"],
+            cwd=repo.top,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         wait_for(self.started.exists, what="the agent to start")
 
     def release(self) -> str:
@@ -111,7 +116,8 @@ def test_user_edits_the_file_the_run_changes(app_repo: Repo, tmp_path: Path) -> 
     assert not app_repo.git("for-each-ref", "refs/mdspec/results/")
     app_repo.git("stash", "pop")
     assert (app_repo.top / "app.py").read_text() == APP.replace("line 1\n", "line 1 by the agent\n") + (
-        "line 7 by the user\n")
+        "line 7 by the user\n"
+    )
     rec = last_run(app_repo)
     assert rec["status"] == "landed"
     assert rec["landed_as"] == result
@@ -131,7 +137,8 @@ def test_user_commits_their_edit_then_applies(app_repo: Repo, tmp_path: Path) ->
     assert rec["reason"].startswith("rebased onto")
     assert app_repo.head("HEAD~1") == user
     assert (app_repo.top / "app.py").read_text() == APP.replace("line 1\n", "line 1 by the agent\n") + (
-        "line 7 by the user\n")
+        "line 7 by the user\n"
+    )
     assert app_repo.status() == ""
 
 
@@ -199,7 +206,8 @@ def test_apply_merges_cleanly_when_the_edits_do_not_overlap(app_repo: Repo, tmp_
     assert app_repo.mdspec("apply").returncode == 0
     assert app_repo.head("HEAD~1") == user
     assert (app_repo.top / "app.py").read_text() == APP.replace("line 1\n", "line 1 by the agent\n").replace(
-        "line 6\n", "line 6 by the user\n")
+        "line 6\n", "line 6 by the user\n"
+    )
     assert app_repo.status() == ""
 
 
@@ -276,11 +284,14 @@ def test_operation_in_progress_holds(app_repo: Repo, tmp_path: Path) -> None:
 
 
 def test_untracked_file_in_the_way_holds(app_repo: Repo, tmp_path: Path) -> None:
-    set_agent(tmp_path, """
+    set_agent(
+        tmp_path,
+        """
         import os, pathlib
         pathlib.Path("new.txt").write_text("by the agent\\n")
         pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Add new.txt\\n")
-    """)
+    """,
+    )
     app_repo.write("new.txt", "the user's own\n")
     before = user_state(app_repo)
     assert run_fg(app_repo).returncode == 0
@@ -294,11 +305,14 @@ def test_untracked_file_in_the_way_holds(app_repo: Repo, tmp_path: Path) -> None
 
 
 def test_staged_changes_are_kept(app_repo: Repo, tmp_path: Path) -> None:
-    set_agent(tmp_path, """
+    set_agent(
+        tmp_path,
+        """
         import os, pathlib
         pathlib.Path("app.py").write_text("rewritten\\n")
         pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Rewrite app.py\\n")
-    """)
+    """,
+    )
     app_repo.write("staged.txt", "staged by the user\n")
     app_repo.git("add", "staged.txt")
     assert run_fg(app_repo).returncode == 0
@@ -352,7 +366,9 @@ def test_runs_for_branches_in_two_worktrees_each_land_in_their_own(mdrepo: Repo,
         assert (checkout.top / "out.txt").read_text() == "implemented\n"
         assert checkout.status() == ""
     assert sorted((r["status"], r["branch"]) for r in runs(mdrepo)) == [
-        ("landed", "refs/heads/main"), ("landed", "refs/heads/topic")]
+        ("landed", "refs/heads/main"),
+        ("landed", "refs/heads/topic"),
+    ]
 
 
 def _result_changing(repo: Repo, tmp_path: Path, path: str, text: str) -> str:

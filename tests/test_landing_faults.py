@@ -75,8 +75,9 @@ class Disk:
 def disk(tmp_path: Path) -> Iterator[Disk]:
     mount = tmp_path / "disk"
     mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs to fill up (needs root): {proc.stderr.strip()}")
     try:
@@ -158,8 +159,7 @@ pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Shrink data.bin\\n")
 """
 
 
-def test_disk_full_when_even_the_undo_fails_keeps_the_lock_until_status_finishes_it(disk: Disk,
-                                                                                     tmp_path: Path) -> None:
+def test_disk_full_when_even_the_undo_fails_keeps_the_lock_until_status_finishes_it(disk: Disk, tmp_path: Path) -> None:
     """The result shrinks a big file; with the disk full at the `landing` pause the branch cannot be
     moved, and putting the big file back cannot be written either."""
     repo = disk.repo
@@ -184,8 +184,9 @@ def test_disk_full_when_even_the_undo_fails_keeps_the_lock_until_status_finishes
     assert repo.head() == spec
     assert (repo.state / "landing.json").exists()
     assert (repo.top / ".git" / "index.lock").exists()
-    refused = subprocess.run(["git", "commit", "--allow-empty", "-m", "user"], cwd=repo.top,
-                             capture_output=True, text=True)
+    refused = subprocess.run(
+        ["git", "commit", "--allow-empty", "-m", "user"], cwd=repo.top, capture_output=True, text=True
+    )
     assert refused.returncode != 0
     assert "index.lock" in refused.stderr
     assert [p.name for p in repo.top.iterdir() if p.name.startswith(".data.bin")] == []  # no half copy
@@ -221,7 +222,9 @@ def test_disk_full_when_even_the_undo_fails_keeps_the_lock_until_status_finishes
 def test_disk_full_during_a_run_fails_it_and_the_next_run_lands(disk: Disk, tmp_path: Path) -> None:
     repo = disk.repo
     filler = disk.mount / "filler"
-    set_agent(tmp_path, f"""
+    set_agent(
+        tmp_path,
+        f"""
         import os, pathlib
         pathlib.Path("big.bin").write_bytes(os.urandom({BIG}))
         pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Add big.bin\\n")
@@ -232,7 +235,8 @@ def test_disk_full_during_a_run_fails_it_and_the_next_run_lands(disk: Disk, tmp_
                     f.write(b"\\0" * 65536)
             except OSError:
                 pass
-    """)
+    """,
+    )
     spec = spec_commit(repo, "# App\nBig.\n", env={})  # background, through the hook
     before = user_state(repo)  # the worker touches the checkout only when it lands
     wait_for(filler.exists, what="the agent to fill the disk")
@@ -395,8 +399,9 @@ def test_worker_killed_while_git_writes_the_checkout_waits_for_the_orphan(mdrepo
 def test_git_lock_messages_are_never_taken_for_file_names(repo: Repo) -> None:
     """git's "Another git process seems to be running" advice is prose, not a list of files."""
     (repo.top / ".git" / "index.lock").touch()
-    out = subprocess.run(["git", "read-tree", "-m", "-u", "--dry-run", "HEAD", "HEAD"], cwd=repo.top,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["git", "read-tree", "-m", "-u", "--dry-run", "HEAD", "HEAD"], cwd=repo.top, capture_output=True, text=True
+    )
     assert out.returncode != 0
     assert "Another git process" in out.stderr
     why = land._refusal(out.stderr)
@@ -410,8 +415,9 @@ def test_git_lock_messages_are_never_taken_for_file_names(repo: Repo) -> None:
     second = repo.commit("app 2", {"app.txt": "two\n"})
     repo.git("reset", "-q", "--hard", first)
     repo.write("app.txt", "mine\n")
-    out = subprocess.run(["git", "read-tree", "-m", "-u", "--dry-run", first, second], cwd=repo.top,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["git", "read-tree", "-m", "-u", "--dry-run", first, second], cwd=repo.top, capture_output=True, text=True
+    )
     assert out.returncode != 0
     assert land._refusal(out.stderr) == "your uncommitted changes touch files the run changed: app.txt"
 
@@ -530,8 +536,9 @@ def test_an_edit_in_the_index_s_own_second_is_never_overwritten(mdrepo: Repo) ->
     assert repo.head() == head
 
 
-def test_disk_full_before_the_run_is_recorded_is_one_line_and_the_spec_stays_pending(disk: Disk,
-                                                                                      tmp_path: Path) -> None:
+def test_disk_full_before_the_run_is_recorded_is_one_line_and_the_spec_stays_pending(
+    disk: Disk, tmp_path: Path
+) -> None:
     repo = disk.repo
     spec = spec_commit(repo, "# App\nSmall.\n")
     before = user_state(repo)
@@ -540,7 +547,8 @@ def test_disk_full_before_the_run_is_recorded_is_one_line_and_the_spec_stays_pen
     log = repo.state / "error.log"
     assert proc.returncode == 1, (proc.stdout, proc.stderr, log.read_text() if log.exists() else "")
     assert proc.stderr.startswith("mdspec: error: no space left on device") or (
-        "could not start the run: no space left on device" in proc.stdout), (proc.stdout, proc.stderr)
+        "could not start the run: no space left on device" in proc.stdout
+    ), (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "internal error" not in proc.stdout + proc.stderr
     disk.empty()
@@ -558,9 +566,13 @@ def test_a_killed_revert_landing_is_undone_and_nothing_is_held(mdrepo: Repo) -> 
     repo = mdrepo
     repo.commit("spec: greet", {"spec/app.md": "# App\n"}, env=FOREGROUND)
     head = repo.head()
-    proc = subprocess.Popen([sys.executable, "-m", "mdspec", "revert"], cwd=repo.top,
-                            env={**os.environ, records.PAUSE_VAR: "checkout"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mdspec", "revert"],
+        cwd=repo.top,
+        env={**os.environ, records.PAUSE_VAR: "checkout"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     pid = wait_paused(repo, "checkout")
     journal = json.loads((repo.state / "landing.json").read_text())
     assert journal["kind"] == land.Kind.REVERT.value

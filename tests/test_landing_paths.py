@@ -25,13 +25,15 @@ BRANCH = "refs/heads/main"
 def result_commit(repo: Repo) -> tuple[str, str]:
     """(old, new): a commit `new` on top of `old` that changes, adds, removes and makes executable, with the
     branch left at `old`, as it is while a result lands."""
-    repo.commit("base", {"a.txt": "old a\n", "gone.txt": "to be removed\n", "run.sh": "echo hi\n",
-                         "keep.txt": "kept\n"})
+    repo.commit(
+        "base", {"a.txt": "old a\n", "gone.txt": "to be removed\n", "run.sh": "echo hi\n", "keep.txt": "kept\n"}
+    )
     old = repo.head()
     (repo.top / "gone.txt").unlink()
     (repo.top / "run.sh").chmod(0o755)
-    new = repo.commit("result", {"a.txt": "new a, longer than before\n", "dir/sub/added.txt": "added\n",
-                                 "other.txt": "other new\n"})
+    new = repo.commit(
+        "result", {"a.txt": "new a, longer than before\n", "dir/sub/added.txt": "added\n", "other.txt": "other new\n"}
+    )
     repo.git("reset", "-q", "--hard", old)
     return old, new
 
@@ -47,9 +49,18 @@ def write_new_files(repo: Repo) -> None:
 
 
 def journal(repo: Repo, old: str, new: str, **extra: object) -> dict[str, object]:
-    entry: dict[str, object] = {"branch": BRANCH, "old": old, "new": new, "result": new, "run_id": "r1",
-                                "kind": "result", "top": str(repo.top), "git_dir": str(repo.top / ".git"),
-                                "lock_ino": None, "pid": 1}
+    entry: dict[str, object] = {
+        "branch": BRANCH,
+        "old": old,
+        "new": new,
+        "result": new,
+        "run_id": "r1",
+        "kind": "result",
+        "top": str(repo.top),
+        "git_dir": str(repo.top / ".git"),
+        "lock_ino": None,
+        "pid": 1,
+    }
     entry.update(extra)
     repo.state.mkdir(parents=True, exist_ok=True)
     (repo.state / land.JOURNAL).write_text(json.dumps(entry))

@@ -54,16 +54,22 @@ def test_only_the_git_module_imports_pygit2() -> None:
 
 
 def test_only_the_built_in_agent_imports_anthropic() -> None:
-    users = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")
-             if any(m.split(".")[0] == "anthropic" for m in _imports(p))}
+    users = {
+        p.relative_to(PACKAGE).as_posix()
+        for p in PACKAGE.rglob("*.py")
+        if any(m.split(".")[0] == "anthropic" for m in _imports(p))
+    }
     assert users == {"agents/agent.py"}
 
 
 def test_nothing_imports_the_commands_but_the_cli_and_the_entry_point() -> None:
     # Commands sit on top: the engine never calls back into a command (that is how import cycles start).
     allowed = {"cli.py", "__main__.py"}
-    users = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")
-             if p.parent.name != "commands" and any(m.startswith("mdspec.commands") for m in _imports(p))}
+    users = {
+        p.relative_to(PACKAGE).as_posix()
+        for p in PACKAGE.rglob("*.py")
+        if p.parent.name != "commands" and any(m.startswith("mdspec.commands") for m in _imports(p))
+    }
     assert users <= allowed, sorted(users - allowed)
 
 

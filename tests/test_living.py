@@ -70,11 +70,12 @@ def idle(repo: Repo) -> bool:
 
 
 def settle(repo: Repo, n_runs: int) -> list[dict[str, Any]]:
-    wait_for(lambda: len(runs(repo)) == n_runs and runs(repo)[0]["status"] != "running" and idle(repo), 30,
-             f"{n_runs} runs to finish")
+    wait_for(
+        lambda: len(runs(repo)) == n_runs and runs(repo)[0]["status"] != "running" and idle(repo),
+        30,
+        f"{n_runs} runs to finish",
+    )
     return runs(repo)
-
-
 
 
 # --- coalescing and a moving branch -------------------------------------------------------------------
@@ -124,9 +125,14 @@ def test_user_commits_code_then_spec_during_a_run(mdrepo: Repo, tmp_path: Path) 
 
 def test_conflict_is_held_status_says_why_and_apply_retries(mdrepo: Repo, tmp_path: Path) -> None:
     mdrepo.commit("add app", {"app.txt": "line 1\nline 2\n"}, env=QUIET)
-    agent = Waiting(mdrepo, tmp_path, WAITING_AGENT.replace(
-        'pathlib.Path("gen.txt").write_text(f"run at {{time.time_ns()}}\\n")',
-        'pathlib.Path("app.txt").write_text("line 1 by the agent\\nline 2\\n")'))
+    agent = Waiting(
+        mdrepo,
+        tmp_path,
+        WAITING_AGENT.replace(
+            'pathlib.Path("gen.txt").write_text(f"run at {{time.time_ns()}}\\n")',
+            'pathlib.Path("app.txt").write_text("line 1 by the agent\\nline 2\\n")',
+        ),
+    )
     spec = spec_commit(mdrepo, env=BG)
     agent.wait_started()
     mine = mdrepo.commit("user: line 1", {"app.txt": "line one\nline 2\n"})
@@ -163,8 +169,13 @@ def test_conflict_is_held_status_says_why_and_apply_retries(mdrepo: Repo, tmp_pa
 
 
 def _follow(repo: Repo, out: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "mdspec", "log", "-f"], cwd=repo.top,
-                            stdout=out.open("w"), stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mdspec", "log", "-f"],
+        cwd=repo.top,
+        stdout=out.open("w"),
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def test_log_follow_and_status_on_a_background_run_from_a_commit(mdrepo: Repo, tmp_path: Path) -> None:
@@ -194,8 +205,11 @@ def test_log_follow_and_status_on_a_background_run_from_a_commit(mdrepo: Repo, t
     assert text.rstrip().endswith(f"run {rec['id']}: landed — fast-forward\n  landed as {rec['landed_as'][:10]}")
 
 
-def test_log_follow_shows_tool_calls_tokens_and_cost_of_the_built_in_agent(mdrepo: Repo, tmp_path: Path,
-                                                                          fake_api: FakeAPI) -> None:  # noqa: F811
+def test_log_follow_shows_tool_calls_tokens_and_cost_of_the_built_in_agent(
+    mdrepo: Repo,
+    tmp_path: Path,
+    fake_api: FakeAPI,  # noqa: F811
+) -> None:
     mdrepo.configure('[agent]\nbackend = "anthropic"\nmodel = "claude-sonnet-4-5"\n')
     mdrepo.commit("use the built-in agent", env=QUIET)
     flag = tmp_path / "go"
@@ -205,8 +219,11 @@ def test_log_follow_shows_tool_calls_tokens_and_cost_of_the_built_in_agent(mdrep
     out = tmp_path / "follow.txt"
     spec_commit(mdrepo, env=BG)
     follow = _follow(mdrepo, out)
-    wait_for(lambda: "  bash: while [ ! -e" in out.read_text() or "turn 2" in out.read_text(), 30,
-             "log -f to show the first turns")
+    wait_for(
+        lambda: "  bash: while [ ! -e" in out.read_text() or "turn 2" in out.read_text(),
+        30,
+        "log -f to show the first turns",
+    )
     wait_for(lambda: "  str_replace_based_edit_tool: create app.py" in out.read_text(), what="the edit")
     status = mdrepo.mdspec("status").stdout
     assert " cache write" in status
@@ -245,8 +262,10 @@ def test_cancel_stops_the_run_and_what_it_started_and_keeps_the_queue(mdrepo: Re
 
     proc = mdrepo.mdspec("cancel")
     rec = last_run(mdrepo)
-    assert proc.stdout.strip() == (f"mdspec: run {rec['id']} cancelled: cancelled (`mdspec cancel`); nothing "
-                                   "landed; 1 spec commit(s) stay queued (`mdspec run` starts them)")
+    assert proc.stdout.strip() == (
+        f"mdspec: run {rec['id']} cancelled: cancelled (`mdspec cancel`); nothing "
+        "landed; 1 spec commit(s) stay queued (`mdspec run` starts them)"
+    )
     wait_for(lambda: pid_gone(worker) and all(pid_gone(p) for p in agent_pids), 5, "the run's processes to die")
     assert rec["status"] == "cancelled"
     assert rec["spec_commits"] == [first]
@@ -288,8 +307,7 @@ def test_cancel_during_the_check_kills_the_check(mdrepo: Repo, tmp_path: Path) -
     assert mdrepo.status() == ""
 
 
-def test_cancel_kills_the_built_in_agents_bash_session(mdrepo: Repo, tmp_path: Path,
-                                                       fake_api: FakeAPI) -> None:  # noqa: F811
+def test_cancel_kills_the_built_in_agents_bash_session(mdrepo: Repo, tmp_path: Path, fake_api: FakeAPI) -> None:  # noqa: F811
     mdrepo.configure('[agent]\nbackend = "anthropic"\n')
     mdrepo.commit("use the built-in agent", env=QUIET)
     pidfile = tmp_path / "bash.pid"
@@ -314,8 +332,13 @@ def test_cancel_of_a_foreground_run(mdrepo: Repo, tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     set_agent(tmp_path, STUCK_AGENT.format(pids=str(pids)))
     spec_commit(mdrepo)
-    fg = subprocess.Popen([sys.executable, "-m", "mdspec", "run", "--foreground"], cwd=mdrepo.top,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    fg = subprocess.Popen(
+        [sys.executable, "-m", "mdspec", "run", "--foreground"],
+        cwd=mdrepo.top,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     wait_for(pids.exists, what="the agent to start")
     assert mdrepo.mdspec("cancel").returncode == 0
     assert fg.wait(timeout=20) == 1
@@ -340,11 +363,14 @@ def test_plain_git_revert_of_a_generated_commit_waits_for_mdspec_run(mdrepo: Rep
 
 def test_plain_git_revert_of_a_spec_commit_is_implemented(mdrepo: Repo, tmp_path: Path) -> None:
     spec = spec_commit(mdrepo, env=FOREGROUND)
-    set_agent(tmp_path, """
+    set_agent(
+        tmp_path,
+        """
         import os, pathlib
         pathlib.Path("out.txt").unlink()
         pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Remove out.txt: the spec is gone\\n")
-    """)
+    """,
+    )
     mdrepo.git("revert", "--no-edit", spec, env=FOREGROUND)
     revert = mdrepo.head("HEAD~1")
     assert mdrepo.git("log", "-1", "--format=%s", revert).strip().startswith("Revert ")
@@ -360,12 +386,15 @@ def test_plain_git_revert_of_a_spec_commit_is_implemented(mdrepo: Repo, tmp_path
 
 
 def test_git_note_carries_the_run_summary(mdrepo: Repo, tmp_path: Path) -> None:
-    set_agent(tmp_path, """
+    set_agent(
+        tmp_path,
+        """
         import json, os, pathlib
         pathlib.Path("out.txt").write_text("implemented\\n")
         print(json.dumps({"result": "Add out.txt", "num_turns": 3, "total_cost_usd": 0.125,
                           "usage": {"input_tokens": 1200, "output_tokens": 340, "cache_read_input_tokens": 800}}))
-    """)
+    """,
+    )
     spec_commit(mdrepo, env=FOREGROUND)
     rec = last_run(mdrepo)
     note = mdrepo.git("notes", "--ref=mdspec", "show", "HEAD")
@@ -387,18 +416,21 @@ def test_git_note_carries_the_run_summary(mdrepo: Repo, tmp_path: Path) -> None:
 # --- TASK.md --------------------------------------------------------------------------------------------
 
 
-def test_task_md_is_the_task_the_agent_cannot_edit_it_and_deleting_it_starts_nothing(mdrepo: Repo,
-                                                                                    tmp_path: Path) -> None:
-    set_agent(tmp_path, """
+def test_task_md_is_the_task_the_agent_cannot_edit_it_and_deleting_it_starts_nothing(
+    mdrepo: Repo, tmp_path: Path
+) -> None:
+    set_agent(
+        tmp_path,
+        """
         import os, pathlib
         pathlib.Path("out.txt").write_text("implemented\\n")
         pathlib.Path("TASK.md").write_text("Done, says the agent.\\n")
         pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Fix the greeting\\n")
-    """)
+    """,
+    )
     mdrepo.configure("keep_task = true\n" + (mdrepo.top / ".mdspec.toml").read_text())  # deleted by hand below
     mdrepo.commit("keep TASK.md", env=QUIET)
-    task = mdrepo.commit("task: fix the greeting", {"TASK.md": "The greeting says helo; fix it.\n"},
-                         env=FOREGROUND)
+    task = mdrepo.commit("task: fix the greeting", {"TASK.md": "The greeting says helo; fix it.\n"}, env=FOREGROUND)
     rec = last_run(mdrepo)
     prompt = (mdrepo.state / "runs" / rec["id"] / "prompt.md").read_text()
     assert "The greeting says helo; fix it." in prompt

@@ -187,15 +187,15 @@ def test_run_with_a_non_spec_revision_is_refused(mdrepo: Repo) -> None:
 
 # --- identity by content ----------------------------------------------------------------------------------
 
-REWORD = {"GIT_SEQUENCE_EDITOR": "sed -i -e '1s/^pick/reword/'", "GIT_EDITOR": "sed -i -e '1s/^/reworded: /'",
-          **QUIET}
+REWORD = {"GIT_SEQUENCE_EDITOR": "sed -i -e '1s/^pick/reword/'", "GIT_EDITOR": "sed -i -e '1s/^/reworded: /'", **QUIET}
 
 
 def git_patch_id(repo: Repo, sha: str, *paths: str) -> str:
     """What git itself says the commit's patch-id is, on the given paths."""
     diff = repo.git("diff-tree", "-p", "--root", "--no-renames", sha, "--", *paths)
-    proc = subprocess.run(["git", "patch-id", "--stable"], cwd=repo.top, input=diff, capture_output=True,
-                          text=True, check=True)
+    proc = subprocess.run(
+        ["git", "patch-id", "--stable"], cwd=repo.top, input=diff, capture_output=True, text=True, check=True
+    )
     return proc.stdout.split()[0]
 
 
@@ -226,12 +226,13 @@ def test_a_run_records_each_spec_commits_patch_id(mdrepo: Repo, tmp_path: Path) 
     b = mdrepo.commit("task", {"TASK.md": "do it\n", "src/x.py": "x\n"}, env=QUIET)
     assert run_fg(mdrepo).returncode == 0
     msg = mdrepo.message()
-    assert trailers.implements(msg) == [(a, git_patch_id(mdrepo, a, "spec/a.md")),
-                                        (b, git_patch_id(mdrepo, b, "TASK.md"))]
+    assert trailers.implements(msg) == [
+        (a, git_patch_id(mdrepo, a, "spec/a.md")),
+        (b, git_patch_id(mdrepo, b, "TASK.md")),
+    ]
 
 
-def test_old_generated_commits_match_by_the_spec_commits_content_while_it_exists(mdrepo: Repo,
-                                                                               tmp_path: Path) -> None:
+def test_old_generated_commits_match_by_the_spec_commits_content_while_it_exists(mdrepo: Repo, tmp_path: Path) -> None:
     a = spec_commit(mdrepo, "# A\n", "spec/a.md")
     fake_generated(mdrepo, [a], {"gen.txt": "x\n"})  # sha only, as before patch-ids were recorded
     mdrepo.git("rebase", "-i", f"{a}~1", env=REWORD)

@@ -55,7 +55,10 @@ def _runs(repo: Repo) -> list[str]:
 def _git_commit(repo: Repo, message: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     repo.git("add", "-A")
     return subprocess.run(
-        ["git", "commit", "-m", message], cwd=repo.top, capture_output=True, text=True,
+        ["git", "commit", "-m", message],
+        cwd=repo.top,
+        capture_output=True,
+        text=True,
         env={**os.environ, **(env or {})},
     )
 
@@ -156,8 +159,9 @@ def project_clone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     dest = tmp_path_factory.mktemp("mdspec-clone") / "mdspec"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     subprocess.run(["git", "clone", "-q", str(PROJECT), str(dest)], check=True, env=env)
-    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=dest, check=True, capture_output=True, text=True,
-                         env=env).stdout.strip()
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=dest, check=True, capture_output=True, text=True, env=env
+    ).stdout.strip()
     return dest, sha
 
 
@@ -169,7 +173,10 @@ def session_pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.skipif(OFFLINE, reason="MDSPEC_TEST_OFFLINE: pre-commit cannot pip-install mdspec")
 def test_remote_form(
-    repo: Repo, tmp_path: Path, project_clone: tuple[Path, str], session_pre_commit_home: Path,
+    repo: Repo,
+    tmp_path: Path,
+    project_clone: tuple[Path, str],
+    session_pre_commit_home: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clone, sha = project_clone
@@ -211,11 +218,25 @@ def _set_up_app(repo: Repo, tmp_path: Path, wait: bool, slow_hook: bool = False)
         # Another post-commit hook of the user's that takes its time (waits for a file the test writes).
         path = repo.top / ".pre-commit-config.yaml"
         cfg = yaml.safe_load(path.read_text())
-        cfg["repos"].append({"repo": "local", "hooks": [{
-            "id": "slow", "name": "slow", "language": "system", "stages": ["post-commit"], "always_run": True,
-            "pass_filenames": False,
-            "entry": f"sh -c 'touch {tmp_path}/hook-running; while [ ! -e {tmp_path}/hook-go ]; do sleep 0.02; done'",
-        }]})
+        cfg["repos"].append(
+            {
+                "repo": "local",
+                "hooks": [
+                    {
+                        "id": "slow",
+                        "name": "slow",
+                        "language": "system",
+                        "stages": ["post-commit"],
+                        "always_run": True,
+                        "pass_filenames": False,
+                        "entry": (
+                            f"sh -c 'touch {tmp_path}/hook-running; "
+                            f"while [ ! -e {tmp_path}/hook-go ]; do sleep 0.02; done'"
+                        ),
+                    }
+                ],
+            }
+        )
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         repo.mdspec("init")  # installs the hook types again; changes nothing else
     repo.commit("set up mdspec", {"app.py": APP}, env={"MDSPEC_RUNNING": "1"})
@@ -252,8 +273,13 @@ def test_background_landing_waits_for_a_commit_whose_hooks_still_run(repo: Repo,
     repo.write("app.py", APP.replace("line 3\n", "line 3 by the user\n"))
     repo.write("notes.txt", "the user's notes\n")
     repo.git("add", "notes.txt")
-    user = subprocess.Popen(["git", "commit", "-m", "user: notes"], cwd=repo.top, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    user = subprocess.Popen(
+        ["git", "commit", "-m", "user: notes"],
+        cwd=repo.top,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     wait_for_file(tmp_path / "hook-running")
     assert (repo.top / "app.py").read_text() == APP  # pre-commit has hidden the edit
     mine = repo.head()
@@ -279,10 +305,14 @@ def test_background_landing_waits_for_a_commit_whose_hooks_still_run(repo: Repo,
     assert repo.status() == ""
 
 
-def _git_commit_staged(repo: Repo, message: str, env: dict[str, str] | None = None
-                       ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "commit", "-m", message], cwd=repo.top, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+def _git_commit_staged(repo: Repo, message: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "commit", "-m", message],
+        cwd=repo.top,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _last(repo: Repo) -> dict[str, object]:

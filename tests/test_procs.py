@@ -30,7 +30,7 @@ def _alive(pid: int) -> bool:
             stat = f.read()
     except FileNotFoundError:
         return False
-    return stat[stat.rfind(b")") + 2:].split()[0] not in (b"Z", b"X")
+    return stat[stat.rfind(b")") + 2 :].split()[0] not in (b"Z", b"X")
 
 
 def _read_pid(path: Path) -> int:
@@ -43,8 +43,9 @@ def _read_pid(path: Path) -> int:
 
 def test_kill_group_ends_a_member_that_outlives_its_leader_and_ignores_sigterm(tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
-    leader = subprocess.Popen(["bash", "-c", f"(trap '' TERM; sleep 60) & echo $! > {pidfile}; exit 0"],
-                              start_new_session=True)
+    leader = subprocess.Popen(
+        ["bash", "-c", f"(trap '' TERM; sleep 60) & echo $! > {pidfile}; exit 0"], start_new_session=True
+    )
     child = _read_pid(pidfile)
     leader.wait()  # the leader is gone and reaped; the group lives on in its child
     assert group_alive(leader.pid)

@@ -70,11 +70,14 @@ def test_long_commit_messages_are_capped_with_a_note(mdrepo: Repo) -> None:
     assert "+alpha" in p.task  # the diff is still there after the cut message
 
 
-@pytest.mark.parametrize(("target", "why"), [
-    ("../outside-secret.txt", "outside the repository"),
-    ("/etc/hostname", "outside the repository"),
-    ("spec/missing.md", "that does not exist (a dangling link)"),
-])
+@pytest.mark.parametrize(
+    ("target", "why"),
+    [
+        ("../outside-secret.txt", "outside the repository"),
+        ("/etc/hostname", "outside the repository"),
+        ("spec/missing.md", "that does not exist (a dangling link)"),
+    ],
+)
 def test_linked_task_md_is_refused_in_one_line(mdrepo: Repo, target: str, why: str) -> None:
     secret = mdrepo.top.parent / "outside-secret.txt"
     secret.write_text("SECRET-OUTSIDE-THE-REPO\n")
@@ -83,8 +86,10 @@ def test_linked_task_md_is_refused_in_one_line(mdrepo: Repo, target: str, why: s
     with pytest.raises(prompt.LinkedSpecPath) as info:
         _render(mdrepo)
     msg = str(info.value)
-    assert msg == (f"TASK.md in spec commit {sha[:12]} is a symbolic link to {target!r}, {why}: mdspec does not "
-                   "follow it; commit the file itself in its place, then `mdspec run`")
+    assert msg == (
+        f"TASK.md in spec commit {sha[:12]} is a symbolic link to {target!r}, {why}: mdspec does not "
+        "follow it; commit the file itself in its place, then `mdspec run`"
+    )
 
 
 def test_a_link_inside_the_repository_is_only_text(mdrepo: Repo) -> None:

@@ -53,15 +53,23 @@ def cloud_api(cloud_env: Path) -> Iterator[FakeAPI]:
 
 
 def bedrock_env(api: FakeAPI, region: str = "eu-west-1") -> dict[str, str]:
-    return {"AWS_ACCESS_KEY_ID": AWS_KEY_ID, "AWS_SECRET_ACCESS_KEY": AWS_SECRET, "AWS_REGION": region,
-            "ANTHROPIC_BEDROCK_BASE_URL": api.base_url}
+    return {
+        "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+        "AWS_REGION": region,
+        "ANTHROPIC_BEDROCK_BASE_URL": api.base_url,
+    }
 
 
 def vertex_env(api: FakeAPI, tmp_path: Path, project: str = "proj-42") -> dict[str, str]:
     key = tmp_path / "service-account.json"
     key.write_text(json.dumps(api.service_account_info(project)))
-    return {"GOOGLE_APPLICATION_CREDENTIALS": str(key), "CLOUD_ML_REGION": "us-east5",
-            "ANTHROPIC_VERTEX_PROJECT_ID": project, "ANTHROPIC_VERTEX_BASE_URL": api.base_url + "/v1"}
+    return {
+        "GOOGLE_APPLICATION_CREDENTIALS": str(key),
+        "CLOUD_ML_REGION": "us-east5",
+        "ANTHROPIC_VERTEX_PROJECT_ID": project,
+        "ANTHROPIC_VERTEX_BASE_URL": api.base_url + "/v1",
+    }
 
 
 def use_provider(repo: Repo, provider: str, model: str | None = None) -> None:
@@ -87,14 +95,16 @@ def files_under(path: Path) -> str:
 def test_provider_is_checked_in_one_line_naming_the_key_and_the_allowed_values(repo: Repo) -> None:
     with pytest.raises(ConfigError) as info:
         config.from_mapping({"agent": {"provider": "azure"}}, None, ".mdspec.toml")
-    assert str(info.value) == (".mdspec.toml: agent.provider: expected one of 'anthropic', 'bedrock', 'vertex'; "
-                               "got 'azure'")
+    assert str(info.value) == (
+        ".mdspec.toml: agent.provider: expected one of 'anthropic', 'bedrock', 'vertex'; got 'azure'"
+    )
     repo.write(".mdspec.toml", '[agent]\nprovider = "Bedrock"\n')
     proc = repo.mdspec("run", "--foreground", check=False)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == ("mdspec: error: .mdspec.toml: agent.provider: expected one of 'anthropic', "
-                                   "'bedrock', 'vertex'; got 'Bedrock'")
+    assert proc.stderr.strip() == (
+        "mdspec: error: .mdspec.toml: agent.provider: expected one of 'anthropic', 'bedrock', 'vertex'; got 'Bedrock'"
+    )
 
 
 def test_each_provider_names_the_model_its_own_way_and_keeps_its_price() -> None:
@@ -123,16 +133,19 @@ def test_a_provider_for_an_agent_cli_is_refused() -> None:
 # --- before a run ---------------------------------------------------------------------------------------
 
 
-def test_bedrock_and_vertex_need_no_anthropic_key_but_their_own_settings(cloud_api: FakeAPI, tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bedrock_and_vertex_need_no_anthropic_key_but_their_own_settings(
+    cloud_api: FakeAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mdspec.agents.agent import check_ready
 
     with pytest.raises(BackendError, match="ANTHROPIC_API_KEY is not set"):
         check_ready(os.environ, "anthropic")
     with pytest.raises(BackendError) as info:
         check_ready(os.environ, "bedrock")
-    assert str(info.value) == ('agent.provider = "bedrock" needs an AWS region: export AWS_REGION=us-east-1 '
-                               "(or set region in your AWS profile)")
+    assert str(info.value) == (
+        'agent.provider = "bedrock" needs an AWS region: export AWS_REGION=us-east-1 '
+        "(or set region in your AWS profile)"
+    )
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
     with pytest.raises(BackendError, match='"bedrock" found no AWS credentials: export AWS_PROFILE'):
         check_ready(os.environ, "bedrock")
@@ -148,7 +161,8 @@ def test_bedrock_and_vertex_need_no_anthropic_key_but_their_own_settings(cloud_a
         monkeypatch.setenv(k, v)
     check_ready(os.environ, "vertex")
     assert providers.readiness("vertex", os.environ).line == (
-        "region us-east5, project proj-42, service account mdspec-test@fake-project.iam.gserviceaccount.com")
+        "region us-east5, project proj-42, service account mdspec-test@fake-project.iam.gserviceaccount.com"
+    )
     monkeypatch.delenv("ANTHROPIC_VERTEX_PROJECT_ID")  # the key file's project stands in
     assert "project proj-42," in providers.readiness("vertex", os.environ).line
     assert cloud_api.token_requests == 0  # credentials are located, never used, before a run
@@ -161,12 +175,14 @@ def test_a_missing_extra_is_one_line_naming_the_pip_install(monkeypatch: pytest.
     monkeypatch.setitem(sys.modules, "google.auth", None)
     with pytest.raises(BackendError) as info:
         check_ready({"AWS_REGION": "eu-west-1"}, "bedrock")
-    assert str(info.value) == ('agent.provider = "bedrock" needs boto3, which is not installed: '
-                               "pip install 'mdspec[bedrock]'")
+    assert str(info.value) == (
+        "agent.provider = \"bedrock\" needs boto3, which is not installed: pip install 'mdspec[bedrock]'"
+    )
     with pytest.raises(BackendError) as info:
         check_ready({"CLOUD_ML_REGION": "us-east5"}, "vertex")
-    assert str(info.value) == ('agent.provider = "vertex" needs google-auth, which is not installed: '
-                               "pip install 'mdspec[vertex]'")
+    assert str(info.value) == (
+        "agent.provider = \"vertex\" needs google-auth, which is not installed: pip install 'mdspec[vertex]'"
+    )
 
 
 def test_a_run_without_the_extra_stops_before_it_starts(mdrepo: Repo, cloud_api: FakeAPI, tmp_path: Path) -> None:
@@ -178,7 +194,7 @@ def test_a_run_without_the_extra_stops_before_it_starts(mdrepo: Repo, cloud_api:
     env = {**bedrock_env(cloud_api), "PYTHONPATH": f"{shadow}{os.pathsep}{os.environ['PYTHONPATH']}"}
     proc = mdrepo.mdspec("run", "--foreground", check=False, env=env)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    line = 'agent.provider = "bedrock" needs boto3, which is not installed: pip install \'mdspec[bedrock]\''
+    line = "agent.provider = \"bedrock\" needs boto3, which is not installed: pip install 'mdspec[bedrock]'"
     rec = last_run(mdrepo)
     assert proc.stdout.strip().splitlines()[-1] == f"mdspec: run {rec['id']} failed: {line}"
     assert "Traceback" not in proc.stdout + proc.stderr
@@ -208,8 +224,11 @@ def test_a_spec_commit_lands_through_bedrock(mdrepo: Repo, cloud_api: FakeAPI) -
     assert all(r.status == 200 and r.provider == "bedrock" for r in reqs)
     # Streamed, signed for the configured region, the model in the path and not in the body.
     assert {r.path for r in reqs} == {f"/model/{BEDROCK_MODEL}/invoke-with-response-stream"}
-    assert all(f"Credential={AWS_KEY_ID}/" in r.headers["authorization"] and "/eu-west-1/bedrock/aws4_request"
-               in r.headers["authorization"] for r in reqs)
+    assert all(
+        f"Credential={AWS_KEY_ID}/" in r.headers["authorization"]
+        and "/eu-west-1/bedrock/aws4_request" in r.headers["authorization"]
+        for r in reqs
+    )
     assert all("model" not in r.body and "stream" not in r.body and r.body["anthropic_version"] for r in reqs)
     shell = reqs[2].body["messages"][-1]["content"][0]["content"]
     assert shell.startswith("aws=none google=none")  # the agent's commands never see the credentials
@@ -254,8 +273,9 @@ def test_refused_aws_credentials_end_the_run_with_the_reason(mdrepo: Repo, cloud
     assert mdrepo.head() == spec, proc.stdout + proc.stderr
     rec = last_run(mdrepo)
     assert rec["status"] != "landed"
-    assert rec["reason"].startswith("the credentials were refused (PermissionDeniedError, status 403, request id "
-                                    "req_fake")
+    assert rec["reason"].startswith(
+        "the credentials were refused (PermissionDeniedError, status 403, request id req_fake"
+    )
     assert "check the AWS credentials" in rec["reason"]
     assert "signature we calculated does not match" in rec["reason"]
     assert "wrong/secret-0123456789-also-secret" not in files_under(mdrepo.state)
@@ -268,15 +288,22 @@ def bedrock_session(tmp_path: Path, api: FakeAPI, monkeypatch: pytest.MonkeyPatc
     for k, v in bedrock_env(api).items():
         monkeypatch.setenv(k, v)
     (tmp_path / "wt").mkdir()
-    ctx = RunContext(worktree=tmp_path / "wt", run_dir=tmp_path / "run", system_prompt="You implement specs.",
-                     task_prompt="Implement spec/a.md.", agent=AgentConfig(provider="bedrock", model=BEDROCK_MODEL),
-                     protected=("spec/**",), env={"PATH": os.environ["PATH"]})
+    ctx = RunContext(
+        worktree=tmp_path / "wt",
+        run_dir=tmp_path / "run",
+        system_prompt="You implement specs.",
+        task_prompt="Implement spec/a.md.",
+        agent=AgentConfig(provider="bedrock", model=BEDROCK_MODEL),
+        protected=("spec/**",),
+        env={"PATH": os.environ["PATH"]},
+    )
     return AnthropicSession(ctx, bash_timeout=10)  # the default client: the provider's own
 
 
 @pytest.mark.parametrize("fault", ["truncated", "dropped"])
 def test_a_bedrock_event_stream_cut_short_is_a_failure_not_the_end_of_the_turn(
-        fault: str, tmp_path: Path, cloud_api: FakeAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    fault: str, tmp_path: Path, cloud_api: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if fault == "truncated":  # whole frames, then the response ends cleanly without message_stop
         cloud_api.truncate("Done: all of it was implemented.", events=5)
     else:  # the connection closes in the middle of a frame
@@ -302,28 +329,35 @@ def doctor_backend_line(repo: Repo, env: dict[str, str]) -> str:
     return lines[0]
 
 
-def test_doctor_names_the_provider_and_the_credentials_it_found(repo: Repo, cloud_api: FakeAPI,
-                                                                tmp_path: Path) -> None:
+def test_doctor_names_the_provider_and_the_credentials_it_found(repo: Repo, cloud_api: FakeAPI, tmp_path: Path) -> None:
     repo.write(".mdspec.toml", '[agent]\nprovider = "bedrock"\n')
     line = doctor_backend_line(repo, {"AWS_REGION": "eu-west-1"})
     assert line.startswith("FIX  built-in agent on Amazon Bedrock (provider bedrock): ")
     assert "found no AWS credentials" in line
     line = doctor_backend_line(repo, bedrock_env(cloud_api))
     model = config.PROVIDER_MODELS["bedrock"]
-    assert line == (f"OK   built-in agent on Amazon Bedrock (provider bedrock), model {model}, "
-                    "region eu-west-1, AWS credentials (env)")
+    assert line == (
+        f"OK   built-in agent on Amazon Bedrock (provider bedrock), model {model}, "
+        "region eu-west-1, AWS credentials (env)"
+    )
 
     repo.write(".mdspec.toml", f'[agent]\nprovider = "vertex"\nmodel = "{VERTEX_MODEL}"\n')
     line = doctor_backend_line(repo, {"CLOUD_ML_REGION": "us-east5"})
-    assert line.startswith('FIX  built-in agent on Google Vertex AI (provider vertex): agent.provider = "vertex" '
-                           "found no Google credentials: run `gcloud auth application-default login`")
+    assert line.startswith(
+        'FIX  built-in agent on Google Vertex AI (provider vertex): agent.provider = "vertex" '
+        "found no Google credentials: run `gcloud auth application-default login`"
+    )
     line = doctor_backend_line(repo, vertex_env(cloud_api, tmp_path))
-    assert line == (f"OK   built-in agent on Google Vertex AI (provider vertex), model {VERTEX_MODEL}, region "
-                    "us-east5, project proj-42, service account mdspec-test@fake-project.iam.gserviceaccount.com")
+    assert line == (
+        f"OK   built-in agent on Google Vertex AI (provider vertex), model {VERTEX_MODEL}, region "
+        "us-east5, project proj-42, service account mdspec-test@fake-project.iam.gserviceaccount.com"
+    )
 
     repo.write(".mdspec.toml", "")
     line = doctor_backend_line(repo, {"ANTHROPIC_API_KEY": FAKE_KEY})
-    assert line == ("OK   built-in agent on the Anthropic API (provider anthropic), model claude-sonnet-5-5, "
-                    "API key set (ANTHROPIC_API_KEY)")
+    assert line == (
+        "OK   built-in agent on the Anthropic API (provider anthropic), model claude-sonnet-5-5, "
+        "API key set (ANTHROPIC_API_KEY)"
+    )
     assert FAKE_KEY not in line
     assert cloud_api.token_requests == 0

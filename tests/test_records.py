@@ -10,12 +10,32 @@ from mdspec.run import records
 
 
 def _full() -> records.RunRecord:
-    return {"id": "20260101-000000-abcdef", "status": records.HELD, "reason": "the check failed",
-            "branch": "refs/heads/main", "base": "a" * 40, "spec_commits": ["b" * 40], "spec_subjects": ["spec: x"],
-            "backend": "anthropic", "model": "m", "pid": None, "started": 1.5, "ended": 2.5, "seconds": 1.0,
-            "turns": 2, "tool_calls": 3, "usage": {"input_tokens": 10, "output_tokens": 5, "cost_usd": 0.01},
-            "cost_usd": 0.01, "check": "failed", "check_rounds": ["1 failed"], "violations": [], "refusals": [],
-            "stopped_by": None, "result": "c" * 40, "auto_land": True}
+    return {
+        "id": "20260101-000000-abcdef",
+        "status": records.HELD,
+        "reason": "the check failed",
+        "branch": "refs/heads/main",
+        "base": "a" * 40,
+        "spec_commits": ["b" * 40],
+        "spec_subjects": ["spec: x"],
+        "backend": "anthropic",
+        "model": "m",
+        "pid": None,
+        "started": 1.5,
+        "ended": 2.5,
+        "seconds": 1.0,
+        "turns": 2,
+        "tool_calls": 3,
+        "usage": {"input_tokens": 10, "output_tokens": 5, "cost_usd": 0.01},
+        "cost_usd": 0.01,
+        "check": "failed",
+        "check_rounds": ["1 failed"],
+        "violations": [],
+        "refusals": [],
+        "stopped_by": None,
+        "result": "c" * 40,
+        "auto_land": True,
+    }
 
 
 def test_written_as_sorted_indented_json_and_read_back(tmp_path: Path) -> None:
@@ -49,7 +69,7 @@ def test_torn_or_wrong_files_read_as_unreadable(tmp_path: Path) -> None:
 
 def test_every_key_is_documented_with_a_comment() -> None:
     source = Path(records.__file__).read_text()
-    body = source[source.index("class RunRecord("):source.index("def pause_point")]
+    body = source[source.index("class RunRecord(") : source.index("def pause_point")]
     keys = set(get_type_hints(records.RunRecord)) - {"id", "status"}
     assert keys
     for key in keys:

@@ -89,16 +89,20 @@ def test_killed_before_landing_leaves_everything_and_the_next_run_recovers(mdrep
     assert "interrupted" in mdrepo.mdspec("status").stdout
 
 
-def test_killed_during_the_backend_kills_what_it_left_and_the_next_commit_recovers(mdrepo: Repo,
-                                                                                    tmp_path: Path) -> None:
+def test_killed_during_the_backend_kills_what_it_left_and_the_next_commit_recovers(
+    mdrepo: Repo, tmp_path: Path
+) -> None:
     pidfile = tmp_path / "agent.pid"
-    set_agent(tmp_path, f"""
+    set_agent(
+        tmp_path,
+        f"""
         import os, pathlib, subprocess, time
         pathlib.Path("partial.txt").write_text("half done\\n")
         child = subprocess.Popen(["sleep", "300"])
         pathlib.Path({str(pidfile)!r}).write_text(f"{{os.getpid()}} {{child.pid}}")
         time.sleep(300)
-    """)
+    """,
+    )
     first = spec_commit(mdrepo, "# A\n", "spec/a.md", env={})  # background, through the hook
     wait_for(pidfile.exists, what="the agent to start")
     agent_pids = [int(p) for p in pidfile.read_text().split()]
@@ -138,8 +142,9 @@ def test_killed_between_checkout_and_branch_update_is_finished(mdrepo: Repo) -> 
     assert mdrepo.head() == spec
     assert (mdrepo.top / "out.txt").read_text() == "implemented\n"
     assert (mdrepo.top / ".git" / "index.lock").exists()
-    refused = subprocess.run(["git", "commit", "--allow-empty", "-m", "user"], cwd=mdrepo.top,
-                             capture_output=True, text=True)
+    refused = subprocess.run(
+        ["git", "commit", "--allow-empty", "-m", "user"], cwd=mdrepo.top, capture_output=True, text=True
+    )
     assert refused.returncode != 0
     assert "index.lock" in refused.stderr
     assert mdrepo.head() == spec
@@ -205,8 +210,9 @@ def test_recover_after_a_kill_before_the_ref_moved(mdrepo: Repo) -> None:
     repo = GitRepo(mdrepo.top)
     tip = mdrepo.head()
     (mdrepo.state).mkdir(parents=True, exist_ok=True)
-    (mdrepo.state / "landing.json").write_text(json.dumps(
-        {"branch": "refs/heads/main", "old": tip, "new": "0" * 40, "result": "0" * 40, "run_id": "r1"}))
+    (mdrepo.state / "landing.json").write_text(
+        json.dumps({"branch": "refs/heads/main", "old": tip, "new": "0" * 40, "result": "0" * 40, "run_id": "r1"})
+    )
     out = land.recover(repo)
     assert out is not None
     assert not out.landed
@@ -237,8 +243,13 @@ def test_log_follow_says_when_the_worker_was_killed(mdrepo: Repo) -> None:
     background_spec(mdrepo, "before-backend")
     marker = mdrepo.state / "paused-before-backend"
     wait_for(marker.exists, what="the worker to pause")
-    follow = subprocess.Popen([sys.executable, "-m", "mdspec", "log", "-f"], cwd=mdrepo.top,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "mdspec", "log", "-f"],
+        cwd=mdrepo.top,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     kill_at(mdrepo, "before-backend")
     out, _ = follow.communicate(timeout=20)
     assert "the worker stopped before the run finished; `mdspec run` recovers" in out

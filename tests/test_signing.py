@@ -51,8 +51,12 @@ def failing_signer(repo: Repo, tmp_path: Path) -> None:
 
 # The user's own commit, made with `--no-gpg-sign` in effect (their signer is broken too); mdspec's hook
 # clears GIT_* variables, so the repository's commit.gpgsign = true is what mdspec's commits follow.
-UNSIGNED_FOREGROUND = {**FOREGROUND, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "commit.gpgsign",
-                       "GIT_CONFIG_VALUE_0": "false"}
+UNSIGNED_FOREGROUND = {
+    **FOREGROUND,
+    "GIT_CONFIG_COUNT": "1",
+    "GIT_CONFIG_KEY_0": "commit.gpgsign",
+    "GIT_CONFIG_VALUE_0": "false",
+}
 
 
 def verified(repo: Repo, rev: str) -> bool:
@@ -130,8 +134,21 @@ def gnupghome(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = Path(tempfile.mkdtemp(prefix="mdg"))
     home.chmod(0o700)
     monkeypatch.setenv("GNUPGHOME", str(home))
-    subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "Ada Lovelace <ada@example.com>",
-                    "ed25519", "sign", "never"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "gpg",
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "Ada Lovelace <ada@example.com>",
+            "ed25519",
+            "sign",
+            "never",
+        ],
+        check=True,
+        capture_output=True,
+    )
     yield home
     subprocess.run(["gpgconf", "--kill", "all"], capture_output=True)
     shutil.rmtree(home, ignore_errors=True)
@@ -145,7 +162,7 @@ def test_generated_commit_is_signed_with_the_openpgp_key(mdrepo: Repo, gnupghome
     assert last_run(mdrepo)["status"] == "landed"
     assert mdrepo.git("log", "-1", "--format=%G?").strip() == "G"
     assert verified(mdrepo, "HEAD")
-    assert "Good signature from \"Ada Lovelace <ada@example.com>\"" in mdrepo.git("verify-commit", "HEAD")
+    assert 'Good signature from "Ada Lovelace <ada@example.com>"' in mdrepo.git("verify-commit", "HEAD")
 
 
 @pytest.fixture
@@ -154,19 +171,37 @@ def x509home(gnupghome: Path) -> str:
     passphrase); trusted as a root, no CRL checks (offline). Returns the certificate's fingerprint."""
     if shutil.which("gpgsm") is None:
         pytest.skip("gpgsm is not installed")
-    subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "Ada X509 <ada@example.com>",
-                    "rsa2048", "sign", "never"], check=True, capture_output=True)
-    keys = subprocess.run(["gpg", "--with-keygrip", "--with-colons", "-K", "Ada X509"], check=True,
-                          capture_output=True, text=True).stdout
+    subprocess.run(
+        [
+            "gpg",
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "Ada X509 <ada@example.com>",
+            "rsa2048",
+            "sign",
+            "never",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    keys = subprocess.run(
+        ["gpg", "--with-keygrip", "--with-colons", "-K", "Ada X509"], check=True, capture_output=True, text=True
+    ).stdout
     grip = next(ln.split(":")[9] for ln in keys.splitlines() if ln.startswith("grp:"))
     params = gnupghome / "params"
-    params.write_text(f"Key-Type: RSA\nKey-Grip: {grip}\nKey-Usage: sign, cert\nSerial: random\n"
-                      "Name-DN: CN=Ada Lovelace,O=Test\nName-Email: ada@example.com\n")
-    cert = subprocess.run(["gpgsm", "--batch", "--armor", "--gen-key", str(params)], check=True,
-                          capture_output=True).stdout
+    params.write_text(
+        f"Key-Type: RSA\nKey-Grip: {grip}\nKey-Usage: sign, cert\nSerial: random\n"
+        "Name-DN: CN=Ada Lovelace,O=Test\nName-Email: ada@example.com\n"
+    )
+    cert = subprocess.run(
+        ["gpgsm", "--batch", "--armor", "--gen-key", str(params)], check=True, capture_output=True
+    ).stdout
     subprocess.run(["gpgsm", "--batch", "--import"], input=cert, check=True, capture_output=True)
-    listing = subprocess.run(["gpgsm", "--list-keys", "--with-colons"], check=True, capture_output=True,
-                             text=True).stdout
+    listing = subprocess.run(
+        ["gpgsm", "--list-keys", "--with-colons"], check=True, capture_output=True, text=True
+    ).stdout
     fpr = next(ln.split(":")[9] for ln in listing.splitlines() if ln.startswith("fpr:"))
     (gnupghome / "trustlist.txt").write_text(f"{fpr} S relax\n")
     (gnupghome / "gpgsm.conf").write_text("disable-crl-checks\n")

@@ -11,28 +11,35 @@ from conftest import PROJECT
 
 
 def _tool(name: str) -> list[str]:
-    if shutil.which(name) is None and subprocess.run([sys.executable, "-m", name, "--version"],
-                                                      capture_output=True).returncode != 0:
+    if (
+        shutil.which(name) is None
+        and subprocess.run([sys.executable, "-m", name, "--version"], capture_output=True).returncode != 0
+    ):
         pytest.skip(f"{name} is not installed (pip install '.[test]')")
     return [sys.executable, "-m", name]
 
 
 def test_ruff_is_clean() -> None:
-    proc = subprocess.run([*_tool("ruff"), "check", "mdspec", "tests", "benchmarks"], cwd=PROJECT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [*_tool("ruff"), "check", "mdspec", "tests", "benchmarks"], cwd=PROJECT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_mypy_is_clean() -> None:
-    proc = subprocess.run([*_tool("mypy"), "mdspec", "tests", "benchmarks"], cwd=PROJECT, capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [*_tool("mypy"), "mdspec", "tests", "benchmarks"], cwd=PROJECT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.skip(reason="the code is formatted in one go once the open branches are merged; then this runs")
 def test_ruff_format_is_clean() -> None:
-    proc = subprocess.run([*_tool("ruff"), "format", "--check", "mdspec", "tests", "benchmarks"], cwd=PROJECT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [*_tool("ruff"), "format", "--check", "mdspec", "tests", "benchmarks"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -222,8 +222,7 @@ def test_bash_is_persistent_and_uses_given_env(box: Toolbox, wt: Path, monkeypat
     monkeypatch.setenv("LEAKY_PROCESS_VAR", "should-not-be-seen")
     assert bash(box, "pwd") == (str(wt), False)
     bash(box, "cd src && export FOO=bar")
-    assert bash(box, 'pwd; echo "$FOO $MY_VAR [$LEAKY_PROCESS_VAR]"') == (
-        f"{wt / 'src'}\nbar from-ctx-env []", False)
+    assert bash(box, 'pwd; echo "$FOO $MY_VAR [$LEAKY_PROCESS_VAR]"') == (f"{wt / 'src'}\nbar from-ctx-env []", False)
     text, err = bash(box, "echo out; echo err >&2; exit_code() { return 3; }; exit_code")
     assert text == "out\nerr\n[exit status 3]"
     assert not err

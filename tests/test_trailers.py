@@ -20,8 +20,12 @@ SHA_A, SHA_B = "a" * 40, "b" * 40
 def test_patch_ids_are_rendered_beside_the_shas_and_read_back() -> None:
     block = trailers.render([SHA_A, SHA_B], "r1", "passed", {SHA_A: "1" * 40})
     assert block.splitlines() == [
-        f"Mdspec-Implements: {SHA_A}", f"Mdspec-Implements: {SHA_B}", f"Mdspec-Patch-Id: {'1' * 40} {SHA_A}",
-        "Mdspec-Run: r1", "Mdspec-Check: passed"]
+        f"Mdspec-Implements: {SHA_A}",
+        f"Mdspec-Implements: {SHA_B}",
+        f"Mdspec-Patch-Id: {'1' * 40} {SHA_A}",
+        "Mdspec-Run: r1",
+        "Mdspec-Check: passed",
+    ]
     msg = f"mdspec: add x\n\nbody\n\n{block}\n"
     assert trailers.implements(msg) == [(SHA_A, "1" * 40), (SHA_B, None)]
     assert trailers.values(msg, trailers.IMPLEMENTS) == [SHA_A, SHA_B]
@@ -46,15 +50,16 @@ def test_squash_merge_message_with_indented_trailers_is_generated() -> None:
 
 
 def test_hosted_squash_with_co_author_trailers_is_generated() -> None:
-    msg = (f"Add b (#12)\n\n* spec: b\n\n* mdspec: add b\n\nWrote b.\n\nMdspec-Implements: {SHA_B}\n"
-           "Mdspec-Run: r2\nMdspec-Check: passed\n\nCo-authored-by: Grace <grace@example.com>\n")
+    msg = (
+        f"Add b (#12)\n\n* spec: b\n\n* mdspec: add b\n\nWrote b.\n\nMdspec-Implements: {SHA_B}\n"
+        "Mdspec-Run: r2\nMdspec-Check: passed\n\nCo-authored-by: Grace <grace@example.com>\n"
+    )
     assert trailers.is_generated(msg)
     assert trailers.implements(msg) == [(SHA_B, None)]
 
 
 def test_cherry_pick_x_line_stays_in_the_trailer_block() -> None:
-    msg = ("mdspec: add b\n\n" + trailers.render([SHA_B], "r2", "passed")
-           + f"\n(cherry picked from commit {'e' * 40})\n")
+    msg = "mdspec: add b\n\n" + trailers.render([SHA_B], "r2", "passed") + f"\n(cherry picked from commit {'e' * 40})\n"
     assert trailers.is_generated(msg)
     assert trailers.values(msg, trailers.IMPLEMENTS) == [SHA_B]
 

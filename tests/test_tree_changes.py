@@ -16,8 +16,12 @@ ADA = Identity("Ada Lovelace", "ada@example.com")
 
 
 def _diff_tree(repo: Repo, old: str, new: str) -> list[tuple[str, str]]:
-    out = subprocess.run(["git", "diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new], cwd=repo.top,
-                         capture_output=True, check=True).stdout.decode("utf-8", "surrogateescape")
+    out = subprocess.run(
+        ["git", "diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new],
+        cwd=repo.top,
+        capture_output=True,
+        check=True,
+    ).stdout.decode("utf-8", "surrogateescape")
     parts = out.split("\0")
     # git's "T" (a file became a symlink) is a change like any other for mdspec: "M".
     return [(parts[i].replace("T", "M"), parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
@@ -66,8 +70,10 @@ def test_own_worktree_keeps_a_split_index_and_the_users_config_is_untouched(repo
     committed = repo.git("ls-tree", "--name-only", "HEAD").split()
     assert repo.git("ls-tree", "--name-only", tree).split() == sorted([*committed, "b.txt"])
     # git itself reads the split index: the agent's own git commands work as ever.
-    assert subprocess.run(["git", "status", "--porcelain"], cwd=wt, capture_output=True, text=True,
-                          check=True).stdout == "A  b.txt\n"
+    assert (
+        subprocess.run(["git", "status", "--porcelain"], cwd=wt, capture_output=True, text=True, check=True).stdout
+        == "A  b.txt\n"
+    )
 
 
 def test_note_text_is_kept_as_git_notes_add_keeps_it(repo: Repo) -> None:
@@ -79,4 +85,6 @@ def test_note_text_is_kept_as_git_notes_add_keeps_it(repo: Repo) -> None:
     assert repo.git("notes", "--ref=mdspec", "show", second) == repo.git("notes", "--ref=by-git", "show", first)
     assert repo.git("for-each-ref", "refs/mdspec/") == ""  # the draft ref is gone
     assert repo.git("log", "--format=%s%n%an", "refs/notes/mdspec").split("\n")[:2] == [
-        "mdspec: note for run r", ADA.name]
+        "mdspec: note for run r",
+        ADA.name,
+    ]

@@ -16,13 +16,16 @@ from runhelpers import pid_gone, wait_for
 from mdspec.run import usergit
 
 
-@pytest.mark.parametrize(("argv", "sub"), [
-    (("git", "commit", "-m", "x"), "commit"),
-    (("git", "-C", "/repo", "-c", "a.b=c", "--no-pager", "rebase", "-i"), "rebase"),
-    (("/usr/bin/git", "--git-dir=/x/.git", "log"), "log"),
-    (("git",), ""),
-    (("git", "-C"), ""),
-])
+@pytest.mark.parametrize(
+    ("argv", "sub"),
+    [
+        (("git", "commit", "-m", "x"), "commit"),
+        (("git", "-C", "/repo", "-c", "a.b=c", "--no-pager", "rebase", "-i"), "rebase"),
+        (("/usr/bin/git", "--git-dir=/x/.git", "log"), "log"),
+        (("git",), ""),
+        (("git", "-C"), ""),
+    ],
+)
 def test_subcommand_skips_global_options(argv: tuple[str, ...], sub: str) -> None:
     assert usergit.subcommand(argv) == sub
 
@@ -31,11 +34,13 @@ def _blocking_script(tmp_path: Path, name: str) -> tuple[Path, Path]:
     """A script that says it started, then waits for a release file; returns (started, release)."""
     started, release = tmp_path / f"{name}.started", tmp_path / f"{name}.release"
     script = tmp_path / f"{name}.sh"
-    script.write_text(textwrap.dedent(f"""\
+    script.write_text(
+        textwrap.dedent(f"""\
         #!/bin/sh
         touch {started}
         while [ ! -e {release} ]; do sleep 0.02; done
-    """))
+    """)
+    )
     script.chmod(0o755)
     return started, release
 
@@ -47,8 +52,9 @@ def editing(repo: Repo, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     repo.write("a.txt", "a\n")
     repo.git("add", "a.txt")
     env = {**os.environ, "GIT_EDITOR": str(tmp_path / "editor.sh")}
-    proc = subprocess.Popen(["git", "commit"], cwd=repo.top, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["git", "commit"], cwd=repo.top, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wait_for(started.exists, what="git commit to open its editor")
     yield proc
     release.touch()
@@ -62,8 +68,7 @@ def test_a_commit_in_progress_is_found_and_named(repo: Repo, editing: subprocess
     assert found[0].describe() == f"`git commit` (pid {editing.pid})"
 
 
-def test_a_commit_in_another_checkout_is_not_ours(repo: Repo, editing: subprocess.Popen[bytes],
-                                                   tmp_path: Path) -> None:
+def test_a_commit_in_another_checkout_is_not_ours(repo: Repo, editing: subprocess.Popen[bytes], tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
     assert usergit.running(other, other / ".git") == []
@@ -73,8 +78,9 @@ def test_a_commit_in_another_checkout_is_not_ours(repo: Repo, editing: subproces
 
 def test_read_only_commands_do_not_count(repo: Repo) -> None:
     # A read-only git that stays up (as `git log` in a pager does, or an editor's `git cat-file --batch`).
-    proc = subprocess.Popen(["git", "cat-file", "--batch"], cwd=repo.top, stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["git", "cat-file", "--batch"], cwd=repo.top, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
     try:
         wait_for(lambda: any(p.pid == proc.pid for p in _all_git(repo)), what="git cat-file to start")
         assert usergit.running(repo.top, repo.top / ".git") == []
@@ -99,7 +105,8 @@ def test_ancestor_git_is_the_command_running_our_hook(repo: Repo, tmp_path: Path
     out = tmp_path / "found.txt"
     hook = repo.top / ".git" / "hooks" / "post-commit"
     hook.parent.mkdir(exist_ok=True)
-    hook.write_text(textwrap.dedent(f"""\
+    hook.write_text(
+        textwrap.dedent(f"""\
         #!/bin/sh
         PYTHONPATH={Path(__file__).resolve().parent.parent} {sys.executable} -c '
         import os, pathlib
@@ -107,10 +114,15 @@ def test_ancestor_git_is_the_command_running_our_hook(repo: Repo, tmp_path: Path
         pid = usergit.ancestor_git(pathlib.Path(os.getcwd()))
         pathlib.Path("{out}").write_text(str(pid))
         '
-    """))
+    """)
+    )
     hook.chmod(0o755)
-    proc = subprocess.Popen(["git", "commit", "--allow-empty", "-m", "x"], cwd=repo.top,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["git", "commit", "--allow-empty", "-m", "x"],
+        cwd=repo.top,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     proc.wait(timeout=30)
     assert out.read_text() == str(proc.pid)
     assert usergit.ancestor_git(repo.top) is None  # the test itself runs inside no git

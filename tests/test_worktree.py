@@ -129,8 +129,23 @@ def test_worktree_of_another_repository_is_replaced(mdrepo: Repo, g: GitRepo, tm
     other = tmp_path / "other"
     other.mkdir()
     subprocess.run(["git", "init", "-q", str(other)], check=True)
-    subprocess.run(["git", "-C", str(other), "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-q",
-                    "--allow-empty", "-m", "x"], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(other),
+            "-c",
+            "user.name=a",
+            "-c",
+            "user.email=a@b",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+        check=True,
+    )
     wt = worktree.path_for(mdrepo.state)
     wt.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "-C", str(other), "worktree", "add", "-q", "--detach", str(wt)], check=True)
@@ -213,8 +228,9 @@ def test_prepare_leaves_the_branch_an_agent_made_and_clears_a_conflicted_merge(m
 def test_snapshot_stages_what_git_add_all_would(mdrepo: Repo, g: GitRepo) -> None:
     base = mdrepo.head()
     wt = worktree.prepare(g, mdrepo.state, base)
-    mdrepo.commit("more files", {"dir/a.txt": "a\n", "dir/b.txt": "b\n", "tool.sh": "echo\n", "gone.txt": "g\n"},
-                  env=QUIET)
+    mdrepo.commit(
+        "more files", {"dir/a.txt": "a\n", "dir/b.txt": "b\n", "tool.sh": "echo\n", "gone.txt": "g\n"}, env=QUIET
+    )
     wt = worktree.prepare(g, mdrepo.state, mdrepo.head())
     (wt / "app.py").write_text("changed\n")
     (wt / "gone.txt").unlink()
@@ -256,8 +272,7 @@ def test_snapshot_of_a_nested_repository_is_staged_as_git_add_does(mdrepo: Repo,
     subprocess.run(["git", "init", "-q", str(nested)], check=True)
     (nested / "x.txt").write_text("x\n")
     subprocess.run(["git", "-c", "user.name=a", "-c", "user.email=a@b", "add", "x.txt"], cwd=nested, check=True)
-    subprocess.run(["git", "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "x"], cwd=nested,
-                   check=True)
+    subprocess.run(["git", "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "x"], cwd=nested, check=True)
     (wt / "vendor" / "plain.txt").write_text("plain\n")
     assert ("?", "vendor/lib/") in worktree.changes(wt)
     tree = worktree.snapshot_tree(wt)

@@ -47,11 +47,15 @@ UNCACHEABLE = ("thinking", "redacted_thinking")  # blocks that cannot carry cach
 STREAM_TYPES = ("text/event-stream", "application/vnd.amazon.eventstream")
 
 CONTINUE = "Your last response was cut off by the output token limit. Continue exactly where it stopped."
-CUT_TOOL = (" Its last {name} call was cut off before it was complete and was not run: make it again, and if it"
-            " carried a large file_text, write the file in smaller pieces (create, then insert or str_replace).")
-FIX = ("The check command failed on your changes. Fix the code (never the spec) so that it passes, then end "
-       "your turn with a final answer in the same form as before: a one-line summary, then a short body.\n\n"
-       "The check's output:\n\n```\n")
+CUT_TOOL = (
+    " Its last {name} call was cut off before it was complete and was not run: make it again, and if it"
+    " carried a large file_text, write the file in smaller pieces (create, then insert or str_replace)."
+)
+FIX = (
+    "The check command failed on your changes. Fix the code (never the spec) so that it passes, then end "
+    "your turn with a final answer in the same form as before: a one-line summary, then a short body.\n\n"
+    "The check's output:\n\n```\n"
+)
 
 ClientFactory = Callable[[], Any]
 CHARS_PER_TOKEN = 3  # for estimating a request's new tokens before sending it; real text averages nearer 4
@@ -73,8 +77,9 @@ def check_ready(env: Mapping[str, str], provider: str = "anthropic") -> None:
         raise BackendError(ready.line)
 
 
-def make_client(max_retries: int = DEFAULT_RETRIES, timeout: float = REQUEST_TIMEOUT,
-                provider: str = "anthropic") -> Any:
+def make_client(
+    max_retries: int = DEFAULT_RETRIES, timeout: float = REQUEST_TIMEOUT, provider: str = "anthropic"
+) -> Any:
     """An SDK client for `provider`, configured from the environment as the SDK documents it: the
     Anthropic API (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL), Bedrock (AWS_REGION and the AWS credential
     chain, ANTHROPIC_BEDROCK_BASE_URL) or Vertex AI (CLOUD_ML_REGION, ANTHROPIC_VERTEX_PROJECT_ID, Google
@@ -92,9 +97,12 @@ def cost_of(usage: Usage, price: Price | None) -> float | None:
     """Dollars for `usage`; None when the price is unknown (never 0: that would hide the spending)."""
     if price is None:
         return None
-    return (usage.input_tokens * price.input + usage.output_tokens * price.output
-            + usage.cache_creation_input_tokens * price.cache_write
-            + usage.cache_read_input_tokens * price.cache_read) / 1_000_000
+    return (
+        usage.input_tokens * price.input
+        + usage.output_tokens * price.output
+        + usage.cache_creation_input_tokens * price.cache_write
+        + usage.cache_read_input_tokens * price.cache_read
+    ) / 1_000_000
 
 
 def list_models(env: Mapping[str, str], timeout: float = 20.0) -> list[str]:
@@ -103,8 +111,9 @@ def list_models(env: Mapping[str, str], timeout: float = 20.0) -> list[str]:
 
     key = env.get("ANTHROPIC_API_KEY") or None
     token = None if key else env.get("ANTHROPIC_AUTH_TOKEN") or None
-    client = anthropic.Anthropic(api_key=key, auth_token=token, base_url=env.get("ANTHROPIC_BASE_URL") or None,
-                                 max_retries=1, timeout=timeout)
+    client = anthropic.Anthropic(
+        api_key=key, auth_token=token, base_url=env.get("ANTHROPIC_BASE_URL") or None, max_retries=1, timeout=timeout
+    )
     try:
         return [m.id for m in client.models.list(limit=1000)]
     finally:
@@ -112,9 +121,12 @@ def list_models(env: Mapping[str, str], timeout: float = 20.0) -> list[str]:
 
 
 def usage_dict(u: Usage) -> dict[str, int]:
-    return {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
-            "cache_creation_input_tokens": u.cache_creation_input_tokens,
-            "cache_read_input_tokens": u.cache_read_input_tokens}
+    return {
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cache_creation_input_tokens": u.cache_creation_input_tokens,
+        "cache_read_input_tokens": u.cache_read_input_tokens,
+    }
 
 
 class Transcript:
@@ -188,11 +200,15 @@ def describe_failure(exc: Exception, provider: str = "anthropic") -> tuple[str, 
         msg = getattr(exc, "api_message", None) or exc.message
         refused = (anthropic.AuthenticationError, anthropic.PermissionDeniedError)
         if provider in CLOUD_REFUSED and isinstance(exc, refused):
-            return "error", _one_line(f"the credentials were refused ({name}, status {exc.status_code}, request id "
-                                      f"{rid}): {CLOUD_REFUSED[provider]}; the API said: {msg}")
+            return "error", _one_line(
+                f"the credentials were refused ({name}, status {exc.status_code}, request id "
+                f"{rid}): {CLOUD_REFUSED[provider]}; the API said: {msg}"
+            )
         if isinstance(exc, anthropic.AuthenticationError):
-            return "error", _one_line(f"the API key was refused ({name}, status 401, request id {rid}): "
-                                      f"check ANTHROPIC_API_KEY; the API said: {msg}")
+            return "error", _one_line(
+                f"the API key was refused ({name}, status 401, request id {rid}): "
+                f"check ANTHROPIC_API_KEY; the API said: {msg}"
+            )
         low = str(msg).lower()
         if exc.status_code in (400, 413) and ("prompt is too long" in low or "context window" in low):
             return "context", _one_line(f"{name}: status {exc.status_code}, request id {rid}: {msg}")
@@ -223,8 +239,9 @@ def _stream_message(client: Any, params: dict[str, Any], timeout: float, box: di
         rid = _request_id(stream)
         kind = stream.response.headers.get("content-type", "")
         if not kind.startswith(STREAM_TYPES):
-            raise StreamFault(f"the Messages API sent a body of type {kind or 'unknown'} where a stream was "
-                              f"asked (request id {rid})")
+            raise StreamFault(
+                f"the Messages API sent a body of type {kind or 'unknown'} where a stream was asked (request id {rid})"
+            )
         stopped = False
         try:
             for event in stream:
@@ -234,11 +251,14 @@ def _stream_message(client: Any, params: dict[str, Any], timeout: float, box: di
         except (ValueError, RuntimeError, LookupError, TypeError, AssertionError) as exc:
             # Only the SDK's parsing runs here: JSON or schema errors in an event's data, or events out of
             # order (a delta before message_start, an index with no block), which its accumulator rejects.
-            raise StreamFault(_one_line(f"the Messages API sent a malformed stream event: {exc} "
-                                        f"(request id {rid})")) from None
+            raise StreamFault(
+                _one_line(f"the Messages API sent a malformed stream event: {exc} (request id {rid})")
+            ) from None
         if not stopped:
-            raise StreamFault(f"the Messages API stream ended without message_stop (the connection was closed "
-                              f"mid-stream; request id {rid}): nothing from it was used")
+            raise StreamFault(
+                f"the Messages API stream ended without message_stop (the connection was closed "
+                f"mid-stream; request id {rid}): nothing from it was used"
+            )
         return stream.get_final_message()
 
 
@@ -254,9 +274,15 @@ def _abandon(box: dict[str, Any], client: Any) -> None:
 class AnthropicSession:
     """A `Session` (mdspec.agents.session) holding one conversation across start() and fix()."""
 
-    def __init__(self, ctx: RunContext, client_factory: ClientFactory | None = None, *,
-                 clock: Callable[[], float] = time.monotonic, bash_timeout: float = 120.0,
-                 shell_prefix: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        client_factory: ClientFactory | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        bash_timeout: float = 120.0,
+        shell_prefix: Sequence[str] = (),
+    ) -> None:
         self.ctx = ctx
         self.client_factory = client_factory or functools.partial(make_client, provider=ctx.agent.provider)
         self.client: Any = None
@@ -365,15 +391,19 @@ class AnthropicSession:
             return "max_minutes", None
         if a.price(self.model) is None:
             # An unpriced model's spending cannot be held to max_cost_usd: stop rather than run unbounded.
-            return "max_cost_usd", (f"cost unknown (no price for {self.model}): max_cost_usd = ${a.max_cost_usd:g} "
-                                    f"cannot be enforced; set {price_key(self.model)} in .mdspec.toml")
+            return "max_cost_usd", (
+                f"cost unknown (no price for {self.model}): max_cost_usd = ${a.max_cost_usd:g} "
+                f"cannot be enforced; set {price_key(self.model)} in .mdspec.toml"
+            )
         spent = self.usage.cost_usd
         if spent >= a.max_cost_usd:
             return "max_cost_usd", f"${spent:.4f} spent of max_cost_usd = ${a.max_cost_usd:g}"
         upto = self._next_cost()
         if spent + upto > a.max_cost_usd:
-            return "max_cost_usd", (f"stopped before turn {self.turns + 1}: ${spent:.4f} spent, and the next request "
-                                    f"could cost up to ${upto:.4f} (max_cost_usd = ${a.max_cost_usd:g})")
+            return "max_cost_usd", (
+                f"stopped before turn {self.turns + 1}: ${spent:.4f} spent, and the next request "
+                f"could cost up to ${upto:.4f} (max_cost_usd = ${a.max_cost_usd:g})"
+            )
         return None
 
     def _next_cost(self) -> float:
@@ -388,8 +418,11 @@ class AnthropicSession:
         else:
             new_chars = len(json.dumps([TOOLS, self.system, self.messages], ensure_ascii=False))
         new_tokens = new_chars // CHARS_PER_TOKEN + 1
-        return (self.last_prompt_tokens * price.cache_read + new_tokens * price.cache_write
-                + self.ctx.agent.max_tokens * price.output) / 1_000_000
+        return (
+            self.last_prompt_tokens * price.cache_read
+            + new_tokens * price.cache_write
+            + self.ctx.agent.max_tokens * price.output
+        ) / 1_000_000
 
     def _elapsed(self, began: float) -> float:
         return self.spent + self.clock() - began
@@ -410,8 +443,11 @@ class AnthropicSession:
             "messages": self._with_breakpoint(),
         }
         self.transcript.write(
-            "request", turn=self.turns + 1, params={k: v for k, v in params.items() if k != "messages"},
-            first_message=self.logged, messages=params["messages"][self.logged :],
+            "request",
+            turn=self.turns + 1,
+            params={k: v for k, v in params.items() if k != "messages"},
+            first_message=self.logged,
+            messages=params["messages"][self.logged :],
         )
         self.logged = len(self.messages)
         self.sent_messages = len(self.messages)
@@ -449,8 +485,10 @@ class AnthropicSession:
                 self.client = None
         if not finished:
             minutes = self.ctx.agent.max_minutes
-            raise DeadlineReached(f"the {minutes:g}-minute deadline (max_minutes) passed while waiting for the "
-                                  "Messages API; the request was abandoned")
+            raise DeadlineReached(
+                f"the {minutes:g}-minute deadline (max_minutes) passed while waiting for the "
+                "Messages API; the request was abandoned"
+            )
         if "error" in box:
             raise box["error"]
         return box["message"]
@@ -472,8 +510,12 @@ class AnthropicSession:
         self.turns += 1
         self.model = getattr(response, "model", None) or self.model
         u = response.usage
-        turn = Usage(u.input_tokens or 0, u.output_tokens or 0,
-                     u.cache_creation_input_tokens or 0, u.cache_read_input_tokens or 0)
+        turn = Usage(
+            u.input_tokens or 0,
+            u.output_tokens or 0,
+            u.cache_creation_input_tokens or 0,
+            u.cache_read_input_tokens or 0,
+        )
         price = self.ctx.agent.price(self.model)
         self.price_known = self.price_known and price is not None
         if price is None and self.cost_unknown is None:
@@ -482,13 +524,25 @@ class AnthropicSession:
         turn = replace(turn, cost_usd=cost or 0.0)
         self.usage = self.usage + turn
         self.last_prompt_tokens = turn.total_input + turn.output_tokens
-        self.transcript.write("response", turn=self.turns, message=response.model_dump(mode="json", exclude_none=True),
-                              usage=usage_dict(turn), cost_usd=cost, price_known=price is not None)
-        self.ctx.on_progress({
-            "event": "turn", "turn": self.turns, "stop_reason": response.stop_reason,
-            "usage": usage_dict(self.usage), "cost_usd": self._cost(),
-            "price_known": self.price_known, "cost_unknown": self.cost_unknown,
-        })
+        self.transcript.write(
+            "response",
+            turn=self.turns,
+            message=response.model_dump(mode="json", exclude_none=True),
+            usage=usage_dict(turn),
+            cost_usd=cost,
+            price_known=price is not None,
+        )
+        self.ctx.on_progress(
+            {
+                "event": "turn",
+                "turn": self.turns,
+                "stop_reason": response.stop_reason,
+                "usage": usage_dict(self.usage),
+                "cost_usd": self._cost(),
+                "price_known": self.price_known,
+                "cost_unknown": self.cost_unknown,
+            }
+        )
         return [p for p in (_as_param(b) for b in response.content) if p is not None]
 
     # --- tools and message bookkeeping ----------------------------------------------------------------
@@ -532,11 +586,26 @@ class AnthropicSession:
         return self._result(stopped_by, line)
 
     def _result(self, stopped_by: str | None, error: str | None = None) -> BackendResult:
-        self.transcript.write("result", stopped_by=stopped_by, error=error, turns=self.turns,
-                              usage=usage_dict(self.usage), cost_usd=self._cost(),
-                              price_known=self.price_known, final_text=self.final_text)
-        return BackendResult(self.final_text, self.turns, self.usage, stopped_by, error, tuple(self.refusals),
-                             self.model, self.cost_unknown)
+        self.transcript.write(
+            "result",
+            stopped_by=stopped_by,
+            error=error,
+            turns=self.turns,
+            usage=usage_dict(self.usage),
+            cost_usd=self._cost(),
+            price_known=self.price_known,
+            final_text=self.final_text,
+        )
+        return BackendResult(
+            self.final_text,
+            self.turns,
+            self.usage,
+            stopped_by,
+            error,
+            tuple(self.refusals),
+            self.model,
+            self.cost_unknown,
+        )
 
     def _cost(self) -> float | None:
         """The session's dollars so far, None once any turn could not be priced."""

@@ -109,9 +109,11 @@ def root_refusal(agent: AgentConfig, confined: bool, env: Mapping[str, str]) -> 
     machine is a throwaway sandbox (a container), which Claude Code accepts too."""
     if confined or env.get("IS_SANDBOX") == "1" or effective_uid() != 0 or not refuses_root(agent):
         return None
-    return ("Claude Code refuses --dangerously-skip-permissions as root outside a sandbox: set "
-            'sandbox = "bwrap" in .mdspec.toml (needs bubblewrap), or export IS_SANDBOX=1 if this '
-            "machine is a disposable container")
+    return (
+        "Claude Code refuses --dangerously-skip-permissions as root outside a sandbox: set "
+        'sandbox = "bwrap" in .mdspec.toml (needs bubblewrap), or export IS_SANDBOX=1 if this '
+        "machine is a disposable container"
+    )
 
 
 def check_ready(agent: AgentConfig, confined: bool, env: Mapping[str, str]) -> None:
@@ -121,8 +123,13 @@ def check_ready(agent: AgentConfig, confined: bool, env: Mapping[str, str]) -> N
         raise BackendError(why)
 
 
-def sandbox_for(prefix: tuple[str, ...], agent: AgentConfig, answer_dir: Path | None = None, command: str = "",
-                env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+def sandbox_for(
+    prefix: tuple[str, ...],
+    agent: AgentConfig,
+    answer_dir: Path | None = None,
+    command: str = "",
+    env: Mapping[str, str] | None = None,
+) -> tuple[str, ...]:
     """The run's bwrap prefix (empty: none) as the agent command gets it: its answer directory and the
     preset CLI's own state and login under ~ writable (read-only in the sandbox otherwise), the command's
     program visible when it is installed under /tmp. `mdspec doctor` probes with the same prefix, so what
@@ -204,8 +211,11 @@ class CommandSession:
         self.prompt_file.write_text(full, encoding="utf-8")
         self.answer_dir.mkdir(parents=True, exist_ok=True)
         self.summary_file.unlink(missing_ok=True)
-        env = {**command_env(ctx.env, ctx.agent.preset), "MDSPEC_PROMPT_FILE": str(self.prompt_file),
-               "MDSPEC_SUMMARY_FILE": str(self.summary_file)}
+        env = {
+            **command_env(ctx.env, ctx.agent.preset),
+            "MDSPEC_PROMPT_FILE": str(self.prompt_file),
+            "MDSPEC_SUMMARY_FILE": str(self.summary_file),
+        }
         if ctx.sandbox:
             env["IS_SANDBOX"] = "1"  # true: bubblewrap confines it (Claude Code needs this to run as root)
         remaining = ctx.agent.max_minutes * 60 - (time.monotonic() - self.started)
@@ -225,8 +235,15 @@ class CommandSession:
         text = _read_answer(self.summary_file)
         if text is None:
             text = out.text
-        ctx.on_progress({"event": "turn", "turn": self.turns, "usage": dataclasses.asdict(self.usage),
-                         "cost_usd": self.usage.cost_usd, "cost_unknown": self.cost_unknown})
+        ctx.on_progress(
+            {
+                "event": "turn",
+                "turn": self.turns,
+                "usage": dataclasses.asdict(self.usage),
+                "cost_usd": self.usage.cost_usd,
+                "cost_unknown": self.cost_unknown,
+            }
+        )
         if res.timed_out:
             return self._result(text, "max_minutes", None)
         if res.returncode == 127:

@@ -92,22 +92,37 @@ def _claude(data: dict[str, Any]) -> CliOutput:
     # modelUsage counts every model the session used (a small one for housekeeping as well), so it is the
     # complete count; `usage` is the fallback when it is missing or carries no counts.
     per_model = {
-        str(name): Usage(_int(m, "inputTokens"), _int(m, "outputTokens"), _int(m, "cacheCreationInputTokens"),
-                         _int(m, "cacheReadInputTokens"), float(_num(m, "costUSD")))
+        str(name): Usage(
+            _int(m, "inputTokens"),
+            _int(m, "outputTokens"),
+            _int(m, "cacheCreationInputTokens"),
+            _int(m, "cacheReadInputTokens"),
+            float(_num(m, "costUSD")),
+        )
         for name, m in models.items()
     }
     total = Usage()
     for one in per_model.values():
         total = total + one
-    if not (total.input_tokens or total.output_tokens or total.cache_read_input_tokens
-            or total.cache_creation_input_tokens):
+    if not (
+        total.input_tokens or total.output_tokens or total.cache_read_input_tokens or total.cache_creation_input_tokens
+    ):
         u = data.get("usage")
-        total = Usage(_int(u, "input_tokens"), _int(u, "output_tokens"), _int(u, "cache_creation_input_tokens"),
-                      _int(u, "cache_read_input_tokens"))
+        total = Usage(
+            _int(u, "input_tokens"),
+            _int(u, "output_tokens"),
+            _int(u, "cache_creation_input_tokens"),
+            _int(u, "cache_read_input_tokens"),
+        )
     cost = data.get("total_cost_usd")
     known = isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost >= 0
-    usage = Usage(total.input_tokens, total.output_tokens, total.cache_creation_input_tokens,
-                  total.cache_read_input_tokens, _num(data, "total_cost_usd"))
+    usage = Usage(
+        total.input_tokens,
+        total.output_tokens,
+        total.cache_creation_input_tokens,
+        total.cache_read_input_tokens,
+        _num(data, "total_cost_usd"),
+    )
     # The model that did the work: the one that cost the most (then wrote the most).
     model = max(per_model, key=lambda n: (per_model[n].cost_usd, per_model[n].output_tokens), default="")
     text = str(data.get("result") or "")
@@ -146,8 +161,9 @@ class _Codex:
             u = data.get("usage")
             cached = _int(u, "cached_input_tokens")
             # OpenAI counts cached tokens inside input_tokens; mdspec keeps them apart, as Anthropic does.
-            self.usage = self.usage + Usage(max(0, _int(u, "input_tokens") - cached), _int(u, "output_tokens"),
-                                            0, cached)
+            self.usage = self.usage + Usage(
+                max(0, _int(u, "input_tokens") - cached), _int(u, "output_tokens"), 0, cached
+            )
             if kind == "turn.failed":
                 self.failed = _message(data.get("error")) or "turn failed"
                 self.complaint = self.failed

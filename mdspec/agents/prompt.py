@@ -27,6 +27,7 @@ class SpecCommit(Protocol):
     @property
     def paths(self) -> tuple[str, ...]: ...
 
+
 DIFF_LIMIT = 200_000  # characters of diff per spec commit
 MESSAGE_LIMIT = 20_000  # characters of each spec commit's message
 SYMLINK_MODE = "120000"
@@ -47,13 +48,16 @@ def system_prompt(cfg: Config, agents_md: str | None) -> str:
         else "No check command is configured; run the project's tests yourself where it has some."
     )
     own = f"# The repository's AGENTS.md\n\n{agents_md.strip()}\n" if agents_md and agents_md.strip() else ""
-    return templates.render(
-        templates.read("system.md"),
-        protected=", ".join(f"`{g}`" for g in cfg.protected_globs),
-        notes_dir=cfg.notes_dir,
-        check_line=check,
-        agents_md=own,
-    ).rstrip() + "\n"
+    return (
+        templates.render(
+            templates.read("system.md"),
+            protected=", ".join(f"`{g}`" for g in cfg.protected_globs),
+            notes_dir=cfg.notes_dir,
+            check_line=check,
+            agents_md=own,
+        ).rstrip()
+        + "\n"
+    )
 
 
 class LinkedSpecPath(FatalError):
@@ -86,8 +90,10 @@ def check_links(repo: Repo, sha: str, paths: Sequence[str]) -> None:
             where = "that does not exist (a dangling link)"
         else:
             continue
-        raise LinkedSpecPath(f"{path} in spec commit {short} is a symbolic link to {target!r}, {where}: mdspec "
-                             "does not follow it; commit the file itself in its place, then `mdspec run`")
+        raise LinkedSpecPath(
+            f"{path} in spec commit {short} is a symbolic link to {target!r}, {where}: mdspec "
+            "does not follow it; commit the file itself in its place, then `mdspec run`"
+        )
 
 
 def _commit_section(repo: Repo, n: int, total: int, spec: SpecCommit) -> str:

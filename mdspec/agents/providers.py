@@ -42,8 +42,10 @@ def missing_extra(provider: str) -> str | None:
         try:
             importlib.import_module(module)
         except ImportError:
-            return (f'agent.provider = "{provider}" needs {package}, which is not installed: '
-                    f"pip install 'mdspec[{provider}]'")
+            return (
+                f'agent.provider = "{provider}" needs {package}, which is not installed: '
+                f"pip install 'mdspec[{provider}]'"
+            )
     return None
 
 
@@ -72,32 +74,41 @@ def _bedrock(env: Mapping[str, str]) -> Readiness:
     except exceptions.BotoCoreError as exc:  # e.g. AWS_PROFILE names no profile
         return Readiness(False, f"Amazon Bedrock: {exc}")
     if not region:
-        return Readiness(False, 'agent.provider = "bedrock" needs an AWS region: export AWS_REGION=us-east-1 '
-                                "(or set region in your AWS profile)")
+        return Readiness(
+            False,
+            'agent.provider = "bedrock" needs an AWS region: export AWS_REGION=us-east-1 '
+            "(or set region in your AWS profile)",
+        )
     if not cred:
-        return Readiness(False, 'agent.provider = "bedrock" found no AWS credentials: export AWS_PROFILE, or '
-                                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_BEARER_TOKEN_BEDROCK")
+        return Readiness(
+            False,
+            'agent.provider = "bedrock" found no AWS credentials: export AWS_PROFILE, or '
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_BEARER_TOKEN_BEDROCK",
+        )
     return Readiness(True, f"region {region}, {cred}")
 
 
 def _vertex(env: Mapping[str, str]) -> Readiness:
     region = env.get("CLOUD_ML_REGION")
     if not region:
-        return Readiness(False, 'agent.provider = "vertex" needs a region: export CLOUD_ML_REGION=us-east5 '
-                                "(or global)")
+        return Readiness(False, 'agent.provider = "vertex" needs a region: export CLOUD_ML_REGION=us-east5 (or global)')
     auth: Any = importlib.import_module("google.auth")
     exceptions: Any = importlib.import_module("google.auth.exceptions")
     try:
         creds, project = auth.default(scopes=[CLOUD_PLATFORM])
     except exceptions.GoogleAuthError as exc:
         detail = " ".join(str(exc).split())[:160]
-        return Readiness(False, 'agent.provider = "vertex" found no Google credentials: run `gcloud auth '
-                                "application-default login` or export GOOGLE_APPLICATION_CREDENTIALS=key.json "
-                                f"({detail})")
+        return Readiness(
+            False,
+            'agent.provider = "vertex" found no Google credentials: run `gcloud auth '
+            "application-default login` or export GOOGLE_APPLICATION_CREDENTIALS=key.json "
+            f"({detail})",
+        )
     project = env.get("ANTHROPIC_VERTEX_PROJECT_ID") or project
     if not project:
-        return Readiness(False, 'agent.provider = "vertex" needs a project: export '
-                                "ANTHROPIC_VERTEX_PROJECT_ID=my-project")
+        return Readiness(
+            False, 'agent.provider = "vertex" needs a project: export ANTHROPIC_VERTEX_PROJECT_ID=my-project'
+        )
     return Readiness(True, f"region {region}, project {project}, {_google_kind(creds)}")
 
 

@@ -173,8 +173,11 @@ class Editor:
             lines.pop()  # the final newline does not start another line
         first, last = 1, len(lines)
         if view_range is not None:
-            if (not isinstance(view_range, list) or len(view_range) != 2
-                    or not all(isinstance(v, int) and not isinstance(v, bool) for v in view_range)):
+            if (
+                not isinstance(view_range, list)
+                or len(view_range) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in view_range)
+            ):
                 raise ToolError("view_range must be two integers [start, end]; end -1 means to the end")
             first, last = view_range
             if last == -1:
@@ -282,8 +285,14 @@ class Bash:
     stdout open does not block the tool. `prefix` (e.g. a bubblewrap command line) wraps the shell.
     """
 
-    def __init__(self, worktree: Path, env: Mapping[str, str], timeout: float = 120.0,
-                 max_output: int = MAX_OUTPUT, prefix: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        worktree: Path,
+        env: Mapping[str, str],
+        timeout: float = 120.0,
+        max_output: int = MAX_OUTPUT,
+        prefix: Sequence[str] = (),
+    ) -> None:
         self.worktree = worktree
         self.env = dict(env)
         self.timeout = timeout
@@ -331,8 +340,10 @@ class Bash:
             raise ToolError("bash needs `command` (a non-empty string), or `restart: true`")
         proc = self.proc if self.proc is not None and self.proc.poll() is None else self._start()
         end = f"__mdspec_end_{secrets.token_hex(8)}__"  # fresh each time, so no command can contain it
-        line = (f"IFS= read -r -d '' __mdspec_cmd <<'{end}'\n{command.replace(chr(0), '')}\n{end}\n"
-                f"eval \"$__mdspec_cmd\" </dev/null\nprintf '\\n{self.sentinel}:%d\\n' $?\n")
+        line = (
+            f"IFS= read -r -d '' __mdspec_cmd <<'{end}'\n{command.replace(chr(0), '')}\n{end}\n"
+            f"eval \"$__mdspec_cmd\" </dev/null\nprintf '\\n{self.sentinel}:%d\\n' $?\n"
+        )
         assert proc.stdin is not None
         assert proc.stdout is not None
         try:
@@ -351,9 +362,11 @@ class Bash:
         if ended:
             note = "[the shell exited; a new one starts with the next command]"
         else:
-            note = (f"[the command timed out after {self.timeout:g} s: the shell and everything it started were "
-                    "killed and a new shell started; the working directory and variables were reset. Run long "
-                    "jobs with a time limit or in the background with output redirected to a file]")
+            note = (
+                f"[the command timed out after {self.timeout:g} s: the shell and everything it started were "
+                "killed and a new shell started; the working directory and variables were reset. Run long "
+                "jobs with a time limit or in the background with output redirected to a file]"
+            )
             self._start()
         return ToolResult((output + "\n" if output else "") + note, is_error=not ended)
 
@@ -419,8 +432,14 @@ def summary(name: str, args: Mapping[str, Any]) -> str:
 class Toolbox:
     """Dispatches the model's tool calls; the bash session starts on first use."""
 
-    def __init__(self, worktree: Path, protected: tuple[str, ...] | list[str], env: Mapping[str, str],
-                 bash_timeout: float = 120.0, shell_prefix: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        worktree: Path,
+        protected: tuple[str, ...] | list[str],
+        env: Mapping[str, str],
+        bash_timeout: float = 120.0,
+        shell_prefix: Sequence[str] = (),
+    ) -> None:
         self.worktree = worktree
         self.editor = Editor(worktree, Globs(protected))
         self.env = env

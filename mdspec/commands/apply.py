@@ -29,8 +29,10 @@ def apply(start: Path, run_prefix: str | None, out: Printer) -> int:
             raise FatalError(f"no held result {what}: `mdspec status` lists runs and their results")
         rec = held[0]
         if rec.get("merging"):
-            raise FatalError(f"run {rec['id']} is being merged by `git cherry-pick`: finish it with "
-                             "`git cherry-pick --continue` (or `--abort`), then `mdspec status`")
+            raise FatalError(
+                f"run {rec['id']} is being merged by `git cherry-pick`: finish it with "
+                "`git cherry-pick --continue` (or `--abort`), then `mdspec status`"
+            )
         result = repo.resolve_ref(land.result_ref(rec["id"])) or rec["result"]
         if not repo.has_commit(result):
             raise FatalError(f"the result of run {rec['id']} is gone (was refs/mdspec/results/{rec['id']} deleted?)")

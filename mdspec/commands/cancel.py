@@ -38,8 +38,10 @@ def cancel(start: Path, out: Printer, wait: float = 30.0) -> int:
             os.kill(pid, signal.SIGKILL)
         if running:
             kill_leftovers(str(running["id"]))
-        out(f"mdspec: the worker (pid {pid}) did not stop within {wait:g}s and was killed; the next run "
-            "recovers (`mdspec run`)")
+        out(
+            f"mdspec: the worker (pid {pid}) did not stop within {wait:g}s and was killed; the next run "
+            "recovers (`mdspec run`)"
+        )
         return 1
     if running is None:
         out(f"mdspec: stopped the worker (pid {pid}) before its run started; queued spec commits stay queued")

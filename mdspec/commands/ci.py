@@ -46,8 +46,12 @@ REQUESTS_PREFIX = "refs/mdspec/ci-requests/"  # the remote's mdspec/<sha> branch
 RESULTS_BRANCH = "mdspec/results/"
 LOCK_POLL = 1.0  # seconds between looks at another job's lock
 LOCK_MARGIN_MINUTES = 10.0  # on top of a run's own limits, before a job's lock counts as abandoned
-_MACHINE = {"GIT_AUTHOR_NAME": "mdspec", "GIT_AUTHOR_EMAIL": "mdspec@localhost",
-            "GIT_COMMITTER_NAME": "mdspec", "GIT_COMMITTER_EMAIL": "mdspec@localhost"}
+_MACHINE = {
+    "GIT_AUTHOR_NAME": "mdspec",
+    "GIT_AUTHOR_EMAIL": "mdspec@localhost",
+    "GIT_COMMITTER_NAME": "mdspec",
+    "GIT_COMMITTER_EMAIL": "mdspec@localhost",
+}
 _EXPIRES = re.compile(r"^expires: (\d+)$", re.MULTILINE)
 
 
@@ -90,8 +94,9 @@ def _last(text: str, default: str) -> str:
     return lines[-1] if lines else default
 
 
-def push(repo: Repo, remote: str, refspecs: Sequence[str], options: Sequence[str] = (),
-         lease: str | None = None) -> Push:
+def push(
+    repo: Repo, remote: str, refspecs: Sequence[str], options: Sequence[str] = (), lease: str | None = None
+) -> Push:
     """`git push` without force; `lease` (`ref:sha`) only for mdspec's own lock ref."""
     args = ["push", "--porcelain", "--no-verify"]
     args += [f"--push-option={o}" for o in options]
@@ -100,8 +105,10 @@ def push(repo: Repo, remote: str, refspecs: Sequence[str], options: Sequence[str
     proc = git.run([*args, remote, *refspecs], repo.top, check=False)
     if proc.returncode == 0:
         return Push(True, False, "")
-    retry = any(ln.startswith("!") and ("fetch first" in ln or "non-fast-forward" in ln or "stale info" in ln)
-                for ln in proc.stdout.splitlines())
+    retry = any(
+        ln.startswith("!") and ("fetch first" in ln or "non-fast-forward" in ln or "stale info" in ln)
+        for ln in proc.stdout.splitlines()
+    )
     rejected = [ln.split("\t")[-1] for ln in proc.stdout.splitlines() if ln.startswith("!")]
     return Push(False, retry, rejected[0] if rejected else _last(proc.stderr, f"git push exited {proc.returncode}"))
 
@@ -148,10 +155,18 @@ def push_notes(repo: Repo, remote: str, retries: int, out: Printer) -> bool:
             return False
         if theirs is not None and theirs != ours and not repo.is_ancestor(theirs, ours):
             who = repo.identity()
-            env = {"GIT_AUTHOR_NAME": who.name, "GIT_AUTHOR_EMAIL": who.email,
-                   "GIT_COMMITTER_NAME": who.name, "GIT_COMMITTER_EMAIL": who.email}
-            merged = git.run(["notes", f"--ref={NOTES_REF}", "merge", "-q", "-s", "cat_sort_uniq",
-                              notes_mirror(remote)], repo.top, check=False, env=env)
+            env = {
+                "GIT_AUTHOR_NAME": who.name,
+                "GIT_AUTHOR_EMAIL": who.email,
+                "GIT_COMMITTER_NAME": who.name,
+                "GIT_COMMITTER_EMAIL": who.email,
+            }
+            merged = git.run(
+                ["notes", f"--ref={NOTES_REF}", "merge", "-q", "-s", "cat_sort_uniq", notes_mirror(remote)],
+                repo.top,
+                check=False,
+                env=env,
+            )
             if merged.returncode != 0:
                 out(f"mdspec: warning: the run's note was not pushed: git notes merge: {_last(merged.stderr, '?')}")
                 return False
@@ -171,8 +186,10 @@ def push_notes(repo: Repo, remote: str, retries: int, out: Printer) -> bool:
 def _lock_commit(repo: Repo, t: Target, expires: float) -> str:
     """A root commit of its own: pushed where another job's lock is, it is a non-fast-forward and refused."""
     tree = git.run(["mktree"], repo.top, input="").stdout.strip()
-    msg = (f"mdspec ci lock for {t.branch}\n\nholder: {socket.gethostname()} pid {os.getpid()} "
-           f"{secrets.token_hex(4)}\nexpires: {int(expires)}\n")
+    msg = (
+        f"mdspec ci lock for {t.branch}\n\nholder: {socket.gethostname()} pid {os.getpid()} "
+        f"{secrets.token_hex(4)}\nexpires: {int(expires)}\n"
+    )
     return git.run(["commit-tree", tree, "-F", "-"], repo.top, input=msg, env=_MACHINE).stdout.strip()
 
 
@@ -214,8 +231,10 @@ def remote_lock(repo: Repo, t: Target, cfg: Config, out: Printer) -> Iterator[No
             continue
         if not said:
             until = time.strftime("%H:%M UTC", time.gmtime(expires))
-            out(f"mdspec: another mdspec ci job is working on {t.branch} (lock {t.lock}, until {until} at most); "
-                "waiting for it")
+            out(
+                f"mdspec: another mdspec ci job is working on {t.branch} (lock {t.lock}, until {until} at most); "
+                "waiting for it"
+            )
             said = True
         time.sleep(LOCK_POLL)
     try:
@@ -223,8 +242,10 @@ def remote_lock(repo: Repo, t: Target, cfg: Config, out: Printer) -> Iterator[No
     finally:
         released = push(repo, t.remote, [f":{t.lock}"], lease=f"{t.lock}:{mine}")
         if not released.ok:
-            out(f"mdspec: warning: could not remove the CI lock {t.lock} on {t.remote}: {released.message} "
-                "(it expires by itself)")
+            out(
+                f"mdspec: warning: could not remove the CI lock {t.lock} on {t.remote}: {released.message} "
+                "(it expires by itself)"
+            )
 
 
 # --- pull/merge requests ------------------------------------------------------------------------------
@@ -256,10 +277,13 @@ def compare_url(repo: Repo, remote: str, base: str, head: str, env: Mapping[str,
 
 def tokens_line(rec: Mapping[str, Any]) -> str:
     u = rec.get("usage") or {}
-    into = sum(int(u.get(k, 0) or 0) for k in ("input_tokens", "cache_creation_input_tokens",
-                                                 "cache_read_input_tokens"))
-    return f"{into:,} tokens in ({int(u.get('cache_read_input_tokens', 0) or 0):,} cached), " \
-           f"{int(u.get('output_tokens', 0) or 0):,} out"
+    into = sum(
+        int(u.get(k, 0) or 0) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    )
+    return (
+        f"{into:,} tokens in ({int(u.get('cache_read_input_tokens', 0) or 0):,} cached), "
+        f"{int(u.get('output_tokens', 0) or 0):,} out"
+    )
 
 
 def request_body(repo: Repo, rec: Mapping[str, Any], result: str) -> tuple[str, str]:
@@ -271,9 +295,13 @@ def request_body(repo: Repo, rec: Mapping[str, Any], result: str) -> tuple[str, 
     lines = ["Implements:"]
     for sha, subj in zip(rec.get("spec_commits", []), rec.get("spec_subjects", []), strict=False):
         lines.append(f"- {sha[:10]} {subj}")
-    lines += ["", summary or "(no summary)", "",
-              f"Run {rec['id']}: {rec.get('turns', 0)} turns, {tokens_line(rec)}, "
-              f"${float(rec.get('cost_usd') or 0.0):.4f}, check {rec.get('check', 'skipped')}."]
+    lines += [
+        "",
+        summary or "(no summary)",
+        "",
+        f"Run {rec['id']}: {rec.get('turns', 0)} turns, {tokens_line(rec)}, "
+        f"${float(rec.get('cost_usd') or 0.0):.4f}, check {rec.get('check', 'skipped')}.",
+    ]
     return title, "\n".join(lines) + "\n"
 
 
@@ -288,8 +316,9 @@ def open_requests(repo: Repo, t: Target) -> dict[str, str]:
     the branch: a later job leaves them to that request rather than compile them again."""
     for ref in git.run(["for-each-ref", "--format=%(refname)", REQUESTS_PREFIX], repo.top).stdout.split():
         repo.delete_ref(ref)  # a branch merged and deleted since must not count
-    git.run(["fetch", "--quiet", "--no-tags", t.remote, f"+refs/heads/mdspec/*:{REQUESTS_PREFIX}*"], repo.top,
-            check=False)
+    git.run(
+        ["fetch", "--quiet", "--no-tags", t.remote, f"+refs/heads/mdspec/*:{REQUESTS_PREFIX}*"], repo.top, check=False
+    )
     found: dict[str, str] = {}
     listing = git.run(["for-each-ref", "--format=%(refname) %(objectname)", REQUESTS_PREFIX], repo.top).stdout
     for line in listing.splitlines():
@@ -308,19 +337,22 @@ def open_requests(repo: Repo, t: Target) -> dict[str, str]:
 class CiRunner(Runner):
     """The Runner with CI's delivery: push (or a pull/merge request) instead of landing in a checkout."""
 
-    def __init__(self, repo: Repo, out: Printer, target: Target, cfg: Config, deliver: str, forge: str,
-                 env: Mapping[str, str]) -> None:
+    def __init__(
+        self, repo: Repo, out: Printer, target: Target, cfg: Config, deliver: str, forge: str, env: Mapping[str, str]
+    ) -> None:
         super().__init__(repo, out)
         self.target, self.cfg, self.deliver, self.forge, self.env = target, cfg, deliver, forge, env
 
-    def _run(self, req: RunRequest, cfg: Config, rec: RunRecord, rdir: Path,
-             progress: Callable[[Mapping[str, Any]], None]) -> None:
+    def _run(
+        self, req: RunRequest, cfg: Config, rec: RunRecord, rdir: Path, progress: Callable[[Mapping[str, Any]], None]
+    ) -> None:
         def loud(event: Mapping[str, Any]) -> None:
             progress(event)
             kind = event.get("event")
             if kind == "turn":  # one line a turn: a CI log shows how the run goes, no live redraw
-                self.out(f"mdspec: [{rec['id']}] turn {event.get('turn')}: "
-                         f"${float(event.get('cost_usd') or 0.0):.4f} so far")
+                self.out(
+                    f"mdspec: [{rec['id']}] turn {event.get('turn')}: ${float(event.get('cost_usd') or 0.0):.4f} so far"
+                )
             elif kind == "check":
                 self.out(f"mdspec: [{rec['id']}] check round {event.get('round')}: {event.get('summary')}")
             elif kind == "warning":
@@ -350,8 +382,12 @@ class CiRunner(Runner):
             tip = repo.resolve_ref(t.tracking) or ""
             gone = pending.not_standing(repo, tip, self.cfg, specs)
             if gone:
-                self._aside(rec, result, records.SUPERSEDED, f"spec commit {gone[0][:10]} is no longer on "
-                                                             f"{t.branch} (amended or dropped)")
+                self._aside(
+                    rec,
+                    result,
+                    records.SUPERSEDED,
+                    f"spec commit {gone[0][:10]} is no longer on {t.branch} (amended or dropped)",
+                )
                 rec["superseded"] = gone
                 return
             base = repo.commit(result).parents[0]
@@ -359,8 +395,9 @@ class CiRunner(Runner):
             if tip != base:
                 rebased = repo.rebase_commit(result, tip, repo.identity())
                 if rebased is None:
-                    self._aside(rec, result, records.HELD,
-                                f"conflicts with commits pushed to {t.branch} since the run started")
+                    self._aside(
+                        rec, result, records.HELD, f"conflicts with commits pushed to {t.branch} since the run started"
+                    )
                     return
                 candidate = rebased
                 land.hold(repo, rec["id"], candidate)
@@ -371,37 +408,61 @@ class CiRunner(Runner):
                 where = f"{t.remote}/{t.branch}"
                 rec.update({"status": records.LANDED, "landed_as": candidate, "reason": f"pushed to {where} ({how})"})
                 if rec.get("empty"):
-                    rec.update({"status": records.EMPTY,
-                                "reason": f"the agent changed nothing; {candidate[:10]}, pushed to {where}, records "
-                                          "the spec commits as implemented"})
+                    rec.update(
+                        {
+                            "status": records.EMPTY,
+                            "reason": f"the agent changed nothing; {candidate[:10]}, pushed to {where}, records "
+                            "the spec commits as implemented",
+                        }
+                    )
                 repo.delete_ref(land.result_ref(rec["id"]))
                 self._note(rec, candidate)
                 rec["note_pushed"] = push_notes(repo, t.remote, self.cfg.ci.push_retries, self.out)
                 return
             if not pushed.retry:
-                rec.update({"status": records.HELD,
-                            "reason": f"git push to {t.remote}/{t.branch} failed: {pushed.message}; the result is "
-                                      f"{land.result_ref(rec['id'])} in this clone"})
+                rec.update(
+                    {
+                        "status": records.HELD,
+                        "reason": f"git push to {t.remote}/{t.branch} failed: {pushed.message}; the result is "
+                        f"{land.result_ref(rec['id'])} in this clone",
+                    }
+                )
                 return
-            self.out(f"mdspec: {t.branch} moved on {t.remote} meanwhile: fetching and rebasing "
-                     f"(push {attempt + 1} of {self.cfg.ci.push_retries + 1})")
+            self.out(
+                f"mdspec: {t.branch} moved on {t.remote} meanwhile: fetching and rebasing "
+                f"(push {attempt + 1} of {self.cfg.ci.push_retries + 1})"
+            )
             fetch(repo, t)
-        self._aside(rec, result, records.HELD, f"{t.branch} kept moving on {t.remote} "
-                                               f"({self.cfg.ci.push_retries + 1} pushes refused)")
+        self._aside(
+            rec,
+            result,
+            records.HELD,
+            f"{t.branch} kept moving on {t.remote} ({self.cfg.ci.push_retries + 1} pushes refused)",
+        )
 
     def _aside(self, rec: RunRecord, result: str, status: records.Status, why: str) -> None:
         """Push the result to `mdspec/results/<run-id>` for a person to merge: the CI's clone is thrown away."""
         t, name = self.target, RESULTS_BRANCH + str(rec["id"])
         pushed = push(self.repo, t.remote, [f"{result}:refs/heads/{name}"])
         if pushed.ok:
-            rec.update({"status": status, "pushed_to": name,
-                       "reason": f"{why}: the result is on branch {name} of {t.remote}; merge it by hand "
-                              f"(e.g. `git fetch {t.remote} {name} && git cherry-pick FETCH_HEAD`)"})
+            rec.update(
+                {
+                    "status": status,
+                    "pushed_to": name,
+                    "reason": f"{why}: the result is on branch {name} of {t.remote}; merge it by hand "
+                    f"(e.g. `git fetch {t.remote} {name} && git cherry-pick FETCH_HEAD`)",
+                }
+            )
             self._note(rec, result)
             rec["note_pushed"] = push_notes(self.repo, t.remote, self.cfg.ci.push_retries, self.out)
         else:
-            rec.update({"status": status, "reason": f"{why}; pushing it to {name} failed too ({pushed.message}): it is "
-                                             f"{land.result_ref(rec['id'])} in this clone only"})
+            rec.update(
+                {
+                    "status": status,
+                    "reason": f"{why}; pushing it to {name} failed too ({pushed.message}): it is "
+                    f"{land.result_ref(rec['id'])} in this clone only",
+                }
+            )
 
     def _request(self, rec: RunRecord, result: str) -> None:
         repo, t = self.repo, self.target
@@ -410,17 +471,26 @@ class CiRunner(Runner):
         newest = str(rec["spec_commits"][-1])[:10]
         options: list[str] = []
         if forge == "gitlab":
-            options = ["merge_request.create", f"merge_request.target={t.branch}",
-                       f"merge_request.title={_one_line(title, 250)}",
-                       f"merge_request.description={_one_line(body)}", "merge_request.remove_source_branch"]
+            options = [
+                "merge_request.create",
+                f"merge_request.target={t.branch}",
+                f"merge_request.title={_one_line(title, 250)}",
+                f"merge_request.description={_one_line(body)}",
+                "merge_request.remove_source_branch",
+            ]
         name = f"mdspec/{newest}"
         pushed = push(repo, t.remote, [f"{result}:refs/heads/{name}"], options)
         if not pushed.ok and pushed.retry:  # a branch of an earlier run of this spec commit: keep it
             name = f"mdspec/{newest}-{rec['id']}"
             pushed = push(repo, t.remote, [f"{result}:refs/heads/{name}"], options)
         if not pushed.ok:
-            rec.update({"status": records.HELD, "reason": f"git push of {name} to {t.remote} failed: {pushed.message}; "
-                                                  f"the result is {land.result_ref(rec['id'])} in this clone"})
+            rec.update(
+                {
+                    "status": records.HELD,
+                    "reason": f"git push of {name} to {t.remote} failed: {pushed.message}; "
+                    f"the result is {land.result_ref(rec['id'])} in this clone",
+                }
+            )
             return
         rec.update({"status": records.HELD, "pushed_to": name, "delivered": "pull-request"})
         if forge == "gitlab":
@@ -437,17 +507,24 @@ class CiRunner(Runner):
             with tempfile.NamedTemporaryFile("w", suffix=".md", encoding="utf-8", delete=False) as f:
                 f.write(body)
             try:
-                proc = subprocess.run([gh, "pr", "create", "--base", t.branch, "--head", name, "--title", title,
-                                       "--body-file", f.name], cwd=self.repo.top, capture_output=True, text=True,
-                                      env=git.clean_env(self.env), check=False)
+                proc = subprocess.run(
+                    [gh, "pr", "create", "--base", t.branch, "--head", name, "--title", title, "--body-file", f.name],
+                    cwd=self.repo.top,
+                    capture_output=True,
+                    text=True,
+                    env=git.clean_env(self.env),
+                    check=False,
+                )
             finally:
                 os.unlink(f.name)
             if proc.returncode == 0:
                 url = _last(proc.stdout, "")
                 rec["pull_request"] = url
                 return f"pushed to {name}; pull request {url}".rstrip()
-            return f"pushed to {name}; `gh pr create` failed ({_last(proc.stderr, 'no message')}): open the pull " \
-                   f"request from {name} into {t.branch} by hand"
+            return (
+                f"pushed to {name}; `gh pr create` failed ({_last(proc.stderr, 'no message')}): open the pull "
+                f"request from {name} into {t.branch} by hand"
+            )
         compare = compare_url(self.repo, t.remote, t.branch, name, self.env)
         if compare:
             rec["pull_request"] = compare
@@ -461,8 +538,10 @@ class CiRunner(Runner):
 def _target(repo: Repo, cfg: Config, remote: str | None, branch: str | None, env: Mapping[str, str]) -> Target:
     name = remote or cfg.ci.remote
     if git.run(["remote", "get-url", name], repo.top, check=False).returncode != 0:
-        raise UsageError(f"no git remote {name!r} here: add it (`git remote add {name} URL`) or name one with "
-                         "--remote or `[ci] remote`")
+        raise UsageError(
+            f"no git remote {name!r} here: add it (`git remote add {name} URL`) or name one with "
+            "--remote or `[ci] remote`"
+        )
     if not branch:
         ref = env.get("GITHUB_REF", "")
         if ref.startswith("refs/heads/"):
@@ -478,9 +557,11 @@ def _target(repo: Repo, cfg: Config, remote: str | None, branch: str | None, env
 
 def summary_line(rec: Mapping[str, Any], t: Target) -> str:
     n = len(rec.get("spec_commits", []))
-    line = (f"mdspec ci: {t.branch}: run {rec.get('id')} {rec.get('status')}: {n} spec commit{'s' * (n != 1)}, "
-            f"{rec.get('turns', 0)} turns, {tokens_line(rec)}, ${float(rec.get('cost_usd') or 0.0):.4f}, "
-            f"check {rec.get('check', 'skipped')}")
+    line = (
+        f"mdspec ci: {t.branch}: run {rec.get('id')} {rec.get('status')}: {n} spec commit{'s' * (n != 1)}, "
+        f"{rec.get('turns', 0)} turns, {tokens_line(rec)}, ${float(rec.get('cost_usd') or 0.0):.4f}, "
+        f"check {rec.get('check', 'skipped')}"
+    )
     if rec.get("landed_as"):
         line += f", landed as {str(rec['landed_as'])[:10]}"
     if rec.get("pushed_to"):
@@ -496,12 +577,16 @@ def step_summary(rec: Mapping[str, Any] | None, t: Target, env: Mapping[str, str
     if rec is None:
         text = f"## mdspec ci: {t.branch}\n\nNothing pending: every spec commit is implemented.\n"
     else:
-        rows = "\n".join(f"| `{sha[:10]}` | {subj} |" for sha, subj in
-                         zip(rec.get("spec_commits", []), rec.get("spec_subjects", []), strict=False))
-        text = (f"## mdspec ci: {t.branch}: run `{rec.get('id')}` {rec.get('status')}\n\n"
-                f"{rec.get('reason', '')}\n\n| spec commit | subject |\n| --- | --- |\n{rows}\n\n"
-                f"- turns: {rec.get('turns', 0)}\n- tokens: {tokens_line(rec)}\n"
-                f"- cost: ${float(rec.get('cost_usd') or 0.0):.4f}\n- check: {rec.get('check', 'skipped')}\n")
+        rows = "\n".join(
+            f"| `{sha[:10]}` | {subj} |"
+            for sha, subj in zip(rec.get("spec_commits", []), rec.get("spec_subjects", []), strict=False)
+        )
+        text = (
+            f"## mdspec ci: {t.branch}: run `{rec.get('id')}` {rec.get('status')}\n\n"
+            f"{rec.get('reason', '')}\n\n| spec commit | subject |\n| --- | --- |\n{rows}\n\n"
+            f"- turns: {rec.get('turns', 0)}\n- tokens: {tokens_line(rec)}\n"
+            f"- cost: ${float(rec.get('cost_usd') or 0.0):.4f}\n- check: {rec.get('check', 'skipped')}\n"
+        )
     try:
         with open(path, "a", encoding="utf-8") as f:
             f.write(text + "\n")
@@ -509,8 +594,9 @@ def step_summary(rec: Mapping[str, Any] | None, t: Target, env: Mapping[str, str
         pass  # the summary is a courtesy; the log has everything
 
 
-def _compile(repo: Repo, cfg: Config, t: Target, deliver: str, forge: str, env: Mapping[str, str],
-             out: Printer) -> tuple[RunRecord | None, int]:
+def _compile(
+    repo: Repo, cfg: Config, t: Target, deliver: str, forge: str, env: Mapping[str, str], out: Printer
+) -> tuple[RunRecord | None, int]:
     """Under this clone's worker lock and the branch's CI lock: fetch, the pending set, one run, delivery.
     (the run's record or None when nothing was pending, how many spec commits wait in open requests)"""
     state = repo.common_dir / "mdspec"
@@ -564,8 +650,10 @@ def ci(start: Path, deliver: str, remote: str | None, branch: str | None, forge:
         return 1
     if rec is None:
         if in_review:
-            out(f"mdspec ci: nothing pending on {t.remote}/{t.branch} but {in_review} spec commit(s) in open "
-                "pull/merge requests")
+            out(
+                f"mdspec ci: nothing pending on {t.remote}/{t.branch} but {in_review} spec commit(s) in open "
+                "pull/merge requests"
+            )
         else:
             out(f"mdspec ci: nothing pending on {t.remote}/{t.branch}: every spec commit is implemented")
         step_summary(None, t, env)

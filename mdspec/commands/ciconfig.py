@@ -41,11 +41,16 @@ def _gitlab_glob(glob: str) -> str:
 def render(kind: str, cfg: Config, version: str = __version__) -> CiFile:
     minutes = str(math.ceil(lock_minutes(cfg)))
     if kind == "github":
-        text = templates.render(templates.read("ci/github.yml"), version=version, timeout=minutes,
-                                paths=_yaml_list(list(cfg.watch), 6))
+        text = templates.render(
+            templates.read("ci/github.yml"), version=version, timeout=minutes, paths=_yaml_list(list(cfg.watch), 6)
+        )
         return CiFile(GITHUB_FILE, text)
-    text = templates.render(templates.read("ci/gitlab.yml"), version=version, timeout=minutes,
-                            paths=_yaml_list([_gitlab_glob(g) for g in cfg.watch], 8))
+    text = templates.render(
+        templates.read("ci/gitlab.yml"),
+        version=version,
+        timeout=minutes,
+        paths=_yaml_list([_gitlab_glob(g) for g in cfg.watch], 8),
+    )
     return CiFile(GITLAB_FILE, text)
 
 
@@ -63,8 +68,10 @@ def write(top: Path, kind: str, cfg: Config, out: Printer) -> None:
             for line in f.text.splitlines():
                 out(f"    {line}")
             return
-        out(f"  {f.path} exists and was not changed: remove it and run `mdspec init --ci {kind}` again to "
-            "get mdspec's workflow")
+        out(
+            f"  {f.path} exists and was not changed: remove it and run `mdspec init --ci {kind}` again to "
+            "get mdspec's workflow"
+        )
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f.text, encoding="utf-8")

@@ -42,8 +42,11 @@ class Tally:
 
     def as_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"runs": self.runs, **dict(zip(TOKEN_KEYS, self.tokens, strict=True))}
-        d.update(cost_usd=None if self.unknown else round(self.known_usd, 6),
-                 known_cost_usd=round(self.known_usd, 6), unknown_cost_runs=self.unknown)
+        d.update(
+            cost_usd=None if self.unknown else round(self.known_usd, 6),
+            known_cost_usd=round(self.known_usd, 6),
+            unknown_cost_runs=self.unknown,
+        )
         return d
 
     def cost_text(self) -> str:
@@ -66,8 +69,9 @@ def parse_since(value: str, now: float | None = None) -> str:
     try:
         return time.strftime("%Y-%m-%d", time.strptime(v, "%Y-%m-%d"))
     except ValueError:
-        raise FatalError(f"--since {value!r}: expected a day as YYYY-MM-DD (such as 2026-11-01) or a number "
-                         "of days (such as 7d)") from None
+        raise FatalError(
+            f"--since {value!r}: expected a day as YYYY-MM-DD (such as 2026-11-01) or a number of days (such as 7d)"
+        ) from None
 
 
 def _day(rec: Mapping[str, Any]) -> str:
@@ -94,8 +98,9 @@ def _spec_files(repo: Repo, rec: Mapping[str, Any], watch: Globs) -> list[str]:
 def gather(repo: Repo) -> list[Mapping[str, Any]]:
     """Every run, once: the run records, then the runs that only the notes know (a fresh clone)."""
     state = repo.state_dir
-    runs: list[Mapping[str, Any]] = [r for r in records.all_runs(state)
-                                     if r.get("id") and r.get("status") != "unreadable"]
+    runs: list[Mapping[str, Any]] = [
+        r for r in records.all_runs(state) if r.get("id") and r.get("status") != "unreadable"
+    ]
     seen = {str(r["id"]) for r in runs}
     for rec in noted_runs(repo):
         if rec["id"] not in seen:

@@ -47,8 +47,17 @@ def _hook(repo: Repo) -> tuple[bool, str]:
 def _managers(repo: Repo, hooks: Path) -> list[Path]:
     """Where a hook manager keeps the post-commit commands its generated script runs."""
     found = [hooks.parent / "post-commit"] if hooks.name == "_" else []  # husky: .husky/_ runs .husky/<hook>
-    found += [repo.top / n for n in ("lefthook.yml", ".lefthook.yml", "lefthook.yaml", ".lefthook.yaml",
-                                      "lefthook-local.yml", ".lefthook-local.yml")]
+    found += [
+        repo.top / n
+        for n in (
+            "lefthook.yml",
+            ".lefthook.yml",
+            "lefthook.yaml",
+            ".lefthook.yaml",
+            "lefthook-local.yml",
+            ".lefthook-local.yml",
+        )
+    ]
     return found
 
 
@@ -79,17 +88,20 @@ def _backend(cfg: config.Config) -> tuple[bool, str]:
 def _sandbox(cfg: config.Config) -> tuple[bool, str]:
     if cfg.sandbox == "off":
         exposed = "; running as root, they can read the API key in the worker's /proc/<pid>/environ"
-        return True, "sandbox off (sandbox = \"off\"): the agent's commands run unconfined" + (
-            exposed if procs.environ_exposed() else "")
+        return True, 'sandbox off (sandbox = "off"): the agent\'s commands run unconfined' + (
+            exposed if procs.environ_exposed() else ""
+        )
     exe = sandbox.bwrap_path()
     if exe:
         rest = "on (network = true)" if cfg.network else "off (network = true turns it on)"
         if cfg.agent.backend == "anthropic":
             return True, f"sandbox: bubblewrap ({exe}); network for the agent's shell and the check: {rest}"
-        return True, (f"sandbox: bubblewrap ({exe}); network: the agent CLI has it (to reach its model; its "
-                      f"own tools share it), the check: {rest}")
+        return True, (
+            f"sandbox: bubblewrap ({exe}); network: the agent CLI has it (to reach its model; its "
+            f"own tools share it), the check: {rest}"
+        )
     if cfg.sandbox == "bwrap":
-        return False, "sandbox = \"bwrap\" but bubblewrap is not usable: apt-get install bubblewrap"
+        return False, 'sandbox = "bwrap" but bubblewrap is not usable: apt-get install bubblewrap'
     return False, "bubblewrap not installed: runs go unsandboxed (apt-get install bubblewrap)"
 
 
@@ -118,11 +130,19 @@ def _agent_command(repo: Repo, cfg: config.Config) -> tuple[bool, str] | None:
         return False, f"agent command in the sandbox: {exc}"
     env = backends.command_env({**clean_env(), "MDSPEC_RUNNING": "1", "IS_SANDBOX": "1"}, a.preset)
     prefix = backends.sandbox_for(box.prefix, a, None, command, env)
-    probe = ('for p in "$@"; do case "$p" in -f:*) [ -e "${p#-f:}" ] || echo "${p#-f:}";; '
-             '*) command -v -- "$p" >/dev/null || echo "$p";; esac; done')
+    probe = (
+        'for p in "$@"; do case "$p" in -f:*) [ -e "${p#-f:}" ] || echo "${p#-f:}";; '
+        '*) command -v -- "$p" >/dev/null || echo "$p";; esac; done'
+    )
     try:
-        proc = subprocess.run([*prefix, "bash", "-c", probe, "probe", *wanted, *(f"-f:{f}" for f in files)],
-                              cwd=wt, env=env, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [*prefix, "bash", "-c", probe, "probe", *wanted, *(f"-f:{f}" for f in files)],
+            cwd=wt,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, f"agent command in the sandbox: the sandbox did not start ({exc})"
     if proc.returncode != 0:
@@ -133,8 +153,10 @@ def _agent_command(repo: Repo, cfg: config.Config) -> tuple[bool, str] | None:
         return True, f"agent command in the sandbox: {program} is there ({command})"
     seen = shutil.which(missing) or missing
     because = sandbox.hidden_because(seen) or "it is not visible there"
-    return False, (f"agent command in the sandbox: {seen} cannot be seen by the run ({because}): install or "
-                   'move it elsewhere (e.g. /usr/local or ~/.local), or set sandbox = "off" in .mdspec.toml')
+    return False, (
+        f"agent command in the sandbox: {seen} cannot be seen by the run ({because}): install or "
+        'move it elsewhere (e.g. /usr/local or ~/.local), or set sandbox = "off" in .mdspec.toml'
+    )
 
 
 def _interpreter(program: str) -> list[str]:
@@ -161,14 +183,27 @@ def _model(cfg: config.Config) -> list[tuple[bool, str]]:
     checks: list[tuple[bool, str]] = []
     p = a.price()
     if p is None:
-        checks.append((False, f"price: no price for {a.model}, so runs do not start (max_cost_usd could not be "
-                              f"enforced): set {config.price_key(a.model)} in {cfg.config_name} with input, output, "
-                              "cache_write and cache_read in USD per million tokens"))
+        checks.append(
+            (
+                False,
+                f"price: no price for {a.model}, so runs do not start (max_cost_usd could not be "
+                f"enforced): set {config.price_key(a.model)} in {cfg.config_name} with input, output, "
+                "cache_write and cache_read in USD per million tokens",
+            )
+        )
     else:
-        where = (f"from {cfg.config_name}" if config.DEFAULT_PRICES.get(a.model) != p
-                 else f"list price as of {config.PRICES_AS_OF}; {config.price_key(a.model)} overrides")
-        checks.append((True, f"price of {a.model}: ${p.input:g} in, ${p.output:g} out, ${p.cache_write:g} cache write, "
-                             f"${p.cache_read:g} cache read per million tokens ({where})"))
+        where = (
+            f"from {cfg.config_name}"
+            if config.DEFAULT_PRICES.get(a.model) != p
+            else f"list price as of {config.PRICES_AS_OF}; {config.price_key(a.model)} overrides"
+        )
+        checks.append(
+            (
+                True,
+                f"price of {a.model}: ${p.input:g} in, ${p.output:g} out, ${p.cache_write:g} cache write, "
+                f"${p.cache_read:g} cache read per million tokens ({where})",
+            )
+        )
     if not any(os.environ.get(k) for k in procs.KEY_VARS):
         return checks  # _backend says the key is missing
     from mdspec.agents import agent  # late: the SDK is imported only when there is a key to ask with
@@ -182,8 +217,13 @@ def _model(cfg: config.Config) -> list[tuple[bool, str]]:
         checks.append((True, f"model: {a.model} is available to this API key"))
     else:
         some = ", ".join(ids[:6]) + (", …" if len(ids) > 6 else "")
-        checks.append((False, f"model: {a.model} is not in the API's model list for this key: set [agent] model "
-                              f"in {cfg.config_name} to one that is ({some or 'the API listed none'})"))
+        checks.append(
+            (
+                False,
+                f"model: {a.model} is not in the API's model list for this key: set [agent] model "
+                f"in {cfg.config_name} to one that is ({some or 'the API listed none'})",
+            )
+        )
     return checks
 
 

@@ -84,13 +84,14 @@ def _add_repo(lines: list[str], snippet: str) -> list[str]:
         raise InstallError(
             f"{PRE_COMMIT_CONFIG}: repos: written in flow style; add the mdspec hook by hand:\n{snippet}"
         )
-    first_item = next(
-        (ln for ln in lines[at + 1 :] if ln.strip() and not ln.lstrip().startswith("#")), ""
-    )
+    first_item = next((ln for ln in lines[at + 1 :] if ln.strip() and not ln.lstrip().startswith("#")), "")
     indent = first_item[: len(first_item) - len(first_item.lstrip())] if first_item.lstrip().startswith("- ") else "  "
     end = next(
-        (i for i in range(at + 1, len(lines)) if lines[i].strip() and not lines[i][0].isspace()
-         and not lines[i].startswith(("#", "-"))),
+        (
+            i
+            for i in range(at + 1, len(lines))
+            if lines[i].strip() and not lines[i][0].isspace() and not lines[i].startswith(("#", "-"))
+        ),
         len(lines),
     )
     while end > at + 1 and (not lines[end - 1].strip() or lines[end - 1].startswith("#")):
@@ -243,12 +244,15 @@ def install_git_hook(repo: Repo, out: Printer) -> None:
 
 def explain_hooks_path(hooks: Path, hooks_path: str, out: Printer) -> None:
     """pre-commit refuses to install while core.hooksPath is set: say what to add instead, in one line."""
-    out(f"  core.hooksPath is {hooks_path}, where pre-commit does not install hooks: add the line "
-        f"`{HOOK_LINE}` to {hooks / 'post-commit'} (or run `mdspec init --git-hook`, which adds it)")
+    out(
+        f"  core.hooksPath is {hooks_path}, where pre-commit does not install hooks: add the line "
+        f"`{HOOK_LINE}` to {hooks / 'post-commit'} (or run `mdspec init --git-hook`, which adds it)"
+    )
 
 
-def init(start: Path, git_hook: bool, remote_url: str | None, rev: str | None, out: Printer,
-         ci: str | None = None) -> int:
+def init(
+    start: Path, git_hook: bool, remote_url: str | None, rev: str | None, out: Printer, ci: str | None = None
+) -> int:
     if remote_url and not rev:
         raise InstallError("--pre-commit-repo needs --rev (a tag or commit of that repository)")
     if git_hook and remote_url:

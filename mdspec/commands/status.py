@@ -54,8 +54,9 @@ def livesummary_line(rec: RunRecord) -> str:
     return f"run {rec['id']} ({', '.join(parts)})"
 
 
-def _spec_states(runs: list[RunRecord], pending_specs: list[dict[str, Any]], reverted: set[str],
-                 running: RunRecord | None) -> list[dict[str, Any]]:
+def _spec_states(
+    runs: list[RunRecord], pending_specs: list[dict[str, Any]], reverted: set[str], running: RunRecord | None
+) -> list[dict[str, Any]]:
     """Every spec commit still waiting, with what its newest run made of it: running, held, failed, …"""
     out = []
     for spec in pending_specs:
@@ -83,9 +84,12 @@ def gather(repo: Repo) -> dict[str, Any]:
     holder = lock_holder(state)
     running = next((r for r in runs if r.get("status") == records.RUNNING), None) if holder else None
     branch = repo.head_branch()
-    queued = [{"commit": sha, "branch": ref, "queued_at": at} for sha, ref, at in triggers.entries(str(state))
-              # A trigger stays queued until its run ends: the one being implemented now is not waiting.
-              if not running or sha not in running.get("spec_commits", [])]
+    queued = [
+        {"commit": sha, "branch": ref, "queued_at": at}
+        for sha, ref, at in triggers.entries(str(state))
+        # A trigger stays queued until its run ends: the one being implemented now is not waiting.
+        if not running or sha not in running.get("spec_commits", [])
+    ]
     info: dict[str, Any] = {
         "repository": str(repo.top),
         "branch": branch.removeprefix("refs/heads/") if branch else None,
@@ -98,9 +102,16 @@ def gather(repo: Repo) -> dict[str, Any]:
         "pending": [],
         "reverted": [],
         "spec_commits": [],
-        "held": [{"run": r.get("id"), "result": r.get("result"), "reason": r.get("reason"),
-                  "spec_commits": r.get("spec_commits", [])}
-                 for r in runs if r.get("status") == records.HELD and repo.resolve_ref(land.result_ref(str(r["id"])))],
+        "held": [
+            {
+                "run": r.get("id"),
+                "result": r.get("result"),
+                "reason": r.get("reason"),
+                "spec_commits": r.get("spec_commits", []),
+            }
+            for r in runs
+            if r.get("status") == records.HELD and repo.resolve_ref(land.result_ref(str(r["id"])))
+        ],
         "runs": runs[:LAST_RUNS],
         "config_error": None,
     }
@@ -139,8 +150,10 @@ def status(start: Path, as_json: bool, out: Printer) -> int:
     if info["config_error"]:
         out(f"config: {info['config_error']}")
     if info["landing_interrupted"]:
-        out("landing: a worker was stopped while landing a result and it could not be finished or undone yet; "
-            "`mdspec status` tries again")
+        out(
+            "landing: a worker was stopped while landing a result and it could not be finished or undone yet; "
+            "`mdspec status` tries again"
+        )
     r = info["running"]
     if r:
         out(f"running: {info['live']} — follow: mdspec log -f; stop: mdspec cancel")

@@ -104,7 +104,7 @@ def _live_member(pgid: int) -> bool:
         except OSError:
             continue  # it ended meanwhile
         # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ")"
-        fields = stat[stat.rfind(b")") + 2:].split()
+        fields = stat[stat.rfind(b")") + 2 :].split()
         if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
             return True
     return False
@@ -174,8 +174,7 @@ def run_shell(
         pump = None
         if hidden:
             assert proc.stdout is not None
-            pump = threading.Thread(target=_pump, args=(proc.stdout, log, hidden), name="mdspec-output",
-                                    daemon=True)
+            pump = threading.Thread(target=_pump, args=(proc.stdout, log, hidden), name="mdspec-output", daemon=True)
             pump.start()
         timed_out = False
         try:

@@ -137,8 +137,11 @@ def _protected_mounts(worktree: Path, protected: Globs) -> list[Path]:
             elif protected.could_contain(rel):
                 keep.append(d)
         dirnames[:] = keep
-        out.extend(Path(dirpath) / f for f in filenames
-                   if protected.matches(rel_dir + f) and not (Path(dirpath) / f).is_symlink())
+        out.extend(
+            Path(dirpath) / f
+            for f in filenames
+            if protected.matches(rel_dir + f) and not (Path(dirpath) / f).is_symlink()
+        )
     return out
 
 
@@ -199,8 +202,8 @@ def build(
     if exe is None:
         if mode == "bwrap":
             raise SandboxUnavailable(
-                "sandbox = \"bwrap\" but bubblewrap is not usable here: install it (Debian: apt-get install "
-                "bubblewrap) or set sandbox = \"auto\" in .mdspec.toml"
+                'sandbox = "bwrap" but bubblewrap is not usable here: install it (Debian: apt-get install '
+                'bubblewrap) or set sandbox = "auto" in .mdspec.toml'
             )
         return Sandbox((), "off", "bubblewrap (bwrap) is not installed: commands ran without a sandbox")
     wt = worktree.resolve()

@@ -27,8 +27,9 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str | os.PathLike[str], data: str | bytes, durable: bool, mode: int | None = None,
-                 suffix: str = "tmp") -> None:
+def write_atomic(
+    path: str | os.PathLike[str], data: str | bytes, durable: bool, mode: int | None = None, suffix: str = "tmp"
+) -> None:
     """Replace `path` with `data` (text is written as UTF-8), atomically; see the module's rule for `durable`.
 
     The temporary file `.<name>.<pid>.<suffix>` is in the same directory (a rename across filesystems is
@@ -44,7 +45,7 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, durable: bool,
         try:
             view = memoryview(raw)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             if mode is not None:
                 os.fchmod(fd, mode)  # the umask must not narrow what was asked for
             if durable:

@@ -61,8 +61,12 @@ def _config_file(top: str) -> tuple[str, str | None] | None:
     return (py, text) if "[tool.mdspec" in text else None
 
 
-def _settings(slow: SlowPath, state_dir: str, cfg_path: str, cfg_text: str | None,
-              ) -> tuple[list[str], str, str | None]:
+def _settings(
+    slow: SlowPath,
+    state_dir: str,
+    cfg_path: str,
+    cfg_text: str | None,
+) -> tuple[list[str], str, str | None]:
     """(watch globs, how a spec commit runs, a problem writing the cache) from the cache, or from the config
     (then cached). How: "1" in the background, "0" in the foreground, "ci" left to CI. Raises ConfigError.
 
@@ -219,8 +223,21 @@ def _head_change(top: str, git_dir: str) -> tuple[str, list[str], str, dict[str,
     """(sha, parents, message, path -> status letter) of HEAD against its first parent; None when git
     cannot read HEAD. One git process."""
     try:
-        out = _git(["diff-tree", "-r", "-z", "--root", "--no-renames", "--name-status",
-                    "--always", "--format=%H%x00%P%x00%B%x00", "HEAD"], top, git_dir)
+        out = _git(
+            [
+                "diff-tree",
+                "-r",
+                "-z",
+                "--root",
+                "--no-renames",
+                "--name-status",
+                "--always",
+                "--format=%H%x00%P%x00%B%x00",
+                "HEAD",
+            ],
+            top,
+            git_dir,
+        )
     except OSError:
         return None
     fields = out.decode("utf-8", "replace").split("\0")
@@ -237,20 +254,32 @@ def _watched(changes: dict[str, str], watch: list[str]) -> bool:
     return bool(watched) and watched != {"TASK.md": "D"}
 
 
-def _start(slow: SlowPath, dirs: paths.RepoDirs, branch: str, sha: str, how: str, changes: dict[str, str],
-           cfg_path: str, cache_problem: str | None) -> int:
+def _start(
+    slow: SlowPath,
+    dirs: paths.RepoDirs,
+    branch: str,
+    sha: str,
+    how: str,
+    changes: dict[str, str],
+    cfg_path: str,
+    cache_problem: str | None,
+) -> int:
     """Queue the spec commit `sha` and start its run: in a detached worker, in the foreground, or not at
     all (CI mode, the set-up commit). The hook's exit status."""
     if len(sha) not in READABLE_SHA_LENGTHS:
         # A SHA-256 repository: the worker reads git through libgit2, which opens SHA-1 repositories
         # only. Say so here rather than queue a commit no run can ever take.
-        print(f"mdspec: error: {sha[:10]} not queued: this repository uses SHA-256 object names, which mdspec "
-              "cannot work with (libgit2 reads SHA-1 repositories only); remove the mdspec post-commit hook",
-              file=sys.stderr)
+        print(
+            f"mdspec: error: {sha[:10]} not queued: this repository uses SHA-256 object names, which mdspec "
+            "cannot work with (libgit2 reads SHA-1 repositories only); remove the mdspec post-commit hook",
+            file=sys.stderr,
+        )
         return 0
     if changes.get(os.path.relpath(cfg_path, dirs.top)) == "A":
-        print(f"mdspec: {sha[:10]} sets mdspec up; spec commits from now on are implemented "
-              "(`mdspec run HEAD` implements this one too)")
+        print(
+            f"mdspec: {sha[:10]} sets mdspec up; spec commits from now on are implemented "
+            "(`mdspec run HEAD` implements this one too)"
+        )
         return 0
     short = sha[:10]
     if how == "ci":  # [ci] mode = "ci": the team's CI compiles it after the push; nothing runs here
@@ -260,8 +289,11 @@ def _start(slow: SlowPath, dirs: paths.RepoDirs, branch: str, sha: str, how: str
     try:
         triggers.enqueue(dirs.state_dir, sha, branch)
     except OSError as exc:
-        print(f"mdspec: error: spec commit {short} not queued ({_os_problem(exc)}): make {dirs.state_dir} a "
-              "writable directory, then `mdspec run` implements it", file=sys.stderr)
+        print(
+            f"mdspec: error: spec commit {short} not queued ({_os_problem(exc)}): make {dirs.state_dir} a "
+            "writable directory, then `mdspec run` implements it",
+            file=sys.stderr,
+        )
         return 0
     _warn_cache(cache_problem, dirs.state_dir)
     if how == "0" or os.environ.get("MDSPEC_FOREGROUND"):
@@ -270,19 +302,27 @@ def _start(slow: SlowPath, dirs: paths.RepoDirs, branch: str, sha: str, how: str
     try:
         spawn_worker(dirs.top, dirs.state_dir, _committing_git_pid())
     except OSError as exc:
-        print(f"mdspec: error: spec commit {short} is queued but no worker started ({_os_problem(exc)}): fix "
-              "that, then `mdspec run` implements it", file=sys.stderr)
+        print(
+            f"mdspec: error: spec commit {short} is queued but no worker started ({_os_problem(exc)}): fix "
+            "that, then `mdspec run` implements it",
+            file=sys.stderr,
+        )
         return 0
-    print(f"mdspec: spec commit {short} queued; the agent runs in the background. "
-          "Follow it: `mdspec status` or `mdspec log -f`")
+    print(
+        f"mdspec: spec commit {short} queued; the agent runs in the background. "
+        "Follow it: `mdspec status` or `mdspec log -f`"
+    )
     return 0
 
 
 def _warn_cache(problem: str | None, state_dir: str) -> int:
     if problem:
         cache = os.path.join(state_dir, CACHE_NAME)
-        print(f"mdspec: warning: cannot write the hook cache ({problem}): make {state_dir} a writable "
-              f"directory and {cache} a plain file (commits are slower until then)", file=sys.stderr)
+        print(
+            f"mdspec: warning: cannot write the hook cache ({problem}): make {state_dir} a writable "
+            f"directory and {cache} a plain file (commits are slower until then)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -292,6 +332,9 @@ def post_commit_guarded(slow: SlowPath) -> int:
         return post_commit(slow)
     except Exception as exc:  # noqa: BLE001 - a bug in the hook must never fail the commit it follows
         log = slow.write_traceback(exc)
-        print(f"mdspec: internal error in the post-commit hook: {type(exc).__name__}: {exc} (traceback in "
-              f"{log}); the commit is made, `mdspec run` implements it", file=sys.stderr)
+        print(
+            f"mdspec: internal error in the post-commit hook: {type(exc).__name__}: {exc} (traceback in "
+            f"{log}); the commit is made, `mdspec run` implements it",
+            file=sys.stderr,
+        )
         return 0

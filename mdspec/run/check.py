@@ -18,8 +18,9 @@ class CheckResult:
     output: str  # capped output for the agent
 
 
-def run_check(command: str, worktree: Path, env: Mapping[str, str], log: Path, minutes: float,
-              sandbox: tuple[str, ...] = ()) -> CheckResult:
+def run_check(
+    command: str, worktree: Path, env: Mapping[str, str], log: Path, minutes: float, sandbox: tuple[str, ...] = ()
+) -> CheckResult:
     res = run_shell(command, worktree, env, log, timeout=minutes * 60, tail_chars=FEEDBACK_CHARS, prefix=sandbox)
     if res.timed_out:
         return CheckResult(False, f"check timed out after {minutes:g} min", res.output_tail)

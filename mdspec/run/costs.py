@@ -39,9 +39,11 @@ def require_price(cfg: config.Config) -> None:
     """A built-in agent run needs its model's price, or max_cost_usd could not stop it: refuse to start."""
     a = cfg.agent
     if a.backend == "anthropic" and a.price() is None:
-        raise ConfigError(f"{cfg.config_name}: agent.model: no price for {a.model}, so max_cost_usd = "
-                          f"${a.max_cost_usd:g} cannot be enforced: set {config.price_key(a.model)} in "
-                          f"{cfg.config_name} (input, output, cache_write, cache_read: USD per million tokens)")
+        raise ConfigError(
+            f"{cfg.config_name}: agent.model: no price for {a.model}, so max_cost_usd = "
+            f"${a.max_cost_usd:g} cannot be enforced: set {config.price_key(a.model)} in "
+            f"{cfg.config_name} (input, output, cache_write, cache_read: USD per million tokens)"
+        )
 
 
 def spec_files(paths: Iterable[str]) -> list[str]:
@@ -52,9 +54,12 @@ def spec_files(paths: Iterable[str]) -> list[str]:
 
 
 def usage_fields(u: Usage) -> UsageRecord:
-    return {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
-            "cache_read_input_tokens": u.cache_read_input_tokens,
-            "cache_creation_input_tokens": u.cache_creation_input_tokens}
+    return {
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cache_read_input_tokens": u.cache_read_input_tokens,
+        "cache_creation_input_tokens": u.cache_creation_input_tokens,
+    }
 
 
 def tokens(rec: Mapping[str, Any]) -> tuple[int, int, int, int]:
@@ -109,13 +114,20 @@ def note_text(rec: Mapping[str, Any], now: float | None = None) -> str:
     `parse_note` (a fresh clone has the notes but not the run records)."""
     started = rec.get("started")
     began = float(started) if isinstance(started, (int, float)) else time.time()
-    lines = [f"mdspec run {rec['id']}", f"backend: {rec.get('backend')}", f"model: {rec.get('model') or '-'}",
-             f"turns: {rec.get('turns', 0)}"]
+    lines = [
+        f"mdspec run {rec['id']}",
+        f"backend: {rec.get('backend')}",
+        f"model: {rec.get('model') or '-'}",
+        f"turns: {rec.get('turns', 0)}",
+    ]
     lines += [f"{label}: {n}" for label, n in zip(NOTE_LABELS, tokens(rec), strict=True)]
     c = cost_of(rec)
     lines.append(f"cost: ${_dollars(c)}" if c is not None else f"cost: unknown ({unknown_why(rec)})")
-    lines += [f"check: {rec.get('check')}", f"duration: {(now or time.time()) - began:.0f}s",
-              f"started: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(began))}"]
+    lines += [
+        f"check: {rec.get('check')}",
+        f"duration: {(now or time.time()) - began:.0f}s",
+        f"started: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(began))}",
+    ]
     lines += [f"spec commit: {s}" for s in rec.get("spec_commits", [])]
     lines += [f"spec file: {p}" for p in rec.get("spec_files", [])]
     return "\n".join(lines) + "\n"
@@ -135,8 +147,13 @@ def parse_note(text: str) -> dict[str, Any] | None:
     lines = text.splitlines()
     if not lines or not lines[0].startswith("mdspec run "):
         return None
-    rec: dict[str, Any] = {"id": lines[0].removeprefix("mdspec run ").strip(), "usage": {}, "spec_commits": [],
-                           "spec_files": [], "source": "note"}
+    rec: dict[str, Any] = {
+        "id": lines[0].removeprefix("mdspec run ").strip(),
+        "usage": {},
+        "spec_commits": [],
+        "spec_files": [],
+        "source": "note",
+    }
     for line in lines[1:]:
         key, sep, value = line.partition(": ")
         if not sep:
@@ -173,8 +190,9 @@ def noted_runs(repo: Repo) -> list[dict[str, Any]]:
     pairs = [p for p in pairs if len(p) == 2]
     if not pairs:
         return []
-    out = git.run(["cat-file", "--batch"], repo.top, input="\n".join(b for b, _ in pairs) + "\n",
-                  errors="surrogateescape").stdout.encode("utf-8", "surrogateescape")
+    out = git.run(
+        ["cat-file", "--batch"], repo.top, input="\n".join(b for b, _ in pairs) + "\n", errors="surrogateescape"
+    ).stdout.encode("utf-8", "surrogateescape")
     found = []
     pos = 0
     for _, commit in pairs:

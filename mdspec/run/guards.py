@@ -71,8 +71,7 @@ def _too_large(wt: Path, status: str, path: str, max_bytes: int | None) -> bool:
         return False
 
 
-def drop_oversized(wt: Path, base: str, max_bytes: int | None,
-                   found: list[tuple[str, str]] | None = None) -> list[str]:
+def drop_oversized(wt: Path, base: str, max_bytes: int | None, found: list[tuple[str, str]] | None = None) -> list[str]:
     """Remove new or changed files above `max_bytes` before they are staged (hashing 2 GB takes long).
     `found`: the worktree's changes (`worktree.changes`) when already scanned; the dropped ones leave it."""
     if max_bytes is None:
@@ -148,16 +147,18 @@ def _contains(path: Path, secrets: Sequence[bytes]) -> bool:
     return False
 
 
-def secret_leaks(wt: Path, base: str, tree: str, message: str,
-                 secrets: Sequence[bytes] | None = None) -> list[str]:
+def secret_leaks(wt: Path, base: str, tree: str, message: str, secrets: Sequence[bytes] | None = None) -> list[str]:
     """Where the result to land carries the API key's value (default: the worker's own key): each new or
     changed file, and the commit message. A command that could read the key (sandbox off, or the claude-code
     preset, which gets it) might have written it into the code; such a result must never land."""
     found = [s for s in (secret_values() if secrets is None else secrets) if s]
     if not found:
         return []
-    out = [_shown(p) for status, p in worktree.changed_between(wt, base, tree)
-           if status != "D" and _contains(wt / p, found)]
+    out = [
+        _shown(p)
+        for status, p in worktree.changed_between(wt, base, tree)
+        if status != "D" and _contains(wt / p, found)
+    ]
     if any(s in message.encode("utf-8", "surrogateescape") for s in found):
         out.append("the commit message")
     return out

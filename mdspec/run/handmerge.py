@@ -24,8 +24,9 @@ def merge_by_hand(repo: Repo, rec: RunRecord, result: str, out: Printer) -> None
     if co is None:
         rec["reason"] = f"{land.short(str(rec['branch']))} is not checked out: check it out, then `mdspec apply`"
         return
-    proc = git.run(["cherry-pick", "--keep-redundant-commits", result], co.top, check=False,
-                   env={"MDSPEC_RUNNING": "1"})
+    proc = git.run(
+        ["cherry-pick", "--keep-redundant-commits", result], co.top, check=False, env={"MDSPEC_RUNNING": "1"}
+    )
     if proc.returncode == 0:
         head = Repo(co.top).resolve_ref(str(rec["branch"])) or ""
         _merged(repo, rec, head)
@@ -37,8 +38,13 @@ def merge_by_hand(repo: Repo, rec: RunRecord, result: str, out: Printer) -> None
         conflicts = [ln.strip() for ln in text.splitlines() if ln.startswith("CONFLICT")]
         for line in conflicts:
             out(f"mdspec: {line}")
-        rec.update({"merging": True, "reason": "being merged by `git cherry-pick`: fix the conflicts, `git add` them, "
-                                               "then `git cherry-pick --continue` (or `git cherry-pick --abort`)"})
+        rec.update(
+            {
+                "merging": True,
+                "reason": "being merged by `git cherry-pick`: fix the conflicts, `git add` them, "
+                "then `git cherry-pick --continue` (or `git cherry-pick --abort`)",
+            }
+        )
         return
     lines = [ln for ln in text.splitlines() if ln.startswith(("error:", "fatal:"))] or text.splitlines()[:1]
     rec["reason"] = f"git cherry-pick refused: {lines[0] if lines else 'unknown error'}; `mdspec apply` tries again"

@@ -47,8 +47,13 @@ LAND_WAIT = 120.0  # seconds a landing waits for the user's git commands before 
 ORPHAN_WAIT = 30.0  # seconds recovery waits for a git a killed landing left running, before ending it
 _QUOTED = re.compile(r"'(.+)'")
 _OPERATIONS = {
-    "rebase-merge": "rebase", "rebase-apply": "rebase or am", "CHERRY_PICK_HEAD": "cherry-pick",
-    "REVERT_HEAD": "revert", "MERGE_HEAD": "merge", "BISECT_LOG": "bisect", "sequencer": "cherry-pick or revert",
+    "rebase-merge": "rebase",
+    "rebase-apply": "rebase or am",
+    "CHERRY_PICK_HEAD": "cherry-pick",
+    "REVERT_HEAD": "revert",
+    "MERGE_HEAD": "merge",
+    "BISECT_LOG": "bisect",
+    "sequencer": "cherry-pick or revert",
 }
 
 
@@ -128,7 +133,7 @@ def checkout_of(repo: Repo, branch: str) -> Checkout | None:
     path: str | None = None
     for line in [*proc.stdout.splitlines(), ""]:
         if line.startswith("worktree "):
-            path = line[len("worktree "):]
+            path = line[len("worktree ") :]
         elif line == f"branch {branch}" and path is not None:
             dirs = paths.discover(path)
             if dirs is not None and os.path.realpath(dirs.top) == os.path.realpath(path):
@@ -225,16 +230,26 @@ def _refusal(proc_out: str) -> str:
     # "error: Untracked working tree file 'x' would be overwritten by merge."); checkout-style output
     # lists them on lines of their own, indented. Any other line is prose (git's "Another git process
     # seems to be running…" advice after a lock it could not take), never a file name.
-    files = [m.group(1) for ln in lines if ln.startswith(("error: Entry ", "error: Untracked "))
-             and (m := _QUOTED.search(ln))]
+    files = [
+        m.group(1)
+        for ln in lines
+        if ln.startswith(("error: Entry ", "error: Untracked ")) and (m := _QUOTED.search(ln))
+    ]
     files += [ln.strip() for ln in proc_out.splitlines() if ln[:1] in ("\t", " ") and ln.strip()]
     if files:
         return "your uncommitted changes touch files the run changed: " + ", ".join(files[:5])
     return lines[0] if lines else "git refused to update the checkout"
 
 
-def land(repo: Repo, branch: str, result: str, run_id: str, wait: float = LAND_WAIT,
-         gone: Callable[[str], list[str]] | None = None, kind: Kind = Kind.RESULT) -> Landing:
+def land(
+    repo: Repo,
+    branch: str,
+    result: str,
+    run_id: str,
+    wait: float = LAND_WAIT,
+    gone: Callable[[str], list[str]] | None = None,
+    kind: Kind = Kind.RESULT,
+) -> Landing:
     """Land `result` (a commit whose parent is the run's base) on `branch`, or say why it cannot.
 
     `run_id` names the landing in the reflog and in its git processes' environment; `kind` says whether
@@ -267,13 +282,22 @@ def land(repo: Repo, branch: str, result: str, run_id: str, wait: float = LAND_W
         if time.monotonic() > deadline:
             if busy:
                 return Landing(False, result, f"{busy[0].describe()} was still running in {co.top}", busy=True)
-            return Landing(False, result, f"the index stayed locked ({co.lock}): is a git command still running?",
-                           busy=True)
+            return Landing(
+                False, result, f"the index stayed locked ({co.lock}): is a git command still running?", busy=True
+            )
         time.sleep(0.05)
 
 
-def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result: str, run_id: str,
-                 gone: Callable[[str], list[str]] | None, kind: Kind) -> Landing:
+def _land_locked(
+    repo: Repo,
+    co: Checkout,
+    lock: IndexLock,
+    branch: str,
+    result: str,
+    run_id: str,
+    gone: Callable[[str], list[str]] | None,
+    kind: Kind,
+) -> Landing:
     """Steps 2-4 of the protocol, under the index lock: each step returns a Landing when it stops."""
     tip = _tip_to_land_on(repo, co, branch, result, gone)
     if isinstance(tip, Landing):
@@ -303,8 +327,9 @@ def _land_locked(repo: Repo, co: Checkout, lock: IndexLock, branch: str, result:
     return _move_branch(repo, co, lock, branch, tip, commit, result, run_id)
 
 
-def _tip_to_land_on(repo: Repo, co: Checkout, branch: str, result: str,
-                    gone: Callable[[str], list[str]] | None) -> str | Landing:
+def _tip_to_land_on(
+    repo: Repo, co: Checkout, branch: str, result: str, gone: Callable[[str], list[str]] | None
+) -> str | Landing:
     """The branch's tip, checked under the lock: still checked out here, nothing in progress, the run's
     spec commits still on it."""
     op = paths.operation_in_progress(str(co.git_dir))
@@ -317,8 +342,12 @@ def _tip_to_land_on(repo: Repo, co: Checkout, branch: str, result: str,
         return Landing(False, result, f"branch {short(branch)} no longer exists")
     superseded = gone(tip) if gone is not None else []
     if superseded:
-        return Landing(False, result, f"spec commit {superseded[0][:10]} is no longer on {short(branch)} "
-                                      "(amended or dropped)", superseded=tuple(superseded))
+        return Landing(
+            False,
+            result,
+            f"spec commit {superseded[0][:10]} is no longer on {short(branch)} (amended or dropped)",
+            superseded=tuple(superseded),
+        )
     return tip
 
 
@@ -331,14 +360,14 @@ def _onto(repo: Repo, result: str, tip: str, run_id: str) -> str | Landing:
     except FatalError as exc:  # a signing program that refused, say: never land unsigned
         return Landing(False, result, str(exc))
     if rebased is None:
-        return Landing(False, result, "conflicts with commits made on the branch since the run started",
-                       conflict=True)
+        return Landing(False, result, "conflicts with commits made on the branch since the run started", conflict=True)
     repo.update_ref(KEEP_REF, rebased, repo.resolve_ref(KEEP_REF), f"mdspec: landing {run_id}")
     return rebased
 
 
-def _prepare(repo: Repo, co: Checkout, lock: IndexLock, branch: str, tip: str, commit: str, result: str,
-             run_id: str, kind: Kind) -> tuple[Path, dict[str, str], list[str]] | Landing:
+def _prepare(
+    repo: Repo, co: Checkout, lock: IndexLock, branch: str, tip: str, commit: str, result: str, run_id: str, kind: Kind
+) -> tuple[Path, dict[str, str], list[str]] | Landing:
     """The index copies and the journal: (the new index, git's environment for it, the paths changed)."""
     work = _work_dir(repo)
     work.mkdir(parents=True, exist_ok=True)
@@ -353,9 +382,21 @@ def _prepare(repo: Repo, co: Checkout, lock: IndexLock, branch: str, tip: str, c
                 p.unlink(missing_ok=True)
         env = _git_env(new_index, run_id)
         touched = _changed_paths(repo, tip, commit)
-        _write_journal(repo, {"branch": branch, "old": tip, "new": commit, "result": result, "run_id": run_id,
-                              "kind": kind.value, "top": str(co.top), "git_dir": str(co.git_dir),
-                              "lock_ino": lock.ino, "pid": os.getpid()})
+        _write_journal(
+            repo,
+            {
+                "branch": branch,
+                "old": tip,
+                "new": commit,
+                "result": result,
+                "run_id": run_id,
+                "kind": kind.value,
+                "top": str(co.top),
+                "git_dir": str(co.git_dir),
+                "lock_ino": lock.ino,
+                "pid": os.getpid(),
+            },
+        )
     except OSError as exc:  # nothing of the user's changed yet: the disk is full, say
         _cleanup(repo)
         _clear_journal(repo)
@@ -363,8 +404,9 @@ def _prepare(repo: Repo, co: Checkout, lock: IndexLock, branch: str, tip: str, c
     return new_index, env, touched
 
 
-def _move_branch(repo: Repo, co: Checkout, lock: IndexLock, branch: str, tip: str, commit: str, result: str,
-                 run_id: str) -> Landing:
+def _move_branch(
+    repo: Repo, co: Checkout, lock: IndexLock, branch: str, tip: str, commit: str, result: str, run_id: str
+) -> Landing:
     """The last step: the branch from `tip` to `commit` by compare-and-swap; undone when that fails."""
     moved = git.run(["update-ref", "-m", f"mdspec: {run_id}", branch, commit, tip], repo.top, check=False)
     if moved.returncode != 0:
@@ -389,8 +431,9 @@ def _changed_paths(repo: Repo, tip: str, commit: str) -> list[str]:
     return [p for _, p in repo.changed_paths(tip, commit)]
 
 
-def _update_checkout(repo: Repo, co: Checkout, tip: str, commit: str, paths: list[str],
-                     env: Mapping[str, str]) -> str | None:
+def _update_checkout(
+    repo: Repo, co: Checkout, tip: str, commit: str, paths: list[str], env: Mapping[str, str]
+) -> str | None:
     """`read-tree -m -u tip commit` into the index copy; None when done, git's refusal when the checkout
     cannot take the change (nothing touched). Raises OSError when git failed after it began writing.
 
@@ -510,8 +553,10 @@ def _undo(repo: Repo, co: Checkout, lock: IndexLock, old: str, new: str, *, inde
     _clear_journal(repo)
     text = "nothing landed; the checkout was put back"
     if done.left:
-        text += (f" except {', '.join(done.left[:5])}, which held neither the old nor the new content and were "
-                 "left as they are")
+        text += (
+            f" except {', '.join(done.left[:5])}, which held neither the old nor the new content and were "
+            "left as they are"
+        )
     return text
 
 
@@ -567,8 +612,9 @@ def recover(repo: Repo) -> Recovery | None:
     if not repo.has_commit(new):
         _cleanup(repo)
         _clear_journal(repo)
-        return Recovery(run_id, False, False, result, result, "the worker stopped before it moved the branch; "
-                        "nothing landed")
+        return Recovery(
+            run_id, False, False, result, result, "the worker stopped before it moved the branch; nothing landed"
+        )
     co = Checkout(Path(entry["top"]), Path(entry["git_dir"])) if entry.get("top") else checkout_of(repo, branch)
     ino = entry.get("lock_ino") if isinstance(entry.get("lock_ino"), int) else None
     if run_id:
@@ -594,8 +640,14 @@ def recover(repo: Repo) -> Recovery | None:
         out = Recovery(run_id, False, held, result, result, f"recovery undid the landing: {undone}{kept}")
     else:
         landed = tip is not None and repo.is_ancestor(new, tip)
-        out = Recovery(run_id, landed, False, new if landed else result, result,
-                       "the branch moved on after the interrupted landing; left as it is")
+        out = Recovery(
+            run_id,
+            landed,
+            False,
+            new if landed else result,
+            result,
+            "the branch moved on after the interrupted landing; left as it is",
+        )
     if co is not None:
         _unlink_if(co.lock, ino)
     _cleanup(repo)

@@ -145,10 +145,12 @@ def find(repo: Repo, tip: str, cfg: Config, limit: int = HISTORY_LIMIT) -> Pendi
 
 def _merged_names(repo: Repo, merge: CommitInfo, limit: int, reverted: set[str], newer_specs: int) -> list[_Name]:
     """What the generated commits a merge brings in (not reverted since) implement."""
-    return [_Name(newer_specs, merged.sha, sha, pid)
-            for merged in repo.merged_in(merge, limit)
-            if trailers.is_generated(merged.message) and merged.sha not in reverted
-            for sha, pid in trailers.implements(merged.message)]
+    return [
+        _Name(newer_specs, merged.sha, sha, pid)
+        for merged in repo.merged_in(merge, limit)
+        if trailers.is_generated(merged.message) and merged.sha not in reverted
+        for sha, pid in trailers.implements(merged.message)
+    ]
 
 
 def _match_by_content(specs: list[SpecCommit], names: list[_Name], ids: dict[str, str]) -> dict[str, str]:
@@ -200,8 +202,17 @@ def _spec_changes(repo: Repo, shas: Iterable[str], watch: Globs) -> list[tuple[s
 
 # git diff options that pin the patch text, whatever the user's config says, so every clone computes the
 # same patch-id: plain unified diff with 3 lines of context, no renames, binary changes in full.
-_DIFF = ["-p", "--root", "--no-renames", "--binary", "-U3", "--diff-algorithm=myers", "--no-ext-diff",
-         "--no-textconv", "--no-color"]
+_DIFF = [
+    "-p",
+    "--root",
+    "--no-renames",
+    "--binary",
+    "-U3",
+    "--diff-algorithm=myers",
+    "--no-ext-diff",
+    "--no-textconv",
+    "--no-color",
+]
 
 
 def patch_ids(repo: Repo, changes: Sequence[tuple[str, Sequence[str]]]) -> dict[str, str]:
@@ -238,13 +249,32 @@ def _patch_id_batch(repo: Repo, shas: list[str], paths: set[str]) -> dict[str, s
         todo.write("".join(f"{s}\n" for s in shas).encode())
         todo.seek(0)
         diff = subprocess.Popen(
-            ["git", "-c", "core.quotePath=true", "--literal-pathspecs", "diff-tree", "--stdin", *_DIFF, "--",
-             *sorted(paths)],
-            cwd=repo.top, env=env, stdin=todo, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            [
+                "git",
+                "-c",
+                "core.quotePath=true",
+                "--literal-pathspecs",
+                "diff-tree",
+                "--stdin",
+                *_DIFF,
+                "--",
+                *sorted(paths),
+            ],
+            cwd=repo.top,
+            env=env,
+            stdin=todo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         try:
-            ids = subprocess.run(["git", "patch-id", "--stable"], cwd=repo.top, env=env, stdin=diff.stdout,
-                                 capture_output=True, check=False).stdout
+            ids = subprocess.run(
+                ["git", "patch-id", "--stable"],
+                cwd=repo.top,
+                env=env,
+                stdin=diff.stdout,
+                capture_output=True,
+                check=False,
+            ).stdout
         finally:
             if diff.stdout is not None:
                 diff.stdout.close()

@@ -18,8 +18,7 @@ from typing import Final, Literal, TypedDict, cast
 
 from mdspec.fast import atomic
 
-Status = Literal["running", "landed", "held", "empty", "failed", "interrupted", "cancelled", "superseded",
-                 "unreadable"]
+Status = Literal["running", "landed", "held", "empty", "failed", "interrupted", "cancelled", "superseded", "unreadable"]
 RUNNING: Final = "running"  # a worker runs it now (or died: recovery turns it into `interrupted`)
 LANDED: Final = "landed"  # its generated commit is on the branch
 HELD: Final = "held"  # its result waits under refs/mdspec/results/<id> for `mdspec apply`

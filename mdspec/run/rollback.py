@@ -37,8 +37,9 @@ class Undone:
 
 
 def changed_paths(repo: Repo, old: str, new: str) -> list[str]:
-    proc = git.run(["diff-tree", "-r", "-z", "--no-renames", "--name-only", old, new], repo.top,
-                   errors="surrogateescape")
+    proc = git.run(
+        ["diff-tree", "-r", "-z", "--no-renames", "--name-only", old, new], repo.top, errors="surrogateescape"
+    )
     return [p for p in proc.stdout.split("\0") if p]
 
 
@@ -73,8 +74,14 @@ def _same(disk: Entry | None, want: Entry | None) -> bool:
 def _cut_short(disk: Entry | None, want: Entry | None) -> bool:
     """A file git was writing when the disk filled up: a strict beginning of the new content (a directory
     in the file's place, mode 0, is not one: it is someone else's)."""
-    return (disk is not None and want is not None and disk.mode not in (_LINK, 0) and want.mode != _LINK
-            and len(disk.data) < len(want.data) and want.data.startswith(disk.data))
+    return (
+        disk is not None
+        and want is not None
+        and disk.mode not in (_LINK, 0)
+        and want.mode != _LINK
+        and len(disk.data) < len(want.data)
+        and want.data.startswith(disk.data)
+    )
 
 
 def _write(path: Path, entry: Entry | None) -> None:
@@ -94,8 +101,9 @@ def _write(path: Path, entry: Entry | None) -> None:
     # Not durable (atomic.py's rule): the landing's own writes are not either, and an undo cut short is
     # finished by recovery, which compares content file by file.
     if entry.mode != _LINK:
-        atomic.write_atomic(path, entry.data, durable=False, mode=0o755 if entry.mode == _EXEC else 0o644,
-                            suffix="mdspec-undo")
+        atomic.write_atomic(
+            path, entry.data, durable=False, mode=0o755 if entry.mode == _EXEC else 0o644, suffix="mdspec-undo"
+        )
         return
     tmp = path.with_name(f".{path.name}.mdspec-undo")
     try:

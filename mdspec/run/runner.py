@@ -61,8 +61,18 @@ SUBJECT_MAX = 72
 _SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH", "ASKPASS")
 # Configuration passed to git in the environment may carry credentials (an `http.extraHeader`), and the
 # hints above would take its keys and leave its count (git then refuses to run): it goes as a whole.
-_SECRET_PREFIXES = ("ANTHROPIC_", "AWS_", "OPENAI_", "GOOGLE_", "AZURE_", "SSH_AUTH", "GIT_CONFIG_COUNT",
-                    "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_", "GIT_CONFIG_PARAMETERS")
+_SECRET_PREFIXES = (
+    "ANTHROPIC_",
+    "AWS_",
+    "OPENAI_",
+    "GOOGLE_",
+    "AZURE_",
+    "SSH_AUTH",
+    "GIT_CONFIG_COUNT",
+    "GIT_CONFIG_KEY_",
+    "GIT_CONFIG_VALUE_",
+    "GIT_CONFIG_PARAMETERS",
+)
 
 
 def agent_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -113,8 +123,14 @@ def check_backend_ready(cfg: Config) -> None:
         backends.check_ready(cfg.agent, sandbox.will_confine(cfg.sandbox), os.environ)
 
 
-def commit_message(result: BackendResult | None, specs: Sequence[SpecCommit], run_id: str, check: str,
-                   notes: Sequence[str], patch_ids: dict[str, str] | None = None) -> str:
+def commit_message(
+    result: BackendResult | None,
+    specs: Sequence[SpecCommit],
+    run_id: str,
+    check: str,
+    notes: Sequence[str],
+    patch_ids: dict[str, str] | None = None,
+) -> str:
     text = (result.final_text if result else "").strip()
     lines = text.splitlines()
     subject = lines[0].strip() if lines else ""
@@ -181,8 +197,13 @@ class Runner:
         except OSError as exc:  # a full disk, say: the run cannot even be recorded, so it does not start
             shutil.rmtree(rdir, ignore_errors=True)
             why = (exc.strerror or str(exc)).lower()
-            rec.update({"status": records.FAILED, "pid": None,
-                        "reason": f"could not start the run: {why} ({self.state}); free some space, then `mdspec run`"})
+            rec.update(
+                {
+                    "status": records.FAILED,
+                    "pid": None,
+                    "reason": f"could not start the run: {why} ({self.state}); free some space, then `mdspec run`",
+                }
+            )
             self.out(f"mdspec: error: {rec['reason']}")
             return rec
 
@@ -205,8 +226,10 @@ class Runner:
                 records.write(rdir, rec)
 
         n = len(req.specs)
-        self.out(f"mdspec: run {run_id} started: {n} spec commit{'s' * (n != 1)} on "
-                 f"{req.branch.removeprefix('refs/heads/')} with the {rec['backend']} backend")
+        self.out(
+            f"mdspec: run {run_id} started: {n} spec commit{'s' * (n != 1)} on "
+            f"{req.branch.removeprefix('refs/heads/')} with the {rec['backend']} backend"
+        )
         try:
             self._run(req, cfg, rec, rdir, progress)
         except (Cancelled, KeyboardInterrupt):
@@ -220,8 +243,13 @@ class Runner:
             _log_details(rdir, exc)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # expected on a full disk: say so, no traceback
-                rec.update({"status": records.FAILED, "reason": f"no space left on device ({exc.filename or exc}); "
-                                                                "free some space, then `mdspec run`"})
+                rec.update(
+                    {
+                        "status": records.FAILED,
+                        "reason": f"no space left on device ({exc.filename or exc}); "
+                        "free some space, then `mdspec run`",
+                    }
+                )
             else:
                 _internal_error(rec, rdir, exc)
         except Exception as exc:  # noqa: BLE001 - a bug must not lose the record or kill the queue
@@ -234,14 +262,17 @@ class Runner:
                 rec.pop("stage", None)
                 records.write(rdir, rec)
         if rec.get("auto_land") and self.deferred:
-            self.out(f"mdspec: run {run_id} finished; its result lands as soon as this git command returns "
-                     "(`mdspec status` shows it)")
+            self.out(
+                f"mdspec: run {run_id} finished; its result lands as soon as this git command returns "
+                "(`mdspec status` shows it)"
+            )
         else:
             self.out(f"mdspec: run {run_id} {rec['status']}: {rec.get('reason', '')}".rstrip(": "))
         return rec
 
-    def _run(self, req: RunRequest, cfg: Config, rec: RunRecord, rdir: Path,
-             progress: Callable[[Mapping[str, Any]], None]) -> None:
+    def _run(
+        self, req: RunRequest, cfg: Config, rec: RunRecord, rdir: Path, progress: Callable[[Mapping[str, Any]], None]
+    ) -> None:
         repo, base = self.repo, rec["base"]
         user = repo.identity()
         self.max_file_bytes = int(cfg.max_file_mb * (1 << 20)) if cfg.max_file_mb else None
@@ -265,8 +296,7 @@ class Runner:
         else:
             env = {**backend_env(), **tag}
             backend_box = sandbox.build(cfg.sandbox, wt, repo.common_dir, protected, True)
-        ctx = RunContext(wt, rdir, p.system, p.task, cfg.agent, cfg.protected_globs, env, progress,
-                         backend_box.prefix)
+        ctx = RunContext(wt, rdir, p.system, p.task, cfg.agent, cfg.protected_globs, env, progress, backend_box.prefix)
         gitdir_before = guards.snapshot_git_dir(repo.common_dir)
         session = make_session(ctx)
         records.pause_point(self.state, "before-backend")
@@ -290,14 +320,16 @@ class Runner:
                 if result.stopped_by is not None:
                     break
         record_cost(rec, result.usage, result.cost_unknown)
-        rec.update({
-            "turns": result.turns,
-            "check": check,
-            "violations": violations,
-            "refusals": list(result.refusals),
-            "model": result.model or rec["model"],
-            "stopped_by": result.stopped_by,
-        })
+        rec.update(
+            {
+                "turns": result.turns,
+                "check": check,
+                "violations": violations,
+                "refusals": list(result.refusals),
+                "model": result.model or rec["model"],
+                "stopped_by": result.stopped_by,
+            }
+        )
         overrun = result.usage.cost_usd - cfg.agent.max_cost_usd
         # The cap stops before a turn where it can; a turn billed above its estimate shows here.
         if overrun > 0 and result.cost_unknown is None:
@@ -329,8 +361,13 @@ class Runner:
             # Never land unsigned: keep the work as an unsigned result; `mdspec apply` signs it first.
             commit = repo.create_commit(tree, base, msg, author, user, sign=False)
             land.hold(repo, rec["id"], commit)
-            rec.update({"result": commit, "status": records.HELD,
-                        "reason": f"{exc}; fix signing, then `mdspec apply {rec['id']}` lands it signed"})
+            rec.update(
+                {
+                    "result": commit,
+                    "status": records.HELD,
+                    "reason": f"{exc}; fix signing, then `mdspec apply {rec['id']}` lands it signed",
+                }
+            )
             return
         rec["result"] = commit
         # Referenced at once: a `git gc --prune=now` of the user's may run at any moment, and an unreferenced
@@ -341,15 +378,24 @@ class Runner:
         # The API key's value never lands, whatever put it in the files (guards.secret_leaks).
         leaks = guards.secret_leaks(wt, base, tree, msg)
         if leaks:
-            rec.update({"status": records.FAILED, "secret_in": leaks,
-                        "reason": f"the result contains the API key's value (in {', '.join(leaks)}): not landed; "
-                                  f"held as {land.result_ref(rec['id'])} for inspection only (remove the key before "
-                                  "using it)"})
+            rec.update(
+                {
+                    "status": records.FAILED,
+                    "secret_in": leaks,
+                    "reason": f"the result contains the API key's value (in {', '.join(leaks)}): not landed; "
+                    f"held as {land.result_ref(rec['id'])} for inspection only (remove the key before "
+                    "using it)",
+                }
+            )
             return
         if result.stopped_by is not None:
             land.hold(repo, rec["id"], commit)
-            rec.update({"status": records.HELD if result.stopped_by in STOP_LIMITS else records.FAILED,
-                        "reason": _stop_reason(result) + f"; partial work held as {land.result_ref(rec['id'])}"})
+            rec.update(
+                {
+                    "status": records.HELD if result.stopped_by in STOP_LIMITS else records.FAILED,
+                    "reason": _stop_reason(result) + f"; partial work held as {land.result_ref(rec['id'])}",
+                }
+            )
             return
         if check == "failed" and not cfg.land_failing:
             land.hold(repo, rec["id"], commit)
@@ -372,9 +418,14 @@ class Runner:
             return None
         if self.defer_to is not None:
             self.deferred = True
-            rec.update({"status": records.HELD, "auto_land": True,
-                        "reason": f"waiting for the git command that ran this hook (pid {self.defer_to}) to finish; "
-                                  "it lands by itself then"})
+            rec.update(
+                {
+                    "status": records.HELD,
+                    "auto_land": True,
+                    "reason": f"waiting for the git command that ran this hook (pid {self.defer_to}) to finish; "
+                    "it lands by itself then",
+                }
+            )
             return None
         commit = self._keep_new_task(rec, commit)
         try:
@@ -385,13 +436,23 @@ class Runner:
         if landing.landed:
             rec.update({"status": records.LANDED, "landed_as": landing.commit, "reason": landing.reason})
             if rec.get("empty"):
-                rec.update({"status": records.EMPTY, "reason": f"the agent changed nothing; {landing.commit[:10]} "
-                                                               "records the spec commits as implemented"})
+                rec.update(
+                    {
+                        "status": records.EMPTY,
+                        "reason": f"the agent changed nothing; {landing.commit[:10]} "
+                        "records the spec commits as implemented",
+                    }
+                )
             self._note(rec, landing.commit)
             repo.delete_ref(land.result_ref(rec["id"]))
         elif landing.superseded:
-            rec.update({"status": records.SUPERSEDED, "superseded": list(landing.superseded),
-                        "reason": f"{landing.reason}: not landed; the result stays as {land.result_ref(rec['id'])}"})
+            rec.update(
+                {
+                    "status": records.SUPERSEDED,
+                    "superseded": list(landing.superseded),
+                    "reason": f"{landing.reason}: not landed; the result stays as {land.result_ref(rec['id'])}",
+                }
+            )
         else:
             rec.update({"status": records.HELD, "reason": f"{landing.reason}; `mdspec apply {rec['id']}` lands it"})
             if landing.busy:
@@ -421,8 +482,9 @@ class Runner:
         try:
             tree = _tree_with_path(repo, info.tree, base, task)
             message = info.message.replace(TASK_REMOVED, TASK_KEPT)
-            new = repo.create_commit(tree, base, message, Identity(info.author_name, info.author_email),
-                                     repo.identity())
+            new = repo.create_commit(
+                tree, base, message, Identity(info.author_name, info.author_email), repo.identity()
+            )
             land.hold(repo, rec["id"], new)
         except FatalError:
             return commit  # landing as it is: at worst the conflict holds it, and nothing is lost
@@ -507,19 +569,26 @@ def mark_interrupted(state: Path, landing: land.Recovery | None = None) -> list[
         # A landing that failed and could not be undone then (a full disk) is settled by recovery now.
         what = "the landing could not be undone at first" if stuck else "the worker stopped while landing"
         if not stuck:
-            rec.update({"status": records.INTERRUPTED, "reason": "the worker stopped before the run finished",
-                        "interrupted": True})
+            rec.update(
+                {
+                    "status": records.INTERRUPTED,
+                    "reason": "the worker stopped before the run finished",
+                    "interrupted": True,
+                }
+            )
         rec.pop("stage", None)
         if landing is not None and landing.run_id == rec.get("id"):
             rec["recovery"] = landing.reason
             if landing.landed:
-                rec.update({"status": records.LANDED, "landed_as": landing.commit,
-                            "reason": f"{what}; {landing.reason}"})
+                rec.update(
+                    {"status": records.LANDED, "landed_as": landing.commit, "reason": f"{what}; {landing.reason}"}
+                )
             elif landing.result and rec.get("result"):
                 rec.update({"reason": f"{what}; {landing.reason}"})
                 if landing.held:
-                    rec.update({"status": records.HELD,
-                                "reason": f"{rec['reason']}; `mdspec apply {rec['id']}` lands it"})
+                    rec.update(
+                        {"status": records.HELD, "reason": f"{rec['reason']}; `mdspec apply {rec['id']}` lands it"}
+                    )
         records.write(records.runs_dir(state) / rec["id"], rec)
         done.append(rec)
     return done
@@ -643,8 +712,17 @@ def drain(repo: Repo, out: Printer, defer_to: int | None = None) -> list[RunReco
 
 def _record_failure(state: Path, branch: str, shas: list[str], reason: str) -> RunRecord:
     now = time.time()
-    rec: RunRecord = {"id": records.new_run_id(), "status": records.FAILED, "reason": reason, "branch": branch,
-                           "spec_commits": shas, "spec_subjects": [], "started": now, "ended": now, "seconds": 0.0}
+    rec: RunRecord = {
+        "id": records.new_run_id(),
+        "status": records.FAILED,
+        "reason": reason,
+        "branch": branch,
+        "spec_commits": shas,
+        "spec_subjects": [],
+        "started": now,
+        "ended": now,
+        "seconds": 0.0,
+    }
     records.write(records.runs_dir(state) / rec["id"], rec)
     return rec
 

@@ -15,16 +15,68 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Subcommands that never write the index, HEAD or the checkout: a landing need not wait for them.
-READ_ONLY = frozenset({
-    "blame", "branch", "cat-file", "check-attr", "check-ignore", "check-ref-format", "config", "count-objects",
-    "describe", "diff", "diff-files", "diff-index", "diff-tree", "fetch", "for-each-ref", "fsck", "grep", "help",
-    "hash-object", "log", "ls-files", "ls-remote", "ls-tree", "merge-base", "name-rev", "notes", "patch-id",
-    "reflog", "remote", "rev-list", "rev-parse", "shortlog", "show", "show-branch", "show-ref", "status",
-    "symbolic-ref", "tag", "var", "verify-commit", "verify-tag", "version", "whatchanged", "worktree",
-})
+READ_ONLY = frozenset(
+    {
+        "blame",
+        "branch",
+        "cat-file",
+        "check-attr",
+        "check-ignore",
+        "check-ref-format",
+        "config",
+        "count-objects",
+        "describe",
+        "diff",
+        "diff-files",
+        "diff-index",
+        "diff-tree",
+        "fetch",
+        "for-each-ref",
+        "fsck",
+        "grep",
+        "help",
+        "hash-object",
+        "log",
+        "ls-files",
+        "ls-remote",
+        "ls-tree",
+        "merge-base",
+        "name-rev",
+        "notes",
+        "patch-id",
+        "reflog",
+        "remote",
+        "rev-list",
+        "rev-parse",
+        "shortlog",
+        "show",
+        "show-branch",
+        "show-ref",
+        "status",
+        "symbolic-ref",
+        "tag",
+        "var",
+        "verify-commit",
+        "verify-tag",
+        "version",
+        "whatchanged",
+        "worktree",
+    }
+)
 # Global options that take a separate value (`git -C dir commit`).
-_VALUED = frozenset({"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--super-prefix", "--config-env",
-                     "--exec-path", "--list-cmds"})
+_VALUED = frozenset(
+    {
+        "-C",
+        "-c",
+        "--git-dir",
+        "--work-tree",
+        "--namespace",
+        "--super-prefix",
+        "--config-env",
+        "--exec-path",
+        "--list-cmds",
+    }
+)
 # The environment variable every git command a landing starts carries, so recovery can find and wait for a
 # git that outlived a killed worker.
 LANDING_VAR = "MDSPEC_LANDING"

@@ -39,8 +39,14 @@ def prepare(repo: Repo, state_dir: Path, base: str) -> Path:
     if not Path(gitdir, "locked").exists():
         _lock(repo, wt)  # made before worktrees were locked
     if paths.operation_in_progress(gitdir):
-        for op in (["rebase", "--quit"], ["am", "--quit"], ["cherry-pick", "--quit"], ["revert", "--quit"],
-                   ["merge", "--quit"], ["bisect", "reset"]):
+        for op in (
+            ["rebase", "--quit"],
+            ["am", "--quit"],
+            ["cherry-pick", "--quit"],
+            ["revert", "--quit"],
+            ["merge", "--quit"],
+            ["bisect", "reset"],
+        ):
             git.run(op, wt, check=False)
     # One command resets HEAD (detached, whatever branch the agent switched to), index and tracked files:
     # --force discards every change and unmerged entry as `reset --hard` would.
@@ -94,8 +100,9 @@ def changes(wt: Path) -> list[tuple[str, str]]:
     other than "?") and every untracked file .gitignore does not exclude (tag "?"): one scan of the tree.
 
     A nested repository the agent made shows as its directory, with a trailing "/"."""
-    out = git.run(["ls-files", "-z", "-t", "--modified", "--others", "--exclude-standard"], wt,
-                  errors="surrogateescape").stdout
+    out = git.run(
+        ["ls-files", "-z", "-t", "--modified", "--others", "--exclude-standard"], wt, errors="surrogateescape"
+    ).stdout
     found: dict[str, str] = {}
     for item in out.split("\0"):
         if item:
@@ -117,8 +124,12 @@ def snapshot_tree(wt: Path, changed: Sequence[str] | None = None) -> str:
         git.run([*SPLIT_INDEX, "add", "--all"], wt)
     elif paths:
         # --replace: a file that became a directory (or the reverse) swaps its entries, as `git add` does.
-        git.run([*SPLIT_INDEX, "update-index", "-z", "--add", "--remove", "--replace", "--stdin"], wt,
-                input="\0".join(paths) + "\0", errors="surrogateescape")
+        git.run(
+            [*SPLIT_INDEX, "update-index", "-z", "--add", "--remove", "--replace", "--stdin"],
+            wt,
+            input="\0".join(paths) + "\0",
+            errors="surrogateescape",
+        )
     return git.run([*SPLIT_INDEX, "write-tree"], wt).stdout.strip()
 
 
