@@ -133,6 +133,16 @@ class Identity:
     email: str
 
 
+def identity_env(author: Identity, committer: Identity) -> dict[str, str]:
+    """The environment that makes git record `author` and `committer`."""
+    return {
+        "GIT_AUTHOR_NAME": author.name,
+        "GIT_AUTHOR_EMAIL": author.email,
+        "GIT_COMMITTER_NAME": committer.name,
+        "GIT_COMMITTER_EMAIL": committer.email,
+    }
+
+
 class Repo:
     """A non-bare repository with a working tree."""
 
@@ -391,12 +401,7 @@ class Repo:
         """
         if sign is None:
             sign = self.signing()
-        env = {
-            "GIT_AUTHOR_NAME": author.name,
-            "GIT_AUTHOR_EMAIL": author.email,
-            "GIT_COMMITTER_NAME": committer.name,
-            "GIT_COMMITTER_EMAIL": committer.email,
-        }
+        env = identity_env(author, committer)
         if author_when:
             env["GIT_AUTHOR_DATE"] = _git_date(*author_when)
         if not sign:  # the same object git would write, without a process

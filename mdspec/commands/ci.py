@@ -145,6 +145,11 @@ def fetch_notes(repo: Repo, remote: str) -> str | None:
     return repo.resolve_ref(mirror)
 
 
+def _held_here(rec: RunRecord, why: str) -> None:
+    """Nothing reached the remote: the result stays in this clone, under its ref."""
+    rec.update({"status": records.HELD, "reason": f"{why}; the result is {land.result_ref(rec['id'])} in this clone"})
+
+
 def push_notes(repo: Repo, remote: str, retries: int, out: Printer) -> bool:
     """Push refs/notes/mdspec: fetch the remote's, merge (notes of other runs never conflict with ours;
     `cat_sort_uniq` settles the rest), push without force; again if another job pushed meanwhile."""
@@ -155,12 +160,7 @@ def push_notes(repo: Repo, remote: str, retries: int, out: Printer) -> bool:
             return False
         if theirs is not None and theirs != ours and not repo.is_ancestor(theirs, ours):
             who = repo.identity()
-            env = {
-                "GIT_AUTHOR_NAME": who.name,
-                "GIT_AUTHOR_EMAIL": who.email,
-                "GIT_COMMITTER_NAME": who.name,
-                "GIT_COMMITTER_EMAIL": who.email,
-            }
+            env = git.identity_env(who, who)
             merged = git.run(
                 ["notes", f"--ref={NOTES_REF}", "merge", "-q", "-s", "cat_sort_uniq", notes_mirror(remote)],
                 repo.top,
@@ -420,13 +420,7 @@ class CiRunner(Runner):
                 rec["note_pushed"] = push_notes(repo, t.remote, self.cfg.ci.push_retries, self.out)
                 return
             if not pushed.retry:
-                rec.update(
-                    {
-                        "status": records.HELD,
-                        "reason": f"git push to {t.remote}/{t.branch} failed: {pushed.message}; the result is "
-                        f"{land.result_ref(rec['id'])} in this clone",
-                    }
-                )
+                _held_here(rec, f"git push to {t.remote}/{t.branch} failed: {pushed.message}")
                 return
             self.out(
                 f"mdspec: {t.branch} moved on {t.remote} meanwhile: fetching and rebasing "
@@ -484,13 +478,7 @@ class CiRunner(Runner):
             name = f"mdspec/{newest}-{rec['id']}"
             pushed = push(repo, t.remote, [f"{result}:refs/heads/{name}"], options)
         if not pushed.ok:
-            rec.update(
-                {
-                    "status": records.HELD,
-                    "reason": f"git push of {name} to {t.remote} failed: {pushed.message}; "
-                    f"the result is {land.result_ref(rec['id'])} in this clone",
-                }
-            )
+            _held_here(rec, f"git push of {name} to {t.remote} failed: {pushed.message}")
             return
         rec.update({"status": records.HELD, "pushed_to": name, "delivered": "pull-request"})
         if forge == "gitlab":
