@@ -109,6 +109,12 @@ def record_cost(rec: RunRecord, usage: Usage, unknown: str | None) -> None:
 # --- the git note ------------------------------------------------------------------------------------
 
 
+def add_note(repo: Repo, rec: RunRecord, sha: str) -> None:
+    """The run's note on the commit that carries its result; it only informs, so a failure is no failure."""
+    with contextlib.suppress(Exception):
+        repo.add_note(sha, note_text(rec), NOTES_REF, repo.identity(), f"mdspec: note for run {rec['id']}")
+
+
 def note_text(rec: Mapping[str, Any], now: float | None = None) -> str:
     """The note on a generated commit: the run's record in `key: value` lines, readable by people and by
     `parse_note` (a fresh clone has the notes but not the run records)."""

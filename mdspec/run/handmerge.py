@@ -3,14 +3,12 @@ user's checkout, and recovery later records which way that went (finished, or ab
 
 from __future__ import annotations
 
-import contextlib
-
 from mdspec import git
 from mdspec.fast import trailers
 from mdspec.git import Repo
 from mdspec.printer import Printer
 from mdspec.run import land, records
-from mdspec.run.costs import NOTES_REF, note_text
+from mdspec.run.costs import add_note
 from mdspec.run.records import RunRecord
 
 
@@ -30,8 +28,7 @@ def merge_by_hand(repo: Repo, rec: RunRecord, result: str, out: Printer) -> None
     if proc.returncode == 0:
         head = Repo(co.top).resolve_ref(str(rec["branch"])) or ""
         _merged(repo, rec, head)
-        with contextlib.suppress(Exception):  # the note only informs: the merge is made either way
-            repo.add_note(head, note_text(rec), NOTES_REF, repo.identity(), f"mdspec: note for run {rec['id']}")
+        add_note(repo, rec, head)
         return
     text = (proc.stdout + proc.stderr).strip()
     if (co.git_dir / "CHERRY_PICK_HEAD").exists():

@@ -47,7 +47,7 @@ from mdspec.run.cancel import (
     shielded,
 )
 from mdspec.run.check import run_check
-from mdspec.run.costs import NOTES_REF, note_text, record_cost, require_price, spec_files, usage_fields
+from mdspec.run.costs import add_note, record_cost, require_price, spec_files, usage_fields
 from mdspec.run.handmerge import settle_merges
 from mdspec.run.lock import wait_for_pid, worker_lock
 from mdspec.run.pending import SpecCommit
@@ -492,9 +492,7 @@ class Runner:
         return new
 
     def _note(self, rec: RunRecord, sha: str) -> None:
-        text = note_text(rec)
-        with contextlib.suppress(Exception):
-            self.repo.add_note(sha, text, NOTES_REF, self.repo.identity(), f"mdspec: note for run {rec['id']}")
+        add_note(self.repo, rec, sha)
 
     def _guard(self, wt: Path, base: str, protected: Globs, gitdir_before: guards.GitDirSnapshot) -> list[str]:
         found, self.guarded_tree = guards.guard_worktree(wt, base, protected, self.max_file_bytes)
