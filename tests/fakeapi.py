@@ -927,14 +927,19 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def point_sdk_at(monkeypatch: pytest.MonkeyPatch, api: FakeAPI) -> None:
+    """ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY aimed at `api`, for the SDK and the CLIs that read them."""
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", api.api_key)
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # a proxy in the environment must not see it
+
+
 @pytest.fixture
 def fake_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAPI]:
     """A started FakeAPI with ANTHROPIC_BASE_URL and a fake ANTHROPIC_API_KEY pointing the SDK at it."""
     api = FakeAPI().start()
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
-    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # a proxy in the environment must not see it
+    point_sdk_at(monkeypatch, api)
     try:
         yield api
     finally:

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 from conftest import Repo
-from fakeapi import FakeAPI
+from fakeapi import FakeAPI, point_sdk_at
 
 from mdspec.agents import agent, tools
 from mdspec.agents.session import RunContext, Session
@@ -154,9 +154,7 @@ def configure(repo: Repo, sandbox_mode: str = "bwrap", extra: str = "", agent_ex
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAPI]:
     server = FakeAPI(api_key=KEY).start()
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    point_sdk_at(monkeypatch, server)
     try:
         yield server
     finally:

@@ -448,6 +448,16 @@ def preset_repo(mdrepo: Repo, tmp_path: Path, preset: str, mode: str = "off") ->
     return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log), "MDSPEC_SANDBOX": mode}, log
 
 
+def run_preset(mdrepo: Repo, tmp_path: Path, preset: str, mode: str = "off") -> dict[str, Any]:
+    """A spec commit run in the foreground through `preset`, which must succeed; the CLI's one call."""
+    env, log = preset_repo(mdrepo, tmp_path, preset, mode)
+    spec_commit(mdrepo)
+    proc = mdrepo.mdspec("run", "--foreground", env=env, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (call,) = calls(log)
+    return call
+
+
 def calls(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
@@ -478,11 +488,7 @@ def test_claude_code_as_root_without_a_sandbox_is_refused_before_it_starts(mdrep
 
 @needs_bwrap
 def test_claude_code_in_the_sandbox_is_told_so_and_reports_model_and_usage(mdrepo: Repo, tmp_path: Path) -> None:
-    env, log = preset_repo(mdrepo, tmp_path, "claude-code", "bwrap")
-    spec_commit(mdrepo)
-    proc = mdrepo.mdspec("run", "--foreground", env=env, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (call,) = calls(log)
+    call = run_preset(mdrepo, tmp_path, "claude-code", "bwrap")
     assert call["env"]["IS_SANDBOX"] == "1"
     assert call["uid"] == os.geteuid()
     assert call["argv"] == ["-p", "--output-format", "json", "--dangerously-skip-permissions"]
@@ -520,11 +526,7 @@ def test_root_refusal_reads_the_uid_and_the_sandbox(monkeypatch: pytest.MonkeyPa
 
 
 def test_codex_preset_uses_the_current_flags(mdrepo: Repo, tmp_path: Path) -> None:
-    env, log = preset_repo(mdrepo, tmp_path, "codex")
-    spec_commit(mdrepo)
-    proc = mdrepo.mdspec("run", "--foreground", env=env, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (call,) = calls(log)
+    call = run_preset(mdrepo, tmp_path, "codex")
     argv = call["argv"]
     assert argv[0] == "exec"
     assert argv[-1] == "-"
@@ -546,11 +548,7 @@ def test_codex_preset_uses_the_current_flags(mdrepo: Repo, tmp_path: Path) -> No
 
 @needs_bwrap
 def test_codex_inside_the_sandbox_leaves_sandboxing_to_mdspec(mdrepo: Repo, tmp_path: Path) -> None:
-    env, log = preset_repo(mdrepo, tmp_path, "codex", "bwrap")
-    spec_commit(mdrepo)
-    proc = mdrepo.mdspec("run", "--foreground", env=env, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (call,) = calls(log)
+    call = run_preset(mdrepo, tmp_path, "codex", "bwrap")
     assert "--dangerously-bypass-approvals-and-sandbox" in call["argv"]
     assert "--sandbox" not in call["argv"]
     rec = last_run(mdrepo)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import FOREGROUND, PROJECT, Repo
-from fakeapi import FAKE_KEY, FakeAPI
+from fakeapi import FAKE_KEY, FakeAPI, point_sdk_at
 from runhelpers import QUIET, last_run, spec_commit
 
 from mdspec.exec import sandbox
@@ -82,9 +82,7 @@ def root_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]
 @pytest.fixture
 def cc_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAPI]:
     api = FakeAPI(check_tools=True).start()
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    point_sdk_at(monkeypatch, api)
     monkeypatch.setenv("ANTHROPIC_MODEL", MODEL)
     # No traffic to anything but the API it is pointed at (this machine has no internet).
     monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
