@@ -95,13 +95,18 @@ def fast_import(path: Path, files: int, commits: int) -> None:
     subprocess.run(["git", "config", "user.email", "b@example.com"], cwd=path, check=True, env=ENV)
 
 
-def ensure(name: str, files: int, commits: int) -> Path:
+def ensure(name: str, files: int, commits: int, build: Callable[[Path, int, int], None] = fast_import) -> Path:
+    """The cached repository, built first if missing; built aside and renamed, so a build cut short is
+    never taken for a finished one."""
     path = CACHE / f"{name}-{files}f-{commits}c"
     if not (path / ".git").is_dir():
         shutil.rmtree(path, ignore_errors=True)
+        partial = path.with_name(path.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
         t0 = time.monotonic()
         print(f"generating {path.name} ...", flush=True)
-        fast_import(path, files, commits)
+        build(partial, files, commits)
+        partial.rename(path)
         print(f"  done in {time.monotonic() - t0:.1f}s", flush=True)
     return path
 
