@@ -14,7 +14,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +63,7 @@ def _info(c: pygit2.Commit) -> CommitInfo:
         author_name=c.author.name,
         author_email=c.author.email,
         tree=str(c.tree_id),
+        time=int(c.commit_time),
     )
 
 
@@ -117,6 +118,7 @@ class CommitInfo:
     author_name: str
     author_email: str
     tree: str
+    time: int = 0  # committer time, epoch seconds
 
     @property
     def subject(self) -> str:
@@ -125,6 +127,26 @@ class CommitInfo:
     @property
     def short(self) -> str:
         return self.sha[:10]
+
+
+@dataclass(frozen=True)
+class Hunk:
+    """One hunk of a commit's change to a file (no context lines): where it sits and its lines."""
+
+    path: str
+    old_start: int
+    new_start: int  # the first line in the new version (for a pure removal, the line it follows)
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """A file a commit changed against its first parent, with its line counts (0, 0 for a binary)."""
+
+    path: str
+    added: int
+    removed: int
 
 
 @dataclass(frozen=True)
@@ -242,6 +264,57 @@ class Repo:
             if n >= limit:
                 return
             yield _info(c)
+
+    def walk(self, tip: str, limit: int) -> Iterator[CommitInfo]:
+        """Every commit reachable from `tip`, merged-in branches too, newest first (topological, children
+        before parents), at most `limit`."""
+        walker = self.pg.walk(tip, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME)
+        for n, c in enumerate(walker):
+            if n >= limit:
+                return
+            yield _info(c)
+
+    def descends(self, sha: str, ancestor: str) -> bool:
+        """Whether `ancestor` is `sha` or one of its ancestors, decided in process."""
+        try:
+            return sha == ancestor or bool(self.pg.descendant_of(sha, ancestor))
+        except (KeyError, ValueError, pygit2.GitError):
+            return False
+
+    def _diff(self, sha: str, context: int) -> pygit2.Diff:
+        c = self._commit(sha)
+        new = c.tree
+        if c.parents:
+            return c.parents[0].tree.diff_to_tree(new, context_lines=context)
+        return new.diff_to_tree(swap=True, context_lines=context)
+
+    def hunks(self, sha: str, paths: Collection[str]) -> list[Hunk]:
+        """The hunks of a commit's change (against its first parent) to `paths`, without context lines, in
+        file then line order. Text is decoded as UTF-8, replacing what is not; binary files have none."""
+        wanted = set(paths)
+        out: list[Hunk] = []
+        diff = self._diff(sha, 0)
+        for i, delta in enumerate(diff.deltas):
+            path = str(delta.new_file.path or delta.old_file.path)
+            patch = diff[i] if path in wanted else None  # only the wanted files' patches are made
+            if patch is None or patch.delta.is_binary:
+                continue
+            for h in patch.hunks:
+                added = tuple(ln.content.rstrip("\n") for ln in h.lines if ln.origin == "+")
+                removed = tuple(ln.content.rstrip("\n") for ln in h.lines if ln.origin == "-")
+                out.append(Hunk(path, int(h.old_start), int(h.new_start), added, removed))
+        return out
+
+    def file_changes(self, sha: str) -> list[FileChange]:
+        """Every file a commit changed against its first parent, with lines added and removed."""
+        out: list[FileChange] = []
+        for patch in self._diff(sha, 0):
+            if patch is None:
+                continue
+            path = str(patch.delta.new_file.path or patch.delta.old_file.path)
+            _, added, removed = patch.line_stats
+            out.append(FileChange(path, int(added), int(removed)))
+        return out
 
     def merged_in(self, merge: CommitInfo, limit: int) -> Iterator[CommitInfo]:
         """The commits a merge brings in: reachable from its other parents, not from its first one."""

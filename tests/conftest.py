@@ -22,10 +22,12 @@ from mdspec.run.lock import lock_holder
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Aim git and mdspec at nothing of the machine's: a HOME of their own under `tmp_path`, no system git
+    config, no inherited GIT_/MDSPEC_/ANTHROPIC_ variables, and `mdspec` subprocesses importing this
+    checkout. Returns the HOME."""
     home = tmp_path / "home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     for k in list(os.environ):
         if k.startswith(("GIT_", "MDSPEC_", "PRE_COMMIT")) or k.startswith("ANTHROPIC_"):
             monkeypatch.delenv(k, raising=False)
@@ -33,7 +35,7 @@ def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_TEMPLATE_DIR", str(tmp_path / "no-template"))
-    (tmp_path / "no-template").mkdir()
+    (tmp_path / "no-template").mkdir(exist_ok=True)
     bindir = str(Path(sys.executable).parent)
     monkeypatch.setenv("PATH", bindir + os.pathsep + os.environ.get("PATH", ""))
     monkeypatch.setenv("PYTHONPATH", str(PROJECT))
@@ -43,6 +45,11 @@ def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # (test_sandbox.py, test_attacks.py), which unset this.
     monkeypatch.setenv("MDSPEC_SANDBOX", "off")
     return home
+
+
+@pytest.fixture(autouse=True)
+def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return isolate(monkeypatch, tmp_path)
 
 
 @dataclass

@@ -81,11 +81,12 @@ def test_the_run_engine_does_not_import_the_agents_at_module_level() -> None:
         assert not {m for m in top if m in ("mdspec.agents.agent", "mdspec.agents.backends")}, path.name
 
 
-# Imports go one way: cli -> commands -> run -> agents -> exec -> (git, config, errors) -> fast.
+# Imports go one way: cli -> commands -> trace -> run -> agents -> exec -> (git, config, errors) -> fast.
 BELOW = {
-    "run": ("mdspec.commands", "mdspec.cli"),
-    "agents": ("mdspec.commands", "mdspec.cli", "mdspec.run"),
-    "exec": ("mdspec.commands", "mdspec.cli", "mdspec.run", "mdspec.agents"),
+    "trace": ("mdspec.commands", "mdspec.cli"),
+    "run": ("mdspec.commands", "mdspec.cli", "mdspec.trace"),
+    "agents": ("mdspec.commands", "mdspec.cli", "mdspec.trace", "mdspec.run"),
+    "exec": ("mdspec.commands", "mdspec.cli", "mdspec.trace", "mdspec.run", "mdspec.agents"),
 }
 
 
@@ -98,5 +99,5 @@ def test_no_package_imports_one_above_it(package: str) -> None:
 
 @pytest.mark.parametrize("module", ["git.py", "config.py", "errors.py", "templates.py", "printer.py"])
 def test_the_ground_floor_imports_no_package_of_mdspec_but_the_fast_path(module: str) -> None:
-    packages = ("mdspec.commands", "mdspec.run", "mdspec.agents", "mdspec.exec", "mdspec.cli")
+    packages = ("mdspec.commands", "mdspec.trace", "mdspec.run", "mdspec.agents", "mdspec.exec", "mdspec.cli")
     assert {m for m in _imports(PACKAGE / module) if m.startswith(packages)} == set()

@@ -18,8 +18,7 @@ from mdspec.errors import FatalError
 from mdspec.fast.globs import Globs
 from mdspec.git import Repo
 from mdspec.printer import Printer
-from mdspec.run import records
-from mdspec.run.costs import TOKEN_KEYS, cost_of, noted_runs, spec_files, tokens, unknown_why
+from mdspec.run.costs import TOKEN_KEYS, cost_of, every_run, spec_files, tokens, unknown_why
 
 
 @dataclass
@@ -95,20 +94,6 @@ def _spec_files(repo: Repo, rec: Mapping[str, Any], watch: Globs) -> list[str]:
     return spec_files(found) or ["(unknown)"]
 
 
-def gather(repo: Repo) -> list[Mapping[str, Any]]:
-    """Every run, once: the run records, then the runs that only the notes know (a fresh clone)."""
-    state = repo.state_dir
-    runs: list[Mapping[str, Any]] = [
-        r for r in records.all_runs(state) if r.get("id") and r.get("status") != "unreadable"
-    ]
-    seen = {str(r["id"]) for r in runs}
-    for rec in noted_runs(repo):
-        if rec["id"] not in seen:
-            seen.add(rec["id"])
-            runs.append(rec)
-    return runs
-
-
 def summarize(repo: Repo, since: str | None) -> dict[str, Any]:
     try:
         watch = Globs(config.load(repo.top, required=False).watch)
@@ -118,7 +103,7 @@ def summarize(repo: Repo, since: str | None) -> dict[str, Any]:
     files: dict[str, Tally] = {}
     total = Tally()
     unknown: list[dict[str, Any]] = []
-    for rec in gather(repo):
+    for rec in every_run(repo):
         day = _day(rec)
         if since and (day == "?" or day < since):
             continue

@@ -18,7 +18,7 @@ from mdspec.agents.session import Usage
 from mdspec.errors import ConfigError, FatalError
 from mdspec.fast import trailers
 from mdspec.git import Repo
-from mdspec.run.records import RunRecord, UsageRecord
+from mdspec.run.records import RunRecord, UsageRecord, all_runs
 
 Printer = Callable[[str], None]
 NOTES_REF = "refs/notes/mdspec"
@@ -218,3 +218,15 @@ def noted_runs(repo: Repo) -> list[dict[str, Any]]:
                 rec["spec_commits"] = rec["spec_commits"] or trailers.values(message, trailers.IMPLEMENTS)
         found.append(rec)
     return found
+
+
+def every_run(repo: Repo) -> list[Mapping[str, Any]]:
+    """Every run, once: the run records, then the runs that only the notes know (a fresh clone)."""
+    state = repo.state_dir
+    runs: list[Mapping[str, Any]] = [r for r in all_runs(state) if r.get("id") and r.get("status") != "unreadable"]
+    seen = {str(r["id"]) for r in runs}
+    for rec in noted_runs(repo):
+        if rec["id"] not in seen:
+            seen.add(rec["id"])
+            runs.append(rec)
+    return runs

@@ -1,0 +1,69 @@
+"""Spec hunks and the `## ` sections they sit in: the words of a spec commit that a line of code answers to.
+
+A spec file's sections are its `## ` headings (level two: in a spec, `#` names the file's subject and
+`###` is too fine to map code to). A hunk belongs to the section its first changed line sits in, in the
+version the spec commit made; lines above the first `## ` heading belong to no section ("").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mdspec.git import Hunk, Repo
+
+
+@dataclass(frozen=True)
+class SpecHunk:
+    path: str
+    section: str  # the `## ` heading's text, "" above the first one
+    line: int  # the first changed line in the spec commit's version of the file
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.added) + len(self.removed)
+
+
+def headings(text: str) -> list[tuple[int, str]]:
+    """(line number, heading text) of every `## ` heading, outside fenced code blocks."""
+    out: list[tuple[int, str]] = []
+    fence = ""
+    for n, line in enumerate(text.splitlines(), 1):
+        stripped = line.lstrip()
+        if stripped.startswith(("```", "~~~")):
+            mark = stripped[:3]
+            fence = "" if fence == mark else (fence or mark)
+            continue
+        if not fence and line.startswith("## "):
+            out.append((n, line[3:].strip().rstrip("#").strip()))
+    return out
+
+
+def section_at(heads: Sequence[tuple[int, str]], line: int) -> str:
+    """The heading a line sits under (a heading line is in its own section)."""
+    found = ""
+    for n, text in heads:
+        if n > line:
+            break
+        found = text
+    return found
+
+
+def spec_hunks(repo: Repo, sha: str, paths: Sequence[str]) -> list[SpecHunk]:
+    """The hunks of a spec commit on its watched paths, each with its section."""
+    heads: dict[str, list[tuple[int, str]]] = {}
+    out: list[SpecHunk] = []
+    for h in repo.hunks(sha, paths):
+        if h.path not in heads:
+            blob = repo.blob_at(sha, h.path)
+            heads[h.path] = headings(blob.decode("utf-8", "replace")) if blob is not None else []
+        out.append(_with_section(h, heads[h.path]))
+    return out
+
+
+def _with_section(h: Hunk, heads: Sequence[tuple[int, str]]) -> SpecHunk:
+    # A pure removal's new_start is the line before the gap; the line after it is where the words were.
+    line = h.new_start if h.added else h.new_start + 1
+    return SpecHunk(h.path, section_at(heads, max(line, 1)), line, h.added, h.removed)
