@@ -13,7 +13,8 @@ reverted by a `git revert`-style commit, and the next run implements the reverte
 its own; a handful of hand commits change thousands of files.
 
 Prints, measured side by side in one run, interleaved, after one warm-up, as min / median / max:
-- `mdspec blame src/app/core.py`, and with --json, vs `git blame` of the same file (target ratio <= 2);
+- `mdspec blame src/app/core.py`, and with --json, vs `git blame` of the same file (target ratio <= 2),
+  with `mdspec --version` beside them for the part that is only starting Python and the CLI;
 - `mdspec show` of the spec commit about 500 commits back (target <= 0.5 s), and of one in the middle of
   the history, next to `git show --stat` of the same commit;
 - `mdspec spec-map` over the whole history (target <= 10 s), next to `git log --name-only --format=%H`
@@ -461,11 +462,18 @@ def bench_blame(b: Bench) -> None:
     if not b.available("blame"):
         return
     ours, js, anchor = f"mdspec blame {CORE}", f"mdspec blame --json {CORE}", f"git blame {CORE}"
-    cases = {ours: b.mdspec("blame", CORE), js: b.mdspec("blame", "--json", CORE), anchor: ["git", "blame", CORE]}
+    floor = "mdspec --version"
+    cases = {
+        ours: b.mdspec("blame", CORE),
+        js: b.mdspec("blame", "--json", CORE),
+        anchor: ["git", "blame", CORE],
+        floor: b.mdspec("--version"),
+    }
     t, first = b.measure(cases)
     b.report(ours, t[ours], first[ours], t[anchor], 2, absolute=False)
     b.report(js, t[js], first[js], t[anchor], 2, absolute=False)
     b.anchor(anchor, t[anchor])
+    print(f"  the interpreter's and the CLI's start alone, {floor}: {stats(t[floor])}", flush=True)
 
 
 def spec_commits(repo: Path) -> list[tuple[int, str]]:
