@@ -89,9 +89,12 @@ def load(
     cfg: Config,
     limit: int = HISTORY_LIMIT,
     progress: Callable[[int], None] | None = None,
+    stop_at: str | None = None,
 ) -> History:
     """Read the history reachable from `tip` (merged branches too). `progress` is told how many commits
-    have been read, every 1,000."""
+    have been read, every 1,000. With `stop_at` (a commit reachable from `tip`), the walk ends with that
+    commit: the walk is topological, so everything that descends from it has been read by then, which is
+    all that can implement or revert it."""
     watch = Globs(cfg.watch)
     specs: list[tuple[int, SpecChange]] = []  # newest first
     raw: dict[str, tuple[str, ...]] = {}  # spec sha -> its watched paths as the pending set names them
@@ -114,6 +117,8 @@ def load(
             files = _files(repo, info, paths)
             raw[info.sha] = paths
             specs.append((n, SpecChange(info.sha, info.subject, info.time, info.author_name, files)))
+        if info.sha == stop_at:
+            break
     resolved = _resolve(repo, specs, raw, gens, watch)
     _reverts_by_run(repo, gens, reverted_by)
     impls = tuple(
