@@ -486,10 +486,12 @@ def bench_show(b: Bench) -> None:
     if not b.available("show"):
         return
     specs = spec_commits(b.repo)
-    picks = {"~500": next(s for i, s in specs if i >= 500), "mid": next(s for i, s in specs if i >= len(specs) * 5)}
+    # The one the target names, and one from the middle of the history: further back, a longer walk.
+    last = specs[-1][0]
+    picks = [next((i, s) for i, s in specs if i >= back) for back in (min(500, last), last // 2)]
     cases: dict[str, list[str]] = {}
-    for where, sha in picks.items():
-        cases[f"mdspec show {sha[:10]} ({where} commits back)"] = b.mdspec("show", sha)
+    for back, sha in picks:
+        cases[f"mdspec show {sha[:10]} ({back} commits back)"] = b.mdspec("show", sha)
         cases[f"git show --stat {sha[:10]}"] = ["git", "show", "--stat", sha]
     t, first = b.measure(cases)
     names = list(cases)
