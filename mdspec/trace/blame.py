@@ -9,9 +9,12 @@ history is read once and the spec commit is found by content (history.py).
 from __future__ import annotations
 
 import re
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 from mdspec import git
 from mdspec.config import Config
@@ -100,25 +103,83 @@ def parse_target(repo: Repo, arg: str, cwd: Path) -> Target:
 
 
 def blame(repo: Repo, cfg: Config, target: Target, rev: str | None) -> Blame:
-    lines, meta = _git_blame(repo, target, rev)
-    origins: dict[str, Origin] = {}
+    """Blame the file. git's incremental output is read as git produces it, and each commit is resolved
+    the moment it first appears, so mdspec's work overlaps git's instead of following it."""
     tip = repo.rev_parse(rev or "HEAD")
     resolver = _Resolver(repo, cfg, tip)
-    for sha, (subject, author, when) in meta.items():
-        origins[sha] = resolver.origin(sha, subject, author, when)
-    return Blame(target.path, rev, tuple(lines), origins)
-
-
-def _git_blame(repo: Repo, target: Target, rev: str | None) -> tuple[list[Lines], dict[str, tuple[str, str, int]]]:
-    args = ["blame", "--porcelain"]
+    origins: dict[str, Origin] = {}
+    owner: dict[int, str] = {}
+    args = ["git", "blame", "--incremental"]
     if target.first is not None:
         args += ["-L", f"{target.first},{target.last}"]
-    if rev:
-        args.append(rev)
-    proc = git.run([*args, "--", target.path], repo.top, check=False, errors="surrogateescape")
-    if proc.returncode != 0:
-        raise BadTarget(f"{target.path}: {_blame_error(proc.stderr, target, rev)}")
-    return _parse_porcelain(proc.stdout)
+    args += [tip] if rev else []
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            [*args, "--", target.path], cwd=repo.top, env=git.clean_env(), stdout=subprocess.PIPE, stderr=err
+        )
+        assert proc.stdout is not None
+        try:
+            for sha, first, count, head in _entries(proc.stdout):
+                for n in range(first, first + count):
+                    owner[n] = sha
+                if sha not in origins:
+                    when = int(head.get("author-time", "0") or 0)
+                    origins[sha] = resolver.origin(sha, head.get("summary", ""), head.get("author", ""), when)
+        finally:
+            proc.stdout.close()
+            code = proc.wait()
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    if code != 0:
+        raise BadTarget(f"{target.path}: {_blame_error(stderr, target, rev)}")
+    text = _text(repo, target.path, tip if rev else None)
+    return Blame(target.path, rev, tuple(_groups(owner, text)), origins)
+
+
+def _entries(stream: IO[bytes]) -> Iterator[tuple[str, int, int, dict[str, str]]]:
+    """(commit, first line, line count, the commit's headers when first given) from `git blame --incremental`;
+    the commit of lines not committed yet is ""."""
+    head: dict[str, str] = {}
+    current: tuple[str, int, int] | None = None
+    for raw in stream:
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        if current is None:
+            parts = line.split(" ")
+            if len(parts) == 4 and parts[2].isdigit() and parts[3].isdigit():
+                sha = "" if set(parts[0]) == {"0"} else parts[0]
+                current, head = (sha, int(parts[2]), int(parts[3])), {}
+            continue
+        key, _, value = line.partition(" ")
+        if key == "filename":  # every entry ends with its file name
+            yield (*current, head)
+            current = None
+        else:
+            head.setdefault(key, value)
+
+
+def _text(repo: Repo, path: str, rev: str | None) -> list[str]:
+    """The file's lines as blamed: from the commit, or from the checkout (uncommitted edits included)."""
+    data = repo.blob_at(rev, path) if rev else _read(repo.top / path)
+    return [ln.decode("utf-8", "replace") for ln in (data or b"").split(b"\n")]
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _groups(owner: dict[int, str], text: list[str]) -> list[Lines]:
+    groups: list[Lines] = []
+    for n in sorted(owner):
+        sha, line = owner[n], text[n - 1] if n - 1 < len(text) else ""
+        if groups and groups[-1].sha == sha and groups[-1].last == n - 1:
+            g = groups[-1]
+            groups[-1] = Lines(g.first, n, sha, (*g.text, line))
+        else:
+            groups.append(Lines(n, n, sha, (line,)))
+    return groups
 
 
 def _blame_error(stderr: str, target: Target, rev: str | None) -> str:
@@ -130,39 +191,6 @@ def _blame_error(stderr: str, target: Target, rev: str | None) -> str:
     if "has only" in text:
         return f"{text}; give a range inside the file"
     return text
-
-
-def _parse_porcelain(out: str) -> tuple[list[Lines], dict[str, tuple[str, str, int]]]:
-    """The line groups and, per commit, (subject, author, author time) from `git blame --porcelain`."""
-    meta: dict[str, dict[str, str]] = {}
-    per_line: list[tuple[int, str, str]] = []
-    sha = ""
-    final = 0
-    for raw in out.split("\n"):
-        if raw.startswith("\t"):
-            per_line.append((final, sha, raw[1:]))
-            continue
-        parts = raw.split(" ")
-        if len(parts) >= 3 and len(parts[0]) in git.HEX_LENGTHS.values() and parts[1].isdigit():
-            sha, final = parts[0], int(parts[2])
-            meta.setdefault(sha, {})
-            continue
-        key, _, value = raw.partition(" ")
-        if sha and key in ("summary", "author", "author-time"):
-            meta[sha].setdefault(key, value)
-    groups: list[Lines] = []
-    for n, s, text in per_line:
-        key = "" if set(s) == {"0"} else s
-        if groups and groups[-1].sha == key and groups[-1].last == n - 1:
-            g = groups[-1]
-            groups[-1] = Lines(g.first, n, key, (*g.text, text))
-        else:
-            groups.append(Lines(n, n, key, (text,)))
-    info = {
-        ("" if set(s) == {"0"} else s): (m.get("summary", ""), m.get("author", ""), int(m.get("author-time", "0") or 0))
-        for s, m in meta.items()
-    }
-    return groups, info
 
 
 class _Resolver:
