@@ -8,6 +8,7 @@ history is read once and the spec commit is found by content (history.py).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import tempfile
@@ -20,10 +21,9 @@ from mdspec import git
 from mdspec.config import Config
 from mdspec.errors import FatalError
 from mdspec.fast import trailers
-from mdspec.fast.globs import Globs
 from mdspec.git import Repo
-from mdspec.run import pending
 from mdspec.trace import history, sections
+from mdspec.trace.patches import PatchStream
 from mdspec.trace.sections import SpecHunk
 
 Kind = Literal["generated", "hand", "uncommitted"]
@@ -107,7 +107,6 @@ def blame(repo: Repo, cfg: Config, target: Target, rev: str | None) -> Blame:
     the moment it first appears, so mdspec's work overlaps git's instead of following it."""
     tip = repo.rev_parse(rev or "HEAD")
     resolver = _Resolver(repo, cfg, tip)
-    origins: dict[str, Origin] = {}
     owner: dict[int, str] = {}
     args = ["git", "blame", "--incremental"]
     if target.first is not None:
@@ -122,14 +121,14 @@ def blame(repo: Repo, cfg: Config, target: Target, rev: str | None) -> Blame:
             for sha, first, count, head in _entries(proc.stdout):
                 for n in range(first, first + count):
                     owner[n] = sha
-                if sha not in origins:
-                    when = int(head.get("author-time", "0") or 0)
-                    origins[sha] = resolver.origin(sha, head.get("summary", ""), head.get("author", ""), when)
+                when = int(head.get("author-time", "0") or 0)
+                resolver.add(sha, head.get("summary", ""), head.get("author", ""), when)
         finally:
             proc.stdout.close()
             code = proc.wait()
         err.seek(0)
         stderr = err.read().decode("utf-8", "replace")
+    origins = resolver.finish()
     if code != 0:
         raise BadTarget(f"{target.path}: {_blame_error(stderr, target, rev)}")
     text = _text(repo, target.path, tip if rev else None)
@@ -194,47 +193,65 @@ def _blame_error(stderr: str, target: Target, rev: str | None) -> str:
 
 
 class _Resolver:
-    """Origins of commits, reading the whole history at most once (only when a name must be found by content)."""
+    """Origins of commits. The spec commits' patches are made by one git process that works while blame
+    goes on; the whole history is read at most once, and only when a name must be found by content."""
 
     def __init__(self, repo: Repo, cfg: Config, tip: str) -> None:
         self.repo = repo
         self.cfg = cfg
         self.tip = tip
-        self.watch = Globs(cfg.watch)
+        self.patches = PatchStream(repo, cfg.watch)
         self._history: history.History | None = None
-        self._specs: dict[str, SpecRef] = {}
+        self._origins: dict[str, tuple[Origin, tuple[tuple[str, bool], ...]]] = {}
 
-    def origin(self, sha: str, subject: str, author: str, when: int) -> Origin:
+    def add(self, sha: str, subject: str, author: str, when: int) -> None:
+        if sha in self._origins:
+            return
         if not sha:
-            return Origin("", "uncommitted", "not committed yet", "", 0)
+            self._origins[sha] = (Origin("", "uncommitted", "not committed yet", "", 0), ())
+            return
         message = self.repo.commit(sha).message
         named = trailers.implements(message)
         if not named:
-            return Origin(sha, "hand", subject, author, when)
+            self._origins[sha] = (Origin(sha, "hand", subject, author, when), ())
+            return
         run_id, check = history.generated_fields(message)
-        found: list[SpecRef] = []
+        found: list[tuple[str, bool]] = []
         missing: list[str] = []
         for spec, _pid in named:
             if self.repo.has_commit(spec) and self.repo.descends(sha, spec):
-                found.append(self._spec(spec, by_content=False))
+                found.append((spec, False))
             else:
                 missing.append(spec)
         if missing:
             impl = next((g for g in self._read_history().generated if g.sha == sha), None)
-            moved = [s for s in (impl.specs if impl else ()) if s not in {f.sha for f in found}]
-            found += [self._spec(s, by_content=True) for s in moved]
+            moved = [s for s in (impl.specs if impl else ()) if s not in {f for f, _ in found}]
+            found += [(s, True) for s in moved]
             missing = missing[len(moved) :]
-        return Origin(sha, "generated", subject, author, when, run_id, check, tuple(found), tuple(missing))
+        for spec, _ in found:
+            self.patches.add(spec)
+        origin = Origin(sha, "generated", subject, author, when, run_id, check, (), tuple(missing))
+        self._origins[sha] = (origin, tuple(found))
+
+    def finish(self) -> dict[str, Origin]:
+        hunks = self.patches.finish()
+        specs: dict[str, SpecRef] = {}
+        for _, found in self._origins.values():
+            for sha, by_content in found:
+                if sha not in specs:
+                    info = self.repo.commit(sha)
+                    cut = sorted(sections.with_sections(self.repo, sha, hunks.get(sha, [])), key=_shortest)
+                    specs[sha] = SpecRef(sha, info.subject, info.author_name, info.time, tuple(cut), by_content)
+        return {
+            sha: dataclasses.replace(o, specs=tuple(specs[s] for s, _ in found))
+            for sha, (o, found) in self._origins.items()
+        }
 
     def _read_history(self) -> history.History:
         if self._history is None:
             self._history = history.load(self.repo, self.tip, self.cfg)
         return self._history
 
-    def _spec(self, sha: str, by_content: bool) -> SpecRef:
-        if sha not in self._specs:
-            info = self.repo.commit(sha)
-            paths = pending.spec_paths(self.repo, info, self.watch)
-            hunks = sorted(sections.spec_hunks(self.repo, sha, paths), key=lambda h: (h.size, h.path, h.line))
-            self._specs[sha] = SpecRef(sha, info.subject, info.author_name, info.time, tuple(hunks), by_content)
-        return self._specs[sha]
+
+def _shortest(h: SpecHunk) -> tuple[int, str, int]:
+    return (h.size, h.path, h.line)
