@@ -72,7 +72,9 @@ class PatchStream:
 
 
 def _path(field: str) -> str:
-    """A path from a `--- a/…` or `+++ b/…` line, unquoting git's C-style quoting."""
+    """A path from a `--- a/…` or `+++ b/…` line, unquoting git's C-style quoting. git ends the line with
+    a tab when the name has a space (for patch(1)); a name that itself ends in a tab is quoted."""
+    field = field.removesuffix("\t")
     if field.startswith('"') and field.endswith('"'):
         raw = codecs.escape_decode(field[1:-1].encode("utf-8"))[0]
         field = bytes(raw).decode("utf-8", "replace")
