@@ -8,19 +8,22 @@ history is read once and the spec commit is found by content (history.py).
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 from mdspec import git
 from mdspec.config import Config
 from mdspec.errors import FatalError
 from mdspec.fast import trailers
-from mdspec.fast.globs import Globs
 from mdspec.git import Repo
-from mdspec.run import pending
 from mdspec.trace import history, sections
+from mdspec.trace.patches import PatchStream
 from mdspec.trace.sections import SpecHunk
 
 Kind = Literal["generated", "hand", "uncommitted"]
@@ -100,25 +103,82 @@ def parse_target(repo: Repo, arg: str, cwd: Path) -> Target:
 
 
 def blame(repo: Repo, cfg: Config, target: Target, rev: str | None) -> Blame:
-    lines, meta = _git_blame(repo, target, rev)
-    origins: dict[str, Origin] = {}
+    """Blame the file. git's incremental output is read as git produces it, and each commit is resolved
+    the moment it first appears, so mdspec's work overlaps git's instead of following it."""
     tip = repo.rev_parse(rev or "HEAD")
     resolver = _Resolver(repo, cfg, tip)
-    for sha, (subject, author, when) in meta.items():
-        origins[sha] = resolver.origin(sha, subject, author, when)
-    return Blame(target.path, rev, tuple(lines), origins)
-
-
-def _git_blame(repo: Repo, target: Target, rev: str | None) -> tuple[list[Lines], dict[str, tuple[str, str, int]]]:
-    args = ["blame", "--porcelain"]
+    owner: dict[int, str] = {}
+    args = ["git", "blame", "--incremental"]
     if target.first is not None:
         args += ["-L", f"{target.first},{target.last}"]
-    if rev:
-        args.append(rev)
-    proc = git.run([*args, "--", target.path], repo.top, check=False, errors="surrogateescape")
-    if proc.returncode != 0:
-        raise BadTarget(f"{target.path}: {_blame_error(proc.stderr, target, rev)}")
-    return _parse_porcelain(proc.stdout)
+    args += [tip] if rev else []
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            [*args, "--", target.path], cwd=repo.top, env=git.clean_env(), stdout=subprocess.PIPE, stderr=err
+        )
+        assert proc.stdout is not None
+        try:
+            for sha, first, count, head in _entries(proc.stdout):
+                for n in range(first, first + count):
+                    owner[n] = sha
+                when = int(head.get("author-time", "0") or 0)
+                resolver.add(sha, head.get("summary", ""), head.get("author", ""), when)
+        finally:
+            proc.stdout.close()
+            code = proc.wait()
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    origins = resolver.finish()
+    if code != 0:
+        raise BadTarget(f"{target.path}: {_blame_error(stderr, target, rev)}")
+    text = _text(repo, target.path, tip if rev else None)
+    return Blame(target.path, rev, tuple(_groups(owner, text)), origins)
+
+
+def _entries(stream: IO[bytes]) -> Iterator[tuple[str, int, int, dict[str, str]]]:
+    """(commit, first line, line count, the commit's headers when first given) from `git blame --incremental`;
+    the commit of lines not committed yet is ""."""
+    head: dict[str, str] = {}
+    current: tuple[str, int, int] | None = None
+    for raw in stream:
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        if current is None:
+            parts = line.split(" ")
+            if len(parts) == 4 and parts[2].isdigit() and parts[3].isdigit():
+                sha = "" if set(parts[0]) == {"0"} else parts[0]
+                current, head = (sha, int(parts[2]), int(parts[3])), {}
+            continue
+        key, _, value = line.partition(" ")
+        if key == "filename":  # every entry ends with its file name
+            yield (*current, head)
+            current = None
+        else:
+            head.setdefault(key, value)
+
+
+def _text(repo: Repo, path: str, rev: str | None) -> list[str]:
+    """The file's lines as blamed: from the commit, or from the checkout (uncommitted edits included)."""
+    data = repo.blob_at(rev, path) if rev else _read(repo.top / path)
+    return [ln.decode("utf-8", "replace") for ln in (data or b"").split(b"\n")]
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _groups(owner: dict[int, str], text: list[str]) -> list[Lines]:
+    groups: list[Lines] = []
+    for n in sorted(owner):
+        sha, line = owner[n], text[n - 1] if n - 1 < len(text) else ""
+        if groups and groups[-1].sha == sha and groups[-1].last == n - 1:
+            g = groups[-1]
+            groups[-1] = Lines(g.first, n, sha, (*g.text, line))
+        else:
+            groups.append(Lines(n, n, sha, (line,)))
+    return groups
 
 
 def _blame_error(stderr: str, target: Target, rev: str | None) -> str:
@@ -132,81 +192,66 @@ def _blame_error(stderr: str, target: Target, rev: str | None) -> str:
     return text
 
 
-def _parse_porcelain(out: str) -> tuple[list[Lines], dict[str, tuple[str, str, int]]]:
-    """The line groups and, per commit, (subject, author, author time) from `git blame --porcelain`."""
-    meta: dict[str, dict[str, str]] = {}
-    per_line: list[tuple[int, str, str]] = []
-    sha = ""
-    final = 0
-    for raw in out.split("\n"):
-        if raw.startswith("\t"):
-            per_line.append((final, sha, raw[1:]))
-            continue
-        parts = raw.split(" ")
-        if len(parts) >= 3 and len(parts[0]) in git.HEX_LENGTHS.values() and parts[1].isdigit():
-            sha, final = parts[0], int(parts[2])
-            meta.setdefault(sha, {})
-            continue
-        key, _, value = raw.partition(" ")
-        if sha and key in ("summary", "author", "author-time"):
-            meta[sha].setdefault(key, value)
-    groups: list[Lines] = []
-    for n, s, text in per_line:
-        key = "" if set(s) == {"0"} else s
-        if groups and groups[-1].sha == key and groups[-1].last == n - 1:
-            g = groups[-1]
-            groups[-1] = Lines(g.first, n, key, (*g.text, text))
-        else:
-            groups.append(Lines(n, n, key, (text,)))
-    info = {
-        ("" if set(s) == {"0"} else s): (m.get("summary", ""), m.get("author", ""), int(m.get("author-time", "0") or 0))
-        for s, m in meta.items()
-    }
-    return groups, info
-
-
 class _Resolver:
-    """Origins of commits, reading the whole history at most once (only when a name must be found by content)."""
+    """Origins of commits. The spec commits' patches are made by one git process that works while blame
+    goes on; the whole history is read at most once, and only when a name must be found by content."""
 
     def __init__(self, repo: Repo, cfg: Config, tip: str) -> None:
         self.repo = repo
         self.cfg = cfg
         self.tip = tip
-        self.watch = Globs(cfg.watch)
+        self.patches = PatchStream(repo, cfg.watch)
         self._history: history.History | None = None
-        self._specs: dict[str, SpecRef] = {}
+        self._origins: dict[str, tuple[Origin, tuple[tuple[str, bool], ...]]] = {}
 
-    def origin(self, sha: str, subject: str, author: str, when: int) -> Origin:
+    def add(self, sha: str, subject: str, author: str, when: int) -> None:
+        if sha in self._origins:
+            return
         if not sha:
-            return Origin("", "uncommitted", "not committed yet", "", 0)
+            self._origins[sha] = (Origin("", "uncommitted", "not committed yet", "", 0), ())
+            return
         message = self.repo.commit(sha).message
         named = trailers.implements(message)
         if not named:
-            return Origin(sha, "hand", subject, author, when)
+            self._origins[sha] = (Origin(sha, "hand", subject, author, when), ())
+            return
         run_id, check = history.generated_fields(message)
-        found: list[SpecRef] = []
+        found: list[tuple[str, bool]] = []
         missing: list[str] = []
         for spec, _pid in named:
             if self.repo.has_commit(spec) and self.repo.descends(sha, spec):
-                found.append(self._spec(spec, by_content=False))
+                found.append((spec, False))
             else:
                 missing.append(spec)
         if missing:
             impl = next((g for g in self._read_history().generated if g.sha == sha), None)
-            moved = [s for s in (impl.specs if impl else ()) if s not in {f.sha for f in found}]
-            found += [self._spec(s, by_content=True) for s in moved]
+            moved = [s for s in (impl.specs if impl else ()) if s not in {f for f, _ in found}]
+            found += [(s, True) for s in moved]
             missing = missing[len(moved) :]
-        return Origin(sha, "generated", subject, author, when, run_id, check, tuple(found), tuple(missing))
+        for spec, _ in found:
+            self.patches.add(spec)
+        origin = Origin(sha, "generated", subject, author, when, run_id, check, (), tuple(missing))
+        self._origins[sha] = (origin, tuple(found))
+
+    def finish(self) -> dict[str, Origin]:
+        hunks = self.patches.finish()
+        specs: dict[str, SpecRef] = {}
+        for _, found in self._origins.values():
+            for sha, by_content in found:
+                if sha not in specs:
+                    info = self.repo.commit(sha)
+                    cut = sorted(sections.with_sections(self.repo, sha, hunks.get(sha, [])), key=_shortest)
+                    specs[sha] = SpecRef(sha, info.subject, info.author_name, info.time, tuple(cut), by_content)
+        return {
+            sha: dataclasses.replace(o, specs=tuple(specs[s] for s, _ in found))
+            for sha, (o, found) in self._origins.items()
+        }
 
     def _read_history(self) -> history.History:
         if self._history is None:
             self._history = history.load(self.repo, self.tip, self.cfg)
         return self._history
 
-    def _spec(self, sha: str, by_content: bool) -> SpecRef:
-        if sha not in self._specs:
-            info = self.repo.commit(sha)
-            paths = pending.spec_paths(self.repo, info, self.watch)
-            hunks = sorted(sections.spec_hunks(self.repo, sha, paths), key=lambda h: (h.size, h.path, h.line))
-            self._specs[sha] = SpecRef(sha, info.subject, info.author_name, info.time, tuple(hunks), by_content)
-        return self._specs[sha]
+
+def _shortest(h: SpecHunk) -> tuple[int, str, int]:
+    return (h.size, h.path, h.line)

@@ -54,9 +54,14 @@ def section_at(heads: Sequence[tuple[int, str]], line: int) -> str:
 
 def spec_hunks(repo: Repo, sha: str, paths: Sequence[str]) -> list[SpecHunk]:
     """The hunks of a spec commit on its watched paths, each with its section."""
+    return with_sections(repo, sha, repo.hunks(sha, paths))
+
+
+def with_sections(repo: Repo, sha: str, hunks: Sequence[Hunk]) -> list[SpecHunk]:
+    """A commit's hunks, each with the section it sits in in the commit's version of its file."""
     heads: dict[str, list[tuple[int, str]]] = {}
     out: list[SpecHunk] = []
-    for h in repo.hunks(sha, paths):
+    for h in hunks:
         if h.path not in heads:
             blob = repo.blob_at(sha, h.path)
             heads[h.path] = headings(blob.decode("utf-8", "replace")) if blob is not None else []
