@@ -124,6 +124,7 @@ def test_bad_targets_are_one_line_errors(built: Built, tmp_path: Path) -> None:
         "src/app.py:9-99": "has only 5 lines",
         "src/app.py:0": "1 <= FIRST <= LAST",
         "src/app.py:4-2": "1 <= FIRST <= LAST",
+        "src": "src: a directory",
         str(tmp_path / "elsewhere.py"): "not inside the repository",
     }
     for arg, words in cases.items():

@@ -95,6 +95,8 @@ def parse_target(repo: Repo, arg: str, cwd: Path) -> Target:
         if first < 1 or last < first:
             raise BadTarget(f"{arg}: expected FILE:LINE or FILE:FIRST-LAST with 1 <= FIRST <= LAST")
     full = (cwd / path).resolve()
+    if full.is_dir():
+        raise BadTarget(f"{path}: a directory; give a file in it (`mdspec spec-map {path}` maps a directory)")
     try:
         rel = full.relative_to(repo.top.resolve())
     except ValueError:
