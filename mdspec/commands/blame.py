@@ -39,7 +39,12 @@ def _where(h: SpecHunk) -> str:
 
 
 def _spec_lines(spec: SpecRef) -> list[str]:
-    moved = " (found by content: the history was rewritten)" if spec.by_content else ""
+    moved = {
+        "sha": "",
+        "content": " (found by content: the history was rewritten)",
+        "elsewhere": " (not on this branch: the trailer's commit, from another branch)",
+        "squashed": " (squashed: the spec change came in this same commit)",
+    }[spec.found]
     lines = [f"    implements {spec.sha[:10]} {spec.subject!r} ({spec.author}, {_day(spec.time)}){moved}"]
     for h in spec.hunks:
         lines.append(f"      {_where(h)}")
@@ -107,7 +112,7 @@ def as_dict(b: Blame) -> dict[str, Any]:
                 "subject": s.subject,
                 "author": s.author,
                 "time": s.time,
-                "by_content": s.by_content,
+                "found": s.found,
                 "hunks": [_hunk(h) for h in s.hunks],
             }
     return {
