@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from mdspec import config
+from mdspec import config, printer
 from mdspec.git import Repo
 from mdspec.printer import Printer
 from mdspec.trace import blame as tracing
@@ -21,12 +20,7 @@ def blame(start: Path, target: str, rev: str | None, as_json: bool, out: Printer
     repo = Repo(start)
     cfg = config.load(repo.top, required=False)
     found = tracing.blame(repo, cfg, tracing.parse_target(repo, target, start), rev)
-    if as_json:
-        out(json.dumps(as_dict(found), indent=2, ensure_ascii=False))
-    else:
-        for line in render(found):
-            out(line)
-    return 0
+    return printer.report(out, as_json, lambda: as_dict(found), lambda: render(found))
 
 
 def _day(t: int) -> str:
