@@ -265,14 +265,24 @@ class Repo:
                 return
             yield _info(c)
 
-    def walk(self, tip: str, limit: int) -> Iterator[CommitInfo]:
-        """Every commit reachable from `tip`, merged-in branches too, newest first (topological, children
-        before parents), at most `limit`."""
+    def walk(self, tip: str, limit: int, hide: tuple[str, ...] = ()) -> Iterator[CommitInfo]:
+        """Every commit reachable from `tip` and from none of `hide`, merged-in branches too, newest first
+        (topological: children before parents), at most `limit`. Hiding lets the sort stop early: a
+        topological walk of the whole history reads all of it before the first commit comes out."""
         walker = self.pg.walk(tip, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME)
+        for h in hide:
+            walker.hide(h)
         for n, c in enumerate(walker):
             if n >= limit:
                 return
             yield _info(c)
+
+    def note(self, sha: str, ref: str) -> str | None:
+        """The note on a commit in a notes ref, read in process; None when it has none."""
+        try:
+            return str(self.pg.lookup_note(sha, ref).message)
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
 
     def descends(self, sha: str, ancestor: str) -> bool:
         """Whether `ancestor` is `sha` or one of its ancestors, decided in process."""

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import Repo
+from conftest import FOREGROUND, Repo
+from runhelpers import QUIET, spec_commit
 from tracerepo import HAND_LINE, Built, built_fixture  # noqa: F401
 
 
@@ -88,7 +89,7 @@ def test_a_rebased_history_resolves_spec_commits_by_content(built: Built) -> Non
     assert groups(data) == [(1, 3, ga), (4, 4, gc), (5, 5, hand)]
     # The trailers still name the old shas; the spec commits of this history are found by content.
     assert data["commits"][gc]["implements"] == [built.renamed[built.c]]
-    assert data["specs"][built.renamed[built.c]]["by_content"] is True
+    assert data["specs"][built.renamed[built.c]]["found"] == "content"
     assert data["commits"][ga]["implements"] == [built.renamed[built.a]]
     out = built.rebased.mdspec("blame", "src/app.py:4").stdout
     assert "found by content" in out
@@ -124,6 +125,7 @@ def test_bad_targets_are_one_line_errors(built: Built, tmp_path: Path) -> None:
         "src/app.py:9-99": "has only 5 lines",
         "src/app.py:0": "1 <= FIRST <= LAST",
         "src/app.py:4-2": "1 <= FIRST <= LAST",
+        "src": "src: a directory",
         str(tmp_path / "elsewhere.py"): "not inside the repository",
     }
     for arg, words in cases.items():
@@ -140,3 +142,30 @@ def test_a_file_whose_name_ends_in_a_number_after_a_colon(repo: Repo) -> None:
     assert data["file"] == "notes:12"
     assert [g["last"] for g in data["lines"]] == [2]
     assert data["commits"][data["lines"][0]["commit"]]["kind"] == "hand"
+
+
+def test_a_squash_merge_of_spec_and_code(mdrepo: Repo, tmp_path: Path) -> None:
+    mdrepo.git("switch", "-q", "-c", "feature")
+    spec = spec_commit(mdrepo, "# App\n\n## Output\n\nWrite out.txt.\n", env=FOREGROUND)
+    assert mdrepo.head() != spec, mdrepo.last_output
+    mdrepo.git("switch", "-q", "main")
+    mdrepo.git("merge", "--squash", "feature")
+    mdrepo.git("commit", "-q", "--no-edit", env=QUIET)  # git's squash message carries both commits'
+    squash = mdrepo.head()
+    data = blame_json(mdrepo, "out.txt")
+    assert groups(data) == [(1, 1, squash)]
+    # The spec commit is off the branch but still in this clone: its words, said to be from elsewhere.
+    assert data["commits"][squash]["implements"] == [spec]
+    assert data["specs"][spec]["found"] == "elsewhere"
+    # A fresh clone of main alone never had it: the squash commit's own spec change is the answer.
+    clone = Repo(tmp_path / "clone")
+    mdrepo.git("clone", "-q", "--no-local", "--single-branch", "-b", "main", str(mdrepo.top), str(clone.top))
+    data = blame_json(clone, "out.txt")
+    assert data["commits"][squash]["implements"] == [squash]
+    assert data["specs"][squash]["found"] == "squashed"
+    hunks = data["specs"][squash]["hunks"]
+    assert [(h["section"], h["added"]) for h in hunks] == [
+        ("", ["# App", ""]),
+        ("Output", ["## Output", "", "Write out.txt."]),
+    ]
+    assert "squashed: the spec change came in this same commit" in clone.mdspec("blame", "out.txt").stdout

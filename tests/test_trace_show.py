@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Repo
-from runhelpers import QUIET, last_run, runs, spec_commit, wait_for
-from test_history import settle, waiting  # noqa: F401
+from runhelpers import QUIET, last_run, runs, spec_commit
+from test_history import amend_during_its_run, waiting  # noqa: F401
 from tracerepo import Built, built_fixture  # noqa: F401
 
 
@@ -111,15 +111,7 @@ def test_a_superseded_run_is_listed_with_its_kept_result(
     mdrepo: Repo,
     waiting: tuple[Path, Path],  # noqa: F811
 ) -> None:
-    started, flag = waiting
-    spec = spec_commit(mdrepo, "# App\nSay hello.\n", "spec/app.md", env={})  # the hook starts a worker
-    wait_for(started.exists, what="the agent to start")
-    mdrepo.write("spec/app.md", "# App\nSay hello, world.\n")
-    mdrepo.git("add", "-A")
-    mdrepo.git("commit", "-q", "--amend", "-m", "spec: say hello, world")
-    amended = mdrepo.head()
-    flag.write_text("go")
-    first, second = settle(mdrepo, 2)
+    spec, amended, first, second = amend_during_its_run(mdrepo, waiting)
     assert first["status"] == "superseded"
     old = show_json(mdrepo, spec)
     assert old["on_branch"] is False

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from mdspec import config
+from mdspec import config, printer
 from mdspec.git import Repo
 from mdspec.printer import Printer
 from mdspec.trace import blame as tracing
@@ -21,12 +20,7 @@ def blame(start: Path, target: str, rev: str | None, as_json: bool, out: Printer
     repo = Repo(start)
     cfg = config.load(repo.top, required=False)
     found = tracing.blame(repo, cfg, tracing.parse_target(repo, target, start), rev)
-    if as_json:
-        out(json.dumps(as_dict(found), indent=2, ensure_ascii=False))
-    else:
-        for line in render(found):
-            out(line)
-    return 0
+    return printer.report(out, as_json, lambda: as_dict(found), lambda: render(found))
 
 
 def _day(t: int) -> str:
@@ -39,7 +33,12 @@ def _where(h: SpecHunk) -> str:
 
 
 def _spec_lines(spec: SpecRef) -> list[str]:
-    moved = " (found by content: the history was rewritten)" if spec.by_content else ""
+    moved = {
+        "sha": "",
+        "content": " (found by content: the history was rewritten)",
+        "elsewhere": " (not on this branch: the trailer's commit, from another branch)",
+        "squashed": " (squashed: the spec change came in this same commit)",
+    }[spec.found]
     lines = [f"    implements {spec.sha[:10]} {spec.subject!r} ({spec.author}, {_day(spec.time)}){moved}"]
     for h in spec.hunks:
         lines.append(f"      {_where(h)}")
@@ -107,7 +106,7 @@ def as_dict(b: Blame) -> dict[str, Any]:
                 "subject": s.subject,
                 "author": s.author,
                 "time": s.time,
-                "by_content": s.by_content,
+                "found": s.found,
                 "hunks": [_hunk(h) for h in s.hunks],
             }
     return {

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from mdspec import config
+from mdspec import config, printer
 from mdspec.git import Repo
 from mdspec.printer import Printer
 from mdspec.run.costs import TOKEN_KEYS, TOKEN_LABELS
@@ -27,12 +26,7 @@ def show(start: Path, rev: str, as_json: bool, out: Printer) -> int:
     repo = Repo(start)
     cfg = config.load(repo.top, required=False)
     found = tracing.report(repo, cfg, rev)
-    if as_json:
-        out(json.dumps(as_dict(found), indent=2, ensure_ascii=False))
-    else:
-        for line in render(found):
-            out(line)
-    return 0
+    return printer.report(out, as_json, lambda: as_dict(found), lambda: render(found))
 
 
 def _when(t: float | None) -> str:

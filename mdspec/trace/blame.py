@@ -21,12 +21,17 @@ from mdspec import git
 from mdspec.config import Config
 from mdspec.errors import FatalError
 from mdspec.fast import trailers
+from mdspec.fast.globs import Globs
 from mdspec.git import Repo
 from mdspec.trace import history, sections
 from mdspec.trace.patches import PatchStream
 from mdspec.trace.sections import SpecHunk
 
 Kind = Literal["generated", "hand", "uncommitted"]
+# How a spec commit named by a generated commit's trailer was found: by its sha on the branch; by its
+# content (a rebase gave it a new sha); by its sha off the branch (a squash merge's source branch); or, for
+# a squash merge that carried the spec change itself, as the generated commit's own change.
+Found = Literal["sha", "content", "elsewhere", "squashed"]
 _RANGE = re.compile(r"(\d+)(?:-(\d+))?")
 
 
@@ -44,7 +49,7 @@ class SpecRef:
     author: str
     time: int
     hunks: tuple[SpecHunk, ...]  # shortest first
-    by_content: bool  # found by its content: the trailer names a sha this history no longer has
+    found: Found
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,8 @@ def parse_target(repo: Repo, arg: str, cwd: Path) -> Target:
         if first < 1 or last < first:
             raise BadTarget(f"{arg}: expected FILE:LINE or FILE:FIRST-LAST with 1 <= FIRST <= LAST")
     full = (cwd / path).resolve()
+    if full.is_dir():
+        raise BadTarget(f"{path}: a directory; give a file in it (`mdspec spec-map {path}` maps a directory)")
     try:
         rel = full.relative_to(repo.top.resolve())
     except ValueError:
@@ -202,7 +209,7 @@ class _Resolver:
         self.tip = tip
         self.patches = PatchStream(repo, cfg.watch)
         self._history: history.History | None = None
-        self._origins: dict[str, tuple[Origin, tuple[tuple[str, bool], ...]]] = {}
+        self._origins: dict[str, tuple[Origin, tuple[tuple[str, Found], ...]]] = {}
 
     def add(self, sha: str, subject: str, author: str, when: int) -> None:
         if sha in self._origins:
@@ -216,18 +223,15 @@ class _Resolver:
             self._origins[sha] = (Origin(sha, "hand", subject, author, when), ())
             return
         run_id, check = history.generated_fields(message)
-        found: list[tuple[str, bool]] = []
+        found: list[tuple[str, Found]] = []
         missing: list[str] = []
         for spec, _pid in named:
             if self.repo.has_commit(spec) and self.repo.descends(sha, spec):
-                found.append((spec, False))
+                found.append((spec, "sha"))
             else:
                 missing.append(spec)
         if missing:
-            impl = next((g for g in self._read_history().generated if g.sha == sha), None)
-            moved = [s for s in (impl.specs if impl else ()) if s not in {f for f, _ in found}]
-            found += [(s, True) for s in moved]
-            missing = missing[len(moved) :]
+            found, missing = self._not_on_branch(sha, found, missing)
         for spec, _ in found:
             self.patches.add(spec)
         origin = Origin(sha, "generated", subject, author, when, run_id, check, (), tuple(missing))
@@ -237,15 +241,37 @@ class _Resolver:
         hunks = self.patches.finish()
         specs: dict[str, SpecRef] = {}
         for _, found in self._origins.values():
-            for sha, by_content in found:
+            for sha, how in found:
                 if sha not in specs:
                     info = self.repo.commit(sha)
                     cut = sorted(sections.with_sections(self.repo, sha, hunks.get(sha, [])), key=_shortest)
-                    specs[sha] = SpecRef(sha, info.subject, info.author_name, info.time, tuple(cut), by_content)
+                    specs[sha] = SpecRef(sha, info.subject, info.author_name, info.time, tuple(cut), how)
         return {
             sha: dataclasses.replace(o, specs=tuple(specs[s] for s, _ in found))
             for sha, (o, found) in self._origins.items()
         }
+
+    def _not_on_branch(
+        self, sha: str, found: list[tuple[str, Found]], missing: list[str]
+    ) -> tuple[list[tuple[str, Found]], list[str]]:
+        """Named spec commits that are not ancestors of their generated commit: found by content in the
+        history, else the named commit itself where this clone has it, else (a squash merge that carried
+        the spec change with the code) the generated commit's own change on watched paths."""
+        impl = next((g for g in self._read_history().generated if g.sha == sha), None)
+        moved = [s for s in (impl.specs if impl else ()) if s not in {f for f, _ in found}]
+        found = found + [(s, "content") for s in moved]
+        missing = missing[len(moved) :]
+        here = [s for s in missing if self.repo.has_commit(s)]
+        found += [(s, "elsewhere") for s in here]
+        missing = [s for s in missing if s not in here]
+        if missing and self._carries_spec(sha):
+            found.append((sha, "squashed"))
+            missing = []
+        return found, missing
+
+    def _carries_spec(self, sha: str) -> bool:
+        """Whether the generated commit itself changed watched paths (a squash merge of spec and code)."""
+        return bool(self.repo.changed_matching(self.repo.commit(sha), Globs(self.cfg.watch)))
 
     def _read_history(self) -> history.History:
         if self._history is None:

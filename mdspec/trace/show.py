@@ -16,7 +16,7 @@ from mdspec.errors import FatalError
 from mdspec.fast import trailers
 from mdspec.fast.globs import Globs
 from mdspec.git import FileChange, Repo
-from mdspec.run import costs, pending
+from mdspec.run import costs, pending, records
 from mdspec.trace import history, sections
 from mdspec.trace.history import Implementation
 from mdspec.trace.sections import SpecHunk
@@ -88,8 +88,12 @@ def report(repo: Repo, cfg: Config, rev: str) -> SpecReport:
     impls = hist.implementations(sha) or tuple(g for g in hist.generated if sha in g.named)
     runs = _runs(repo)
     by_id = {r.id: r for r, _ in runs}
+    if any(g.run_id not in by_id and _noted(repo, g) is None for g in impls):
+        # A rebase leaves the note on the old commit: find the run among all the notes by its id.
+        by_id.update({r.id: r for r in map(_run, costs.noted_runs(repo)) if r.id not in by_id})
     generated = tuple(
-        Generated(g, tuple(repo.file_changes(g.sha)), by_id.get(g.run_id), g.reverted_by is None) for g in impls
+        Generated(g, tuple(repo.file_changes(g.sha)), by_id.get(g.run_id) or _noted(repo, g), g.reverted_by is None)
+        for g in impls
     )
     used = {g.run_id for g in impls}
     others = tuple(sorted((r for r, specs in runs if r.id not in used and sha in specs), key=lambda r: r.started or 0))
@@ -134,8 +138,17 @@ def _state(generated: tuple[Generated, ...], on_branch: bool) -> State:
 
 
 def _runs(repo: Repo) -> list[tuple[Run, tuple[str, ...]]]:
-    """Every run once (records first, then notes), with the spec commits it names."""
-    return [(_run(rec), tuple(str(s) for s in rec.get("spec_commits", []) or [])) for rec in costs.every_run(repo)]
+    """Every run on record in this clone, with the spec commits it names."""
+    recs = [r for r in records.all_runs(repo.state_dir) if r.get("status") != records.UNREADABLE]
+    return [(_run(rec), tuple(str(s) for s in rec.get("spec_commits", []) or [])) for rec in recs]
+
+
+def _noted(repo: Repo, g: Implementation) -> Run | None:
+    """The run of a generated commit from its git note (a clone without the run records): read for this
+    commit alone, not the whole notes ref."""
+    text = repo.note(g.sha, costs.NOTES_REF)
+    rec = costs.parse_note(text) if text else None
+    return _run(rec) if rec else None
 
 
 def _run(rec: Mapping[str, Any]) -> Run:
