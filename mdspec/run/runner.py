@@ -22,6 +22,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -298,13 +299,18 @@ class Runner:
         self, req: RunRequest, cfg: Config, rec: RunRecord, rdir: Path, progress: Callable[[Mapping[str, Any]], None]
     ) -> None:
         # The run's stages in order; a stage that ends the run early (None, or held back) leaves why in rec.
-        stage = self._prepare(req, cfg, rec, rdir, progress)
-        result, check, violations = self._backend_and_check(stage, cfg, rec, progress)
-        self._record_backend(rec, cfg, result, check, violations)
-        made = self._result_tree(stage, req, cfg, rec, result, violations)
-        if made is None:
-            return
-        commit = self._commit(stage, req, rec, result, check, *made)
+        # A helper thread does what needs neither the worktree nor the agent while they are busy (git
+        # processes, mostly: the thread waits on them without holding the interpreter).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdspec-run") as aside:
+            stage = self._prepare(req, cfg, rec, rdir, progress, aside)
+            # The generated commit's patch-ids depend only on the spec commits: found while the agent works.
+            ids = aside.submit(pending.patch_ids, self.repo, [(s.sha, s.paths) for s in req.specs])
+            result, check, violations = self._backend_and_check(stage, cfg, rec, progress)
+            self._record_backend(rec, cfg, result, check, violations)
+            made = self._result_tree(stage, req, cfg, rec, result, violations)
+            if made is None:
+                return
+            commit = self._commit(stage, req, rec, result, check, *made, ids.result())
         if commit is None:
             return
         if self._held_back(stage, cfg, rec, result, check, commit):
@@ -319,14 +325,25 @@ class Runner:
         rec: RunRecord,
         rdir: Path,
         progress: Callable[[Mapping[str, Any]], None],
+        aside: ThreadPoolExecutor,
     ) -> _Stage:
         """The worktree at the base, the prompt, the sandboxes and the backend's session."""
         repo, base = self.repo, rec["base"]
         user = repo.identity()  # first: without one there is no commit to make, so no run to pay for
         self.max_file_bytes = int(cfg.max_file_mb * (1 << 20)) if cfg.max_file_mb else None
         check_backend_ready(cfg)
-        wt = worktree.prepare(repo, self.state, base)
-        p = prompt.render(repo, cfg, base, req.specs)
+        # The worktree is reset by git processes while the prompt is read from the repository's objects
+        # here: the two share nothing.
+        ready = aside.submit(worktree.prepare, repo, self.state, base)
+        try:
+            p = prompt.render(repo, cfg, base, req.specs)
+        except Exception:
+            ready.result()  # the worktree's failure first, as when one ran after the other
+            raise
+        except BaseException:  # cancelled: the reset finishes (it is short), then the run stops
+            wait([ready])
+            raise
+        wt = ready.result()
         protected = Globs(cfg.protected_globs)
         # The check and the built-in agent's shell get the network only with `network = true`; an external
         # agent CLI always does (it talks to its own model), but its filesystem is confined all the same.
@@ -429,10 +446,10 @@ class Runner:
         check: records.CheckOutcome,
         tree: str,
         notes: list[str],
+        ids: dict[str, str],
     ) -> _Made | None:
         """The generated commit, referenced under its result ref at once; None when signing failed (held)."""
         repo, base, user = self.repo, st.base, st.user
-        ids = pending.patch_ids(repo, [(s.sha, s.paths) for s in req.specs])
         msg = commit_message(result, req.specs, rec["id"], check, notes, ids)
         author = Identity(f"{user.name} (mdspec)", user.email)
         try:
