@@ -544,6 +544,7 @@ class Runner:
             return None
         if landing.landed:
             rec.update({"status": records.LANDED, "landed_as": landing.commit, "reason": landing.reason})
+            rec["landed_at"] = time.time()  # on the branch and in the checkout; the note and the record follow
             if rec.get("empty"):
                 rec.update(
                     {
