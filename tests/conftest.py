@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -152,16 +153,32 @@ def repo(tmp_path: Path) -> Repo:
 
 
 def agent_script(tmp_path: Path, body: str, name: str = "agent.py") -> str:
-    """A command-backend agent: a Python script run in the worktree; returns the `command` value."""
+    """A command-backend agent: a Python script run in the worktree; returns the `command` value.
+
+    The script is the test's, not mdspec's: `-S` skips site-packages, and with them the coverage start-up
+    that every Python process of the suite pays (about a tenth of a second each, for every run)."""
     p = tmp_path / name
     p.write_text(textwrap.dedent(body), encoding="utf-8")
-    return f"{sys.executable} {p}"
+    return f"{sys.executable} -S {p}"
+
+
+@pytest.fixture(scope="session")
+def initialised_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository as `repo` makes it, after `mdspec init --git-hook`: made once per test process and
+    copied by `mdrepo` (`mdspec init` itself is tested in test_install.py). Nothing in it names its path."""
+    tmp = tmp_path_factory.mktemp("initialised")
+    with pytest.MonkeyPatch.context() as mp:
+        isolate(mp, tmp)
+        made = make_repo(tmp / "repo")
+        made.mdspec("init", "--git-hook")
+    return made.top
 
 
 @pytest.fixture
-def mdrepo(repo: Repo, tmp_path: Path) -> Repo:
+def mdrepo(repo: Repo, tmp_path: Path, initialised_repo: Path) -> Repo:
     """A repository after `mdspec init --git-hook`, with a command backend that writes out.txt, committed."""
-    repo.mdspec("init", "--git-hook")
+    shutil.rmtree(repo.top)
+    shutil.copytree(initialised_repo, repo.top, symlinks=True)
     cmd = agent_script(
         tmp_path,
         """

@@ -206,7 +206,7 @@ def test_time_limit_kills_the_whole_group_and_a_later_round_does_not_start(tmp_p
     session = backends.CommandSession(ctx)
     t0 = time.monotonic()
     assert session.start().stopped_by == "max_minutes"
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 20  # not the 30 s sleep: the limit ended it (a bound, not a timing)
     pid = int(pidfile.read_text())
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:

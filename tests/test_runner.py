@@ -583,7 +583,7 @@ def test_check_past_check_minutes_is_killed_and_counts_as_failed(mdrepo: Repo, t
     spec_commit(mdrepo)
     t0 = time.monotonic()
     assert run_fg(mdrepo).returncode == 0
-    assert time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 < 20  # not the 30 s check: check_minutes ended it (a bound, not a timing)
     rec = last_run(mdrepo)
     assert rec["check_rounds"] == ["check timed out after 0.005 min"]
     assert rec["status"] == "landed"

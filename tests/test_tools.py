@@ -238,7 +238,7 @@ def test_bash_timeout_kills_group_and_restarts(wt: Path) -> None:
         b.run({"command": "cd src; X=1"})
         t0 = time.monotonic()
         r = b.run({"command": "sleep 60 & echo $! > ../child.pid; echo started; sleep 30"})
-        assert time.monotonic() - t0 < 5
+        assert time.monotonic() - t0 < 20  # not the 30 s sleep: the 1 s limit ended it
         assert r.is_error
         assert "timed out after 1 s" in r.text
         assert r.text.startswith("started")
@@ -254,7 +254,7 @@ def test_bash_background_process_does_not_hang(box: Toolbox) -> None:
     t0 = time.monotonic()
     assert bash(box, "sleep 30 & echo started") == ("started", False)
     assert bash(box, "(sleep 30; echo late) & echo again") == ("again", False)
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 20  # neither waited for its 30 s sleep
 
 
 def test_bash_restart_and_exit(box: Toolbox) -> None:

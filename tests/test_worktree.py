@@ -279,3 +279,50 @@ def test_snapshot_of_a_nested_repository_is_staged_as_git_add_does(mdrepo: Repo,
     wt_git(wt, "add", "--all")
     assert wt_git(wt, "write-tree").strip() == tree
     assert "160000 commit" in wt_git(wt, "ls-tree", "-r", tree, "vendor/lib")
+
+
+def _as_paths(found: list[tuple[str, str]]) -> dict[str, bool]:
+    """path -> untracked?, whatever letter each scan tags a changed file with."""
+    return {p: tag == worktree.UNTRACKED for tag, p in found}
+
+
+def test_the_cached_scan_finds_what_the_read_only_scan_finds(mdrepo: Repo, g: GitRepo) -> None:
+    mdrepo.commit("a directory", {"dir/a.txt": "a\n", "README.md": "readme\n"}, env=QUIET)
+    wt = worktree.prepare(g, mdrepo.state, mdrepo.head())
+    assert worktree.changes(wt) == []  # the untracked cache is made here, and used from now on
+    (wt / "app.py").write_text("changed\n")
+    (wt / "README.md").unlink()
+    (wt / "dir" / "deeper").mkdir()
+    (wt / "dir" / "deeper" / "new.txt").write_text("in a directory the cache has seen\n")
+    (wt / "we\tird ✓.txt").write_text("an odd name\n")
+    (wt / "build").mkdir()
+    (wt / "build" / "cache.bin").write_text("ignored\n")
+    (wt / "staged.txt").write_text("staged\n")
+    wt_git(wt, "add", "staged.txt")
+    found = worktree.changes(wt)
+    assert _as_paths(found) == _as_paths(worktree._changes_read_only(wt))
+    assert _as_paths(found) == {
+        "app.py": False,
+        "README.md": False,
+        "dir/deeper/new.txt": True,
+        "we\tird ✓.txt": True,
+    }
+    # A file made after a scan, in a directory the last scan cached, is found by the next one.
+    (wt / "dir" / "later.txt").write_text("later\n")
+    assert _as_paths(worktree.changes(wt))["dir/later.txt"] is True
+
+
+def test_a_conflicted_file_is_a_change(mdrepo: Repo, g: GitRepo) -> None:
+    wt = worktree.prepare(g, mdrepo.state, mdrepo.head())
+    ident = ["-c", "user.name=a", "-c", "user.email=a@b"]
+    wt_git(wt, *ident, "checkout", "-q", "-b", "side")
+    (wt / "app.py").write_text("side\n")
+    wt_git(wt, *ident, "commit", "-qam", "side")
+    wt_git(wt, *ident, "checkout", "-q", "--detach", "HEAD~1")
+    (wt / "app.py").write_text("here\n")
+    wt_git(wt, *ident, "commit", "-qam", "here")
+    merge = subprocess.run(["git", *ident, "merge", "side"], cwd=wt, capture_output=True, text=True)
+    assert merge.returncode != 0  # a conflict: app.py is unmerged
+    found = worktree.changes(wt)
+    assert _as_paths(found) == {"app.py": False}
+    assert _as_paths(found) == _as_paths(worktree._changes_read_only(wt))

@@ -146,6 +146,15 @@ def status(start: Path, as_json: bool, out: Printer) -> int:
     if as_json:
         out(json.dumps(info, indent=2, sort_keys=True, default=str))
         return 0
+    _print_header(info, out)
+    _print_activity(info, out)
+    _print_spec_commits(info, out)
+    _print_runs(info["runs"], out)
+    return 0
+
+
+def _print_header(info: dict[str, Any], out: Printer) -> None:
+    """The repository and branch, and anything that stops mdspec from working normally."""
     out(f"mdspec status: {info['repository']} (branch {info['branch'] or 'detached HEAD'})")
     if info["config_error"]:
         out(f"config: {info['config_error']}")
@@ -154,8 +163,11 @@ def status(start: Path, as_json: bool, out: Printer) -> int:
             "landing: a worker was stopped while landing a result and it could not be finished or undone yet; "
             "`mdspec status` tries again"
         )
-    r = info["running"]
-    if r:
+
+
+def _print_activity(info: dict[str, Any], out: Printer) -> None:
+    """What the worker does now, and what is queued for it."""
+    if info["running"]:
         out(f"running: {info['live']} — follow: mdspec log -f; stop: mdspec cancel")
     elif info["worker_pid"]:
         out(f"worker: pid {info['worker_pid']} is starting a run")
@@ -166,38 +178,52 @@ def status(start: Path, as_json: bool, out: Printer) -> int:
         if info["queued_without_worker"]:
             line += " (no worker is running: `mdspec run` starts one)"
         out(line)
+
+
+def _print_spec_commits(info: dict[str, Any], out: Printer) -> None:
     for s in info["spec_commits"]:
-        what = f"{s['commit'][:10]} {s['subject']}"
-        state = s["state"]
-        if state == "running":
-            out(f"pending (running now): {what}")
-        elif state == "waiting for CI":
-            out(f"waiting for CI: {what}")
-        elif state == "reverted":
-            out(f"pending (generated commit reverted; `mdspec run` implements it again): {what}")
-        elif state == "held":
-            out(f"held: {what} — run {s['run']}: {s['reason']}")
-        elif state == "failed":
-            out(f"failed: {what} — run {s['run']}: {s['reason']}; `mdspec run` tries again")
-        elif s.get("reason"):
-            out(f"pending ({s['reason']}): {what}")
-        else:
-            out(f"pending: {what}")
+        out(_spec_line(s))
     if not info["spec_commits"] and not info["config_error"]:
         out("pending: nothing: every spec commit on this branch is implemented")
-    if info["runs"]:
+
+
+def _spec_line(s: Mapping[str, Any]) -> str:
+    """One spec commit still waiting, worded by its state."""
+    what = f"{s['commit'][:10]} {s['subject']}"
+    state = s["state"]
+    if state == "running":
+        return f"pending (running now): {what}"
+    if state == "waiting for CI":
+        return f"waiting for CI: {what}"
+    if state == "reverted":
+        return f"pending (generated commit reverted; `mdspec run` implements it again): {what}"
+    if state == "held":
+        return f"held: {what} — run {s['run']}: {s['reason']}"
+    if state == "failed":
+        return f"failed: {what} — run {s['run']}: {s['reason']}; `mdspec run` tries again"
+    if s.get("reason"):
+        return f"pending ({s['reason']}): {what}"
+    return f"pending: {what}"
+
+
+def _print_runs(runs: list[RunRecord], out: Printer) -> None:
+    if runs:
         out("last runs:")
-    for run in info["runs"]:
-        n = len(run.get("spec_commits", []))
-        line = f"  {run.get('id')}  {run.get('status', '?'):<11} {n} spec commit{'s' * (n != 1)}"
-        if run.get("landed_as"):
-            line += f" → {run['landed_as'][:10]}"
-        if cost.cost_of(run) != 0.0:  # a run that spent something, or whose spending is unknown
-            line += f"  {cost.describe(run, 2)}"
-        if run.get("seconds") is not None:
-            line += f"  {run['seconds']}s"
-        quiet = run.get("status") in (records.LANDED, records.RUNNING) and not run.get("recovery")
-        if run.get("reason") and not quiet:
-            line += f"  — {run['reason']}"
-        out(line)
-    return 0
+    for run in runs:
+        out(_run_line(run))
+
+
+def _run_line(run: RunRecord) -> str:
+    """One of the last runs: id, status, spec commits, what it landed as, cost, time and why."""
+    n = len(run.get("spec_commits", []))
+    line = f"  {run.get('id')}  {run.get('status', '?'):<11} {n} spec commit{'s' * (n != 1)}"
+    if run.get("landed_as"):
+        line += f" → {run['landed_as'][:10]}"
+    if cost.cost_of(run) != 0.0:  # a run that spent something, or whose spending is unknown
+        line += f"  {cost.describe(run, 2)}"
+    if run.get("seconds") is not None:
+        line += f"  {run['seconds']}s"
+    quiet = run.get("status") in (records.LANDED, records.RUNNING) and not run.get("recovery")
+    if run.get("reason") and not quiet:
+        line += f"  — {run['reason']}"
+    return line

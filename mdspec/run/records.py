@@ -85,6 +85,7 @@ class RunRecord(_Identity, total=False):
     empty: bool  # the agent changed nothing
     result: str  # the generated commit (held under refs/mdspec/results/<id> until landed)
     landed_as: str  # the commit on the branch (the result rebased when the branch had moved)
+    landed_at: float  # epoch seconds: when the branch and the checkout had it
     auto_land: bool  # held only for a while: the next worker lands it by itself
     merging: bool  # `mdspec apply` handed the merge to `git cherry-pick` in the user's checkout
     superseded: list[str]  # spec commits of the run no longer on the branch

@@ -22,6 +22,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,30 @@ def commit_message(
     return "\n\n".join(parts) + "\n"
 
 
+@dataclass(frozen=True)
+class _Stage:
+    """What a run's later stages need of its preparation."""
+
+    wt: Path
+    base: str
+    user: Identity
+    protected: Globs
+    prefix: tuple[str, ...]  # the check's sandbox
+    check_env: dict[str, str]
+    gitdir_before: guards.GitDirSnapshot
+    session: Session
+    rdir: Path
+
+
+@dataclass(frozen=True)
+class _Made:
+    """The generated commit as made: its sha, tree and message."""
+
+    sha: str
+    tree: str
+    message: str
+
+
 class Runner:
     def __init__(self, repo: Repo, out: Printer, defer_to: int | None = None) -> None:
         self.repo = repo
@@ -273,12 +298,52 @@ class Runner:
     def _run(
         self, req: RunRequest, cfg: Config, rec: RunRecord, rdir: Path, progress: Callable[[Mapping[str, Any]], None]
     ) -> None:
+        # The run's stages in order; a stage that ends the run early (None, or held back) leaves why in rec.
+        # A helper thread does what needs neither the worktree nor the agent while they are busy (git
+        # processes, mostly: the thread waits on them without holding the interpreter).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdspec-run") as aside:
+            stage = self._prepare(req, cfg, rec, rdir, progress, aside)
+            # The generated commit's patch-ids depend only on the spec commits: found while the agent works.
+            ids = aside.submit(pending.patch_ids, self.repo, [(s.sha, s.paths) for s in req.specs])
+            result, check, violations = self._backend_and_check(stage, cfg, rec, progress)
+            self._record_backend(rec, cfg, result, check, violations)
+            made = self._result_tree(stage, req, cfg, rec, result, violations)
+            if made is None:
+                return
+            commit = self._commit(stage, req, rec, result, check, *made, ids.result())
+        if commit is None:
+            return
+        if self._held_back(stage, cfg, rec, result, check, commit):
+            return
+        progress({"event": "stage", "stage": "landing"})
+        self.land_result(rec, commit.sha)
+
+    def _prepare(
+        self,
+        req: RunRequest,
+        cfg: Config,
+        rec: RunRecord,
+        rdir: Path,
+        progress: Callable[[Mapping[str, Any]], None],
+        aside: ThreadPoolExecutor,
+    ) -> _Stage:
+        """The worktree at the base, the prompt, the sandboxes and the backend's session."""
         repo, base = self.repo, rec["base"]
-        user = repo.identity()
+        user = repo.identity()  # first: without one there is no commit to make, so no run to pay for
         self.max_file_bytes = int(cfg.max_file_mb * (1 << 20)) if cfg.max_file_mb else None
         check_backend_ready(cfg)
-        wt = worktree.prepare(repo, self.state, base)
-        p = prompt.render(repo, cfg, base, req.specs)
+        # The worktree is reset by git processes while the prompt is read from the repository's objects
+        # here: the two share nothing.
+        ready = aside.submit(worktree.prepare, repo, self.state, base)
+        try:
+            p = prompt.render(repo, cfg, base, req.specs)
+        except Exception:
+            ready.result()  # the worktree's failure first, as when one ran after the other
+            raise
+        except BaseException:  # cancelled: the reset finishes (it is short), then the run stops
+            wait([ready])
+            raise
+        wt = ready.result()
         protected = Globs(cfg.protected_globs)
         # The check and the built-in agent's shell get the network only with `network = true`; an external
         # agent CLI always does (it talks to its own model), but its filesystem is confined all the same.
@@ -299,26 +364,39 @@ class Runner:
         ctx = RunContext(wt, rdir, p.system, p.task, cfg.agent, cfg.protected_globs, env, progress, backend_box.prefix)
         gitdir_before = guards.snapshot_git_dir(repo.common_dir)
         session = make_session(ctx)
+        return _Stage(wt, base, user, protected, box.prefix, check_env, gitdir_before, session, rdir)
+
+    def _backend_and_check(
+        self, st: _Stage, cfg: Config, rec: RunRecord, progress: Callable[[Mapping[str, Any]], None]
+    ) -> tuple[BackendResult, records.CheckOutcome, list[str]]:
+        """The backend, the guard after it, and the check with its fix rounds."""
         records.pause_point(self.state, "before-backend")
         progress({"event": "stage", "stage": "backend"})
-        result = session.start()
-        violations = self._guard(wt, base, protected, gitdir_before)
+        result = st.session.start()
+        violations = self._guard(st.wt, st.base, st.protected, st.gitdir_before)
         check: records.CheckOutcome = "skipped"
-        if cfg.check and result.stopped_by is None:
-            for round_no in range(cfg.check_rounds + 1):
-                progress({"event": "stage", "stage": "check"})
-                self.guarded_tree = None  # the check may write files
-                cr = run_check(cfg.check, wt, check_env, rdir / "check.log", cfg.check_minutes, box.prefix)
-                rec["check_rounds"].append(cr.summary)
-                progress({"event": "check", "round": round_no + 1, "passed": cr.passed, "summary": cr.summary})
-                check = "passed" if cr.passed else "failed"
-                if cr.passed or round_no == cfg.check_rounds:
-                    break
-                progress({"event": "stage", "stage": "backend"})
-                result = session.fix(cr.output)
-                violations += self._guard(wt, base, protected, gitdir_before)
-                if result.stopped_by is not None:
-                    break
+        if not cfg.check or result.stopped_by is not None:
+            return result, check, violations
+        for round_no in range(cfg.check_rounds + 1):
+            progress({"event": "stage", "stage": "check"})
+            self.guarded_tree = None  # the check may write files
+            cr = run_check(cfg.check, st.wt, st.check_env, st.rdir / "check.log", cfg.check_minutes, st.prefix)
+            rec["check_rounds"].append(cr.summary)
+            progress({"event": "check", "round": round_no + 1, "passed": cr.passed, "summary": cr.summary})
+            check = "passed" if cr.passed else "failed"
+            if cr.passed or round_no == cfg.check_rounds:
+                break
+            progress({"event": "stage", "stage": "backend"})
+            result = st.session.fix(cr.output)
+            violations += self._guard(st.wt, st.base, st.protected, st.gitdir_before)
+            if result.stopped_by is not None:
+                break
+        return result, check, violations
+
+    @staticmethod
+    def _record_backend(
+        rec: RunRecord, cfg: Config, result: BackendResult, check: records.CheckOutcome, violations: list[str]
+    ) -> None:
         record_cost(rec, result.usage, result.cost_unknown)
         rec.update(
             {
@@ -334,25 +412,44 @@ class Runner:
         # The cap stops before a turn where it can; a turn billed above its estimate shows here.
         if overrun > 0 and result.cost_unknown is None:
             rec["cost_overrun_usd"] = round(overrun, 6)
+
+    def _result_tree(
+        self, st: _Stage, req: RunRequest, cfg: Config, rec: RunRecord, result: BackendResult, violations: list[str]
+    ) -> tuple[str, list[str]] | None:
+        """The generated commit's tree and the notes for its message; None when a stopped run changed nothing."""
         # Staged by the last guard, and nothing ran since: the same files, no second scan of the tree.
         synced = self.guarded_tree is not None
-        tree = self.guarded_tree or worktree.snapshot_tree(wt)
+        tree = self.guarded_tree or worktree.snapshot_tree(st.wt)
         notes = [f"restored {v}" for v in violations]
         if result.stopped_by:
             notes.append(f"the run stopped early: {result.stopped_by}" + (f" ({result.error})" if result.error else ""))
-        unchanged = tree == repo.tree_of(base)
+        unchanged = tree == self.repo.tree_of(st.base)
         if unchanged and result.stopped_by is not None:
             rec.update({"status": records.FAILED, "reason": _stop_reason(result)})
-            return
-        if result.stopped_by is None and _finish_task(wt, req.specs, cfg):
+            return None
+        if result.stopped_by is None and _finish_task(st.wt, req.specs, cfg):
             # The index matches the files but for TASK.md, when the tree above came from it.
-            tree = worktree.snapshot_tree(wt, [pending.TASK_FILE] if synced else None)
+            tree = worktree.snapshot_tree(st.wt, [pending.TASK_FILE] if synced else None)
             notes.append(TASK_REMOVED)
         if unchanged:
             # Still a commit (with no changes): every clone and CI must see these spec commits implemented.
             rec["empty"] = True
             notes.append("nothing needed to change: this commit records the spec commits as implemented")
-        ids = pending.patch_ids(repo, [(s.sha, s.paths) for s in req.specs])
+        return tree, notes
+
+    def _commit(
+        self,
+        st: _Stage,
+        req: RunRequest,
+        rec: RunRecord,
+        result: BackendResult,
+        check: records.CheckOutcome,
+        tree: str,
+        notes: list[str],
+        ids: dict[str, str],
+    ) -> _Made | None:
+        """The generated commit, referenced under its result ref at once; None when signing failed (held)."""
+        repo, base, user = self.repo, st.base, st.user
         msg = commit_message(result, req.specs, rec["id"], check, notes, ids)
         author = Identity(f"{user.name} (mdspec)", user.email)
         try:
@@ -368,15 +465,28 @@ class Runner:
                     "reason": f"{exc}; fix signing, then `mdspec apply {rec['id']}` lands it signed",
                 }
             )
-            return
+            return None
         rec["result"] = commit
         # Referenced at once: a `git gc --prune=now` of the user's may run at any moment, and an unreferenced
         # commit is what it deletes. Landing removes the ref again.
         land.hold(repo, rec["id"], commit)
-        records.write(rdir, rec)
+        return _Made(commit, tree, msg)
+
+    def _held_back(
+        self,
+        st: _Stage,
+        cfg: Config,
+        rec: RunRecord,
+        result: BackendResult,
+        check: records.CheckOutcome,
+        made: _Made,
+    ) -> bool:
+        """Whether the result must not land: a secret in it, a stopped run, a failed check (rec says why)."""
+        repo, commit = self.repo, made.sha
+        records.write(st.rdir, rec)
         records.pause_point(self.state, "after-commit")
         # The API key's value never lands, whatever put it in the files (guards.secret_leaks).
-        leaks = guards.secret_leaks(wt, base, tree, msg)
+        leaks = guards.secret_leaks(st.wt, st.base, made.tree, made.message)
         if leaks:
             rec.update(
                 {
@@ -387,7 +497,7 @@ class Runner:
                     "using it)",
                 }
             )
-            return
+            return True
         if result.stopped_by is not None:
             land.hold(repo, rec["id"], commit)
             rec.update(
@@ -396,13 +506,12 @@ class Runner:
                     "reason": _stop_reason(result) + f"; partial work held as {land.result_ref(rec['id'])}",
                 }
             )
-            return
+            return True
         if check == "failed" and not cfg.land_failing:
             land.hold(repo, rec["id"], commit)
             rec.update({"status": records.HELD, "reason": "the check failed and land_failing = false"})
-            return
-        progress({"event": "stage", "stage": "landing"})
-        self.land_result(rec, commit)
+            return True
+        return False
 
     def land_result(self, rec: RunRecord, commit: str) -> land.Landing | None:
         with shielded():
@@ -435,6 +544,7 @@ class Runner:
             return None
         if landing.landed:
             rec.update({"status": records.LANDED, "landed_as": landing.commit, "reason": landing.reason})
+            rec["landed_at"] = time.time()  # on the branch and in the checkout; the note and the record follow
             if rec.get("empty"):
                 rec.update(
                     {

@@ -92,7 +92,24 @@ def _remove(repo: Repo, wt: Path) -> None:
     git.run(["worktree", "prune"], repo.top, check=False)
 
 
-UNTRACKED = "?"  # the tag `git ls-files -t` gives an untracked file
+UNTRACKED = "?"  # the tag an untracked file gets
+# The scan after a run is `git status` rather than `ls-files --modified --others`: only status reads the
+# untracked cache, which remembers each directory's stat data, so the walk of an unchanged tree opens no
+# directory; and it checks the tracked files' stat data in parallel threads. The cache is kept in the
+# worktree's index (as the split index is: given here, never in a config file), and git itself guards it
+# against directories changed within the same timestamp as the index (racy entries are read again).
+SCAN = (
+    *SPLIT_INDEX,
+    "-c",
+    "core.untrackedCache=true",
+    "-c",
+    "status.showUntrackedFiles=all",
+    "status",
+    "--porcelain",
+    "-z",
+    "--no-renames",
+    "--untracked-files=all",
+)
 
 
 def changes(wt: Path) -> list[tuple[str, str]]:
@@ -100,6 +117,22 @@ def changes(wt: Path) -> list[tuple[str, str]]:
     other than "?") and every untracked file .gitignore does not exclude (tag "?"): one scan of the tree.
 
     A nested repository the agent made shows as its directory, with a trailing "/"."""
+    proc = git.run(list(SCAN), wt, check=False, errors="surrogateescape")
+    if proc.returncode != 0:
+        # status writes the index (its cache) as it goes, and dies when it cannot (a full disk): the scan
+        # that writes nothing then, so the step that must write says why it could not.
+        return _changes_read_only(wt)
+    found: list[tuple[str, str]] = []
+    for item in proc.stdout.split("\0"):
+        # "XY path": X compares the index with HEAD, Y the files with the index; "??" is untracked.
+        if item[:2] == "??":
+            found.append((UNTRACKED, item[3:]))
+        elif len(item) > 3 and item[1] != " ":
+            found.append((item[1], item[3:]))
+    return found
+
+
+def _changes_read_only(wt: Path) -> list[tuple[str, str]]:
     out = git.run(
         ["ls-files", "-z", "-t", "--modified", "--others", "--exclude-standard"], wt, errors="surrogateescape"
     ).stdout
