@@ -21,6 +21,15 @@ def _call(fn: object, *args: object) -> None:
     sys.exit(code)
 
 
+def _call_and_go(fn: object, *args: object) -> None:
+    """For the read-only trace commands: end without the interpreter's teardown, which costs ~30 ms once
+    pygit2 is loaded, a sixth of `mdspec blame`. By then they hold no lock, thread, child or temp file."""
+    code = run_guarded(lambda: fn(*args))  # type: ignore[operator]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mdspec")
 def cli() -> None:
@@ -248,7 +257,7 @@ def blame(target: str, rev: str | None, as_json: bool) -> None:
     """
     from mdspec.commands import blame as blame_mod
 
-    _call(blame_mod.blame, Path.cwd(), target, rev, as_json, _out)
+    _call_and_go(blame_mod.blame, Path.cwd(), target, rev, as_json, _out)
 
 
 @cli.command()
@@ -270,7 +279,7 @@ def show(rev: str, as_json: bool) -> None:
     """
     from mdspec.commands import show as show_mod
 
-    _call(show_mod.show, Path.cwd(), rev, as_json, _out)
+    _call_and_go(show_mod.show, Path.cwd(), rev, as_json, _out)
 
 
 @cli.group()
