@@ -166,31 +166,43 @@ class SpecMap:
     generated: int  # generated commits attributed to a spec commit of this history
     reverted: int  # of which reverted
     unattributed: int  # generated commits whose spec commits are not in this history
+    # Filled on first use: path -> the sections behind it, and path -> its CodeFile.
+    _by_code: dict[str, tuple[Origin, ...]] = field(default_factory=dict, repr=False, compare=False)
+    _whole: dict[str, CodeFile] = field(default_factory=dict, repr=False, compare=False)
 
     def spec_file(self, path: str) -> SpecFile | None:
         return next((f for f in self.files if f.path == path), None)
 
     def code_file(self, path: str) -> CodeFile | None:
-        return next((c for c in self.code if c.path == path), None)
+        if not self._whole:
+            self._whole.update((c.path, c) for c in self.code)
+        return self._whole.get(path)
 
     def origins(self, path: str, other: Lines | None = None) -> CodeOrigins:
-        """The spec sections behind a code file."""
-        found = [
-            Origin(f.path, s.name, c.produced, c.reverted)
-            for f in self.files
-            for s in f.sections
-            for c in s.code
-            if c.path == path
-        ]
-        found.sort(key=lambda o: (-o.produced.commits, -o.reverted.commits, o.spec_file))
+        """The spec sections behind a code file, most generated commits first."""
+        if not self._by_code:
+            self._by_code.update(_index(self.files))
         whole = self.code_file(path)
         return CodeOrigins(
             path,
             whole.produced if whole else Lines(),
             whole.reverted if whole else Lines(),
-            tuple(found),
+            self._by_code.get(path, ()),
             other,
         )
+
+
+def _index(files: Iterable[SpecFile]) -> dict[str, tuple[Origin, ...]]:
+    found: dict[str, list[Origin]] = {}
+    for f in files:
+        for s in f.sections:
+            for c in s.code:
+                found.setdefault(c.path, []).append(Origin(f.path, s.name, c.produced, c.reverted))
+    return {p: tuple(sorted(v, key=_origin_order)) for p, v in found.items()}
+
+
+def _origin_order(o: Origin) -> tuple[int, int, str]:
+    return (-o.produced.commits, -o.reverted.commits, o.spec_file)
 
 
 # --- computing it --------------------------------------------------------------------------------------
@@ -247,7 +259,7 @@ def spec_sections(repo: Repo, sha: str, paths: Sequence[str], heads: _Headings |
     parent = info.parents[0] if info.parents else None
     found: set[tuple[str, str]] = set()
     touched: set[str] = set()
-    for h in repo.hunks(sha, paths):
+    for h in repo.file_hunks(sha, paths):
         touched.add(h.path)
         here: set[str] = set()
         new, old = heads(sha, h.path), heads(parent, h.path)
@@ -295,7 +307,7 @@ def compute(
         attributed += 1
         undone = g.reverted_by is not None
         reverted += undone
-        changes = [c for c in repo.file_changes(g.sha) if not c.path.startswith(notes)]
+        changes = [c for c in repo.changed_files(g.sha) if not c.path.startswith(notes)]
         keys = set().union(*(sections_of.get(s, set()) for s in g.specs))
         for c in changes:
             whole.setdefault(c.path, _Acc()).add(g.sha, c.added, c.removed, undone)
@@ -392,7 +404,19 @@ def other_changes(repo: Repo, tip: str, pathspecs: Sequence[str], generated: Ite
     left out."""
     skip = set(generated)
     out = git.run(
-        ["-c", "core.quotePath=false", "log", "--no-merges", "--no-renames", "--numstat", "--format=@%H", tip, "--", *pathspecs], repo.top
+        [
+            "-c",
+            "core.quotePath=false",
+            "log",
+            "--no-merges",
+            "--no-renames",
+            "--numstat",
+            "--format=@%H",
+            tip,
+            "--",
+            *pathspecs,
+        ],
+        repo.top,
     ).stdout
     acc: dict[str, dict[str, tuple[int, int]]] = {}
     sha = ""
