@@ -597,9 +597,10 @@ class Repo:
 
     # --- per-file diffs whose cost follows the change, not the tree ----------------------------------
 
-    def _blob_patch(self, old: str | None, new: str, path: str) -> pygit2.Patch | None:
-        """The patch of one file between the commit `old` (None: nothing) and the commit `new`, from its
-        two blobs alone; None when it is a file on neither side (a directory, a submodule)."""
+    def _file_diff(self, old: str | None, new: str, path: str, hunks: bool) -> tuple[int, int, list[Hunk]] | None:
+        """(lines added, removed, and with `hunks` the hunks) of one file between the commit `old` (None:
+        nothing) and the commit `new`, from its two blobs alone; None when it is a file on neither side (a
+        directory, a submodule). Read while the blobs are alive: the patch points into their data."""
         blobs: list[pygit2.Blob | None] = []
         for sha in (old, new):
             obj = None
@@ -611,7 +612,17 @@ class Repo:
             blobs.append(obj if isinstance(obj, pygit2.Blob) else None)
         if blobs[0] is None and blobs[1] is None:
             return None
-        return pygit2.Patch.create_from(blobs[0], blobs[1], old_as_path=path, new_as_path=path, context_lines=0)
+        patch = pygit2.Patch.create_from(blobs[0], blobs[1], old_as_path=path, new_as_path=path, context_lines=0)
+        _, added, removed = patch.line_stats
+        found: list[Hunk] = []
+        if hunks and not patch.delta.is_binary:
+            for h in patch.hunks:
+                plus = tuple(ln.content.rstrip("\n") for ln in h.lines if ln.origin == "+")
+                minus = tuple(ln.content.rstrip("\n") for ln in h.lines if ln.origin == "-")
+                found.append(Hunk(path, int(h.old_start), int(h.new_start), plus, minus))
+        del patch
+        del blobs
+        return int(added), int(removed), found
 
     def file_hunks(self, sha: str, paths: Collection[str]) -> list[Hunk]:
         """`hunks` for paths known to have changed: each file's blobs diffed on their own, with no diff of
@@ -620,13 +631,8 @@ class Repo:
         parent = str(c.parent_ids[0]) if c.parent_ids else None
         out: list[Hunk] = []
         for path in sorted(set(paths), key=lambda p: p.encode("utf-8", "surrogateescape")):
-            patch = self._blob_patch(parent, sha, path)
-            if patch is None or patch.delta.is_binary:
-                continue
-            for h in patch.hunks:
-                added = tuple(ln.content.rstrip("\n") for ln in h.lines if ln.origin == "+")
-                removed = tuple(ln.content.rstrip("\n") for ln in h.lines if ln.origin == "-")
-                out.append(Hunk(path, int(h.old_start), int(h.new_start), added, removed))
+            diff = self._file_diff(parent, sha, path, hunks=True)
+            out += diff[2] if diff is not None else []
         return out
 
     def changed_files(self, sha: str) -> list[FileChange]:
@@ -638,11 +644,9 @@ class Repo:
         self._changed_names(self._tree(parent) if parent else None, c.tree, "", found)
         out: list[FileChange] = []
         for path in sorted(found, key=lambda p: p.encode("utf-8", "surrogateescape")):
-            patch = self._blob_patch(parent, sha, path)
-            if patch is None:
-                continue  # a directory the walk named along with its files
-            _, added, removed = patch.line_stats
-            out.append(FileChange(path, int(added), int(removed)))
+            diff = self._file_diff(parent, sha, path, hunks=False)
+            if diff is not None:  # None: a directory the walk named along with its files
+                out.append(FileChange(path, diff[0], diff[1]))
         return out
 
     def _changed_names(self, old: pygit2.Tree | None, new: pygit2.Tree | None, prefix: str, out: list[str]) -> None:
