@@ -279,6 +279,12 @@ def spec_map(path: str | None, as_json: bool, html_file: Path | None) -> None:
     PATH narrows it: a spec file shows its sections; a code file (or a directory)
     shows the inverse, the spec files and sections behind it and the commits not
     made by a run (edits by hand, reverts). Agent notes are left out.
+
+    \b
+    Examples:
+      mdspec spec-map                     the whole map
+      mdspec spec-map src/app.py          the spec sections behind a file
+      mdspec spec-map --html map.html     a page to open in a browser
     """
     from mdspec.commands import spec_map as spec_map_mod
 

@@ -93,7 +93,7 @@ def test_table_aligns_counts_right_and_text_left() -> None:
 def test_page_escapes_and_totals_costs() -> None:
     runs = (
         RunEntry("r1", 0.0, "a" * 40, "<script>x</script>", (1, 2, 3, 4), 0.01, "landed"),
-        RunEntry("r<2>", 86400.0, None, "", (0, 0, 0, 0), None, "failed"),
+        RunEntry("r<2>", 86400.0, None, "", None, None, "failed"),
     )
     f = SpecFile(
         "spec/<a>.md",
@@ -111,6 +111,7 @@ def test_page_escapes_and_totals_costs() -> None:
     assert "cost $0.0100 + 1 unknown" in page
     assert "reverted: 1 commit +1 -1" in page
     assert "1970-01-02 00:00" in page  # dates in UTC
+    assert '<td class="n">?</td>' in page  # no record: tokens unknown, not 0
 
 
 def test_per_file_diffs_agree_with_the_tree_diff(repo: Repo) -> None:

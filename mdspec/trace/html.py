@@ -17,6 +17,7 @@ _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:72em;padding:0 1em;color:#1d2430}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccd}
 h3{font-size:1em;margin:1.2em 0 .3em}code,td.path,td.mono{font-family:ui-monospace,monospace}
+td.mono,td.date{white-space:nowrap}
 table{border-collapse:collapse;margin:.3em 0 1em}td,th{padding:.15em .7em;text-align:left;vertical-align:top}
 th{font-weight:600;border-bottom:1px solid #ccd}td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.section td{padding-top:.6em;font-weight:600}.gone{color:#888}.reverted{color:#a33}.landed{color:#275}
@@ -114,9 +115,12 @@ def _timeline(runs: Sequence[RunEntry]) -> list[str]:
         commit = (
             f"<code>{_e(r.generated[:10])}</code> {_e(r.subject)}" if r.generated else '<span class="muted">-</span>'
         )
-        cells = "".join(f'<td class="n">{n:,}</td>' for n in r.tokens)
+        cells = "".join(
+            f'<td class="n">{n:,}</td>' if n is not None else '<td class="n">?</td>' for n in r.tokens or (None,) * 4
+        )
         out.append(
-            f'<tr class="run" data-run="{_e(r.run_id)}"><td>{_date(r.started)}</td><td class="mono">{_e(r.run_id)}</td>'
+            f'<tr class="run" data-run="{_e(r.run_id)}"><td class="date">{_date(r.started)}</td>'
+            f'<td class="mono">{_e(r.run_id)}</td>'
             f"<td>{commit}</td>{cells}<td>{_e(_cost(r.cost_usd))}</td>"
             f'<td class="{_e(r.state)}">{_e(r.state)}</td></tr>'
         )
@@ -164,12 +168,13 @@ def _inverse(code: Sequence[CodeOrigins]) -> list[str]:
             "<th>removed</th><th></th></tr>"
         )
         for o in c.origins:
+            name = f"## {o.section}" if o.section else "(above the first ## heading)"
             rev = o.reverted
             reverted = (
                 f"reverted: {_plural(rev.commits, 'commit')} +{rev.added:,} -{rev.removed:,}" if rev.commits else ""
             )
             out.append(
-                f'<tr><td class="path">{_e(o.spec_file)}</td><td>{_e(o.section or "(above the first ## heading)")}</td>'
+                f'<tr><td class="path">{_e(o.spec_file)}</td><td>{_e(name)}</td>'
                 f'<td class="n">{o.produced.commits:,}</td><td class="n">+{o.produced.added:,}</td>'
                 f'<td class="n">-{o.produced.removed:,}</td><td class="reverted">{_e(reverted)}</td></tr>'
             )

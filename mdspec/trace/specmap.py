@@ -75,7 +75,7 @@ class RunEntry:
     started: float | None  # epoch seconds
     generated: str | None  # its generated commit in this history
     subject: str  # the generated commit's subject ("" when not in this history)
-    tokens: tuple[int, int, int, int]  # input, output, cache read, cache write
+    tokens: tuple[int, int, int, int] | None  # input, output, cache read, cache write; None: no record
     cost_usd: float | None  # None: unknown (no price for the model), never $0
     state: str  # landed, reverted, or the run record's status (held, failed, …)
 
@@ -85,7 +85,7 @@ class RunEntry:
             "started": self.started,
             "generated": self.generated,
             "subject": self.subject,
-            **dict(zip(costs.TOKEN_KEYS, self.tokens, strict=True)),
+            **dict(zip(costs.TOKEN_KEYS, self.tokens or (None,) * 4, strict=True)),
             "cost_usd": self.cost_usd,
             "state": self.state,
         }
@@ -386,7 +386,7 @@ def _timelines(history: History, runs: Iterable[Mapping[str, Any]]) -> dict[str,
             started=float(g.time),
             generated=g.sha,
             subject=g.subject,
-            tokens=(0, 0, 0, 0),
+            tokens=None,
             cost_usd=None,
             state="reverted" if g.reverted_by else "landed",
         )
