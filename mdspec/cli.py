@@ -34,6 +34,7 @@ def cli() -> None:
     Start:   mdspec init            (in your repository)
     Watch:   mdspec status, mdspec log -f, mdspec cost
     By hand: mdspec run, mdspec apply, mdspec cancel, mdspec revert
+    Trace:   mdspec blame, mdspec show, mdspec spec-map
     """
 
 
@@ -224,6 +225,52 @@ def demo(directory: Path | None, preset: str | None, timeout_min: float) -> None
     from mdspec.commands import demo as demo_mod
 
     _call(demo_mod.demo, directory, preset, timeout_min, _out)
+
+
+@cli.command()
+@click.argument("target", metavar="FILE[:LINE[-LINE]]")
+@click.option("--rev", metavar="REV", help="Blame the file as it is in REV (default: as it is in the checkout).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: line groups, their commits, the spec hunks.")
+def blame(target: str, rev: str | None, as_json: bool) -> None:
+    """Which spec words each line of code answers to.
+
+    For each line (or the range LINE-LINE), the commit that last changed it. For a generated commit: its
+    run, the spec commit(s) it implements, and their hunks (the markdown lines added or removed, shortest
+    first, with the `## ` section they sit in). Lines written by hand say so, with their commit.
+
+    Works on any clone: it reads git blame and the commits' trailers. A spec commit that a rebase or
+    cherry-pick gave a new sha is found by its content.
+
+    \b
+    mdspec blame src/app.py
+    mdspec blame src/app.py:40-60
+    mdspec blame --json src/app.py:12
+    """
+    from mdspec.commands import blame as blame_mod
+
+    _call(blame_mod.blame, Path.cwd(), target, rev, as_json, _out)
+
+
+@cli.command()
+@click.argument("rev", metavar="SPEC-REV")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: the change, its generated commits and runs.")
+def show(rev: str, as_json: bool) -> None:
+    """What a spec commit produced.
+
+    Prints the spec change (the diff of watched paths), every generated commit that implemented it,
+    including reverted ones, with the files and lines each changed and its run (turns, tokens, cost,
+    check), the runs that landed nothing (superseded, held, failed), and whether it is implemented now.
+
+    Works on any clone: the history is read from the commits' trailers, runs from the run records or,
+    where there are none, from the git notes (refs/notes/mdspec).
+
+    \b
+    mdspec show HEAD~1
+    mdspec show 3f2a9c1 --json
+    """
+    from mdspec.commands import show as show_mod
+
+    _call(show_mod.show, Path.cwd(), rev, as_json, _out)
 
 
 @cli.group()

@@ -265,14 +265,24 @@ class Repo:
                 return
             yield _info(c)
 
-    def walk(self, tip: str, limit: int) -> Iterator[CommitInfo]:
-        """Every commit reachable from `tip`, merged-in branches too, newest first (topological, children
-        before parents), at most `limit`."""
+    def walk(self, tip: str, limit: int, hide: tuple[str, ...] = ()) -> Iterator[CommitInfo]:
+        """Every commit reachable from `tip` and from none of `hide`, merged-in branches too, newest first
+        (topological: children before parents), at most `limit`. Hiding lets the sort stop early: a
+        topological walk of the whole history reads all of it before the first commit comes out."""
         walker = self.pg.walk(tip, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME)
+        for h in hide:
+            walker.hide(h)
         for n, c in enumerate(walker):
             if n >= limit:
                 return
             yield _info(c)
+
+    def note(self, sha: str, ref: str) -> str | None:
+        """The note on a commit in a notes ref, read in process; None when it has none."""
+        try:
+            return str(self.pg.lookup_note(sha, ref).message)
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
 
     def descends(self, sha: str, ancestor: str) -> bool:
         """Whether `ancestor` is `sha` or one of its ancestors, decided in process."""
@@ -281,39 +291,54 @@ class Repo:
         except (KeyError, ValueError, pygit2.GitError):
             return False
 
-    def _diff(self, sha: str, context: int) -> pygit2.Diff:
-        c = self._commit(sha)
-        new = c.tree
-        if c.parents:
-            return c.parents[0].tree.diff_to_tree(new, context_lines=context)
-        return new.diff_to_tree(swap=True, context_lines=context)
+    def _file_hunks(self, old: str | None, new: str, path: str) -> tuple[list[Hunk], int, int] | None:
+        """The hunks (no context lines) of one file between two commits (either side may lack it), and its
+        lines added and removed; None when neither has it. A binary file has no hunks.
+
+        Made from the two blobs alone: a whole-tree diff costs ~15 ms on 50,000 files, this costs what the
+        file does. Everything is read out of the patch here, while the blobs it points into are alive."""
+        a = self._blob(old, path) if old else None
+        b = self._blob(new, path)
+        if a is None and b is None:
+            return None
+        patch = pygit2.Patch.create_from(a, b, old_as_path=path, new_as_path=path, context_lines=0)
+        _, added, removed = patch.line_stats
+        hunks: list[Hunk] = []
+        if not patch.delta.is_binary:
+            for h in patch.hunks:
+                plus = tuple(ln.content.rstrip("\n") for ln in h.lines if ln.origin == "+")
+                minus = tuple(ln.content.rstrip("\n") for ln in h.lines if ln.origin == "-")
+                hunks.append(Hunk(path, int(h.old_start), int(h.new_start), plus, minus))
+        del patch  # before the blobs
+        return hunks, int(added), int(removed)
+
+    def _blob(self, sha: str, path: str) -> pygit2.Blob | None:
+        try:
+            obj = self.pg[self._tree(sha)[path].id]
+        except (KeyError, ValueError):
+            return None
+        return obj if isinstance(obj, pygit2.Blob) else None
 
     def hunks(self, sha: str, paths: Collection[str]) -> list[Hunk]:
         """The hunks of a commit's change (against its first parent) to `paths`, without context lines, in
-        file then line order. Text is decoded as UTF-8, replacing what is not; binary files have none."""
-        wanted = set(paths)
+        path then line order. Text is decoded as UTF-8, replacing what is not; binary files have none."""
+        c = self._commit(sha)
+        parent = str(c.parent_ids[0]) if c.parent_ids else None
         out: list[Hunk] = []
-        diff = self._diff(sha, 0)
-        for i, delta in enumerate(diff.deltas):
-            path = str(delta.new_file.path or delta.old_file.path)
-            patch = diff[i] if path in wanted else None  # only the wanted files' patches are made
-            if patch is None or patch.delta.is_binary:
-                continue
-            for h in patch.hunks:
-                added = tuple(ln.content.rstrip("\n") for ln in h.lines if ln.origin == "+")
-                removed = tuple(ln.content.rstrip("\n") for ln in h.lines if ln.origin == "-")
-                out.append(Hunk(path, int(h.old_start), int(h.new_start), added, removed))
+        for path in sorted(paths):
+            found = self._file_hunks(parent, sha, path)
+            out += found[0] if found else []
         return out
 
     def file_changes(self, sha: str) -> list[FileChange]:
-        """Every file a commit changed against its first parent, with lines added and removed."""
+        """Every file a commit changed against its first parent (found in memory, as `changed_paths`), with
+        lines added and removed (0 and 0 for a binary file)."""
+        c = self._commit(sha)
+        parent = str(c.parent_ids[0]) if c.parent_ids else None
         out: list[FileChange] = []
-        for patch in self._diff(sha, 0):
-            if patch is None:
-                continue
-            path = str(patch.delta.new_file.path or patch.delta.old_file.path)
-            _, added, removed = patch.line_stats
-            out.append(FileChange(path, int(added), int(removed)))
+        for _, path in self.changed_paths(parent or self.empty_tree, sha):
+            found = self._file_hunks(parent, sha, path)
+            out.append(FileChange(path, found[1] if found else 0, found[2] if found else 0))
         return out
 
     def merged_in(self, merge: CommitInfo, limit: int) -> Iterator[CommitInfo]:

@@ -277,16 +277,22 @@ def waiting(mdrepo: Repo, tmp_path: Path) -> Any:
         os.kill(info["worker_pid"], signal.SIGTERM)
 
 
-def test_amend_of_the_spec_commit_during_its_run(mdrepo: Repo, waiting: tuple[Path, Path], tmp_path: Path) -> None:
+def amend_during_its_run(repo: Repo, waiting: tuple[Path, Path]) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+    """A spec commit amended while its run goes on: (spec, amended, the first run, the second run)."""
     started, flag = waiting
-    spec = spec_commit(mdrepo, "# App\nSay hello.\n", "spec/app.md", env={})  # the hook starts a worker
+    spec = spec_commit(repo, "# App\nSay hello.\n", "spec/app.md", env={})  # the hook starts a worker
     wait_for(started.exists, what="the agent to start")
-    mdrepo.write("spec/app.md", "# App\nSay hello, world.\n")
-    mdrepo.git("add", "-A")
-    mdrepo.git("commit", "-q", "--amend", "-m", "spec: say hello, world")
-    amended = mdrepo.head()
+    repo.write("spec/app.md", "# App\nSay hello, world.\n")
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "--amend", "-m", "spec: say hello, world")
+    amended = repo.head()
     flag.write_text("go")
-    first, second = settle(mdrepo, 2)
+    first, second = settle(repo, 2)
+    return spec, amended, first, second
+
+
+def test_amend_of_the_spec_commit_during_its_run(mdrepo: Repo, waiting: tuple[Path, Path], tmp_path: Path) -> None:
+    spec, amended, first, second = amend_during_its_run(mdrepo, waiting)
     assert first["spec_commits"] == [spec], first
     assert first["status"] == "superseded", first
     assert spec[:10] in first["reason"]

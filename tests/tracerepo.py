@@ -103,8 +103,8 @@ def build(root: Path) -> Built:
     return Built(repo, rebased, setup, a, ga, b, gb, c, gc, d, gd, rev, hand, dict(zip(old, new, strict=True)))
 
 
-@pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+@pytest.fixture(scope="session", name="built")
+def built_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     """The history above, built once per test worker; tests read it and must not change it."""
     root = tmp_path_factory.mktemp("trace")
     with pytest.MonkeyPatch.context() as mp:

@@ -162,29 +162,35 @@ def parse_note(text: str) -> dict[str, Any] | None:
     }
     for line in lines[1:]:
         key, sep, value = line.partition(": ")
-        if not sep:
-            continue
-        if key in NOTE_LABELS:
-            rec["usage"][TOKEN_KEYS[NOTE_LABELS.index(key)]] = int(value) if value.isdigit() else 0
-        elif key == "cost":
-            known, unknown = _COST.match(value), _UNKNOWN.match(value)
-            if known:
-                rec["cost_usd"] = float(known.group(1))
-            else:
-                rec["cost_usd"] = None
-                rec["cost_unknown"] = (unknown.group(1) if unknown else None) or "unreadable cost in the note"
-        elif key == "started":
-            with contextlib.suppress(ValueError):
-                rec["started"] = float(calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ")))
-        elif key == "spec commit":
-            rec["spec_commits"].append(value)
-        elif key == "spec file":
-            rec["spec_files"].append(value)
-        elif key in ("model", "backend"):
-            rec[key] = "" if value == "-" else value
+        if sep:
+            _note_field(rec, key, value)
     if "cost_usd" not in rec:
         rec.update(cost_usd=None, cost_unknown="no cost in the note")
     return rec if rec["id"] else None
+
+
+def _note_field(rec: dict[str, Any], key: str, value: str) -> None:
+    """One `key: value` line of a note into the record."""
+    if key in NOTE_LABELS:
+        rec["usage"][TOKEN_KEYS[NOTE_LABELS.index(key)]] = int(value) if value.isdigit() else 0
+    elif key == "cost":
+        known, unknown = _COST.match(value), _UNKNOWN.match(value)
+        if known:
+            rec["cost_usd"] = float(known.group(1))
+        else:
+            rec["cost_usd"] = None
+            rec["cost_unknown"] = (unknown.group(1) if unknown else None) or "unreadable cost in the note"
+    elif key == "started":
+        with contextlib.suppress(ValueError):
+            rec["started"] = float(calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ")))
+    elif key in ("spec commit", "spec file"):
+        rec["spec_commits" if key == "spec commit" else "spec_files"].append(value)
+    elif key in ("model", "backend"):
+        rec[key] = "" if value == "-" else value
+    elif key == "turns" and value.isdigit():
+        rec["turns"] = int(value)
+    elif key == "check":
+        rec["check"] = value
 
 
 def noted_runs(repo: Repo) -> list[dict[str, Any]]:

@@ -89,15 +89,19 @@ def load(
     cfg: Config,
     limit: int = HISTORY_LIMIT,
     progress: Callable[[int], None] | None = None,
+    stop_at: str | None = None,
 ) -> History:
     """Read the history reachable from `tip` (merged branches too). `progress` is told how many commits
-    have been read, every 1,000."""
+    have been read, every 1,000. With `stop_at` (a commit reachable from `tip`), only what does not come
+    before it is read: the commit and everything since (its descendants, and branches merged in after
+    it), which is all that can implement or revert it."""
     watch = Globs(cfg.watch)
     specs: list[tuple[int, SpecChange]] = []  # newest first
     raw: dict[str, tuple[str, ...]] = {}  # spec sha -> its watched paths as the pending set names them
     gens: list[_Gen] = []  # newest first
     reverted_by: dict[str, str] = {}
-    for n, info in enumerate(repo.walk(tip, limit)):
+    hide = repo.commit(stop_at).parents if stop_at else ()
+    for n, info in enumerate(repo.walk(tip, limit, hide)):
         if progress and n and n % 1000 == 0:
             progress(n)
         # Newest first: a revert is seen before what it reverts, and a reverted revert counts for nothing.
