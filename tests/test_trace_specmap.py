@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from conftest import Repo, make_repo
 from runhelpers import QUIET
-from tracerepo import Built, built  # noqa: F401
+from tracerepo import Built, built_fixture  # noqa: F401
 
 ABOVE = "(above the first ## heading)"
 
@@ -109,7 +109,7 @@ def check_map(b: Built, data: dict[str, Any], repo: Repo) -> None:
     assert data["reverted_commits"] == 1
 
 
-def test_json_map_matches_the_history(built: Built) -> None:  # noqa: F811
+def test_json_map_matches_the_history(built: Built) -> None:
     data = spec_map_json(built.repo)
     assert data["tip"] == built.repo.head()
     check_map(built, data, built.repo)
@@ -128,7 +128,7 @@ def test_json_map_matches_the_history(built: Built) -> None:  # noqa: F811
     assert app["unknown_cost_runs"] == 3
 
 
-def test_rebased_clone_gives_the_same_map(built: Built) -> None:  # noqa: F811
+def test_rebased_clone_gives_the_same_map(built: Built) -> None:
     here, there = spec_map_json(built.repo), spec_map_json(built.rebased)
     check_map(built, there, built.rebased)
     for a, b in zip(here["spec_files"], there["spec_files"], strict=True):
@@ -157,7 +157,7 @@ def parse_text(out: str) -> dict[tuple[str, str], dict[str, list[str]]]:
     return found
 
 
-def test_text_map_matches_the_history(built: Built) -> None:  # noqa: F811
+def test_text_map_matches_the_history(built: Built) -> None:
     out = built.repo.mdspec("spec-map").stdout
     first = out.splitlines()[0]
     assert first.startswith("mdspec spec-map: ")
@@ -178,7 +178,7 @@ def test_text_map_matches_the_history(built: Built) -> None:  # noqa: F811
     assert len(plus) == 1, out
 
 
-def test_inverse_for_a_code_file(built: Built) -> None:  # noqa: F811
+def test_inverse_for_a_code_file(built: Built) -> None:
     data = spec_map_json(built.repo, "src/app.py")
     assert data["spec_files"] == []
     (entry,) = data["code_files"]
@@ -201,7 +201,7 @@ def test_inverse_for_a_code_file(built: Built) -> None:  # noqa: F811
     assert re.search(r"spec/app.md  ## Errors .*reverted: 1 commit", text), text
 
 
-def test_paths_are_relative_to_the_current_directory(built: Built) -> None:  # noqa: F811
+def test_paths_are_relative_to_the_current_directory(built: Built) -> None:
     from_src = spec_map_json(built.repo, "app.py", cwd=built.repo.top / "src")
     assert [c["path"] for c in from_src["code_files"]] == ["src/app.py"]
     spec = spec_map_json(built.repo, "api.md", cwd=built.repo.top / "spec")
@@ -213,7 +213,7 @@ def test_paths_are_relative_to_the_current_directory(built: Built) -> None:  # n
     assert code(src["code_files"], "src/api.py")["specs"][-1]["section"] == "Endpoints"
 
 
-def test_a_file_no_run_changed_has_no_spec_behind_it(built: Built) -> None:  # noqa: F811
+def test_a_file_no_run_changed_has_no_spec_behind_it(built: Built) -> None:
     proc = built.repo.mdspec("spec-map", "README.md")
     assert "README.md  (0 generated commits +0 -0; not from a run: 1 commit +1 -0)" in proc.stdout
     assert "no spec behind it" in proc.stdout
@@ -229,7 +229,7 @@ def one_line_error(proc: Any, *words: str) -> None:
         assert w in proc.stderr, proc.stderr
 
 
-def test_errors(built: Built, repo: Repo, tmp_path: Path) -> None:  # noqa: F811
+def test_errors(built: Built, repo: Repo, tmp_path: Path) -> None:
     one_line_error(spec_map(built.repo, "no/such.py"), "no/such.py: not in HEAD's tree", "git ls-files")
     one_line_error(spec_map(built.repo, "../elsewhere"), "../elsewhere: outside the repository")
     outside = tmp_path / "not-a-repo"
@@ -243,7 +243,7 @@ def test_errors(built: Built, repo: Repo, tmp_path: Path) -> None:  # noqa: F811
     one_line_error(spec_map(built.repo, "--html", str(tmp_path / "missing" / "map.html")), "cannot write the page")
 
 
-def test_progress_goes_to_stderr_only(built: Built) -> None:  # noqa: F811
+def test_progress_goes_to_stderr_only(built: Built) -> None:
     quiet = spec_map(built.repo)
     shown = spec_map(built.repo, env={"MDSPEC_PROGRESS_AFTER": "0"})
     assert shown.returncode == 0
@@ -364,7 +364,7 @@ def no_external_refs(text: str, page: Page) -> None:
     assert "url(" not in text
 
 
-def test_html_page_in_chromium(built: Built, chromium: str, tmp_path: Path) -> None:  # noqa: F811
+def test_html_page_in_chromium(built: Built, chromium: str, tmp_path: Path) -> None:
     target = tmp_path / "map.html"
     proc = built.repo.mdspec("spec-map", "--html", str(target))
     assert proc.stdout.startswith(f"mdspec spec-map: wrote {target}"), proc.stdout
@@ -415,7 +415,7 @@ HOSTILE_RUN = "20260101-000000-<u>run</u>"
 HOSTILE_HEADING = "<img src=x onerror=alert(1)> Errors & <i>co</i>"
 
 
-def test_html_page_escapes_what_the_repository_says(built: Built, chromium: str, tmp_path: Path) -> None:  # noqa: F811
+def test_html_page_escapes_what_the_repository_says(built: Built, chromium: str, tmp_path: Path) -> None:
     clone = Repo(tmp_path / "clone")
     built.repo.git("clone", "-q", str(built.repo.top), str(clone.top))
     clone.git("config", "user.name", "Eve")

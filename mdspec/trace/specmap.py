@@ -259,7 +259,7 @@ def spec_sections(repo: Repo, sha: str, paths: Sequence[str], heads: _Headings |
     parent = info.parents[0] if info.parents else None
     found: set[tuple[str, str]] = set()
     touched: set[str] = set()
-    for h in repo.file_hunks(sha, paths):
+    for h in repo.hunks(sha, paths):
         touched.add(h.path)
         here: set[str] = set()
         new, old = heads(sha, h.path), heads(parent, h.path)
