@@ -219,6 +219,12 @@ def test_a_file_no_run_changed_has_no_spec_behind_it(built: Built) -> None:
     assert "no spec behind it" in proc.stdout
 
 
+def test_a_directory_with_nothing_mapped_says_so(built: Built) -> None:
+    assert (built.repo.top / "notes").is_dir()
+    out = built.repo.mdspec("spec-map", "notes").stdout
+    assert out.splitlines()[2:] == ["notes/: no spec file in it and no code file a run changed"], out
+
+
 def one_line_error(proc: Any, *words: str) -> None:
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert proc.stderr.startswith("mdspec: error: "), proc.stderr
