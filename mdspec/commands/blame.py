@@ -4,23 +4,41 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mdspec import config, printer
-from mdspec.git import Repo
+from mdspec import printer
+from mdspec.fast import paths
 from mdspec.printer import Printer
-from mdspec.trace import blame as tracing
-from mdspec.trace.blame import Blame, Origin, SpecRef
-from mdspec.trace.sections import SpecHunk
+from mdspec.trace import gitblame
+
+if TYPE_CHECKING:
+    from mdspec.trace.blame import Blame, Origin, SpecRef
+    from mdspec.trace.sections import SpecHunk
 
 HUNK_LINES = 6  # spec lines shown per hunk in text; --json has them all
 
 
 def blame(start: Path, target: str, rev: str | None, as_json: bool, out: Printer) -> int:
-    repo = Repo(start)
-    cfg = config.load(repo.top, required=False)
-    found = tracing.blame(repo, cfg, tracing.parse_target(repo, target, start), rev)
-    return printer.report(out, as_json, lambda: as_dict(found), lambda: render(found))
+    # git blame is the long part: start it first, and read the config and the repository while it works.
+    dirs = paths.discover(str(start))
+    started = None
+    if dirs is not None:
+        parsed = gitblame.parse_target(Path(dirs.top), target, start)
+        started = gitblame.Blame(Path(dirs.top), parsed, rev)
+    try:
+        # Imported only now, while git works: pygit2 and the rest are most of mdspec's start-up.
+        from mdspec import config
+        from mdspec.git import Repo
+        from mdspec.trace import blame as tracing
+
+        repo = Repo(start)  # a repository mdspec cannot read says so here
+        cfg = config.load(repo.top, required=False)
+        found = tracing.blame(repo, cfg, gitblame.parse_target(repo.top, target, start), rev, started)
+    except BaseException:
+        if started is not None:
+            started.close()
+        raise
+    return printer.report(out, as_json, lambda: as_dict(found), lambda: ["\n".join(render(found))])
 
 
 def _day(t: int) -> str:

@@ -127,6 +127,18 @@ def implements(message: str) -> list[tuple[str, str | None]]:
     return out
 
 
+def run_and_check(message: str) -> tuple[str, str]:
+    """(run id, check) from a generated commit's trailers ("" when absent)."""
+    run = check = ""
+    for block in generated_blocks(message):
+        for k, v in block:
+            if k.lower() == RUN.lower() and not run:
+                run = v
+            elif k.lower() == CHECK.lower() and not check:
+                check = v
+    return run, check
+
+
 def render(implements: list[str], run_id: str, check: str, patch_ids: dict[str, str] | None = None) -> str:
     """The trailer block of a generated commit: what it implements (with each spec commit's patch-id when
     known), the run, the check."""

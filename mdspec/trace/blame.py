@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import TYPE_CHECKING, Literal
 
-from mdspec import git
 from mdspec.config import Config
-from mdspec.errors import FatalError
 from mdspec.fast import trailers
 from mdspec.fast.globs import Globs
 from mdspec.git import Repo
-from mdspec.trace import history, sections
+from mdspec.trace import gitblame, sections
+from mdspec.trace.gitblame import BadTarget, Target
 from mdspec.trace.patches import PatchStream
 from mdspec.trace.sections import SpecHunk
+
+if TYPE_CHECKING:
+    from mdspec.trace.history import History
 
 Kind = Literal["generated", "hand", "uncommitted"]
 # How a spec commit named by a generated commit's trailer was found: by its sha on the branch; by its
@@ -33,13 +32,6 @@ Kind = Literal["generated", "hand", "uncommitted"]
 # a squash merge that carried the spec change itself, as the generated commit's own change.
 Found = Literal["sha", "content", "elsewhere", "squashed"]
 _RANGE = re.compile(r"(\d+)(?:-(\d+))?")
-
-
-@dataclass(frozen=True)
-class Target:
-    path: str  # relative to the repository's top, with "/"
-    first: int | None  # the line range asked for, 1-based, inclusive; None: the whole file
-    last: int | None
 
 
 @dataclass(frozen=True)
@@ -85,82 +77,27 @@ class Blame:
     origins: dict[str, Origin]
 
 
-class BadTarget(FatalError):
-    pass
-
-
-def parse_target(repo: Repo, arg: str, cwd: Path) -> Target:
-    """FILE, FILE:LINE or FILE:FIRST-LAST; a file whose own name ends in `:N` is taken as a file."""
-    path, first, last = arg, None, None
-    head, sep, tail = arg.rpartition(":")
-    m = _RANGE.fullmatch(tail) if sep else None
-    if m and not (cwd / arg).exists():
-        path, first = head, int(m.group(1))
-        last = int(m.group(2)) if m.group(2) else first
-        if first < 1 or last < first:
-            raise BadTarget(f"{arg}: expected FILE:LINE or FILE:FIRST-LAST with 1 <= FIRST <= LAST")
-    full = (cwd / path).resolve()
-    if full.is_dir():
-        raise BadTarget(f"{path}: a directory; give a file in it (`mdspec spec-map {path}` maps a directory)")
-    try:
-        rel = full.relative_to(repo.top.resolve())
-    except ValueError:
-        raise BadTarget(f"{path}: not inside the repository at {repo.top}") from None
-    return Target(rel.as_posix(), first, last)
-
-
-def blame(repo: Repo, cfg: Config, target: Target, rev: str | None) -> Blame:
-    """Blame the file. git's incremental output is read as git produces it, and each commit is resolved
-    the moment it first appears, so mdspec's work overlaps git's instead of following it."""
+def blame(repo: Repo, cfg: Config, target: Target, rev: str | None, started: gitblame.Blame | None = None) -> Blame:
+    """Blame the file (with git blame already `started` by the caller, or started here). git's output is
+    read as git makes it, and each commit is resolved the moment it first appears, so mdspec's work
+    overlaps git's instead of following it."""
+    running = started or gitblame.Blame(repo.top, target, rev)
     tip = repo.rev_parse(rev or "HEAD")
     resolver = _Resolver(repo, cfg, tip)
     owner: dict[int, str] = {}
-    args = ["git", "blame", "--incremental"]
-    if target.first is not None:
-        args += ["-L", f"{target.first},{target.last}"]
-    args += [tip] if rev else []
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            [*args, "--", target.path], cwd=repo.top, env=git.clean_env(), stdout=subprocess.PIPE, stderr=err
-        )
-        assert proc.stdout is not None
-        try:
-            for sha, first, count, head in _entries(proc.stdout):
-                for n in range(first, first + count):
-                    owner[n] = sha
-                when = int(head.get("author-time", "0") or 0)
-                resolver.add(sha, head.get("summary", ""), head.get("author", ""), when)
-        finally:
-            proc.stdout.close()
-            code = proc.wait()
-        err.seek(0)
-        stderr = err.read().decode("utf-8", "replace")
+    try:
+        for e in running.entries():
+            for n in range(e.first, e.first + e.count):
+                owner[n] = e.sha
+            when = int(e.head.get("author-time", "0") or 0)
+            resolver.add(e.sha, e.head.get("summary", ""), e.head.get("author", ""), when)
+    finally:
+        code, stderr = running.close()
     origins = resolver.finish()
     if code != 0:
-        raise BadTarget(f"{target.path}: {_blame_error(stderr, target, rev)}")
+        raise BadTarget(f"{target.path}: {_blame_error(stderr, rev)}")
     text = _text(repo, target.path, tip if rev else None)
     return Blame(target.path, rev, tuple(_groups(owner, text)), origins)
-
-
-def _entries(stream: IO[bytes]) -> Iterator[tuple[str, int, int, dict[str, str]]]:
-    """(commit, first line, line count, the commit's headers when first given) from `git blame --incremental`;
-    the commit of lines not committed yet is ""."""
-    head: dict[str, str] = {}
-    current: tuple[str, int, int] | None = None
-    for raw in stream:
-        line = raw.decode("utf-8", "replace").rstrip("\n")
-        if current is None:
-            parts = line.split(" ")
-            if len(parts) == 4 and parts[2].isdigit() and parts[3].isdigit():
-                sha = "" if set(parts[0]) == {"0"} else parts[0]
-                current, head = (sha, int(parts[2]), int(parts[3])), {}
-            continue
-        key, _, value = line.partition(" ")
-        if key == "filename":  # every entry ends with its file name
-            yield (*current, head)
-            current = None
-        else:
-            head.setdefault(key, value)
 
 
 def _text(repo: Repo, path: str, rev: str | None) -> list[str]:
@@ -188,7 +125,7 @@ def _groups(owner: dict[int, str], text: list[str]) -> list[Lines]:
     return groups
 
 
-def _blame_error(stderr: str, target: Target, rev: str | None) -> str:
+def _blame_error(stderr: str, rev: str | None) -> str:
     text = stderr.strip().splitlines()[-1] if stderr.strip() else "git blame failed"
     text = text.removeprefix("fatal: ")
     if "no such path" in text or "no such file" in text.lower():
@@ -208,7 +145,7 @@ class _Resolver:
         self.cfg = cfg
         self.tip = tip
         self.patches = PatchStream(repo, cfg.watch)
-        self._history: history.History | None = None
+        self._history: History | None = None
         self._origins: dict[str, tuple[Origin, tuple[tuple[str, Found], ...]]] = {}
 
     def add(self, sha: str, subject: str, author: str, when: int) -> None:
@@ -222,7 +159,7 @@ class _Resolver:
         if not named:
             self._origins[sha] = (Origin(sha, "hand", subject, author, when), ())
             return
-        run_id, check = history.generated_fields(message)
+        run_id, check = trailers.run_and_check(message)
         found: list[tuple[str, Found]] = []
         missing: list[str] = []
         for spec, _pid in named:
@@ -273,7 +210,9 @@ class _Resolver:
         """Whether the generated commit itself changed watched paths (a squash merge of spec and code)."""
         return bool(self.repo.changed_matching(self.repo.commit(sha), Globs(self.cfg.watch)))
 
-    def _read_history(self) -> history.History:
+    def _read_history(self) -> History:
+        from mdspec.trace import history  # late: only a rewritten history needs it, and blame starts fast
+
         if self._history is None:
             self._history = history.load(self.repo, self.tip, self.cfg)
         return self._history

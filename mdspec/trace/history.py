@@ -71,18 +71,6 @@ class _Gen:
     order: int  # position in the walk, newest first
 
 
-def generated_fields(message: str) -> tuple[str, str]:
-    """(run id, check) from a generated commit's trailers ("" when absent)."""
-    run = check = ""
-    for block in trailers.generated_blocks(message):
-        for k, v in block:
-            if k.lower() == trailers.RUN.lower() and not run:
-                run = v
-            elif k.lower() == trailers.CHECK.lower() and not check:
-                check = v
-    return run, check
-
-
 def load(
     repo: Repo,
     tip: str,
@@ -125,8 +113,8 @@ def load(
             sha=g.info.sha,
             subject=g.info.subject,
             time=g.info.time,
-            run_id=generated_fields(g.info.message)[0],
-            check=generated_fields(g.info.message)[1],
+            run_id=trailers.run_and_check(g.info.message)[0],
+            check=trailers.run_and_check(g.info.message)[1],
             named=tuple(sha for sha, _ in g.named),
             specs=resolved.get(g.info.sha, ()),
             reverted_by=reverted_by.get(g.info.sha),
@@ -149,11 +137,11 @@ def _reverts_by_run(repo: Repo, gens: list[_Gen], reverted_by: dict[str, str]) -
     """A revert made before a rebase names the generated commit's old sha; the old commit's run id (one
     run, one generated commit) names the same generated commit in this history."""
     here = {g.info.sha for g in gens}
-    by_run = {generated_fields(g.info.message)[0]: g.info.sha for g in gens}
+    by_run = {trailers.run_and_check(g.info.message)[0]: g.info.sha for g in gens}
     for old, revert in list(reverted_by.items()):
         if old in here or not repo.has_commit(old):
             continue
-        run = generated_fields(repo.commit(old).message)[0]
+        run = trailers.run_and_check(repo.commit(old).message)[0]
         if run and by_run.get(run) and by_run[run] not in reverted_by:
             reverted_by[by_run[run]] = revert
 
