@@ -310,3 +310,38 @@ def main() -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     raise AssertionError("unreachable")
+
+
+@cli.command("spec-map")
+@click.argument("path", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--html",
+    "html_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write one self-contained HTML page (no network) with the map and each spec file's run cost and timeline.",
+)
+def spec_map(path: str | None, as_json: bool, html_file: Path | None) -> None:
+    """Which code each spec file and section produced, and which spec is behind a code file.
+
+    \b
+    For each spec file, and each `## ` section in it, the code files that the
+    generated commits implementing its spec commits changed over the history of
+    HEAD: how many generated commits, lines added and removed. Reverted generated
+    commits are shown apart. A spec commit that changed two sections counts under
+    both. Each spec file also shows its runs and what they cost.
+
+    PATH narrows it: a spec file shows its sections; a code file (or a directory)
+    shows the inverse, the spec files and sections behind it and the commits not
+    made by a run (edits by hand, reverts). Agent notes are left out.
+
+    \b
+    Examples:
+      mdspec spec-map                     the whole map
+      mdspec spec-map src/app.py          the spec sections behind a file
+      mdspec spec-map --html map.html     a page to open in a browser
+    """
+    from mdspec.commands import spec_map as spec_map_mod
+
+    _call(spec_map_mod.spec_map, Path.cwd(), path, as_json, html_file, _out)
