@@ -282,36 +282,6 @@ def show(rev: str, as_json: bool) -> None:
     _call_and_go(show_mod.show, Path.cwd(), rev, as_json, _out)
 
 
-@cli.group()
-def hook() -> None:
-    """Git hook entry points (installed by `mdspec init`)."""
-
-
-@hook.command("post-commit")
-def hook_post_commit() -> None:
-    """The post-commit fast path: queue a spec commit and start the worker."""
-    from mdspec.commands.hook import post_commit
-
-    sys.exit(post_commit())
-
-
-@cli.command(hidden=True)
-@click.option("--wait-pid", type=int, default=None)
-def worker(wait_pid: int | None) -> None:
-    """Drain the queue (started by the hook)."""
-    from mdspec.run import runner
-
-    _call(runner.work, Path.cwd(), wait_pid, _out)
-
-
-def main() -> int:
-    try:
-        cli.main(standalone_mode=True)  # click always ends with SystemExit in standalone mode
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    raise AssertionError("unreachable")
-
-
 @cli.command("spec-map")
 @click.argument("path", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -344,4 +314,34 @@ def spec_map(path: str | None, as_json: bool, html_file: Path | None) -> None:
     """
     from mdspec.commands import spec_map as spec_map_mod
 
-    _call(spec_map_mod.spec_map, Path.cwd(), path, as_json, html_file, _out)
+    _call_and_go(spec_map_mod.spec_map, Path.cwd(), path, as_json, html_file, _out)
+
+
+@cli.group()
+def hook() -> None:
+    """Git hook entry points (installed by `mdspec init`)."""
+
+
+@hook.command("post-commit")
+def hook_post_commit() -> None:
+    """The post-commit fast path: queue a spec commit and start the worker."""
+    from mdspec.commands.hook import post_commit
+
+    sys.exit(post_commit())
+
+
+@cli.command(hidden=True)
+@click.option("--wait-pid", type=int, default=None)
+def worker(wait_pid: int | None) -> None:
+    """Drain the queue (started by the hook)."""
+    from mdspec.run import runner
+
+    _call(runner.work, Path.cwd(), wait_pid, _out)
+
+
+def main() -> int:
+    try:
+        cli.main(standalone_mode=True)  # click always ends with SystemExit in standalone mode
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    raise AssertionError("unreachable")

@@ -330,17 +330,6 @@ class Repo:
             out += found[0] if found else []
         return out
 
-    def file_changes(self, sha: str) -> list[FileChange]:
-        """Every file a commit changed against its first parent (found in memory, as `changed_paths`), with
-        lines added and removed (0 and 0 for a binary file)."""
-        c = self._commit(sha)
-        parent = str(c.parent_ids[0]) if c.parent_ids else None
-        out: list[FileChange] = []
-        for _, path in self.changed_paths(parent or self.empty_tree, sha):
-            found = self._file_hunks(parent, sha, path)
-            out.append(FileChange(path, found[1] if found else 0, found[2] if found else 0))
-        return out
-
     def merged_in(self, merge: CommitInfo, limit: int) -> Iterator[CommitInfo]:
         """The commits a merge brings in: reachable from its other parents, not from its first one."""
         if len(merge.parents) < 2:
@@ -622,10 +611,11 @@ class Repo:
 
     # --- per-file diffs whose cost follows the change, not the tree ----------------------------------
 
-    def changed_files(self, sha: str) -> list[FileChange]:
-        """`file_changes` for a walk over many commits: the two trees are read once per level into dicts
-        and only object ids compared (a mode change alone changes no line), which costs a third of
-        `changed_paths`'s walk on wide directories."""
+    def file_changes(self, sha: str) -> list[FileChange]:
+        """Every file a commit changed against its first parent, with lines added and removed (0 and 0 for
+        a binary file), found in memory: the two trees are read once per level into dicts and only object
+        ids compared (a mode change alone changes no line), a third of `changed_paths`'s cost on wide
+        directories; each changed file is diffed from its two blobs."""
         c = self._commit(sha)
         parent = str(c.parent_ids[0]) if c.parent_ids else None
         found: list[str] = []

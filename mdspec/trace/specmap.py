@@ -307,7 +307,7 @@ def compute(
         attributed += 1
         undone = g.reverted_by is not None
         reverted += undone
-        changes = [c for c in repo.changed_files(g.sha) if not c.path.startswith(notes)]
+        changes = [c for c in repo.file_changes(g.sha) if not c.path.startswith(notes)]
         keys = set().union(*(sections_of.get(s, set()) for s in g.specs))
         for c in changes:
             whole.setdefault(c.path, _Acc()).add(g.sha, c.added, c.removed, undone)
