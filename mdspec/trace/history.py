@@ -69,6 +69,8 @@ class _Gen:
     info: CommitInfo
     named: tuple[tuple[str, str | None], ...]  # (sha, patch-id) as the trailers name them
     order: int  # position in the walk, newest first
+    run: str
+    check: str
 
 
 def load(
@@ -82,11 +84,14 @@ def load(
     """Read the history reachable from `tip` (merged branches too). `progress` is told how many commits
     have been read, every 1,000. With `stop_at` (a commit reachable from `tip`), only what does not come
     before it is read: the commit and everything since (its descendants, and branches merged in after
-    it), which is all that can implement or revert it."""
+    it), which is all that can implement or revert it; and when every generated commit there names its
+    spec commits by a sha of that window, only those and `stop_at` are read as spec commits (`specs`
+    holds just them): no name is left to match by content, so the rest cannot matter."""
     watch = Globs(cfg.watch)
     specs: list[tuple[int, SpecChange]] = []  # newest first
     raw: dict[str, tuple[str, ...]] = {}  # spec sha -> its watched paths as the pending set names them
     gens: list[_Gen] = []  # newest first
+    others: list[tuple[int, CommitInfo]] = []  # newest first
     reverted_by: dict[str, str] = {}
     hide = repo.commit(stop_at).parents if stop_at else ()
     for n, info in enumerate(repo.walk(tip, limit, hide)):
@@ -96,10 +101,14 @@ def load(
         if info.sha not in reverted_by:
             for undone in _REVERTS.findall(info.message):
                 reverted_by.setdefault(undone, info.sha)
-        if trailers.is_generated(info.message):
-            named = tuple(trailers.implements(info.message))
-            if named:
-                gens.append(_Gen(info, named, n))
+        named = tuple(trailers.implements(info.message))  # each message's trailers are parsed once or twice
+        if named:
+            gens.append(_Gen(info, named, n, *trailers.run_and_check(info.message)))
+        elif not trailers.is_generated(info.message):
+            others.append((n, info))
+    wanted = _wanted(others, gens, stop_at)
+    for n, info in others:
+        if wanted is not None and info.sha not in wanted:
             continue
         paths = pending.spec_paths(repo, info, watch)
         if paths and not _reverts_generated(repo, info.message):
@@ -113,8 +122,8 @@ def load(
             sha=g.info.sha,
             subject=g.info.subject,
             time=g.info.time,
-            run_id=trailers.run_and_check(g.info.message)[0],
-            check=trailers.run_and_check(g.info.message)[1],
+            run_id=g.run,
+            check=g.check,
             named=tuple(sha for sha, _ in g.named),
             specs=resolved.get(g.info.sha, ()),
             reverted_by=reverted_by.get(g.info.sha),
@@ -133,11 +142,23 @@ def load(
     )
 
 
+def _wanted(others: list[tuple[int, CommitInfo]], gens: list[_Gen], stop_at: str | None) -> set[str] | None:
+    """The commits worth reading as spec commits when only `stop_at` matters: those the generated commits
+    name, when each name is a commit of the window older than its generated commit. None: read them all."""
+    if stop_at is None:
+        return None
+    order = {info.sha: n for n, info in others}
+    names = {sha for g in gens for sha, _ in g.named}
+    if any(order.get(sha, -1) <= g.order for g in gens for sha, _ in g.named):
+        return None  # a name to match by content: every spec commit of the window may be the one
+    return names | {stop_at}
+
+
 def _reverts_by_run(repo: Repo, gens: list[_Gen], reverted_by: dict[str, str]) -> None:
     """A revert made before a rebase names the generated commit's old sha; the old commit's run id (one
     run, one generated commit) names the same generated commit in this history."""
     here = {g.info.sha for g in gens}
-    by_run = {trailers.run_and_check(g.info.message)[0]: g.info.sha for g in gens}
+    by_run = {g.run: g.info.sha for g in gens}
     for old, revert in list(reverted_by.items()):
         if old in here or not repo.has_commit(old):
             continue
