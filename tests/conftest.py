@@ -83,6 +83,17 @@ class Repo:
         short = out.split("]", 1)[0].split()[-1]
         return self.head(short)
 
+    def try_commit(self, message: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """`git commit -m` of what is staged, its result returned rather than asserted (hooks' output, a
+        refusal)."""
+        return subprocess.run(
+            ["git", "commit", "-m", message],
+            cwd=self.top,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+
     def wait_landed(self, timeout: float = 60.0) -> None:
         """Wait for what a foreground run in the hook left to land once `git commit` returned."""
         deadline = time.monotonic() + timeout

@@ -375,13 +375,7 @@ def _git_commit(
     for path, text in files.items():
         repo.write(path, text)
     repo.git("add", "-A")
-    return subprocess.run(
-        ["git", "commit", "-m", message],
-        cwd=repo.top,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
+    return repo.try_commit(message, env)
 
 
 def _mdspec_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:

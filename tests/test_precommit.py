@@ -54,13 +54,7 @@ def _runs(repo: Repo) -> list[str]:
 
 def _git_commit(repo: Repo, message: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     repo.git("add", "-A")
-    return subprocess.run(
-        ["git", "commit", "-m", message],
-        cwd=repo.top,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
+    return repo.try_commit(message, env)
 
 
 def _full_cycle(repo: Repo) -> None:
@@ -321,13 +315,7 @@ def test_background_landing_waits_for_a_commit_whose_hooks_still_run(repo: Repo,
 
 
 def _git_commit_staged(repo: Repo, message: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", "commit", "-m", message],
-        cwd=repo.top,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
+    return repo.try_commit(message, env)
 
 
 def _last(repo: Repo) -> dict[str, object]:

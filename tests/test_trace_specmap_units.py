@@ -11,7 +11,8 @@ from mdspec import config
 from mdspec import git as mgit
 from mdspec.commands.spec_map import Progress, _table
 from mdspec.trace import history, html
-from mdspec.trace.specmap import CodeFile, Lines, RunEntry, Section, SpecFile, SpecMap, compute, spec_sections
+from mdspec.trace.sections import spec_sections
+from mdspec.trace.specmap import CodeFile, Lines, RunEntry, Section, SpecFile, SpecMap, compute
 
 SPEC = "# Tool\n\nIntro.\n\n## One\n\nDo one.\n\n## Two\n\nDo two.\nAnd more.\n"
 

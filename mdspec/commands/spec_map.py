@@ -7,7 +7,6 @@ spec file's run cost and timeline. Progress goes to stderr once the work has tak
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from mdspec import config
+from mdspec import config, printer
 from mdspec.errors import FatalError
 from mdspec.fast.atomic import write_atomic
 from mdspec.git import Repo
@@ -263,23 +262,14 @@ def spec_map(
             raise FatalError(f"{html_file}: cannot write the page: {exc.strerror or exc}") from None
         out(f"{NAME}: wrote {html_file} ({len(page.encode()):,} bytes)")
         return 0
-    if as_json:
-        out(
-            json.dumps(
-                {
-                    "tip": m.tip,
-                    "branch": branch or None,
-                    "path": rel,
-                    "generated_commits": m.generated,
-                    "reverted_commits": m.reverted,
-                    "unattributed_commits": m.unattributed,
-                    "spec_files": [f.as_json() for f in sel.files],
-                    "code_files": [c.as_json() for c in sel.code],
-                },
-                indent=2,
-            )
-        )
-        return 0
-    for line in text(m, sel, branch):
-        out(line)
-    return 0
+    data = {
+        "tip": m.tip,
+        "branch": branch or None,
+        "path": rel,
+        "generated_commits": m.generated,
+        "reverted_commits": m.reverted,
+        "unattributed_commits": m.unattributed,
+        "spec_files": [f.as_json() for f in sel.files],
+        "code_files": [c.as_json() for c in sel.code],
+    }
+    return printer.report(out, as_json, lambda: data, lambda: text(m, sel, branch))

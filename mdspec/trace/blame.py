@@ -144,6 +144,7 @@ class _Resolver:
         self.repo = repo
         self.cfg = cfg
         self.tip = tip
+        self.watch = Globs(cfg.watch)
         self.patches = PatchStream(repo, cfg.watch)
         self._history: History | None = None
         self._origins: dict[str, tuple[Origin, tuple[tuple[str, Found], ...]]] = {}
@@ -208,7 +209,7 @@ class _Resolver:
 
     def _carries_spec(self, sha: str) -> bool:
         """Whether the generated commit itself changed watched paths (a squash merge of spec and code)."""
-        return bool(self.repo.changed_matching(self.repo.commit(sha), Globs(self.cfg.watch)))
+        return bool(self.repo.changed_matching(self.repo.commit(sha), self.watch))
 
     def _read_history(self) -> History:
         from mdspec.trace import history  # late: only a rewritten history needs it, and blame starts fast

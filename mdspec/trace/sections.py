@@ -57,15 +57,12 @@ def spec_hunks(repo: Repo, sha: str, paths: Sequence[str]) -> list[SpecHunk]:
     return with_sections(repo, sha, repo.hunks(sha, paths))
 
 
-def with_sections(repo: Repo, sha: str, hunks: Sequence[Hunk]) -> list[SpecHunk]:
+def with_sections(repo: Repo, sha: str, hunks: Sequence[Hunk], heads: Headings | None = None) -> list[SpecHunk]:
     """A commit's hunks, each with the section it sits in in the commit's version of its file."""
-    heads: dict[str, list[tuple[int, str]]] = {}
+    heads = heads or Headings(repo)
     out: list[SpecHunk] = []
     for h in hunks:
-        if h.path not in heads:
-            blob = repo.blob_at(sha, h.path)
-            heads[h.path] = headings(blob.decode("utf-8", "replace")) if blob is not None else []
-        out += _split(h, heads[h.path])
+        out += _split(h, heads(sha, h.path))
     return out
 
 
@@ -89,3 +86,41 @@ def _split(h: Hunk, heads: Sequence[tuple[int, str]]) -> list[SpecHunk]:
     # words, or the first piece when none has any.
     worded = [p for p in pieces if p.size]
     return worded or pieces[:1]
+
+
+class Headings:
+    """`## ` headings of a file in a commit, read once per (commit, path)."""
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self.cache: dict[tuple[str, str], list[tuple[int, str]]] = {}
+
+    def __call__(self, sha: str | None, path: str) -> list[tuple[int, str]]:
+        if sha is None:
+            return []
+        key = (sha, path)
+        if key not in self.cache:
+            blob = self.repo.blob_at(sha, path)
+            self.cache[key] = headings(blob.decode("utf-8", "replace")) if blob is not None else []
+        return self.cache[key]
+
+
+def spec_sections(repo: Repo, sha: str, paths: Sequence[str], heads: Headings | None = None) -> set[tuple[str, str]]:
+    """(spec file, section) for every section a spec commit changed words in."""
+    heads = heads or Headings(repo)
+    info = repo.commit(sha)
+    parent = info.parents[0] if info.parents else None
+    found: set[tuple[str, str]] = set()
+    touched: set[str] = set()
+    for h in repo.hunks(sha, paths):
+        touched.add(h.path)
+        here: set[str] = set()
+        new, old = heads(sha, h.path), heads(parent, h.path)
+        here.update(section_at(new, h.new_start + i) for i, ln in enumerate(h.added) if ln.strip())
+        here.update(section_at(old, h.old_start + i) for i, ln in enumerate(h.removed) if ln.strip())
+        if not here:  # only blank lines: the section the change sits in
+            here.add(section_at(new, max(h.new_start if h.added else h.new_start + 1, 1)))
+        found.update((h.path, s) for s in here)
+    # A binary spec file, or one whose mode alone changed, has no hunks but was changed all the same.
+    found.update((p, "") for p in paths if p not in touched)
+    return found

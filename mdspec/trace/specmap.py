@@ -21,7 +21,7 @@ from mdspec import git
 from mdspec.git import Repo
 from mdspec.run import costs
 from mdspec.trace.history import History, Implementation
-from mdspec.trace.sections import headings, section_at
+from mdspec.trace.sections import Headings, spec_sections
 
 Progress = Callable[[str], None]
 
@@ -235,44 +235,6 @@ def _sorted_code(acc: Mapping[str, _Acc]) -> tuple[CodeFile, ...]:
     return tuple(files)
 
 
-class _Headings:
-    """`## ` headings of a file in a commit, read once per (commit, path)."""
-
-    def __init__(self, repo: Repo) -> None:
-        self.repo = repo
-        self.cache: dict[tuple[str, str], list[tuple[int, str]]] = {}
-
-    def __call__(self, sha: str | None, path: str) -> list[tuple[int, str]]:
-        if sha is None:
-            return []
-        key = (sha, path)
-        if key not in self.cache:
-            blob = self.repo.blob_at(sha, path)
-            self.cache[key] = headings(blob.decode("utf-8", "replace")) if blob is not None else []
-        return self.cache[key]
-
-
-def spec_sections(repo: Repo, sha: str, paths: Sequence[str], heads: _Headings | None = None) -> set[tuple[str, str]]:
-    """(spec file, section) for every section a spec commit changed words in."""
-    heads = heads or _Headings(repo)
-    info = repo.commit(sha)
-    parent = info.parents[0] if info.parents else None
-    found: set[tuple[str, str]] = set()
-    touched: set[str] = set()
-    for h in repo.hunks(sha, paths):
-        touched.add(h.path)
-        here: set[str] = set()
-        new, old = heads(sha, h.path), heads(parent, h.path)
-        here.update(section_at(new, h.new_start + i) for i, ln in enumerate(h.added) if ln.strip())
-        here.update(section_at(old, h.old_start + i) for i, ln in enumerate(h.removed) if ln.strip())
-        if not here:  # only blank lines: the section the change sits in
-            here.add(section_at(new, max(h.new_start if h.added else h.new_start + 1, 1)))
-        found.update((h.path, s) for s in here)
-    # A binary spec file, or one whose mode alone changed, has no hunks but was changed all the same.
-    found.update((p, "") for p in paths if p not in touched)
-    return found
-
-
 def compute(
     repo: Repo,
     history: History,
@@ -281,7 +243,7 @@ def compute(
     progress: Progress | None = None,
 ) -> SpecMap:
     """The spec map of a history; `runs` are the run records and notes (costs.every_run) for the timeline."""
-    heads = _Headings(repo)
+    heads = Headings(repo)
     sections_of: dict[str, set[tuple[str, str]]] = {}
     for spec in history.specs:
         sections_of[spec.sha] = spec_sections(repo, spec.sha, spec.paths, heads)
