@@ -354,7 +354,16 @@ def _timelines(history: History, runs: Iterable[Mapping[str, Any]]) -> dict[str,
         )
         for p in {p for s in g.specs for p in spec_paths.get(s, ())}:
             out.setdefault(p, []).append(entry)
-    return {p: tuple(sorted(v, key=lambda r: (r.started or 0.0, r.run_id))) for p, v in out.items()}
+    # Notes keep a run's start to the second, records to the microsecond: within one second, runs are told
+    # apart by where their generated commits stand in the history, so a clone with only the notes orders
+    # them as the clone with the records does.
+    position = {g.sha: n for n, g in enumerate(history.generated)}
+
+    def order(r: RunEntry) -> tuple[int, int, float, str]:
+        started = r.started or 0.0
+        return (int(started), position.get(r.generated or "", len(position)), started, r.run_id)
+
+    return {p: tuple(sorted(v, key=order)) for p, v in out.items()}
 
 
 # --- the inverse's commits not made by a run ---------------------------------------------------------------
